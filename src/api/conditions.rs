@@ -1,0 +1,82 @@
+//! Conditions and their reasons, named in one place so status, events, metrics and tests agree.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `True`, `False` or `Unknown`, as in every Kubernetes condition.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+/// A status condition in the standard Kubernetes shape.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready` or `Issuing`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    /// A CamelCase word naming why the condition is what it is (see `reasons`).
+    pub reason: String,
+    /// A human-readable explanation; never holds secret material.
+    #[serde(default)]
+    pub message: String,
+    /// When `status` last changed.
+    pub last_transition_time: DateTime<Utc>,
+    /// The `metadata.generation` the condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Condition types and reasons.
+pub mod reasons {
+    pub const READY: &str = "Ready";
+    pub const ISSUING: &str = "Issuing";
+
+    // Ready=True
+    pub const CREDENTIAL_CURRENT: &str = "CredentialCurrent";
+    pub const AUTHENTICATED: &str = "Authenticated";
+    // Ready=False / Issuing
+    pub const SUSPENDED: &str = "Suspended";
+    pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
+    pub const PENDING: &str = "Pending";
+    pub const ISSUING_NOW: &str = "Issuing";
+    pub const IDLE: &str = "Idle";
+    pub const BACKOFF: &str = "Backoff";
+    pub const BROKER_NOT_FOUND: &str = "BrokerNotFound";
+    pub const BROKER_NOT_ALLOWED: &str = "BrokerNotAllowed";
+    pub const BROKER_CONFIG_INVALID: &str = "BrokerConfigInvalid";
+    pub const SPEC_INVALID: &str = "SpecInvalid";
+    pub const AUTH_FAILED: &str = "AuthenticationFailed";
+    pub const PERMISSION_DENIED: &str = "PermissionDenied";
+    pub const SYNC_CLIENT_NOT_FOUND: &str = "SyncClientNotFound";
+    pub const SYNC_CLIENT_CONFLICT: &str = "SyncClientConflict";
+    pub const BROKER_UNAVAILABLE: &str = "BrokerUnavailable";
+    pub const ROTATION_STATE_UNKNOWN: &str = "RotationStateUnknown";
+    pub const SECRET_WRITE_FAILED: &str = "SecretWriteFailed";
+    pub const EXPIRED: &str = "Expired";
+
+    // Events
+    pub const EVENT_ISSUED: &str = "Issued";
+    pub const EVENT_ROTATED: &str = "Rotated";
+    pub const EVENT_ROTATION_FAILED: &str = "RotationFailed";
+    pub const EVENT_SECRET_REPAIRED: &str = "SecretRepaired";
+    pub const EVENT_ROLLOUT_RESTARTED: &str = "RolloutRestarted";
+    pub const EVENT_SECRET_NOT_OWNED: &str = "SecretNotOwned";
+}
+
+/// Sets a condition, keeping `lastTransitionTime` when the status did not change.
+pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) {
+    if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        if existing.status == new.status {
+            new.last_transition_time = existing.last_transition_time;
+        }
+        *existing = new;
+    } else {
+        conditions.push(new);
+    }
+}

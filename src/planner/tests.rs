@@ -1,0 +1,417 @@
+//! Table-driven planner tests with a fake clock: one case per trigger, timing rule, jitter bound
+//! and backoff cap.
+
+use super::*;
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy {
+        credential_type: CredentialType::AccessToken,
+        renew: RenewPolicy::Default,
+        rotation_interval: None,
+        suspend: false,
+        spec_hash: "h1".into(),
+    }
+}
+
+/// A token issued at t(0) expiring at t(3000), owned and intact.
+fn record() -> Record {
+    Record {
+        issued_at: t(0),
+        expiry: Expiry::At(t(3000)),
+        revision: 1,
+        spec_hash: Some("h1".into()),
+        data_intact: true,
+    }
+}
+
+struct Case {
+    name: &'static str,
+    now: i64,
+    policy: Policy,
+    secret: SecretState,
+    failures: Failures,
+    rotate_request: Option<&'static str>,
+    observed_rotate_request: Option<&'static str>,
+    expect: Plan,
+}
+
+impl Default for Case {
+    fn default() -> Self {
+        Case {
+            name: "",
+            now: 100,
+            policy: policy(),
+            secret: SecretState::Owned(record()),
+            failures: Failures::default(),
+            rotate_request: None,
+            observed_rotate_request: None,
+            expect: Plan::Wait {
+                until: None,
+                backoff_for: None,
+            },
+        }
+    }
+}
+
+/// Jitter is zero for seed 0? Not necessarily; these tests use a seed and bounds instead.
+const SEED: u64 = 42;
+
+fn run(case: &Case) -> Plan {
+    plan(&PlanInput {
+        now: t(case.now),
+        generation: 3,
+        policy: &case.policy,
+        secret: &case.secret,
+        failures: case.failures,
+        rotate_request: case.rotate_request,
+        observed_rotate_request: case.observed_rotate_request,
+        jitter_seed: SEED,
+    })
+}
+
+fn owned(f: impl FnOnce(&mut Record)) -> SecretState {
+    let mut r = record();
+    f(&mut r);
+    SecretState::Owned(r)
+}
+
+fn retryable(attempts: u32, at: i64) -> Failures {
+    Failures {
+        attempts,
+        last_failure_time: Some(t(at)),
+        category: Some(FailureCategory::Retryable),
+        generation: Some(3),
+    }
+}
+
+fn permanent(generation: i64) -> Failures {
+    Failures {
+        attempts: 1,
+        last_failure_time: Some(t(50)),
+        category: Some(FailureCategory::Permanent),
+        generation: Some(generation),
+    }
+}
+
+#[test]
+fn triggers_decide_issue_block_or_wait() {
+    let cases = [
+        Case {
+            name: "issues_when_secret_is_missing",
+            secret: SecretState::Missing,
+            expect: Plan::Issue(IssueReason::SecretMissing),
+            ..Case::default()
+        },
+        Case {
+            name: "refuses_a_secret_it_does_not_own",
+            secret: SecretState::NotOwned,
+            expect: Plan::Blocked(BlockReason::SecretNotOwned),
+            ..Case::default()
+        },
+        Case {
+            name: "foreign_secret_blocks_even_when_rotation_is_requested",
+            secret: SecretState::NotOwned,
+            rotate_request: Some("now"),
+            expect: Plan::Blocked(BlockReason::SecretNotOwned),
+            ..Case::default()
+        },
+        Case {
+            name: "reissues_when_record_is_unreadable",
+            secret: SecretState::Unreadable,
+            expect: Plan::Issue(IssueReason::SecretUnreadable),
+            ..Case::default()
+        },
+        Case {
+            name: "rotates_when_secret_was_edited",
+            secret: owned(|r| r.data_intact = false),
+            expect: Plan::Issue(IssueReason::DataTampered),
+            ..Case::default()
+        },
+        Case {
+            name: "rotates_when_credential_spec_changed",
+            secret: owned(|r| r.spec_hash = Some("h0".into())),
+            expect: Plan::Issue(IssueReason::SpecChanged),
+            ..Case::default()
+        },
+        Case {
+            name: "rotates_when_spec_hash_was_never_recorded",
+            secret: owned(|r| r.spec_hash = None),
+            expect: Plan::Issue(IssueReason::SpecChanged),
+            ..Case::default()
+        },
+        Case {
+            name: "issues_when_access_token_expiry_is_unknown",
+            secret: owned(|r| r.expiry = Expiry::Missing),
+            expect: Plan::Issue(IssueReason::ExpiryUnknown),
+            ..Case::default()
+        },
+        Case {
+            name: "serves_a_new_rotate_request",
+            rotate_request: Some("2026-11-23"),
+            observed_rotate_request: Some("2026-11-01"),
+            expect: Plan::Issue(IssueReason::RotateRequested),
+            ..Case::default()
+        },
+        Case {
+            name: "ignores_an_already_served_rotate_request",
+            rotate_request: Some("2026-11-23"),
+            observed_rotate_request: Some("2026-11-23"),
+            expect: Plan::Wait {
+                until: renewal_time(&policy(), &record(), SEED),
+                backoff_for: None,
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "issues_when_token_already_expired",
+            now: 3000,
+            expect: Plan::Issue(IssueReason::Expired),
+            ..Case::default()
+        },
+        Case {
+            name: "renews_at_the_default_two_thirds_of_lifetime",
+            now: 2000,
+            expect: Plan::Issue(IssueReason::RenewalDue),
+            ..Case::default()
+        },
+        Case {
+            name: "waits_until_renewal_time_before_it",
+            now: 1000,
+            expect: Plan::Wait {
+                until: renewal_time(&policy(), &record(), SEED),
+                backoff_for: None,
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "suspend_blocks_every_trigger",
+            policy: Policy {
+                suspend: true,
+                ..policy()
+            },
+            secret: SecretState::Missing,
+            expect: Plan::Blocked(BlockReason::Suspended),
+            ..Case::default()
+        },
+        Case {
+            name: "client_secret_without_interval_is_never_scheduled",
+            policy: Policy {
+                credential_type: CredentialType::ClientSecret,
+                ..policy()
+            },
+            secret: owned(|r| r.expiry = Expiry::NotReported),
+            now: 10_000_000,
+            expect: Plan::Wait {
+                until: None,
+                backoff_for: None,
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "client_secret_rotates_every_rotation_interval",
+            policy: Policy {
+                credential_type: CredentialType::ClientSecret,
+                rotation_interval: Some(TimeDelta::seconds(600)),
+                ..policy()
+            },
+            secret: owned(|r| r.expiry = Expiry::NotReported),
+            now: 600,
+            expect: Plan::Issue(IssueReason::RenewalDue),
+            ..Case::default()
+        },
+        Case {
+            name: "client_secret_does_not_need_an_expiry",
+            policy: Policy {
+                credential_type: CredentialType::ClientSecret,
+                ..policy()
+            },
+            secret: owned(|r| r.expiry = Expiry::Missing),
+            expect: Plan::Wait {
+                until: None,
+                backoff_for: None,
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "blocks_after_permanent_failure_at_same_generation",
+            secret: SecretState::Missing,
+            failures: permanent(3),
+            expect: Plan::Blocked(BlockReason::PermanentFailure),
+            ..Case::default()
+        },
+        Case {
+            name: "retries_permanent_failure_after_spec_change",
+            secret: SecretState::Missing,
+            failures: permanent(2),
+            expect: Plan::Issue(IssueReason::SecretMissing),
+            ..Case::default()
+        },
+        Case {
+            name: "rotate_request_lifts_a_permanent_block",
+            secret: SecretState::Missing,
+            failures: permanent(3),
+            rotate_request: Some("retry-1"),
+            expect: Plan::Issue(IssueReason::SecretMissing),
+            ..Case::default()
+        },
+        Case {
+            name: "backs_off_after_a_retryable_failure",
+            secret: SecretState::Missing,
+            failures: retryable(1, 100),
+            now: 101,
+            expect: Plan::Wait {
+                until: retry_time(&PlanInput {
+                    now: t(101),
+                    generation: 3,
+                    policy: &policy(),
+                    secret: &SecretState::Missing,
+                    failures: retryable(1, 100),
+                    rotate_request: None,
+                    observed_rotate_request: None,
+                    jitter_seed: SEED,
+                }),
+                backoff_for: Some(IssueReason::SecretMissing),
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "retries_once_the_backoff_has_passed",
+            secret: SecretState::Missing,
+            failures: retryable(1, 100),
+            now: 106,
+            expect: Plan::Issue(IssueReason::SecretMissing),
+            ..Case::default()
+        },
+    ];
+    for case in &cases {
+        assert_eq!(run(case), case.expect, "case {}", case.name);
+    }
+}
+
+#[test]
+fn renewal_time_follows_renew_before_percentage_and_default() {
+    // Lifetime 3000 s from t(0); jitter advances at most 10% of the window.
+    let cases = [
+        (RenewPolicy::Default, 2000),
+        (RenewPolicy::Before(TimeDelta::seconds(600)), 2400),
+        (RenewPolicy::Percentage(10), 2700),
+        (RenewPolicy::Percentage(90), 300),
+        // renewBefore longer than the lifetime falls back to one third.
+        (RenewPolicy::Before(TimeDelta::seconds(5000)), 2000),
+    ];
+    for (renew, unjittered) in cases {
+        let p = Policy { renew, ..policy() };
+        for seed in 0..200 {
+            let at = renewal_time(&p, &record(), seed).unwrap();
+            let bound = TimeDelta::seconds(unjittered / 10);
+            assert!(at <= t(unjittered), "{renew:?} seed {seed}: {at} after {unjittered}");
+            assert!(at >= t(unjittered) - bound, "{renew:?} seed {seed}: jitter beyond 10%");
+        }
+    }
+}
+
+#[test]
+fn rotation_interval_shortens_the_expiry_schedule() {
+    let p = Policy {
+        rotation_interval: Some(TimeDelta::seconds(900)),
+        ..policy()
+    };
+    let at = renewal_time(&p, &record(), SEED).unwrap();
+    assert!(at <= t(900) && at >= t(810), "{at}");
+}
+
+#[test]
+fn unreported_expiry_rotates_daily() {
+    let r = Record {
+        expiry: Expiry::NotReported,
+        ..record()
+    };
+    let at = renewal_time(&policy(), &r, SEED).unwrap();
+    assert!(at <= t(0) + UNKNOWN_EXPIRY_ROTATION);
+    assert!(at >= t(0) + UNKNOWN_EXPIRY_ROTATION - MAX_RENEWAL_JITTER);
+}
+
+#[test]
+fn jitter_is_bounded_by_five_minutes_on_long_lifetimes() {
+    let r = Record {
+        expiry: Expiry::At(t(180 * 86_400)),
+        ..record()
+    };
+    let unjittered = t(120 * 86_400);
+    let mut advances = std::collections::BTreeSet::new();
+    for seed in 0..500 {
+        let at = renewal_time(&policy(), &r, seed).unwrap();
+        assert!(at <= unjittered && at >= unjittered - MAX_RENEWAL_JITTER);
+        advances.insert((unjittered - at).num_seconds());
+    }
+    // Credentials do not rotate in lockstep: the seeds spread over the window.
+    assert!(advances.len() > 100, "only {} distinct renewal times", advances.len());
+}
+
+#[test]
+fn jitter_changes_with_each_revision() {
+    let a = renewal_time(&policy(), &record(), SEED).unwrap();
+    let b = renewal_time(
+        &policy(),
+        &Record {
+            revision: 2,
+            ..record()
+        },
+        SEED,
+    )
+    .unwrap();
+    assert_ne!(a, b);
+}
+
+fn retry_after(attempts: u32, secret: &SecretState, seed: u64) -> TimeDelta {
+    let input = PlanInput {
+        now: t(100),
+        generation: 3,
+        policy: &policy(),
+        secret,
+        failures: retryable(attempts, 100),
+        rotate_request: None,
+        observed_rotate_request: None,
+        jitter_seed: seed,
+    };
+    retry_time(&input).unwrap() - t(100)
+}
+
+#[test]
+fn backoff_doubles_with_jitter_up_to_the_cap() {
+    for attempts in 1..=20_u32 {
+        let exponent = (attempts - 1).min(16);
+        let raw = (BACKOFF_BASE * (1 << exponent)).min(BACKOFF_CAP);
+        for seed in 0..50 {
+            let delay = retry_after(attempts, &SecretState::Missing, seed);
+            assert!(delay <= raw, "attempt {attempts}: {delay} > {raw}");
+            assert!(delay >= raw * 3 / 4, "attempt {attempts}: {delay} < 75% of {raw}");
+            assert!(delay <= BACKOFF_CAP);
+        }
+    }
+}
+
+#[test]
+fn backoff_is_capped_to_retry_well_before_expiry() {
+    // Expires 60 s after the failure: retry within 30 s even after many failures.
+    let secret = owned(|r| r.expiry = Expiry::At(t(160)));
+    for attempts in [5, 10, 20] {
+        let delay = retry_after(attempts, &secret, SEED);
+        assert!(delay <= TimeDelta::seconds(30), "attempt {attempts}: {delay}");
+        assert!(delay >= MIN_RETRY_DELAY);
+    }
+    // Already expired: the normal backoff applies, never below the minimum.
+    let expired = owned(|r| r.expiry = Expiry::At(t(50)));
+    assert!(retry_after(3, &expired, SEED) >= TimeDelta::seconds(15));
+}
+
+#[test]
+fn retry_just_before_expiry_waits_the_minimum_delay() {
+    // Expires one second after the failure: half of that is below the floor of one second.
+    let secret = owned(|r| r.expiry = Expiry::At(t(101)));
+    assert_eq!(retry_after(4, &secret, SEED), MIN_RETRY_DELAY);
+}
