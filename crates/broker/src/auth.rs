@@ -1,0 +1,286 @@
+//! The vCenter session and the broker token: cached per client, refreshed single-flight.
+//!
+//! One tokio mutex guards both. It is held across the login and token requests on purpose: when
+//! many callers need a token at once, the first fetches it and the others wait and reuse it.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, HeaderValue};
+
+use crate::client::Inner;
+use crate::config::TokenClient;
+use crate::diagnostics::single_line;
+use crate::error::{BrokerError, ErrorKind};
+use crate::outcome::Endpoint;
+use crate::secret::SecretString;
+use crate::transport::{Answer, malformed_answer, status_error};
+use crate::wire::{parse_session_id, parse_token_info};
+
+/// Header that carries the vCenter session id.
+pub(crate) const SESSION_HEADER: &str = "vmware-api-session-id";
+
+/// Credentials for a vCenter login, borrowed from the configuration.
+#[derive(Clone, Copy)]
+pub(crate) struct VCenterLogin<'a> {
+    pub(crate) username: &'a str,
+    pub(crate) password: &'a SecretString,
+    pub(crate) token_client: TokenClient,
+}
+
+/// What the client remembers between calls.
+#[derive(Default)]
+pub(crate) struct AuthState {
+    session: Option<SecretString>,
+    broker_token: Option<CachedToken>,
+}
+
+struct CachedToken {
+    token: SecretString,
+    expires_at: Instant,
+    /// After this instant the token is replaced before use (`expires_in` minus the margin).
+    refresh_at: Instant,
+}
+
+/// A broker token ready for use.
+pub(crate) struct BrokerToken {
+    pub(crate) token: SecretString,
+    /// Remaining lifetime; `None` when vCenter did not say.
+    pub(crate) expires_in: Option<Duration>,
+}
+
+impl AuthState {
+    fn usable_token(&self, now: Instant) -> Option<BrokerToken> {
+        let cached = self
+            .broker_token
+            .as_ref()
+            .filter(|cached| now < cached.refresh_at)?;
+        Some(BrokerToken {
+            token: cached.token.clone(),
+            expires_in: Some(cached.expires_at.saturating_duration_since(now)),
+        })
+    }
+
+    /// Forgets the session and the token, returning the session so it can be deleted.
+    pub(crate) fn forget(&mut self) -> Option<SecretString> {
+        self.broker_token = None;
+        self.session.take()
+    }
+}
+
+impl Inner {
+    /// A broker token: the cached one while it is fresh, otherwise a new one.
+    pub(crate) async fn broker_token(
+        &self,
+        login: VCenterLogin<'_>,
+    ) -> Result<BrokerToken, BrokerError> {
+        let mut state = self.state.lock().await;
+        if let Some(token) = state.usable_token(Instant::now()) {
+            return Ok(token);
+        }
+        self.renew_broker_token(&mut state, login).await
+    }
+
+    /// A broker token other than `rejected`, which the broker refused: another caller may have
+    /// replaced it already, otherwise a new one is fetched.
+    pub(crate) async fn replace_broker_token(
+        &self,
+        login: VCenterLogin<'_>,
+        rejected: &SecretString,
+    ) -> Result<BrokerToken, BrokerError> {
+        let mut state = self.state.lock().await;
+        if let Some(token) = state.usable_token(Instant::now())
+            && token.token != *rejected
+        {
+            return Ok(token);
+        }
+        state.broker_token = None;
+        self.renew_broker_token(&mut state, login).await
+    }
+
+    /// Fetches a token and caches it when its lifetime is known and longer than the margin.
+    /// A token without `expires_in` is handed out for this one use only.
+    async fn renew_broker_token(
+        &self,
+        state: &mut AuthState,
+        login: VCenterLogin<'_>,
+    ) -> Result<BrokerToken, BrokerError> {
+        let (token, lifetime) = self.fetch_with_session(state, login).await?;
+        let received_at = Instant::now();
+        state.broker_token = lifetime.and_then(|lifetime| {
+            let refresh_after = lifetime
+                .checked_sub(self.token_refresh_margin)
+                .filter(|refresh_after| !refresh_after.is_zero())?;
+            Some(CachedToken {
+                token: token.clone(),
+                expires_at: received_at.checked_add(lifetime)?,
+                refresh_at: received_at.checked_add(refresh_after)?,
+            })
+        });
+        Ok(BrokerToken {
+            token,
+            expires_in: lifetime,
+        })
+    }
+
+    /// Fetches a broker token with the cached session, logging in first if there is none, and
+    /// once more if vCenter no longer knows the cached session.
+    async fn fetch_with_session(
+        &self,
+        state: &mut AuthState,
+        login: VCenterLogin<'_>,
+    ) -> Result<(SecretString, Option<Duration>), BrokerError> {
+        let reused_session = state.session.is_some();
+        let session = match &state.session {
+            Some(session) => session.clone(),
+            None => self.open_session(state, login).await?,
+        };
+        let result = match self.fetch_broker_token(&session, login).await {
+            Err(error) if error.kind() == ErrorKind::Auth && reused_session => {
+                tracing::debug!("vCenter session expired; logging in again");
+                state.session = None;
+                let session = self.open_session(state, login).await?;
+                self.fetch_broker_token(&session, login).await
+            }
+            other => other,
+        };
+        if result
+            .as_ref()
+            .is_err_and(|error| error.kind() == ErrorKind::Auth)
+        {
+            state.session = None;
+        }
+        result
+    }
+
+    async fn open_session(
+        &self,
+        state: &mut AuthState,
+        login: VCenterLogin<'_>,
+    ) -> Result<SecretString, BrokerError> {
+        let session = self.log_in(login).await?;
+        state.session = Some(session.clone());
+        Ok(session)
+    }
+
+    /// `POST /api/session` with Basic auth.
+    async fn log_in(&self, login: VCenterLogin<'_>) -> Result<SecretString, BrokerError> {
+        let endpoint = Endpoint::Session;
+        let request = self
+            .transport
+            .http()
+            .post(self.url("/api/session"))
+            .basic_auth(login.username, Some(login.password.expose()))
+            .header(ACCEPT, "application/json");
+        self.transport
+            .call(endpoint, request, |answer| {
+                if !answer.is_success() {
+                    let hint = (answer.status.as_u16() == 401)
+                        .then(|| "user name or password rejected".to_owned());
+                    return Err(status_error(
+                        endpoint,
+                        &answer,
+                        hint,
+                        &self.config_secrets(),
+                    ));
+                }
+                parse_session_id(&answer.body)
+                    .map_err(|malformed| malformed_answer(endpoint, &answer, &malformed.0))
+                    .and_then(|session| {
+                        session_header(&session).map(|_| session).map_err(|_| {
+                            malformed_answer(
+                                endpoint,
+                                &answer,
+                                "the session id is not a valid header value",
+                            )
+                        })
+                    })
+            })
+            .await
+    }
+
+    /// `GET` the operator-client or tenant admin-client token with a session.
+    async fn fetch_broker_token(
+        &self,
+        session: &SecretString,
+        login: VCenterLogin<'_>,
+    ) -> Result<(SecretString, Option<Duration>), BrokerError> {
+        let endpoint = Endpoint::BrokerToken;
+        let path = match login.token_client {
+            TokenClient::OperatorClient => {
+                "/api/vcenter/identity/broker/tenants/operator-client".to_owned()
+            }
+            TokenClient::AdminClient => format!(
+                "/api/vcenter/identity/broker/tenants/{}/admin-client",
+                self.tenant_segment
+            ),
+        };
+        let request = self
+            .transport
+            .http()
+            .get(self.url(&path))
+            .header(SESSION_HEADER, session_header(session)?)
+            .header(ACCEPT, "application/json");
+        self.transport
+            .call(endpoint, request, |answer| {
+                self.read_token_answer(&answer, session, login.token_client)
+            })
+            .await
+    }
+
+    fn read_token_answer(
+        &self,
+        answer: &Answer,
+        session: &SecretString,
+        token_client: TokenClient,
+    ) -> Result<(SecretString, Option<Duration>), BrokerError> {
+        let endpoint = Endpoint::BrokerToken;
+        if !answer.is_success() {
+            let hint = match (answer.status.as_u16(), token_client) {
+                (401, _) => Some("session not accepted".to_owned()),
+                (403, _) => Some(
+                    "the vCenter user lacks the privilege VcIdentityProviders.Manage".to_owned(),
+                ),
+                (404, TokenClient::OperatorClient) => Some("no operator client exists".to_owned()),
+                (404, TokenClient::AdminClient) => Some(format!(
+                    "no admin client exists for tenant {}",
+                    single_line(&self.tenant, 64)
+                )),
+                _ => None,
+            };
+            let mut secrets = self.config_secrets();
+            secrets.push(session.expose());
+            return Err(status_error(endpoint, answer, hint, &secrets));
+        }
+        let info = parse_token_info(&answer.body)
+            .map_err(|malformed| malformed_answer(endpoint, answer, &malformed.0))?;
+        if let Some(token_type) = info
+            .token_type
+            .as_deref()
+            .filter(|token_type| !token_type.eq_ignore_ascii_case("Bearer"))
+        {
+            return Err(BrokerError::call(
+                ErrorKind::Spec,
+                endpoint,
+                &format!(
+                    "vCenter issued a token of type {}; only Bearer tokens are supported",
+                    single_line(token_type, 40)
+                ),
+            )
+            .with_status(answer.status.as_u16()));
+        }
+        Ok((info.access_token, info.expires_in))
+    }
+}
+
+/// The session id as a header value, marked sensitive so it is never logged by the HTTP stack.
+pub(crate) fn session_header(session: &SecretString) -> Result<HeaderValue, BrokerError> {
+    let mut value = HeaderValue::from_str(session.expose()).map_err(|_| {
+        BrokerError::call(
+            ErrorKind::Transient,
+            Endpoint::Session,
+            "the session id is not a valid header value",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}

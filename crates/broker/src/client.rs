@@ -1,0 +1,498 @@
+//! [`BrokerClient`]: the public operations, built on the transport and the auth cache.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::RequestBuilder;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use tokio::sync::Mutex;
+
+use crate::auth::{AuthState, SESSION_HEADER, VCenterLogin, session_header};
+use crate::config::{AuthSummary, BrokerAuth, BrokerConfig};
+use crate::diagnostics::single_line;
+use crate::error::{BrokerError, ErrorKind};
+use crate::outcome::Endpoint;
+use crate::secret::SecretString;
+use crate::transport::{Answer, Transport, malformed_answer, status_error};
+use crate::wire::{
+    GenerateBody, GenerateRequest, IssuedCredential, Malformed, SYNC_CLIENT_MEDIA_TYPE,
+    SyncClientConfig, SyncClientMedia, parse_sync_client_media,
+};
+
+/// Characters left as they are in a path segment: RFC 3986 unreserved. Everything else,
+/// including `/`, `%`, `?` and spaces, is percent-encoded.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Longest tenant or directory id accepted (ids are UUIDs; this only stops absurd input).
+const MAX_PATH_VALUE_CHARS: usize = 256;
+
+/// What [`BrokerClient::authenticate`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthStatus {
+    /// Remaining lifetime of the broker token; `None` when vCenter did not say, or with a
+    /// static bearer token.
+    pub broker_token_expires_in: Option<Duration>,
+}
+
+/// Client for one broker. Cheap to clone; clones share the session and token cache.
+#[derive(Clone)]
+pub struct BrokerClient {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) transport: Transport,
+    /// Base URL without a trailing slash.
+    base_url: String,
+    pub(crate) tenant: String,
+    /// The tenant, percent-encoded for use in a path.
+    pub(crate) tenant_segment: String,
+    auth: BrokerAuth,
+    pub(crate) token_refresh_margin: Duration,
+    pub(crate) state: Mutex<AuthState>,
+}
+
+impl BrokerClient {
+    /// Checks the configuration and builds the HTTP client (rustls with the ring provider;
+    /// certificates are verified unless `insecure_skip_verify`). No request is sent.
+    pub fn new(config: BrokerConfig) -> Result<Self, BrokerError> {
+        let base_url = normalize_base_url(&config.base_url)?;
+        check_path_value("tenant", &config.tenant)
+            .map_err(|reason| BrokerError::configure(&reason))?;
+        match &config.auth {
+            BrokerAuth::VCenter { username, .. } if username.trim().is_empty() => {
+                return Err(BrokerError::configure("the vCenter user name is empty"));
+            }
+            BrokerAuth::BearerToken(token) if token.expose().trim().is_empty() => {
+                return Err(BrokerError::configure("the bearer token is empty"));
+            }
+            _ => {}
+        }
+        let transport = Transport::new(
+            &config.tls,
+            base_url.starts_with("https:"),
+            config.request_timeout,
+            config.observer,
+        )?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport,
+                base_url,
+                tenant_segment: utf8_percent_encode(&config.tenant, PATH_SEGMENT).to_string(),
+                tenant: config.tenant,
+                auth: config.auth,
+                token_refresh_margin: config.token_refresh_margin,
+                state: Mutex::new(AuthState::default()),
+            }),
+        })
+    }
+
+    /// Makes sure a valid broker token is at hand (logging in and fetching one as needed) and
+    /// reports its remaining lifetime. With a static bearer token nothing is sent.
+    pub async fn authenticate(&self) -> Result<AuthStatus, BrokerError> {
+        let Some(login) = self.inner.vcenter_login() else {
+            return Ok(AuthStatus::default());
+        };
+        let token = self.inner.broker_token(login).await?;
+        Ok(AuthStatus {
+            broker_token_expires_in: token.expires_in,
+        })
+    }
+
+    /// Issues a new access token or client secret for the sync client of `directory_id`.
+    ///
+    /// The broker revokes the previous credential at once. When the error says
+    /// [`outcome_unknown`](BrokerError::outcome_unknown), it may have done so without the new
+    /// credential reaching us.
+    pub async fn generate_credentials(
+        &self,
+        directory_id: &str,
+        request: &GenerateRequest,
+    ) -> Result<IssuedCredential, BrokerError> {
+        let endpoint = Endpoint::GenerateCredentials;
+        let url = format!(
+            "{}?action=generate_credentials",
+            self.inner.sync_client_url(endpoint, directory_id)?
+        );
+        let body = serde_json::to_vec(&GenerateBody::from(request)).map_err(|error| {
+            BrokerError::call(
+                ErrorKind::Spec,
+                endpoint,
+                &format!("invalid request body: {error}"),
+            )
+        })?;
+        let kind = request.kind;
+        self.inner
+            .send_with_broker_token(
+                endpoint,
+                |token| {
+                    self.inner
+                        .transport
+                        .http()
+                        .post(&url)
+                        .bearer_auth(token.expose())
+                        .header(CONTENT_TYPE, SYNC_CLIENT_MEDIA_TYPE)
+                        .header(ACCEPT, SYNC_CLIENT_MEDIA_TYPE)
+                        .body(body.clone())
+                },
+                |answer, token| {
+                    if !answer.is_success() {
+                        return Err(self.inner.sync_client_error(
+                            endpoint,
+                            &answer,
+                            directory_id,
+                            token,
+                        ));
+                    }
+                    // Every 200 rotates: an answer we cannot use leaves the new credential unknown.
+                    parse_usable(&answer)
+                        .and_then(|media| media.into_credential(kind))
+                        .map_err(|malformed| {
+                            malformed_answer(endpoint, &answer, &malformed.0)
+                                .with_outcome_unknown(true)
+                        })
+                },
+            )
+            .await
+    }
+
+    /// Reads the sync-client configuration of `directory_id` (without secrets).
+    pub async fn read_sync_client(
+        &self,
+        directory_id: &str,
+    ) -> Result<SyncClientConfig, BrokerError> {
+        let endpoint = Endpoint::ReadSyncClient;
+        let url = self.inner.sync_client_url(endpoint, directory_id)?;
+        self.inner
+            .send_with_broker_token(
+                endpoint,
+                |token| {
+                    self.inner
+                        .transport
+                        .http()
+                        .get(&url)
+                        .bearer_auth(token.expose())
+                        .header(ACCEPT, SYNC_CLIENT_MEDIA_TYPE)
+                },
+                |answer, token| {
+                    if !answer.is_success() {
+                        return Err(self.inner.sync_client_error(
+                            endpoint,
+                            &answer,
+                            directory_id,
+                            token,
+                        ));
+                    }
+                    parse_usable(&answer)
+                        .map(SyncClientMedia::into_config)
+                        .map_err(|malformed| malformed_answer(endpoint, &answer, &malformed.0))
+                },
+            )
+            .await
+    }
+
+    /// Asks the tenant's SCIM API whether `access_token` still works: `Ok(true)` on 200,
+    /// `Ok(false)` on 401 (revoked or expired), an error otherwise.
+    pub async fn probe_token(&self, access_token: &SecretString) -> Result<bool, BrokerError> {
+        let endpoint = Endpoint::ProbeToken;
+        let url = self.inner.url(&format!(
+            "/usergroup/t/{}/scim/v2/Users?count=1",
+            self.inner.tenant_segment
+        ));
+        let request = self
+            .inner
+            .transport
+            .http()
+            .get(url)
+            .bearer_auth(access_token.expose())
+            .header(ACCEPT, "application/scim+json, application/json");
+        self.inner
+            .transport
+            .call(endpoint, request, |answer| match answer.status.as_u16() {
+                200..=299 => Ok(true),
+                401 => Ok(false),
+                status => {
+                    let hint = (status == 403)
+                        .then(|| "the token may not read users of this tenant".to_owned());
+                    let mut secrets = self.inner.config_secrets();
+                    secrets.push(access_token.expose());
+                    Err(status_error(endpoint, &answer, hint, &secrets))
+                }
+            })
+            .await
+    }
+
+    /// Ends the vCenter session, if one is open, and forgets the cached broker token.
+    /// Errors are ignored: the session expires on its own anyway.
+    pub async fn logout(&self) {
+        let session = self.inner.state.lock().await.forget();
+        let Some(session) = session else {
+            return;
+        };
+        let endpoint = Endpoint::SessionDelete;
+        let Ok(session_value) = session_header(&session) else {
+            return;
+        };
+        let request = self
+            .inner
+            .transport
+            .http()
+            .delete(self.inner.url("/api/session"))
+            .header(SESSION_HEADER, session_value);
+        let result = self
+            .inner
+            .transport
+            .call(endpoint, request, |answer| {
+                if answer.is_success() {
+                    Ok(())
+                } else {
+                    let mut secrets = self.inner.config_secrets();
+                    secrets.push(session.expose());
+                    Err(status_error(endpoint, &answer, None, &secrets))
+                }
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::debug!(
+                kind = error.kind().as_str(),
+                "vCenter logout failed; ignored"
+            );
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base_url)
+    }
+
+    fn sync_client_url(
+        &self,
+        endpoint: Endpoint,
+        directory_id: &str,
+    ) -> Result<String, BrokerError> {
+        check_path_value("directory id", directory_id)
+            .map_err(|reason| BrokerError::call(ErrorKind::Spec, endpoint, &reason))?;
+        Ok(self.url(&format!(
+            "/usergroup/t/{}/broker/directories/{}/sync-client",
+            self.tenant_segment,
+            utf8_percent_encode(directory_id, PATH_SEGMENT)
+        )))
+    }
+
+    pub(crate) fn vcenter_login(&self) -> Option<VCenterLogin<'_>> {
+        match &self.auth {
+            BrokerAuth::VCenter {
+                username,
+                password,
+                token_client,
+            } => Some(VCenterLogin {
+                username,
+                password,
+                token_client: *token_client,
+            }),
+            BrokerAuth::BearerToken(_) => None,
+        }
+    }
+
+    /// Secrets from the configuration, scrubbed from any error body.
+    pub(crate) fn config_secrets(&self) -> Vec<&str> {
+        match &self.auth {
+            BrokerAuth::VCenter { password, .. } => vec![password.expose()],
+            BrokerAuth::BearerToken(token) => vec![token.expose()],
+        }
+    }
+
+    /// Sends a request authorized by a broker token. With vCenter login, a 401 makes it fetch a
+    /// new token once and retry once; a static bearer token is used as is.
+    async fn send_with_broker_token<T>(
+        &self,
+        endpoint: Endpoint,
+        request: impl Fn(&SecretString) -> RequestBuilder,
+        read: impl Fn(Answer, &SecretString) -> Result<T, BrokerError>,
+    ) -> Result<T, BrokerError> {
+        let login = match &self.auth {
+            BrokerAuth::BearerToken(token) => {
+                return self
+                    .transport
+                    .call(endpoint, request(token), |answer| read(answer, token))
+                    .await;
+            }
+            BrokerAuth::VCenter {
+                username,
+                password,
+                token_client,
+            } => VCenterLogin {
+                username,
+                password,
+                token_client: *token_client,
+            },
+        };
+        let first = self.broker_token(login).await?;
+        let result = self
+            .transport
+            .call(endpoint, request(&first.token), |answer| {
+                read(answer, &first.token)
+            })
+            .await;
+        match result {
+            Err(error) if error.kind() == ErrorKind::Auth => {
+                tracing::debug!(
+                    endpoint = endpoint.as_str(),
+                    "broker token rejected; fetching a new one"
+                );
+                let second = self.replace_broker_token(login, &first.token).await?;
+                self.transport
+                    .call(endpoint, request(&second.token), |answer| {
+                        read(answer, &second.token)
+                    })
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    fn sync_client_error(
+        &self,
+        endpoint: Endpoint,
+        answer: &Answer,
+        directory_id: &str,
+        token: &SecretString,
+    ) -> BrokerError {
+        let directory = single_line(directory_id, 64);
+        let hint = match answer.status.as_u16() {
+            400 => Some(format!("invalid parameters for directory {directory}")),
+            401 => Some("broker token rejected".to_owned()),
+            403 => Some(format!(
+                "forbidden to manage the sync client of directory {directory}"
+            )),
+            404 => Some(format!(
+                "no sync-client configuration for directory {directory}"
+            )),
+            409 => Some(format!(
+                "more than one sync-client configuration for directory {directory}"
+            )),
+            _ => None,
+        };
+        let mut secrets = self.config_secrets();
+        secrets.push(token.expose());
+        status_error(endpoint, answer, hint, &secrets)
+    }
+}
+
+impl fmt::Debug for BrokerClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerClient")
+            .field("base_url", &self.inner.base_url)
+            .field("tenant", &self.inner.tenant)
+            .field("auth", &self.inner.auth)
+            .field("token_refresh_margin", &self.inner.token_refresh_margin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for BrokerClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "broker client for {} (tenant {}, {})",
+            self.inner.base_url,
+            self.inner.tenant,
+            AuthSummary(&self.inner.auth)
+        )
+    }
+}
+
+/// The body of a success answer, unless it was cut off for being too large.
+fn parse_usable(answer: &Answer) -> Result<SyncClientMedia, Malformed> {
+    if answer.truncated {
+        return Err(Malformed::new("the answer is too large"));
+    }
+    parse_sync_client_media(&answer.body)
+}
+
+/// The base URL without a trailing slash, if it is an absolute http(s) URL without credentials,
+/// query or fragment.
+fn normalize_base_url(raw: &str) -> Result<String, BrokerError> {
+    let url = reqwest::Url::parse(raw.trim()).map_err(|error| {
+        BrokerError::configure(&format!("base_url is not a valid URL: {error}"))
+    })?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(BrokerError::configure(
+            "base_url must start with https:// (or http://)",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(BrokerError::configure("base_url has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(BrokerError::configure(
+            "base_url must not contain credentials; configure them in the auth settings",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(BrokerError::configure(
+            "base_url must not have a query or fragment",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A tenant or directory id must be a usable path segment: `.` and `..` would be resolved away
+/// by URL parsing (even percent-encoded) and point at another resource.
+fn check_path_value(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("the {what} is empty"));
+    }
+    if value.chars().count() > MAX_PATH_VALUE_CHARS {
+        return Err(format!(
+            "the {what} is longer than {MAX_PATH_VALUE_CHARS} characters"
+        ));
+    }
+    if value == "." || value == ".." {
+        return Err(format!("the {what} must not be \"{value}\""));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_loses_trailing_slash_and_keeps_prefix() {
+        assert_eq!(
+            normalize_base_url("https://vc.example/").as_deref(),
+            Ok("https://vc.example")
+        );
+        assert_eq!(
+            normalize_base_url("https://vc.example:8443/proxy/").as_deref(),
+            Ok("https://vc.example:8443/proxy")
+        );
+    }
+
+    #[test]
+    fn base_url_with_credentials_is_refused_without_echoing_them() {
+        let error = normalize_base_url("https://admin:hunter2@vc.example").expect_err("refused");
+        assert_eq!(error.kind(), ErrorKind::Spec);
+        assert!(!error.to_string().contains("hunter2"));
+        assert!(normalize_base_url("ftp://vc.example").is_err());
+        assert!(normalize_base_url("vc.example").is_err());
+        assert!(normalize_base_url("https://vc.example/?x=1").is_err());
+    }
+
+    #[test]
+    fn path_segments_encode_everything_but_unreserved() {
+        let encoded = utf8_percent_encode("my tenant/a%b?c#d.e_f-g~h", PATH_SEGMENT).to_string();
+        assert_eq!(encoded, "my%20tenant%2Fa%25b%3Fc%23d.e_f-g~h");
+        assert!(check_path_value("directory id", "..").is_err());
+        assert!(check_path_value("directory id", "").is_err());
+        assert!(check_path_value("directory id", "1b2c-..").is_ok());
+    }
+}

@@ -1,0 +1,169 @@
+//! What a [`BrokerClient`](crate::BrokerClient) needs to know about one broker.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::outcome::RequestOutcome;
+use crate::secret::SecretString;
+
+/// Upper bound for one HTTP request, from sending to the last byte of the answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A cached broker token is replaced this long before vCenter says it expires.
+pub const DEFAULT_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// Called once per HTTP request with its outcome (for metrics). Must be cheap and must not block.
+pub type RequestObserver = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
+
+/// Which vCenter broker client issues the token used for the sync-client API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenClient {
+    /// `GET /api/vcenter/identity/broker/tenants/operator-client` (documented for tenant management).
+    OperatorClient,
+    /// `GET /api/vcenter/identity/broker/tenants/{tenant}/admin-client` (used inside a tenant).
+    AdminClient,
+}
+
+/// How the client proves who it is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BrokerAuth {
+    /// Log in to vCenter with a user and password, then fetch a broker token from `token_client`.
+    VCenter {
+        username: String,
+        password: SecretString,
+        token_client: TokenClient,
+    },
+    /// Use this broker token as is; no vCenter session is opened.
+    BearerToken(SecretString),
+}
+
+/// How the broker's certificate is verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificates that are trusted *instead of* the system trust store.
+    pub ca_bundle_pem: Option<String>,
+    /// Accept any certificate. For labs only; it wins over `ca_bundle_pem`.
+    pub insecure_skip_verify: bool,
+}
+
+/// Everything a [`BrokerClient`](crate::BrokerClient) needs. `Debug` hides the credentials.
+#[derive(Clone)]
+pub struct BrokerConfig {
+    /// `https://host[:port]`, optionally with a path prefix; a trailing slash is tolerated.
+    pub base_url: String,
+    /// Broker tenant, sent exactly as configured (percent-encoded in paths).
+    pub tenant: String,
+    pub auth: BrokerAuth,
+    pub tls: TlsConfig,
+    pub request_timeout: Duration,
+    /// Refresh a cached broker token this long before its `expires_in` runs out.
+    pub token_refresh_margin: Duration,
+    pub observer: Option<RequestObserver>,
+}
+
+impl BrokerConfig {
+    /// A configuration with default TLS (system trust store), timeouts and no observer.
+    pub fn new(base_url: impl Into<String>, tenant: impl Into<String>, auth: BrokerAuth) -> Self {
+        Self {
+            base_url: base_url.into(),
+            tenant: tenant.into(),
+            auth,
+            tls: TlsConfig::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            token_refresh_margin: DEFAULT_TOKEN_REFRESH_MARGIN,
+            observer: None,
+        }
+    }
+}
+
+impl fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("base_url", &url_without_userinfo(&self.base_url))
+            .field("tenant", &self.tenant)
+            .field("auth", &self.auth)
+            .field("tls", &TlsSummary(&self.tls))
+            .field("request_timeout", &self.request_timeout)
+            .field("token_refresh_margin", &self.token_refresh_margin)
+            .field("observer", &self.observer.as_ref().map(|_| ObserverMarker))
+            .finish()
+    }
+}
+
+impl fmt::Display for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "broker {} (tenant {}, {})",
+            url_without_userinfo(&self.base_url),
+            self.tenant,
+            AuthSummary(&self.auth)
+        )
+    }
+}
+
+/// One-line description of the authentication method, without secrets.
+pub(crate) struct AuthSummary<'a>(pub(crate) &'a BrokerAuth);
+
+impl fmt::Display for AuthSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            BrokerAuth::VCenter {
+                username,
+                token_client,
+                ..
+            } => {
+                let client = match token_client {
+                    TokenClient::OperatorClient => "operator client",
+                    TokenClient::AdminClient => "tenant admin client",
+                };
+                write!(f, "vCenter user {username}, {client} token")
+            }
+            BrokerAuth::BearerToken(_) => f.write_str("static bearer token"),
+        }
+    }
+}
+
+/// The CA bundle is public, but long: show its size only.
+struct TlsSummary<'a>(&'a TlsConfig);
+
+impl fmt::Debug for TlsSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field(
+                "ca_bundle_pem",
+                &self
+                    .0
+                    .ca_bundle_pem
+                    .as_ref()
+                    .map(|pem| format!("<{} bytes of PEM>", pem.len())),
+            )
+            .field("insecure_skip_verify", &self.0.insecure_skip_verify)
+            .finish()
+    }
+}
+
+struct ObserverMarker;
+
+impl fmt::Debug for ObserverMarker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<observer>")
+    }
+}
+
+/// A URL with any `user:password@` removed, for printing.
+pub(crate) fn url_without_userinfo(raw: &str) -> String {
+    match reqwest::Url::parse(raw) {
+        Ok(mut url) => {
+            if !url.username().is_empty() || url.password().is_some() {
+                // Both fail only for URLs that cannot carry credentials anyway.
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+            }
+            url.to_string()
+        }
+        Err(_) if raw.contains('@') => "<unparsable url>".to_owned(),
+        Err(_) => raw.to_owned(),
+    }
+}

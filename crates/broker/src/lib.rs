@@ -1,0 +1,37 @@
+//! Client for the VMware identity broker embedded in vCenter, as used by the sync-client operator.
+//!
+//! It logs in to vCenter (`POST /api/session`), fetches a broker token for the operator client or a
+//! tenant's admin client, and calls the broker's sync-client API: generate credentials (which
+//! revokes the previous ones at once), read a sync-client configuration, and probe whether an
+//! issued access token still works. Sessions and broker tokens are cached per [`BrokerClient`] and
+//! refreshed single-flight, so concurrent callers share one login.
+//!
+//! The crate knows nothing of Kubernetes. Credentials travel as [`SecretString`], which never
+//! prints its value; errors ([`BrokerError`]) carry a short [`ErrorKind`] for retries and metrics
+//! and a bounded, single-line message that is safe to show in a status or an event.
+//!
+//! TLS uses rustls with the `ring` provider, set explicitly: a configured CA bundle is the only
+//! trust anchor when given, otherwise the system trust store is used.
+
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod client;
+mod config;
+mod diagnostics;
+mod error;
+mod outcome;
+mod secret;
+mod tls;
+mod transport;
+mod wire;
+
+pub use client::{AuthStatus, BrokerClient};
+pub use config::{
+    BrokerAuth, BrokerConfig, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TOKEN_REFRESH_MARGIN,
+    RequestObserver, TlsConfig, TokenClient,
+};
+pub use error::{BrokerError, ErrorKind};
+pub use outcome::{Endpoint, RequestOutcome};
+pub use secret::SecretString;
+pub use wire::{CredentialKind, GenerateRequest, IssuedCredential, SyncClientConfig};
