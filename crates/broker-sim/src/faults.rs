@@ -1,0 +1,290 @@
+//! Fault injection: a queue of misbehaviours, each applied to the next N matching requests.
+//!
+//! ```
+//! # use sync_client_broker_sim::{Endpoint, Fault};
+//! # use std::time::Duration;
+//! let fault = Fault::on(Endpoint::Generate).times(2).status(500);
+//! let lost_answer = Fault::on(Endpoint::Generate)
+//!     .for_directory("3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c")
+//!     .process_then_hang(Duration::from_secs(5));
+//! ```
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::routes::Endpoint;
+
+/// The body of an injected answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultBody {
+    Empty,
+    /// A vAPI standard error body with this `error_type` and first `default_message`.
+    Vapi {
+        error_type: String,
+        message: String,
+    },
+    /// Any body with any content type (plain text from a proxy, HTML error page, wrong JSON).
+    Raw {
+        content_type: String,
+        body: String,
+    },
+}
+
+/// What happens to a request a fault matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Only the fault's delay applies; then the request is handled normally.
+    Proceed,
+    /// Answer with this status and body without handling the request.
+    Respond { status: u16, body: FaultBody },
+    /// Close the connection without answering and without handling the request.
+    DropConnection,
+    /// Handle the request (a generate rotates: old credentials revoked, new ones issued), then
+    /// answer nothing for this long, then close the connection.
+    ProcessThenHang(Duration),
+    /// Handle the request, then close the connection without answering.
+    ProcessThenDrop,
+    /// Handle the request, then answer `200` with a truncated JSON body of the endpoint's
+    /// content type, whatever the real outcome was.
+    MalformedSuccess,
+}
+
+/// One injected misbehaviour, built with [`Fault::on`] and the builder methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    endpoint: Endpoint,
+    directory_id: Option<String>,
+    times: usize,
+    delay: Duration,
+    action: FaultAction,
+}
+
+impl Fault {
+    /// A fault for the next request to `endpoint`; by default it changes nothing until an
+    /// action or a delay is set.
+    pub fn on(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            directory_id: None,
+            times: 1,
+            delay: Duration::ZERO,
+            action: FaultAction::Proceed,
+        }
+    }
+
+    /// Match only requests for this directory (generate and read).
+    #[must_use]
+    pub fn for_directory(mut self, directory_id: &str) -> Self {
+        self.directory_id = Some(directory_id.to_owned());
+        self
+    }
+
+    /// Apply to the next `times` matching requests (default 1).
+    #[must_use]
+    pub fn times(mut self, times: usize) -> Self {
+        self.times = times;
+        self
+    }
+
+    /// Wait this long before acting (alone: added latency before normal handling).
+    #[must_use]
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Answer with `status` and an empty body.
+    #[must_use]
+    pub fn status(self, status: u16) -> Self {
+        self.action(FaultAction::Respond {
+            status,
+            body: FaultBody::Empty,
+        })
+    }
+
+    /// Answer with a vAPI standard error; the status follows vCenter's mapping of `error_type`.
+    #[must_use]
+    pub fn vapi_error(self, error_type: &str, message: &str) -> Self {
+        let status = crate::vapi::status_for(error_type);
+        self.action(FaultAction::Respond {
+            status,
+            body: FaultBody::Vapi {
+                error_type: error_type.to_owned(),
+                message: message.to_owned(),
+            },
+        })
+    }
+
+    /// Answer with `status` and a `text/plain` body.
+    #[must_use]
+    pub fn text(self, status: u16, body: &str) -> Self {
+        self.raw(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// Answer with `status` and a `text/html` body, like a proxy or load balancer error page.
+    #[must_use]
+    pub fn html(self, status: u16, body: &str) -> Self {
+        self.raw(status, "text/html; charset=utf-8", body)
+    }
+
+    /// Answer with `status`, any content type and any body.
+    #[must_use]
+    pub fn raw(self, status: u16, content_type: &str, body: &str) -> Self {
+        self.action(FaultAction::Respond {
+            status,
+            body: FaultBody::Raw {
+                content_type: content_type.to_owned(),
+                body: body.to_owned(),
+            },
+        })
+    }
+
+    #[must_use]
+    pub fn drop_connection(self) -> Self {
+        self.action(FaultAction::DropConnection)
+    }
+
+    /// The "timeout after generate" case: the work is done, the answer never arrives.
+    /// Choose `hang_for` longer than the client's timeout.
+    #[must_use]
+    pub fn process_then_hang(self, hang_for: Duration) -> Self {
+        self.action(FaultAction::ProcessThenHang(hang_for))
+    }
+
+    #[must_use]
+    pub fn process_then_drop(self) -> Self {
+        self.action(FaultAction::ProcessThenDrop)
+    }
+
+    #[must_use]
+    pub fn malformed_success(self) -> Self {
+        self.action(FaultAction::MalformedSuccess)
+    }
+
+    #[must_use]
+    pub fn action(mut self, action: FaultAction) -> Self {
+        self.action = action;
+        self
+    }
+
+    fn matches(&self, endpoint: Endpoint, directory_id: Option<&str>) -> bool {
+        self.times > 0
+            && self.endpoint == endpoint
+            && self
+                .directory_id
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == directory_id)
+    }
+}
+
+/// A fault as it applies to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AppliedFault {
+    pub delay: Duration,
+    pub action: FaultAction,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    faults: VecDeque<Fault>,
+}
+
+impl FaultQueue {
+    pub(crate) fn push(&mut self, fault: Fault) {
+        if fault.times > 0 {
+            self.faults.push_back(fault);
+        }
+    }
+
+    /// Consumes one use of the oldest fault matching the request.
+    pub(crate) fn take(
+        &mut self,
+        endpoint: Endpoint,
+        directory_id: Option<&str>,
+    ) -> Option<AppliedFault> {
+        let position = self
+            .faults
+            .iter()
+            .position(|fault| fault.matches(endpoint, directory_id))?;
+        let fault = &mut self.faults[position];
+        fault.times -= 1;
+        let applied = AppliedFault {
+            delay: fault.delay,
+            action: fault.action.clone(),
+        };
+        if fault.times == 0 {
+            self.faults.remove(position);
+        }
+        Some(applied)
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.faults.iter().map(|fault| fault.times).sum()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.faults.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_applies_to_the_next_n_matching_requests_then_disappears() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::on(Endpoint::Generate).times(2).status(500));
+        assert!(queue.take(Endpoint::Login, None).is_none());
+        let applied = queue.take(Endpoint::Generate, Some("a")).expect("first");
+        assert_eq!(
+            applied.action,
+            FaultAction::Respond {
+                status: 500,
+                body: FaultBody::Empty
+            }
+        );
+        assert!(queue.take(Endpoint::Generate, Some("b")).is_some());
+        assert!(queue.take(Endpoint::Generate, Some("a")).is_none());
+        assert_eq!(queue.pending(), 0);
+    }
+
+    #[test]
+    fn a_directory_fault_skips_other_directories_and_faults_keep_their_order() {
+        let mut queue = FaultQueue::default();
+        queue.push(
+            Fault::on(Endpoint::Generate)
+                .for_directory("a")
+                .drop_connection(),
+        );
+        queue.push(Fault::on(Endpoint::Generate).status(503));
+        let for_b = queue
+            .take(Endpoint::Generate, Some("b"))
+            .expect("general fault");
+        assert!(matches!(
+            for_b.action,
+            FaultAction::Respond { status: 503, .. }
+        ));
+        assert!(queue.take(Endpoint::Generate, Some("b")).is_none());
+        let for_a = queue
+            .take(Endpoint::Generate, Some("a"))
+            .expect("directory fault");
+        assert_eq!(for_a.action, FaultAction::DropConnection);
+    }
+
+    #[test]
+    fn vapi_error_faults_use_vcenter_status_mapping() {
+        let fault = Fault::on(Endpoint::Login).vapi_error("SERVICE_UNAVAILABLE", "down");
+        assert!(matches!(
+            fault.action,
+            FaultAction::Respond { status: 503, .. }
+        ));
+    }
+
+    #[test]
+    fn a_fault_used_zero_times_is_ignored() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::on(Endpoint::Login).times(0).status(500));
+        assert!(queue.take(Endpoint::Login, None).is_none());
+    }
+}

@@ -1,0 +1,460 @@
+//! HTTP semantics of each endpoint: read headers, query and body, call the state transition,
+//! render its outcome with the vendor's statuses, media types and bodies.
+//!
+//! Nothing here awaits: handling runs under the state lock and is plain code.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hyper::HeaderMap;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde_json::{Value, json};
+
+use crate::config::{ExpiresIn, UnusedFields};
+use crate::faults::FaultBody;
+use crate::routes::{Endpoint, Route, query_param};
+use crate::state::{
+    BrokerClient, BrokerTokenError, GenerateRequest, ProbeError, SessionError, SimState,
+    SyncClientView, UsergroupError,
+};
+use crate::vapi;
+
+/// The vendor media type of sync-client configurations (request and response).
+pub const SYNC_CLIENT_MEDIA_TYPE: &str =
+    "application/vnd.vmware.vidm.usergroup.broker.directory.syncclientconfiguration+json";
+const JSON: &str = "application/json";
+const SCIM_JSON: &str = "application/scim+json";
+const SESSION_HEADER: &str = "vmware-api-session-id";
+
+/// Characters escaped in one path segment of a `_links` href.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%');
+
+/// An answer, independent of hyper so that handlers stay plain functions. No `Debug`: bodies
+/// carry tokens and secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SimResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl SimResponse {
+    fn empty(status: u16) -> Self {
+        Self {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn json(status: u16, content_type: &str, body: &Value) -> Self {
+        Self {
+            status,
+            content_type: Some(content_type.to_owned()),
+            headers: Vec::new(),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    fn vapi(status: u16, body: &Value) -> Self {
+        let mut response = Self::json(status, JSON, body);
+        if status == 401 {
+            response
+                .headers
+                .push(("www-authenticate", vapi::CHALLENGE.to_owned()));
+        }
+        response
+    }
+}
+
+/// The parts of a request the handlers read.
+pub(crate) struct IncomingRequest<'a> {
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl IncomingRequest<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The credentials after an `Authorization` scheme (case-insensitive) among `schemes`.
+    fn authorization(&self, schemes: &[&str]) -> Option<&str> {
+        let (scheme, credentials) = self.header("authorization")?.trim().split_once(' ')?;
+        schemes
+            .iter()
+            .any(|wanted| scheme.eq_ignore_ascii_case(wanted))
+            .then(|| credentials.trim())
+    }
+}
+
+/// What handlers need besides the state.
+pub(crate) struct HandlerContext<'a> {
+    pub base_url: &'a str,
+    pub unused_fields: UnusedFields,
+}
+
+pub(crate) fn handle(
+    state: &mut SimState,
+    context: &HandlerContext<'_>,
+    route: &Route,
+    request: &IncomingRequest<'_>,
+    now: Instant,
+) -> SimResponse {
+    let tenant = route.tenant.as_deref().unwrap_or_default();
+    let directory_id = route.directory_id.as_deref().unwrap_or_default();
+    match route.endpoint {
+        Endpoint::Login => login(state, request, now),
+        Endpoint::Logout => match state.logout(request.header(SESSION_HEADER), now) {
+            Ok(()) => SimResponse::empty(204),
+            Err(SessionError::Unauthenticated) => SimResponse::vapi(401, &vapi::unauthenticated()),
+        },
+        Endpoint::OperatorClientToken => {
+            broker_token(state, request, BrokerClient::OperatorClient, now)
+        }
+        Endpoint::AdminClientToken => broker_token(
+            state,
+            request,
+            BrokerClient::AdminClient {
+                tenant: tenant.to_owned(),
+            },
+            now,
+        ),
+        Endpoint::Generate => generate(state, context, request, tenant, directory_id, now),
+        Endpoint::ReadSyncClient => {
+            let outcome = state
+                .authorize_usergroup(request.authorization(&["Bearer"]), tenant, now)
+                .and_then(|()| state.read_sync_client(tenant, directory_id, now));
+            sync_client_response(context, outcome, tenant, directory_id)
+        }
+        Endpoint::ScimProbe => scim_probe(state, request, tenant, now),
+        Endpoint::Unknown => SimResponse::vapi(404, &vapi::path_not_found()),
+    }
+}
+
+fn login(state: &mut SimState, request: &IncomingRequest<'_>, now: Instant) -> SimResponse {
+    let credentials = request
+        .authorization(&["Basic"])
+        .and_then(|encoded| STANDARD.decode(encoded).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    let session = credentials.as_deref().and_then(|credentials| {
+        let (username, password) = credentials.split_once(':')?;
+        state.login(username, password, now)
+    });
+    match session {
+        Some(id) => SimResponse::json(201, JSON, &json!(id)),
+        None => SimResponse::vapi(401, &vapi::unauthenticated()),
+    }
+}
+
+fn broker_token(
+    state: &mut SimState,
+    request: &IncomingRequest<'_>,
+    client: BrokerClient,
+    now: Instant,
+) -> SimResponse {
+    let tenant = match &client {
+        BrokerClient::AdminClient { tenant } => tenant.clone(),
+        BrokerClient::OperatorClient => String::new(),
+    };
+    match state.issue_broker_token(request.header(SESSION_HEADER), client, now) {
+        Ok(issued) => {
+            let mut body = json!({
+                "token_type": "Bearer",
+                "access_token": issued.access_token,
+            });
+            match issued.expires_in {
+                ExpiresIn::Seconds(seconds) => body["expires_in"] = json!(seconds),
+                ExpiresIn::Null => body["expires_in"] = Value::Null,
+                ExpiresIn::Missing => {}
+            }
+            SimResponse::json(200, JSON, &body)
+        }
+        Err(BrokerTokenError::Unauthenticated) => SimResponse::vapi(401, &vapi::unauthenticated()),
+        Err(BrokerTokenError::Unauthorized) => SimResponse::vapi(403, &vapi::unauthorized()),
+        Err(BrokerTokenError::UnknownTenant) => {
+            SimResponse::vapi(404, &vapi::tenant_not_found(&tenant))
+        }
+    }
+}
+
+/// Whether a `Content-Type` names the vendor media type (parameters such as charset allowed).
+fn is_sync_client_media_type(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(SYNC_CLIENT_MEDIA_TYPE))
+}
+
+/// Reads the optional generate body. `null` fields count as omitted; output fields are ignored.
+fn parse_generate_body(body: &[u8]) -> Result<GenerateRequest, UsergroupError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(GenerateRequest::default());
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| UsergroupError::InvalidParameters)?;
+    let fields = match &value {
+        Value::Object(fields) => fields,
+        Value::Null => return Ok(GenerateRequest::default()),
+        _ => return Err(UsergroupError::InvalidParameters),
+    };
+    let generate_token = match fields.get("generate_token") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(flag)) => Some(*flag),
+        Some(_) => return Err(UsergroupError::InvalidParameters),
+    };
+    let token_ttl = match fields.get("token_ttl") {
+        None | Some(Value::Null) => None,
+        Some(number) => Some(
+            number
+                .as_i64()
+                .and_then(|ttl| i32::try_from(ttl).ok())
+                .ok_or(UsergroupError::InvalidParameters)?,
+        ),
+    };
+    Ok(GenerateRequest {
+        generate_token,
+        token_ttl,
+    })
+}
+
+fn generate(
+    state: &mut SimState,
+    context: &HandlerContext<'_>,
+    request: &IncomingRequest<'_>,
+    tenant: &str,
+    directory_id: &str,
+    now: Instant,
+) -> SimResponse {
+    if let Err(error) = state.authorize_usergroup(request.authorization(&["Bearer"]), tenant, now) {
+        return usergroup_error(error);
+    }
+    if query_param(request.query, "action").as_deref() != Some("generate_credentials") {
+        return usergroup_error(UsergroupError::InvalidParameters);
+    }
+    if !request.body.is_empty() && !is_sync_client_media_type(request.header("content-type")) {
+        return SimResponse::empty(415);
+    }
+    let outcome = parse_generate_body(request.body)
+        .and_then(|body| state.generate_credentials(tenant, directory_id, body, now));
+    sync_client_response(context, outcome, tenant, directory_id)
+}
+
+/// Usergroup errors are documented as returning no data structure: status only.
+fn usergroup_error(error: UsergroupError) -> SimResponse {
+    SimResponse::empty(match error {
+        UsergroupError::InvalidParameters => 400,
+        UsergroupError::Unauthorized => 401,
+        UsergroupError::Forbidden => 403,
+        UsergroupError::NotFound => 404,
+        UsergroupError::Conflict => 409,
+    })
+}
+
+fn sync_client_response(
+    context: &HandlerContext<'_>,
+    outcome: Result<SyncClientView, UsergroupError>,
+    tenant: &str,
+    directory_id: &str,
+) -> SimResponse {
+    let view = match outcome {
+        Ok(view) => view,
+        Err(error) => return usergroup_error(error),
+    };
+    let href = format!(
+        "{}/usergroup/t/{}/broker/directories/{}/sync-client",
+        context.base_url,
+        utf8_percent_encode(tenant, PATH_SEGMENT),
+        utf8_percent_encode(directory_id, PATH_SEGMENT),
+    );
+    let mut body = json!({
+        "_links": {"self": {"href": href}},
+        "generate_token": view.generate_token,
+        "client_id": view.client_id,
+        "token_ttl": view.token_ttl,
+    });
+    let optional_fields = [
+        ("client_secret", view.client_secret.map(Value::from)),
+        ("access_token", view.access_token.map(Value::from)),
+        (
+            "access_token_expire_in",
+            view.access_token_expire_in.map(Value::from),
+        ),
+    ];
+    for (name, value) in optional_fields {
+        match (value, context.unused_fields) {
+            (Some(value), _) => body[name] = value,
+            (None, UnusedFields::Null) => body[name] = Value::Null,
+            (None, UnusedFields::Absent) => {}
+        }
+    }
+    SimResponse::json(200, SYNC_CLIENT_MEDIA_TYPE, &body)
+}
+
+/// Users every tenant of the simulator holds, for the SCIM ListResponse.
+const SCIM_USERS: [(&str, &str); 2] = [
+    ("0b4c1c3e-6f1a-4d43-9d38-2f6f0a3f4a11", "alice@example.com"),
+    ("7d2e9a55-1c8b-4b7e-8f0d-5a6b7c8d9e22", "bob@example.com"),
+];
+
+fn scim_probe(
+    state: &SimState,
+    request: &IncomingRequest<'_>,
+    tenant: &str,
+    now: Instant,
+) -> SimResponse {
+    let token = request.authorization(&["Bearer", "HZN"]);
+    match state.probe(token, tenant, now) {
+        Ok(()) => {
+            let count = query_param(request.query, "count")
+                .and_then(|count| count.parse::<usize>().ok())
+                .unwrap_or(SCIM_USERS.len());
+            let resources: Vec<Value> = SCIM_USERS
+                .iter()
+                .take(count)
+                .map(|(id, name)| {
+                    json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "id": id,
+                        "userName": name,
+                        "active": true,
+                    })
+                })
+                .collect();
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                "totalResults": SCIM_USERS.len(),
+                "itemsPerPage": resources.len(),
+                "startIndex": 1,
+                "Resources": resources,
+            });
+            SimResponse::json(200, SCIM_JSON, &body)
+        }
+        Err(ProbeError::Unauthorized) => scim_error(401, "Unauthorized"),
+        Err(ProbeError::UnknownTenant) => scim_error(404, "Tenant not found"),
+    }
+}
+
+fn scim_error(status: u16, detail: &str) -> SimResponse {
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": status.to_string(),
+        "detail": detail,
+    });
+    SimResponse::json(status, SCIM_JSON, &body)
+}
+
+/// The answer of a `Respond` fault.
+pub(crate) fn fault_response(status: u16, body: &FaultBody) -> SimResponse {
+    match body {
+        FaultBody::Empty => SimResponse::empty(status),
+        FaultBody::Vapi {
+            error_type,
+            message,
+        } => SimResponse::vapi(
+            status,
+            &vapi::error_body(error_type, "com.vmware.broker_sim.injected", message, &[]),
+        ),
+        FaultBody::Raw { content_type, body } => SimResponse {
+            status,
+            content_type: Some(content_type.clone()),
+            headers: Vec::new(),
+            body: body.clone().into_bytes(),
+        },
+    }
+}
+
+/// A `200` whose body is cut off mid-JSON, in the endpoint's own content type.
+pub(crate) fn malformed_success(endpoint: Endpoint) -> SimResponse {
+    let (content_type, body) = match endpoint {
+        Endpoint::Login => (JSON, "\"b1f0c6d2"),
+        Endpoint::OperatorClientToken | Endpoint::AdminClientToken => {
+            (JSON, "{\"token_type\":\"Bearer\",\"access_token\":\"eyJ0eX")
+        }
+        Endpoint::Generate | Endpoint::ReadSyncClient => (
+            SYNC_CLIENT_MEDIA_TYPE,
+            "{\"generate_token\":true,\"access_token\":\"eyJ0eXAiOiJKV1Qi",
+        ),
+        Endpoint::ScimProbe => (SCIM_JSON, "{\"schemas\":[\"urn:ietf:params:scim"),
+        Endpoint::Logout | Endpoint::Unknown => (JSON, "{\"value\":"),
+    };
+    SimResponse {
+        status: 200,
+        content_type: Some(content_type.to_owned()),
+        headers: Vec::new(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_check_allows_parameters_and_case() {
+        assert!(is_sync_client_media_type(Some(SYNC_CLIENT_MEDIA_TYPE)));
+        assert!(is_sync_client_media_type(Some(
+            "Application/VND.vmware.vidm.usergroup.broker.directory.syncclientconfiguration+json; charset=utf-8"
+        )));
+        assert!(!is_sync_client_media_type(Some("application/json")));
+        assert!(!is_sync_client_media_type(None));
+    }
+
+    #[test]
+    fn generate_body_fields_are_optional_and_typed() {
+        assert_eq!(parse_generate_body(b""), Ok(GenerateRequest::default()));
+        assert_eq!(parse_generate_body(b"{}"), Ok(GenerateRequest::default()));
+        assert_eq!(
+            parse_generate_body(br#"{"generate_token":false,"token_ttl":5,"client_secret":"x"}"#),
+            Ok(GenerateRequest {
+                generate_token: Some(false),
+                token_ttl: Some(5)
+            })
+        );
+        assert_eq!(
+            parse_generate_body(br#"{"generate_token":null,"token_ttl":null}"#),
+            Ok(GenerateRequest::default())
+        );
+        for invalid in [
+            &br#"{"generate_token":"yes"}"#[..],
+            br#"{"token_ttl":1.5}"#,
+            br#"{"token_ttl":3000000000}"#,
+            br"[1]",
+            br"{not json",
+        ] {
+            assert_eq!(
+                parse_generate_body(invalid),
+                Err(UsergroupError::InvalidParameters)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_success_bodies_do_not_parse_as_json() {
+        for endpoint in [
+            Endpoint::Login,
+            Endpoint::OperatorClientToken,
+            Endpoint::Generate,
+            Endpoint::ScimProbe,
+            Endpoint::Unknown,
+        ] {
+            let response = malformed_success(endpoint);
+            assert_eq!(response.status, 200);
+            assert!(serde_json::from_slice::<Value>(&response.body).is_err());
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! A stateful simulator of the VMware identity broker and the vCenter token API
+//! (see `BROKER_API.md`), served over real HTTP or HTTPS on 127.0.0.1 for end-to-end tests and
+//! demos. Test support only; never part of the operator image.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use sync_client_broker_sim::{BrokerSim, BrokerSimConfig, Endpoint, Fault, SyncClients};
+//! let sim = BrokerSim::start(BrokerSimConfig::default()).await?;
+//! sim.add_directory("3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c", SyncClients::One { generate_token: true, token_ttl: 10 });
+//! sim.inject(Fault::on(Endpoint::Generate).times(2).status(500));
+//! // ... point the client at sim.url(), trusting sim.ca_pem() ...
+//! sim.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod faults;
+mod handlers;
+mod recording;
+mod routes;
+mod server;
+mod state;
+mod tls;
+mod tokens;
+mod vapi;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::{AcceptedBrokerTokens, BrokerSimConfig, ExpiresIn, UnusedFields};
+pub use faults::{Fault, FaultAction, FaultBody};
+pub use handlers::SYNC_CLIENT_MEDIA_TYPE;
+pub use recording::RecordedRequest;
+pub use routes::Endpoint;
+pub use state::SyncClients;
+pub use tokens::new_directory_id;
+
+use faults::FaultQueue;
+use recording::Recorder;
+use server::{Shared, lock};
+use state::SimState;
+
+/// A running simulator. The server task stops on [`BrokerSim::shutdown`] or when dropped.
+pub struct BrokerSim {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    url: String,
+    tls: Option<tls::SimTls>,
+    username: String,
+    password: String,
+    server: Option<JoinHandle<()>>,
+}
+
+impl BrokerSim {
+    /// Binds 127.0.0.1 (on `config.port`, 0 for an ephemeral port), generates the CA when
+    /// `config.tls` is set, and starts serving.
+    pub async fn start(config: BrokerSimConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
+        let address = listener.local_addr()?;
+        let tls = if config.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{address}");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SimState::new(&config)),
+            faults: Mutex::new(FaultQueue::default()),
+            recorder: Mutex::new(Recorder::default()),
+            base_url: url.clone(),
+            unused_fields: config.unused_fields,
+        });
+        let acceptor = tls
+            .as_ref()
+            .map(|tls| TlsAcceptor::from(Arc::clone(&tls.server_config)));
+        let server = tokio::spawn(server::run(listener, acceptor, Arc::clone(&shared)));
+        tracing::info!(%url, "broker simulator listening");
+        Ok(Self {
+            shared,
+            address,
+            url,
+            tls,
+            username: config.username,
+            password: config.password,
+            server: Some(server),
+        })
+    }
+
+    /// `https://127.0.0.1:PORT` or `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The PEM of the CA that signed the server certificate (HTTPS only).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.tls.as_ref().map(|tls| tls.ca_pem.clone())
+    }
+
+    /// A rustls client configuration (ring provider) trusting only this simulator's CA
+    /// (HTTPS only).
+    pub fn client_tls_config(&self) -> Option<io::Result<rustls::ClientConfig>> {
+        self.tls.as_ref().map(|tls| tls::client_config(&tls.ca_der))
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    pub fn tenant(&self) -> String {
+        lock(&self.shared.state).tenant().to_owned()
+    }
+
+    // ---- directories and permissions ----
+
+    /// Adds (or replaces) a directory; a new sync client holds no credentials until generated.
+    pub fn add_directory(&self, id: &str, sync_clients: SyncClients) {
+        lock(&self.shared.state).add_directory(id, sync_clients);
+    }
+
+    /// Adds a directory with one token-mode sync client using the configured default TTL.
+    pub fn add_directory_with_defaults(&self, id: &str) {
+        let mut state = lock(&self.shared.state);
+        let token_ttl = state.default_token_ttl();
+        state.add_directory(
+            id,
+            SyncClients::One {
+                generate_token: true,
+                token_ttl,
+            },
+        );
+    }
+
+    pub fn directories(&self) -> Vec<String> {
+        lock(&self.shared.state).directory_ids()
+    }
+
+    /// Grants or revokes `VcIdentityProviders.Manage` (B answers 403 without it).
+    pub fn set_privilege(&self, granted: bool) {
+        lock(&self.shared.state).set_privilege(granted);
+    }
+
+    /// Lets generate and read answer 403 for every directory (`false`) or not (`true`).
+    pub fn set_usergroup_access(&self, granted: bool) {
+        lock(&self.shared.state).set_usergroup_access(granted);
+    }
+
+    /// Lets generate and read answer 403 for one directory. Returns false for an unknown id.
+    pub fn set_directory_access(&self, directory_id: &str, granted: bool) -> bool {
+        lock(&self.shared.state).set_directory_access(directory_id, granted)
+    }
+
+    /// Changes what later TokenInfo bodies report as `expires_in` (and the token lifetime).
+    pub fn set_broker_token_expires_in(&self, expires_in: ExpiresIn) {
+        lock(&self.shared.state).set_broker_token_expires_in(expires_in);
+    }
+
+    // ---- faults ----
+
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared.faults).push(fault);
+    }
+
+    /// How many faulty answers are still queued (each fault counts its remaining uses).
+    pub fn pending_faults(&self) -> usize {
+        lock(&self.shared.faults).pending()
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    // ---- recording ----
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.recorder).requests()
+    }
+
+    /// Recorded requests to `endpoint` since the last [`BrokerSim::clear_requests`].
+    pub fn count(&self, endpoint: Endpoint) -> usize {
+        lock(&self.shared.recorder).count(endpoint)
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.recorder).clear();
+    }
+
+    // ---- credentials ----
+
+    /// The directory's live sync-client token (issued, not revoked, not expired).
+    pub fn current_token(&self, directory_id: &str) -> Option<String> {
+        lock(&self.shared.state).current_token(directory_id, Instant::now())
+    }
+
+    /// `(client_id, client_secret)` of the directory's sync client in client-secret mode.
+    pub fn current_client_secret(&self, directory_id: &str) -> Option<(String, String)> {
+        lock(&self.shared.state).current_client_secret(directory_id)
+    }
+
+    /// Whether the SCIM probe would accept this sync-client token now.
+    pub fn token_is_valid(&self, token: &str) -> bool {
+        lock(&self.shared.state).token_is_valid(token, Instant::now())
+    }
+
+    /// Whether generate and read would accept this broker (vCenter-issued) token now.
+    pub fn broker_token_is_valid(&self, token: &str) -> bool {
+        lock(&self.shared.state).broker_token_is_valid(token, Instant::now())
+    }
+
+    /// Successful rotations of the directory's sync client (not reset by `clear_requests`).
+    pub fn generate_count(&self, directory_id: &str) -> usize {
+        lock(&self.shared.state).generate_count(directory_id)
+    }
+
+    /// Ends every vCenter session at once, as an idle timeout or a vCenter restart would.
+    pub fn expire_sessions(&self) {
+        lock(&self.shared.state).expire_sessions();
+    }
+
+    /// Invalidates every broker token at once.
+    pub fn expire_broker_tokens(&self) {
+        lock(&self.shared.state).expire_broker_tokens();
+    }
+
+    /// Stops the server and closes every open connection.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            // The task only ends by being aborted; its cancellation is the expected outcome.
+            let _cancelled = server.await;
+        }
+    }
+}
+
+impl Drop for BrokerSim {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for BrokerSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerSim")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
