@@ -1,0 +1,1008 @@
+//! Chart tests: the real `helm` lints and renders `charts/sync-client-operator` in each supported
+//! configuration; the rendered manifests pass strict Kubernetes 1.34 schema validation and the
+//! checkov security scan; and the chart's promises (restricted pods, least-privilege RBAC,
+//! namespace mode, leader election, kept CRDs, plain manifests in sync) are checked on the
+//! rendered objects.
+//!
+//! The tools live in `<repo>/.tools/bin`, installed by `scripts/install-tools.sh`. A missing tool
+//! fails the test with that instruction: these tests never skip.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The Kubernetes version the project targets.
+const KUBERNETES_VERSION: &str = "1.34.0";
+const RELEASE: &str = "sync-client-operator";
+const RELEASE_NAMESPACE: &str = "sync-client-operator";
+/// `watchNamespace` in `ci/namespace-scoped-values.yaml`.
+const WATCHED_NAMESPACE: &str = "team-a";
+/// Kinds without a schema in kubernetes-validate: the Prometheus Operator's ServiceMonitor is a
+/// custom resource. Everything else, CRDs included, is validated.
+const KINDS_WITHOUT_BUILT_IN_SCHEMA: &[&str] = &["ServiceMonitor"];
+
+/// The operator's Kubernetes API calls (group, resources, verbs): what the RBAC must grant,
+/// exactly. The chart keeps the same list in `templates/_helpers.tpl`.
+const OPERATOR_RULES: &[(&str, &[&str], &[&str])] = &[
+    (
+        "syncclient.io",
+        &["syncclientcredentials"],
+        &["get", "list", "watch", "patch"],
+    ),
+    (
+        "syncclient.io",
+        &["syncclientcredentials/status"],
+        &["get", "patch", "update"],
+    ),
+    (
+        "syncclient.io",
+        &["identitybrokers", "clusteridentitybrokers"],
+        &["get", "list", "watch"],
+    ),
+    (
+        "syncclient.io",
+        &["identitybrokers/status", "clusteridentitybrokers/status"],
+        &["get", "patch", "update"],
+    ),
+    (
+        "",
+        &["secrets"],
+        &["get", "list", "watch", "create", "update", "patch"],
+    ),
+    ("", &["namespaces"], &["get", "list", "watch"]),
+    ("", &["events"], &["create", "patch"]),
+    ("events.k8s.io", &["events"], &["create", "patch"]),
+    (
+        "apps",
+        &["deployments", "statefulsets", "daemonsets"],
+        &["get", "patch"],
+    ),
+];
+/// Cluster-scoped resources: a namespaced Role cannot grant them, so namespace mode leaves them out.
+const CLUSTER_SCOPED_RESOURCES: &[&str] = &[
+    "clusteridentitybrokers",
+    "clusteridentitybrokers/status",
+    "namespaces",
+];
+const LEADER_ELECTION_RULES: &[(&str, &[&str], &[&str])] = &[(
+    "coordination.k8s.io",
+    &["leases"],
+    &["get", "create", "update", "patch"],
+)];
+
+#[derive(Clone, Copy, Debug)]
+enum Configuration {
+    Defaults,
+    /// Every optional feature on: `ci/all-features-values.yaml`.
+    AllFeatures,
+    /// Namespace mode: `ci/namespace-scoped-values.yaml`.
+    NamespaceScoped,
+}
+
+impl Configuration {
+    const ALL: [Self; 3] = [Self::Defaults, Self::AllFeatures, Self::NamespaceScoped];
+
+    fn values_args(self) -> Vec<String> {
+        let file = match self {
+            Self::Defaults => return Vec::new(),
+            Self::AllFeatures => "all-features-values.yaml",
+            Self::NamespaceScoped => "namespace-scoped-values.yaml",
+        };
+        let path = chart_dir().join("ci").join(file);
+        vec!["--values".to_owned(), path.display().to_string()]
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart_dir() -> PathBuf {
+    repo_root().join("charts/sync-client-operator")
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = repo_root().join(".tools/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/install-tools.sh",
+        path.display()
+    );
+    path
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"))
+}
+
+/// Runs the command and returns its standard output, failing the test when it fails.
+fn run_successfully(command: &mut Command) -> String {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("tool output is UTF-8")
+}
+
+fn helm() -> Command {
+    let mut command = Command::new(tool("helm"));
+    // Never talk to whatever cluster the developer's kubeconfig points at.
+    command.env("KUBECONFIG", repo_root().join(".tools/no-kubeconfig"));
+    command
+}
+
+fn helm_template(configuration: Configuration, sets: &[&str]) -> String {
+    let mut command = helm();
+    command
+        .arg("template")
+        .arg(RELEASE)
+        .arg(chart_dir())
+        .args(["--namespace", RELEASE_NAMESPACE])
+        .args(["--kube-version", KUBERNETES_VERSION])
+        .args(configuration.values_args());
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    run_successfully(&mut command)
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple(yaml).expect("rendered manifests are YAML")
+}
+
+fn render(configuration: Configuration) -> Vec<Value> {
+    documents(&helm_template(configuration, &[]))
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects
+        .iter()
+        .filter(|object| object["kind"] == kind)
+        .collect()
+}
+
+fn only<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(objects, kind);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind}, found {found:?}"
+    );
+    found[0]
+}
+
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} named {name}"))
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn operator_container(objects: &[Value]) -> &Value {
+    let containers = &only(objects, "Deployment")["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers.as_array().map(Vec::len), Some(1));
+    &containers[0]
+}
+
+fn operator_args(objects: &[Value]) -> Vec<&str> {
+    strings(&operator_container(objects)["args"])
+}
+
+fn write_temp_yaml(content: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new()
+        .suffix(".yaml")
+        .tempfile()
+        .expect("create a temporary file");
+    fs::write(file.path(), content).expect("write a temporary file");
+    file
+}
+
+type Permission = (String, String, String);
+
+/// Flattens RBAC rules into (group, resource, verb) triples, refusing anything beyond them.
+fn permissions(rules: &Value) -> BTreeSet<Permission> {
+    let mut granted = BTreeSet::new();
+    for rule in rules.as_array().expect("rules is a list") {
+        for field in rule.as_object().expect("a rule is a map").keys() {
+            assert!(
+                ["apiGroups", "resources", "verbs"].contains(&field.as_str()),
+                "unexpected rule field {field} in {rule}"
+            );
+        }
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    granted.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
+                }
+            }
+        }
+    }
+    granted
+}
+
+fn expected_permissions(
+    rules: &[(&str, &[&str], &[&str])],
+    include: impl Fn(&str) -> bool,
+) -> BTreeSet<Permission> {
+    let mut expected = BTreeSet::new();
+    for (group, resources, verbs) in rules {
+        for resource in resources.iter().filter(|resource| include(resource)) {
+            for verb in *verbs {
+                expected.insert((
+                    (*group).to_owned(),
+                    (*resource).to_owned(),
+                    (*verb).to_owned(),
+                ));
+            }
+        }
+    }
+    expected
+}
+
+#[test]
+fn chart_lints_strictly_in_every_configuration() {
+    for configuration in Configuration::ALL {
+        let output = run_successfully(
+            helm()
+                .args(["lint", "--strict"])
+                .arg(chart_dir())
+                .args(["--namespace", RELEASE_NAMESPACE])
+                .args(["--kube-version", KUBERNETES_VERSION])
+                .args(configuration.values_args()),
+        );
+        assert!(
+            output.contains("0 chart(s) failed"),
+            "{configuration:?}: {output}"
+        );
+        assert!(!output.contains("[WARNING]"), "{configuration:?}: {output}");
+    }
+}
+
+#[test]
+fn values_schema_rejects_unknown_and_invalid_values() {
+    for bad in [
+        "replicaCount=2",
+        "logFormat=xml",
+        "replicas=-1",
+        "watchNamespace=Not_A_Namespace",
+        "image.pullPolicy=Sometimes",
+        "podDisruptionBudget.maxUnavailable=0",
+    ] {
+        let output = run(helm()
+            .arg("template")
+            .arg(RELEASE)
+            .arg(chart_dir())
+            .args(["--set", bad]));
+        assert!(
+            !output.status.success(),
+            "helm template accepted --set {bad}"
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("schema"),
+            "--set {bad} was not rejected by the values schema: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Every key of values.yaml has a schema entry and every schema entry has a default in values.yaml,
+/// down to the free-form maps (resources, affinity, ...) the schema leaves open.
+#[test]
+fn values_schema_covers_every_value() {
+    fn compare(path: &str, values: &Value, schema: &Value, problems: &mut Vec<String>) {
+        let Some(properties) = schema["properties"].as_object() else {
+            return;
+        };
+        let values = values.as_object().expect("an object in values.yaml");
+        for key in values.keys() {
+            match properties.get(key) {
+                Some(property) => {
+                    compare(&format!("{path}.{key}"), &values[key], property, problems);
+                }
+                None => problems.push(format!("{path}.{key} has no schema")),
+            }
+        }
+        // `global` is Helm's own: allowed by the schema, never set by this chart.
+        let helm_global = |key: &str| path.is_empty() && key == "global";
+        for key in properties.keys() {
+            if !values.contains_key(key) && !helm_global(key) {
+                problems.push(format!("{path}.{key} has no default in values.yaml"));
+            }
+        }
+        if schema["additionalProperties"] != false {
+            problems.push(format!("{path} accepts unknown keys"));
+        }
+    }
+
+    let values: Value = serde_saphyr::from_str(
+        &fs::read_to_string(chart_dir().join("values.yaml")).expect("read values.yaml"),
+    )
+    .expect("values.yaml is YAML");
+    let schema: Value = serde_json::from_str(
+        &fs::read_to_string(chart_dir().join("values.schema.json"))
+            .expect("read values.schema.json"),
+    )
+    .expect("values.schema.json is JSON");
+    let mut problems = Vec::new();
+    compare("", &values, &schema, &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn rendered_manifests_pass_strict_kubernetes_1_34_schema_validation() {
+    let mut inputs: Vec<(String, String)> = Configuration::ALL
+        .iter()
+        .map(|configuration| {
+            (
+                format!("{configuration:?}"),
+                helm_template(*configuration, &[]),
+            )
+        })
+        .collect();
+    inputs.push((
+        "deploy/sync-client-operator.yaml".to_owned(),
+        fs::read_to_string(repo_root().join("deploy/sync-client-operator.yaml"))
+            .expect("read deploy/sync-client-operator.yaml"),
+    ));
+    for (name, manifests) in inputs {
+        let objects = documents(&manifests);
+        let file = write_temp_yaml(&manifests);
+        let output = run(Command::new(tool("kubernetes-validate"))
+            .args(["--strict", "--kubernetes-version", KUBERNETES_VERSION])
+            .arg(file.path()));
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{name} failed validation:\n{report}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut validated = 0;
+        for line in report.lines() {
+            if line.starts_with("INFO ") && line.contains(" passed for resource ") {
+                validated += 1;
+            } else {
+                let unvalidated_kind_is_allowed = KINDS_WITHOUT_BUILT_IN_SCHEMA
+                    .iter()
+                    .any(|kind| line.contains(&format!("Couldn't find schema for kind {kind} ")));
+                assert!(
+                    line.starts_with("WARN ") && unvalidated_kind_is_allowed,
+                    "{name}: unexpected kubernetes-validate output: {line}"
+                );
+            }
+        }
+        let without_schema = objects
+            .iter()
+            .filter(|object| {
+                KINDS_WITHOUT_BUILT_IN_SCHEMA
+                    .iter()
+                    .any(|kind| object["kind"] == *kind)
+            })
+            .count();
+        assert_eq!(
+            validated,
+            objects.len() - without_schema,
+            "{name}: not every resource was validated:\n{report}"
+        );
+    }
+}
+
+/// The skip list of `.checkov.yaml`, each entry with the comment that justifies it.
+fn checkov_skips() -> Vec<String> {
+    let path = chart_dir().join(".checkov.yaml");
+    let text = fs::read_to_string(&path).expect("read .checkov.yaml");
+    let config: Value = serde_saphyr::from_str(&text).expect(".checkov.yaml is YAML");
+    let skips: Vec<String> = strings(&config["skip-check"])
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    for skip in &skips {
+        let index = lines
+            .iter()
+            .position(|line| line.trim() == format!("- {skip}"))
+            .unwrap_or_else(|| panic!("{skip} is not on its own line in {}", path.display()));
+        assert!(
+            index > 0 && lines[index - 1].trim_start().starts_with("# "),
+            "{skip} in {} has no justification comment above it",
+            path.display()
+        );
+    }
+    skips
+}
+
+/// Runs checkov offline on one rendering and returns the ids of the failed checks.
+fn checkov_failures(manifests: &str) -> BTreeSet<String> {
+    let file = write_temp_yaml(manifests);
+    let output = run(Command::new(tool("checkov"))
+        // Offline: no update check, no platform mapping.
+        .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .args(["--framework", "kubernetes", "--skip-download", "--quiet"])
+        .args(["--output", "json", "--file"])
+        .arg(file.path()));
+    // checkov exits 1 when a check fails; the failures are judged against the skip list below.
+    assert!(
+        output.status.code().is_some_and(|code| code <= 1),
+        "checkov crashed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "checkov output is not JSON ({error}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let summary = &report["summary"];
+    assert_eq!(
+        summary["parsing_errors"], 0,
+        "checkov could not parse: {summary}"
+    );
+    assert!(
+        summary["passed"].as_u64().is_some_and(|passed| passed > 50),
+        "checkov ran too few checks: {summary}"
+    );
+    report["results"]["failed_checks"]
+        .as_array()
+        .expect("checkov lists failed checks")
+        .iter()
+        .map(|check| {
+            format!(
+                "{} {} ({})",
+                check["check_id"].as_str().unwrap_or_default(),
+                check["check_name"].as_str().unwrap_or_default(),
+                check["resource"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn security_scan_finds_nothing_beyond_the_justified_skips() {
+    let skips = checkov_skips();
+    let renders: Vec<(Configuration, String)> = Configuration::ALL
+        .iter()
+        .map(|configuration| (*configuration, helm_template(*configuration, &[])))
+        .collect();
+    // checkov takes seconds per run: scan the configurations side by side.
+    let findings: Vec<(Configuration, BTreeSet<String>)> = std::thread::scope(|scope| {
+        let scans: Vec<_> = renders
+            .iter()
+            .map(|(configuration, manifests)| {
+                scope.spawn(move || (*configuration, checkov_failures(manifests)))
+            })
+            .collect();
+        scans
+            .into_iter()
+            .map(|scan| scan.join().expect("checkov scan thread"))
+            .collect()
+    });
+    let mut fired = BTreeSet::new();
+    for (configuration, failures) in &findings {
+        let unexpected: Vec<&String> = failures
+            .iter()
+            .filter(|failure| {
+                let id = failure.split(' ').next().unwrap_or_default();
+                fired.insert(id.to_owned());
+                !skips.iter().any(|skip| skip == id)
+            })
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "{configuration:?}: checkov findings not in .checkov.yaml: {unexpected:#?}"
+        );
+    }
+    let stale: Vec<&String> = skips.iter().filter(|skip| !fired.contains(*skip)).collect();
+    assert!(
+        stale.is_empty(),
+        "skips in .checkov.yaml that no configuration triggers any more (remove them): {stale:?}"
+    );
+}
+
+#[test]
+fn plain_manifests_equal_a_fresh_render() {
+    tool("helm");
+    let directory = tempfile::tempdir().expect("create a temporary directory");
+    let fresh = directory.path().join("sync-client-operator.yaml");
+    run_successfully(
+        Command::new("bash")
+            .arg(repo_root().join("scripts/render-deploy.sh"))
+            .arg(&fresh),
+    );
+    let committed_path = repo_root().join("deploy/sync-client-operator.yaml");
+    let committed =
+        fs::read_to_string(&committed_path).expect("read deploy/sync-client-operator.yaml");
+    let fresh = fs::read_to_string(&fresh).expect("read the fresh render");
+    assert!(
+        committed == fresh,
+        "{} is out of date: run scripts/render-deploy.sh",
+        committed_path.display()
+    );
+    assert!(committed.starts_with("# GENERATED FILE"));
+    let objects = documents(&committed);
+    let namespace = only(&objects, "Namespace");
+    assert_eq!(namespace["metadata"]["name"], RELEASE_NAMESPACE);
+    assert_eq!(
+        namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    for object in &objects {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let cluster_scoped = [
+            "Namespace",
+            "CustomResourceDefinition",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        ]
+        .contains(&kind);
+        if !cluster_scoped {
+            assert_eq!(object["metadata"]["namespace"], RELEASE_NAMESPACE, "{kind}");
+        }
+    }
+}
+
+#[test]
+fn operator_pod_runs_with_a_restricted_security_context() {
+    for configuration in Configuration::ALL {
+        let objects = render(configuration);
+        let pod = &only(&objects, "Deployment")["spec"]["template"]["spec"];
+        let context = format!("{configuration:?}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{context}");
+        assert_eq!(pod["securityContext"]["runAsUser"], 65532, "{context}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{context}"
+        );
+        assert_eq!(pod["automountServiceAccountToken"], true, "{context}");
+        assert_eq!(pod["hostNetwork"], Value::Null, "{context}");
+        assert_eq!(pod["hostPID"], Value::Null, "{context}");
+
+        let container = operator_container(&objects);
+        let security = &container["securityContext"];
+        assert_eq!(security["runAsNonRoot"], true, "{context}");
+        assert_eq!(security["runAsUser"], 65532, "{context}");
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{context}");
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{context}");
+        assert_eq!(security["privileged"], false, "{context}");
+        assert_eq!(
+            strings(&security["capabilities"]["drop"]),
+            ["ALL"],
+            "{context}"
+        );
+        assert_eq!(security["capabilities"]["add"], Value::Null, "{context}");
+        assert_eq!(
+            security["seccompProfile"]["type"], "RuntimeDefault",
+            "{context}"
+        );
+
+        for kind in ["requests", "limits"] {
+            for resource in ["cpu", "memory"] {
+                assert!(
+                    container["resources"][kind][resource].is_string(),
+                    "{context}: resources.{kind}.{resource} missing"
+                );
+            }
+        }
+        assert_eq!(container["ports"][0]["name"], "http", "{context}");
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"], "/healthz",
+            "{context}"
+        );
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["port"], "http",
+            "{context}"
+        );
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/readyz",
+            "{context}"
+        );
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["port"], "http",
+            "{context}"
+        );
+        assert_eq!(operator_args(&objects)[0], "run", "{context}");
+    }
+}
+
+#[test]
+fn rbac_grants_exactly_the_operator_api_calls_and_nothing_broad() {
+    for configuration in Configuration::ALL {
+        let objects = render(configuration);
+        for kind in ["Role", "ClusterRole"] {
+            for role in of_kind(&objects, kind) {
+                for (group, resource, verb) in permissions(&role["rules"]) {
+                    let name = &role["metadata"]["name"];
+                    assert!(
+                        ![&group, &resource, &verb].contains(&&"*".to_owned()),
+                        "{configuration:?}: {kind} {name} grants a wildcard"
+                    );
+                    assert!(
+                        !(resource == "secrets"
+                            && ["delete", "deletecollection"].contains(&verb.as_str())),
+                        "{configuration:?}: {kind} {name} may delete Secrets"
+                    );
+                }
+            }
+        }
+    }
+
+    let cluster_wide = render(Configuration::Defaults);
+    assert_eq!(
+        permissions(&named(&cluster_wide, "ClusterRole", RELEASE)["rules"]),
+        expected_permissions(OPERATOR_RULES, |_| true)
+    );
+    let binding = named(&cluster_wide, "ClusterRoleBinding", RELEASE);
+    assert_eq!(binding["roleRef"]["name"], RELEASE);
+    assert_eq!(binding["subjects"][0]["name"], RELEASE);
+    assert_eq!(binding["subjects"][0]["namespace"], RELEASE_NAMESPACE);
+    assert!(of_kind(&cluster_wide, "Role").is_empty());
+
+    let namespaced = render(Configuration::NamespaceScoped);
+    let role = named(&namespaced, "Role", RELEASE);
+    assert_eq!(role["metadata"]["namespace"], WATCHED_NAMESPACE);
+    assert_eq!(
+        permissions(&role["rules"]),
+        expected_permissions(OPERATOR_RULES, |resource| !CLUSTER_SCOPED_RESOURCES
+            .contains(&resource))
+    );
+}
+
+#[test]
+fn namespace_mode_renders_a_role_in_the_watched_namespace_and_no_cluster_role() {
+    let objects = render(Configuration::NamespaceScoped);
+    assert!(of_kind(&objects, "ClusterRole").is_empty());
+    assert!(of_kind(&objects, "ClusterRoleBinding").is_empty());
+
+    let binding = named(&objects, "RoleBinding", RELEASE);
+    assert_eq!(binding["metadata"]["namespace"], WATCHED_NAMESPACE);
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], RELEASE);
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    assert_eq!(binding["subjects"][0]["name"], RELEASE);
+    assert_eq!(binding["subjects"][0]["namespace"], RELEASE_NAMESPACE);
+
+    let namespace_flag = format!("--namespace={WATCHED_NAMESPACE}");
+    assert!(operator_args(&objects).contains(&namespace_flag.as_str()));
+    assert!(
+        !operator_args(&render(Configuration::Defaults))
+            .iter()
+            .any(|arg| arg.starts_with("--namespace")),
+        "cluster-wide mode must watch all namespaces"
+    );
+}
+
+#[test]
+fn leader_election_follows_the_replica_count_or_the_forcing_value() {
+    let lease_role = format!("{RELEASE}-leader-election");
+    let expected_lease_permissions = expected_permissions(LEADER_ELECTION_RULES, |_| true);
+
+    let single = render(Configuration::Defaults);
+    assert!(!operator_args(&single).contains(&"--leader-election"));
+    assert!(of_kind(&single, "Role").is_empty());
+    assert!(of_kind(&single, "PodDisruptionBudget").is_empty());
+    assert_eq!(
+        only(&single, "Deployment")["spec"]["strategy"]["type"],
+        "Recreate",
+        "without leader election a rollout must not run two operators at once"
+    );
+
+    for (configuration, lease_name) in [
+        (Configuration::AllFeatures, "sync-client-operator-leader"),
+        (Configuration::NamespaceScoped, RELEASE),
+    ] {
+        let objects = render(configuration);
+        let args = operator_args(&objects);
+        assert!(
+            args.contains(&"--leader-election"),
+            "{configuration:?}: {args:?}"
+        );
+        let lease_flag = format!("--lease-name={lease_name}");
+        assert!(
+            args.contains(&lease_flag.as_str()),
+            "{configuration:?}: {args:?}"
+        );
+        assert!(args.contains(&"--lease-namespace=$(POD_NAMESPACE)"));
+        let env = &operator_container(&objects)["env"];
+        assert!(
+            env.as_array().is_some_and(|env| env.iter().any(|variable| {
+                variable["name"] == "POD_NAMESPACE"
+                    && variable["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+            })),
+            "{configuration:?}: POD_NAMESPACE comes from the downward API"
+        );
+        let role = named(&objects, "Role", &lease_role);
+        assert_eq!(role["metadata"]["namespace"], RELEASE_NAMESPACE);
+        assert_eq!(permissions(&role["rules"]), expected_lease_permissions);
+        let binding = named(&objects, "RoleBinding", &lease_role);
+        assert_eq!(binding["metadata"]["namespace"], RELEASE_NAMESPACE);
+        assert_eq!(binding["roleRef"]["name"], lease_role.as_str());
+        assert_eq!(
+            only(&objects, "Deployment")["spec"]["strategy"],
+            Value::Null
+        );
+    }
+
+    let replicated = render(Configuration::AllFeatures);
+    assert_eq!(only(&replicated, "Deployment")["spec"]["replicas"], 2);
+    assert_eq!(
+        only(&replicated, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+}
+
+#[test]
+fn optional_features_render_only_when_enabled() {
+    let defaults = render(Configuration::Defaults);
+    for kind in ["ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"] {
+        assert!(
+            of_kind(&defaults, kind).is_empty(),
+            "{kind} rendered by default"
+        );
+    }
+    assert_eq!(of_kind(&defaults, "ClusterRole").len(), 1);
+    let service = only(&defaults, "Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    assert_eq!(
+        operator_container(&defaults)["image"],
+        "ghcr.io/sync-client-operator/sync-client-operator:0.1.0"
+    );
+
+    let objects = render(Configuration::AllFeatures);
+    let monitor = only(&objects, "ServiceMonitor");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+
+    let policy = &only(&objects, "NetworkPolicy")["spec"];
+    assert_eq!(strings(&policy["policyTypes"]), ["Ingress", "Egress"]);
+    assert_eq!(policy["ingress"][0]["ports"][0]["port"], "http");
+    let egress_ports: BTreeSet<(String, String)> = policy["egress"]
+        .as_array()
+        .expect("egress rules")
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().cloned().unwrap_or_default())
+        .map(|port| {
+            let protocol = port["protocol"].as_str().unwrap_or_default().to_owned();
+            (protocol, port["port"].to_string())
+        })
+        .collect();
+    for (protocol, port) in [
+        ("TCP", "443"),
+        ("TCP", "6443"),
+        ("UDP", "53"),
+        ("TCP", "53"),
+    ] {
+        assert!(
+            egress_ports.contains(&(protocol.to_owned(), port.to_owned())),
+            "egress {protocol}/{port} missing: {egress_ports:?}"
+        );
+    }
+
+    let aggregated: Vec<&Value> = of_kind(&objects, "ClusterRole")
+        .into_iter()
+        .filter(|role| {
+            role["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+        })
+        .collect();
+    assert_eq!(
+        aggregated.len(),
+        2,
+        "view and edit roles aggregate into edit"
+    );
+
+    let pod = &only(&objects, "Deployment")["spec"]["template"]["spec"];
+    let container = operator_container(&objects);
+    assert!(
+        container["image"]
+            .as_str()
+            .is_some_and(|image| image.contains("@sha256:")),
+        "image.digest pins the image: {}",
+        container["image"]
+    );
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "registry-credentials");
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert!(pod["tolerations"].is_array());
+    assert!(pod["affinity"]["podAntiAffinity"].is_object());
+    assert!(pod["topologySpreadConstraints"].is_array());
+    let template_metadata = &only(&objects, "Deployment")["spec"]["template"]["metadata"];
+    assert_eq!(
+        template_metadata["annotations"]["example.com/team"],
+        "platform"
+    );
+    assert_eq!(
+        template_metadata["labels"]["example.com/tier"],
+        "control-plane"
+    );
+    let args = operator_args(&objects);
+    assert!(args.contains(&"--broker-concurrency=8"), "{args:?}");
+    assert!(args.contains(&"--log-format=text"), "{args:?}");
+    for object in &objects {
+        assert_eq!(
+            object["metadata"]["labels"]["example.com/cost-center"], "platform",
+            "commonLabels on {}",
+            object["kind"]
+        );
+    }
+}
+
+#[test]
+fn crds_are_installed_from_the_chart_files_and_kept_on_uninstall() {
+    let crd_files: Vec<PathBuf> = fs::read_dir(chart_dir().join("files/crds"))
+        .expect("read files/crds")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
+        .collect();
+    let mut expected_names = BTreeSet::new();
+    for file in &crd_files {
+        for crd in documents(&fs::read_to_string(file).expect("read a CRD file")) {
+            expected_names.insert(crd["metadata"]["name"].as_str().map(str::to_owned));
+        }
+    }
+    assert!(!expected_names.is_empty(), "files/crds holds no CRD");
+
+    let kept = render(Configuration::Defaults);
+    let crds = of_kind(&kept, "CustomResourceDefinition");
+    let rendered_names: BTreeSet<Option<String>> = crds
+        .iter()
+        .map(|crd| crd["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(rendered_names, expected_names);
+    for crd in &crds {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+        assert_eq!(crd["spec"]["group"], "syncclient.io");
+    }
+
+    let not_kept = documents(&helm_template(
+        Configuration::Defaults,
+        &["crds.keep=false"],
+    ));
+    for crd in of_kind(&not_kept, "CustomResourceDefinition") {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            Value::Null
+        );
+    }
+    let without = documents(&helm_template(
+        Configuration::Defaults,
+        &["crds.enabled=false"],
+    ));
+    assert!(of_kind(&without, "CustomResourceDefinition").is_empty());
+}
+
+/// The chart may not read outside its folder, so it carries a copy of the generated CRDs.
+#[test]
+fn chart_crds_are_byte_identical_to_the_generated_crds() {
+    fn yaml_files(directory: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(directory)
+            .unwrap_or_else(|error| panic!("read {}: {error}", directory.display()))
+            .map(|entry| entry.expect("directory entry").path())
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "yaml")
+            })
+            .map(|path| {
+                let name = path
+                    .file_name()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned();
+                (name, fs::read(&path).expect("read a CRD file"))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+    let generated = yaml_files(&repo_root().join("crds"));
+    let in_chart = yaml_files(&chart_dir().join("files/crds"));
+    assert!(!generated.is_empty(), "crds/ holds no CRD");
+    assert!(
+        generated == in_chart,
+        "charts/sync-client-operator/files/crds differs from crds/: regenerate both"
+    );
+}
+
+#[test]
+fn install_notes_tell_the_user_to_create_a_broker_and_a_credential() {
+    for (configuration, namespace) in [
+        (Configuration::Defaults, "my-app"),
+        (Configuration::NamespaceScoped, WATCHED_NAMESPACE),
+    ] {
+        let output = run_successfully(
+            helm()
+                .args(["install", "--dry-run=client"])
+                .arg(RELEASE)
+                .arg(chart_dir())
+                .args(["--namespace", RELEASE_NAMESPACE])
+                .args(configuration.values_args()),
+        );
+        let notes = output
+            .split_once("\nNOTES:\n")
+            .map(|(_, notes)| notes)
+            .expect("helm install prints NOTES");
+        let example = notes
+            .split_once("<<'YAML'\n")
+            .and_then(|(_, rest)| rest.split_once("\nYAML\n"))
+            .map(|(example, _)| example)
+            .expect("NOTES carry an example manifest");
+        let objects = documents(example);
+        let kinds: Vec<&str> = objects
+            .iter()
+            .filter_map(|object| object["kind"].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["IdentityBroker", "SyncClientCredential"],
+            "{configuration:?}"
+        );
+        for object in &objects {
+            assert_eq!(object["apiVersion"], "syncclient.io/v1alpha1");
+            assert_eq!(
+                object["metadata"]["namespace"], namespace,
+                "{configuration:?}"
+            );
+        }
+        let credential = &objects[1]["spec"];
+        assert_eq!(
+            credential["brokerRef"]["name"],
+            objects[0]["metadata"]["name"]
+        );
+        assert!(notes.contains("create secret generic"), "{notes}");
+        assert!(
+            notes.contains(&format!("kubectl -n {namespace} get scc")),
+            "{notes}"
+        );
+    }
+}
+
+/// The Dockerfile is not built in tests (no container engine here); its final stage must still
+/// agree with what the chart's pod expects: a non-root user 65532 and the `run` entrypoint.
+#[test]
+fn container_image_runs_the_operator_as_the_user_the_chart_expects() {
+    let dockerfile = fs::read_to_string(repo_root().join("Dockerfile")).expect("read Dockerfile");
+    let final_stage = dockerfile
+        .rsplit_once("\nFROM ")
+        .map(|(_, stage)| stage)
+        .expect("a multi-stage Dockerfile");
+    assert!(
+        final_stage.starts_with("gcr.io/distroless/static-debian12:nonroot"),
+        "{final_stage}"
+    );
+    assert!(
+        final_stage.contains("\nUSER 65532:65532\n"),
+        "{final_stage}"
+    );
+    assert!(
+        final_stage.contains("\nENTRYPOINT [\"/usr/local/bin/sync-client-operator\", \"run\"]\n"),
+        "{final_stage}"
+    );
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    let pod = render(Configuration::Defaults);
+    let user = &operator_container(&pod)["securityContext"]["runAsUser"];
+    assert_eq!(*user, 65532, "the chart runs the image's user");
+}
