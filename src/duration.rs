@@ -90,7 +90,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_durations() {
-        for bad in ["", "h", "10", "10d", "1.5h", "-5m", "5 m", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "h",
+            "10",
+            "10d",
+            "1.5h",
+            "-5m",
+            "5 m",
+            "99999999999999999999h",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -1,5 +1,202 @@
-fn main() {
-    for crd in sync_client_operator::api::crds() {
-        print!("{}", sync_client_operator::api::crd_yaml(&crd).unwrap());
+//! Wires the operator together: command line, logging, Kubernetes client, the controllers and
+//! the HTTP server, running side by side until a termination signal.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::FutureExt;
+use sync_client_operator::controller::{self, Options};
+use sync_client_operator::metrics::Metrics;
+use sync_client_operator::secret::FingerprintKey;
+use sync_client_operator::{api, http};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Rotates VMware identity broker SCIM sync-client credentials into Kubernetes Secrets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions (or write one file each into a directory).
+    Crd {
+        #[arg(long)]
+        output_dir: Vec<PathBuf>,
+    },
+    /// Run the controllers.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster config).
+    #[arg(long, env = "KUBECONFIG_PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (ClusterIdentityBrokers are then unavailable).
+    #[arg(long, env = "WATCH_NAMESPACE", value_parser = non_empty)]
+    namespace: Option<String>,
+    /// Log format; `auto` is text on a terminal and JSON otherwise.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// File with a key for the Secret data fingerprints (default: a built-in key; the
+    /// fingerprint is then a tamper check, not a secret).
+    #[arg(long, env = "FINGERPRINT_KEY_FILE")]
+    fingerprint_key_file: Option<PathBuf>,
+    /// Name of this replica, shown in events.
+    #[arg(long, env = "POD_NAME")]
+    instance: Option<String>,
+}
+
+fn non_empty(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(value.to_owned())
     }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+/// Used when no key file is given; keeps fingerprints stable across restarts.
+const DEFAULT_FINGERPRINT_KEY: &[u8] = b"sync-client-operator/fingerprint/v1";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd { output_dir } => match print_crds(&output_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: starting the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "operator failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn print_crds(output_dirs: &[PathBuf]) -> Result<(), Box<dyn std::error::Error>> {
+    let crds = api::crds();
+    if output_dirs.is_empty() {
+        for crd in &crds {
+            print!("{}", api::crd_yaml(crd)?);
+        }
+        return Ok(());
+    }
+    for dir in output_dirs {
+        std::fs::create_dir_all(dir)?;
+        for crd in &crds {
+            std::fs::write(dir.join(api::crd_file_name(crd)), api::crd_yaml(crd)?)?;
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(config)?;
+    let fingerprint_key = match &args.fingerprint_key_file {
+        Some(path) => FingerprintKey::new(std::fs::read(path)?),
+        None => FingerprintKey::new(DEFAULT_FINGERPRINT_KEY.to_vec()),
+    };
+    let options = Options {
+        namespace: args.namespace.clone(),
+        fingerprint_key,
+        instance: args.instance.clone(),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = shutdown_signal().shared();
+    let server = tokio::spawn(http::serve(
+        args.http_addr,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    controller::run(client, options, metrics, shutdown).await;
+    match server.await {
+        Ok(result) => result?,
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the operator");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
 }

@@ -266,7 +266,10 @@ pub fn renewal_time(policy: &Policy, record: &Record, jitter_seed: u64) -> Optio
     };
     let window = (renewal - record.issued_at).max(TimeDelta::zero());
     let bound = (window / 10).min(MAX_RENEWAL_JITTER);
-    let advance = scale(bound, unit_fraction(mix(jitter_seed, record.revision.unsigned_abs())));
+    let advance = scale(
+        bound,
+        unit_fraction(mix(jitter_seed, record.revision.unsigned_abs())),
+    );
     Some(renewal - advance)
 }
 

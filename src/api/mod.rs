@@ -23,7 +23,8 @@ pub const GROUP: &str = "syncclient.io";
 pub const ROTATE_REQUEST_ANNOTATION: &str = "syncclient.io/rotate-request";
 
 /// All CRDs, in a stable order, for the `crd` subcommand and the drift test.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
     vec![

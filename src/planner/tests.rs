@@ -308,8 +308,14 @@ fn renewal_time_follows_renew_before_percentage_and_default() {
         for seed in 0..200 {
             let at = renewal_time(&p, &record(), seed).unwrap();
             let bound = TimeDelta::seconds(unjittered / 10);
-            assert!(at <= t(unjittered), "{renew:?} seed {seed}: {at} after {unjittered}");
-            assert!(at >= t(unjittered) - bound, "{renew:?} seed {seed}: jitter beyond 10%");
+            assert!(
+                at <= t(unjittered),
+                "{renew:?} seed {seed}: {at} after {unjittered}"
+            );
+            assert!(
+                at >= t(unjittered) - bound,
+                "{renew:?} seed {seed}: jitter beyond 10%"
+            );
         }
     }
 }
@@ -349,7 +355,11 @@ fn jitter_is_bounded_by_five_minutes_on_long_lifetimes() {
         advances.insert((unjittered - at).num_seconds());
     }
     // Credentials do not rotate in lockstep: the seeds spread over the window.
-    assert!(advances.len() > 100, "only {} distinct renewal times", advances.len());
+    assert!(
+        advances.len() > 100,
+        "only {} distinct renewal times",
+        advances.len()
+    );
 }
 
 #[test]
@@ -389,7 +399,10 @@ fn backoff_doubles_with_jitter_up_to_the_cap() {
         for seed in 0..50 {
             let delay = retry_after(attempts, &SecretState::Missing, seed);
             assert!(delay <= raw, "attempt {attempts}: {delay} > {raw}");
-            assert!(delay >= raw * 3 / 4, "attempt {attempts}: {delay} < 75% of {raw}");
+            assert!(
+                delay >= raw * 3 / 4,
+                "attempt {attempts}: {delay} < 75% of {raw}"
+            );
             assert!(delay <= BACKOFF_CAP);
         }
     }
@@ -401,7 +414,10 @@ fn backoff_is_capped_to_retry_well_before_expiry() {
     let secret = owned(|r| r.expiry = Expiry::At(t(160)));
     for attempts in [5, 10, 20] {
         let delay = retry_after(attempts, &secret, SEED);
-        assert!(delay <= TimeDelta::seconds(30), "attempt {attempts}: {delay}");
+        assert!(
+            delay <= TimeDelta::seconds(30),
+            "attempt {attempts}: {delay}"
+        );
         assert!(delay >= MIN_RETRY_DELAY);
     }
     // Already expired: the normal backoff applies, never below the minimum.

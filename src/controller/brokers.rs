@@ -1,0 +1,417 @@
+//! Broker resolution and the per-broker client registry.
+//!
+//! Every credential that uses a broker shares one `BrokerClient` (and so one vCenter session and
+//! one cached broker token) and one semaphore bounding concurrent rotations. A client is rebuilt
+//! when the broker's settings or the material in its Secrets change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::Api;
+use kube::core::{Selector, SelectorExt};
+use kube::{Client, ResourceExt};
+use sha2::{Digest, Sha256};
+use sync_client_broker::{
+    BrokerAuth as ClientAuth, BrokerClient, BrokerConfig, RequestOutcome, SecretString, TlsConfig,
+    TokenClient as ClientTokenClient,
+};
+use tokio::sync::Semaphore;
+
+use crate::api::{
+    BrokerConnection, BrokerKind, ClusterIdentityBroker, IdentityBroker, SecretKeyRef, TokenClient,
+};
+
+/// Default timeout of one broker request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default number of rotations through one broker at once.
+pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+
+/// Identifies a broker resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BrokerKey {
+    pub kind: BrokerKind,
+    /// Empty for cluster brokers.
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for BrokerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            BrokerKind::IdentityBroker => {
+                write!(f, "IdentityBroker {}/{}", self.namespace, self.name)
+            }
+            BrokerKind::ClusterIdentityBroker => write!(f, "ClusterIdentityBroker {}", self.name),
+        }
+    }
+}
+
+/// Why a broker cannot be used; all of these heal when the broker or its Secrets change.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{broker} not found")]
+    NotFound { broker: BrokerKey },
+    #[error("{broker} does not allow credentials from namespace {namespace}: {why}")]
+    NotAllowed {
+        broker: BrokerKey,
+        namespace: String,
+        why: String,
+    },
+    #[error("{broker} is misconfigured: {message}")]
+    ConfigInvalid { broker: BrokerKey, message: String },
+    #[error("reading {what} for {broker}: {source}")]
+    Kube {
+        broker: BrokerKey,
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A broker ready for use by one credential.
+#[derive(Clone)]
+pub struct ResolvedBroker {
+    pub key: BrokerKey,
+    pub client: BrokerClient,
+    pub permits: Arc<Semaphore>,
+    /// `{url}/usergroup/t/{tenant}/scim/v2`, written into access-token Secrets.
+    pub scim_url: String,
+}
+
+struct Entry {
+    fingerprint: [u8; 32],
+    resolved: ResolvedBroker,
+}
+
+type Observer = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
+
+/// Shared clients, one per broker resource.
+pub struct BrokerRegistry {
+    entries: Mutex<HashMap<BrokerKey, Entry>>,
+    observer: Option<Observer>,
+    /// When set, ClusterIdentityBrokers are out of reach (the operator watches one namespace).
+    namespaced_scope: bool,
+}
+
+impl BrokerRegistry {
+    pub fn new(observer: Option<Observer>, namespaced_scope: bool) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            observer,
+            namespaced_scope,
+        }
+    }
+
+    /// Finds the broker a credential in `namespace` refers to, checks it may be used from there,
+    /// loads its Secrets and returns the shared client.
+    pub async fn resolve(
+        &self,
+        client: &Client,
+        namespace: &str,
+        kind: BrokerKind,
+        name: &str,
+    ) -> Result<ResolvedBroker, ResolveError> {
+        let key = BrokerKey {
+            kind,
+            namespace: match kind {
+                BrokerKind::IdentityBroker => namespace.to_owned(),
+                BrokerKind::ClusterIdentityBroker => String::new(),
+            },
+            name: name.to_owned(),
+        };
+        let (connection, secret_namespace) = match kind {
+            BrokerKind::IdentityBroker => {
+                let api: Api<IdentityBroker> = Api::namespaced(client.clone(), namespace);
+                let broker = get_broker(&api, &key).await?;
+                (broker.spec.connection, namespace.to_owned())
+            }
+            BrokerKind::ClusterIdentityBroker => {
+                if self.namespaced_scope {
+                    return Err(ResolveError::NotAllowed {
+                        broker: key,
+                        namespace: namespace.to_owned(),
+                        why: "the operator watches a single namespace; use an IdentityBroker"
+                            .into(),
+                    });
+                }
+                let api: Api<ClusterIdentityBroker> = Api::all(client.clone());
+                let broker = get_broker(&api, &key).await?;
+                if let Some(selector) = &broker.spec.namespace_selector {
+                    check_namespace_allowed(client, &key, namespace, selector).await?;
+                }
+                (broker.spec.connection, broker.spec.secret_namespace)
+            }
+        };
+        self.client_for(client, key, &connection, &secret_namespace)
+            .await
+    }
+
+    /// Builds (or reuses) the client for a broker's settings.
+    pub async fn client_for(
+        &self,
+        client: &Client,
+        key: BrokerKey,
+        connection: &BrokerConnection,
+        secret_namespace: &str,
+    ) -> Result<ResolvedBroker, ResolveError> {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), secret_namespace);
+        let config = load_config(&secrets, &key, connection, self.observer.clone()).await?;
+        let max_concurrent = connection
+            .limits
+            .as_ref()
+            .and_then(|l| l.max_concurrent_requests)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_MAX_CONCURRENT);
+        let fingerprint = config_fingerprint(&config, max_concurrent);
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entry) = entries.get(&key)
+            && entry.fingerprint == fingerprint
+        {
+            return Ok(entry.resolved.clone());
+        }
+        let scim_url = format!(
+            "{}/usergroup/t/{}/scim/v2",
+            connection.url.trim_end_matches('/'),
+            connection.tenant
+        );
+        let broker_client = BrokerClient::new(config).map_err(|e| ResolveError::ConfigInvalid {
+            broker: key.clone(),
+            message: e.to_string(),
+        })?;
+        let resolved = ResolvedBroker {
+            key: key.clone(),
+            client: broker_client,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            scim_url,
+        };
+        if let Some(old) = entries.insert(
+            key,
+            Entry {
+                fingerprint,
+                resolved: resolved.clone(),
+            },
+        ) {
+            // Settings changed: end the old session in the background.
+            tokio::spawn(async move { old.resolved.client.logout().await });
+        }
+        Ok(resolved)
+    }
+
+    /// Forgets a deleted broker.
+    pub fn remove(&self, key: &BrokerKey) {
+        let removed = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        if let Some(old) = removed {
+            tokio::spawn(async move { old.resolved.client.logout().await });
+        }
+    }
+}
+
+async fn get_broker<K>(api: &Api<K>, key: &BrokerKey) -> Result<K, ResolveError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get_opt(&key.name).await {
+        Ok(Some(broker)) => Ok(broker),
+        Ok(None) => Err(ResolveError::NotFound {
+            broker: key.clone(),
+        }),
+        Err(source) => Err(ResolveError::Kube {
+            broker: key.clone(),
+            what: "the broker".into(),
+            source,
+        }),
+    }
+}
+
+async fn check_namespace_allowed(
+    client: &Client,
+    key: &BrokerKey,
+    namespace: &str,
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Result<(), ResolveError> {
+    let not_allowed = |why: String| ResolveError::NotAllowed {
+        broker: key.clone(),
+        namespace: namespace.to_owned(),
+        why,
+    };
+    let selector = Selector::try_from(selector.clone())
+        .map_err(|e| not_allowed(format!("invalid namespaceSelector: {e}")))?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let labels: BTreeMap<String, String> = match namespaces.get_opt(namespace).await {
+        Ok(Some(ns)) => ns.labels().clone(),
+        Ok(None) => BTreeMap::new(),
+        Err(source) => {
+            return Err(ResolveError::Kube {
+                broker: key.clone(),
+                what: format!("namespace {namespace}"),
+                source,
+            });
+        }
+    };
+    if selector.matches(&labels) {
+        Ok(())
+    } else {
+        Err(not_allowed(
+            "the namespace does not match its namespaceSelector".into(),
+        ))
+    }
+}
+
+/// Reads a key of a Secret in the broker's Secret namespace, as text.
+async fn secret_value(
+    secrets: &Api<Secret>,
+    broker: &BrokerKey,
+    name: &str,
+    key: &str,
+) -> Result<String, ResolveError> {
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|source| ResolveError::Kube {
+            broker: broker.clone(),
+            what: format!("Secret {name}"),
+            source,
+        })?
+        .ok_or_else(|| ResolveError::ConfigInvalid {
+            broker: broker.clone(),
+            message: format!("Secret {name} not found"),
+        })?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| ResolveError::ConfigInvalid {
+            broker: broker.clone(),
+            message: format!("Secret {name} has no key {key}"),
+        })?;
+    String::from_utf8(bytes.0.clone()).map_err(|_| ResolveError::ConfigInvalid {
+        broker: broker.clone(),
+        message: format!("key {key} of Secret {name} is not UTF-8"),
+    })
+}
+
+async fn load_config(
+    secrets: &Api<Secret>,
+    key: &BrokerKey,
+    connection: &BrokerConnection,
+    observer: Option<Observer>,
+) -> Result<BrokerConfig, ResolveError> {
+    let invalid = |message: String| ResolveError::ConfigInvalid {
+        broker: key.clone(),
+        message,
+    };
+    let auth = match (&connection.auth.vcenter, &connection.auth.bearer_token) {
+        (Some(vcenter), None) => {
+            let r = &vcenter.credentials_secret_ref;
+            ClientAuth::VCenter {
+                username: secret_value(secrets, key, &r.name, &r.username_key).await?,
+                password: SecretString::from(
+                    secret_value(secrets, key, &r.name, &r.password_key).await?,
+                ),
+                token_client: match vcenter.token_client {
+                    TokenClient::OperatorClient => ClientTokenClient::OperatorClient,
+                    TokenClient::AdminClient => ClientTokenClient::AdminClient,
+                },
+            }
+        }
+        (None, Some(bearer)) => {
+            let SecretKeyRef {
+                name,
+                key: data_key,
+            } = &bearer.secret_ref;
+            let token =
+                secret_value(secrets, key, name, data_key.as_deref().unwrap_or("token")).await?;
+            ClientAuth::BearerToken(SecretString::from(token.trim().to_owned()))
+        }
+        _ => {
+            return Err(invalid(
+                "set exactly one of auth.vcenter and auth.bearerToken".into(),
+            ));
+        }
+    };
+    let tls = connection.tls.clone().unwrap_or_default();
+    let ca_bundle_pem = match (&tls.ca_bundle, &tls.ca_secret_ref) {
+        (Some(pem), None) => Some(pem.clone()),
+        (None, Some(r)) => {
+            Some(secret_value(secrets, key, &r.name, r.key.as_deref().unwrap_or("ca.crt")).await?)
+        }
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "set tls.caBundle or tls.caSecretRef, not both".into(),
+            ));
+        }
+    };
+    if tls.insecure_skip_verify {
+        tracing::warn!(broker = %key, "TLS verification is disabled for this broker (insecureSkipVerify): credentials can be intercepted");
+    }
+    let request_timeout = match connection
+        .limits
+        .as_ref()
+        .and_then(|l| l.request_timeout.as_deref())
+    {
+        Some(text) => crate::duration::parse(text)
+            .ok()
+            .and_then(|d| d.to_std().ok())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "limits.requestTimeout {text:?} is not a positive duration"
+                ))
+            })?,
+        None => DEFAULT_REQUEST_TIMEOUT,
+    };
+    Ok(BrokerConfig {
+        base_url: connection.url.clone(),
+        tenant: connection.tenant.clone(),
+        auth,
+        tls: TlsConfig {
+            ca_bundle_pem,
+            insecure_skip_verify: tls.insecure_skip_verify,
+        },
+        request_timeout,
+        token_refresh_margin: Duration::from_secs(60),
+        observer,
+    })
+}
+
+/// A digest of everything that shapes a client, secrets included (kept in memory only).
+fn config_fingerprint(config: &BrokerConfig, max_concurrent: usize) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(config.base_url.as_bytes());
+    field(config.tenant.as_bytes());
+    match &config.auth {
+        ClientAuth::VCenter {
+            username,
+            password,
+            token_client,
+        } => {
+            field(b"vcenter");
+            field(username.as_bytes());
+            field(password.expose().as_bytes());
+            field(format!("{token_client:?}").as_bytes());
+        }
+        ClientAuth::BearerToken(token) => {
+            field(b"bearer");
+            field(token.expose().as_bytes());
+        }
+    }
+    field(config.tls.ca_bundle_pem.as_deref().unwrap_or("").as_bytes());
+    field(&[u8::from(config.tls.insecure_skip_verify)]);
+    field(&config.request_timeout.as_millis().to_be_bytes());
+    field(&max_concurrent.to_be_bytes());
+    hash.finalize().into()
+}

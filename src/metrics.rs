@@ -1,0 +1,263 @@
+//! Prometheus metrics, cert-manager style: per-credential expiry, renewal and ready gauges;
+//! rotations and broker requests by result; reconcile durations and errors. Also the readiness
+//! flag served on `/readyz`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use sync_client_broker::RequestOutcome;
+
+use crate::api::{ConditionStatus, SyncClientCredential, SyncClientCredentialStatus, reasons};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Ord, PartialOrd, EncodeLabelSet)]
+struct CredentialLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabels {
+    namespace: String,
+    name: String,
+    condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BrokerRequestLabels {
+    endpoint: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    category: String,
+}
+
+/// All metrics of one operator process.
+pub struct Metrics {
+    registry: Registry,
+    expiration: Family<CredentialLabels, Gauge>,
+    renewal: Family<CredentialLabels, Gauge>,
+    ready: Family<ReadyLabels, Gauge>,
+    rotations: Family<ResultLabels, Counter>,
+    broker_requests: Family<BrokerRequestLabels, Counter>,
+    reconcile_duration: Histogram,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    known: Mutex<BTreeSet<CredentialLabels>>,
+    store: OnceLock<Store<SyncClientCredential>>,
+    ready_flag: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sync_client");
+        let expiration = Family::<CredentialLabels, Gauge>::default();
+        let renewal = Family::<CredentialLabels, Gauge>::default();
+        let ready = Family::<ReadyLabels, Gauge>::default();
+        let rotations = Family::<ResultLabels, Counter>::default();
+        let broker_requests = Family::<BrokerRequestLabels, Counter>::default();
+        let reconcile_duration =
+            Histogram::new([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "credential_expiration_timestamp_seconds",
+            "When the credential in the Secret expires (Unix seconds)",
+            expiration.clone(),
+        );
+        registry.register(
+            "credential_renewal_timestamp_seconds",
+            "When the next rotation is planned (Unix seconds)",
+            renewal.clone(),
+        );
+        registry.register(
+            "credential_ready_status",
+            "Ready condition of each credential (1 for the current condition value)",
+            ready.clone(),
+        );
+        registry.register(
+            "rotations",
+            "Issuance attempts by result (success or a failure reason)",
+            rotations.clone(),
+        );
+        registry.register(
+            "broker_requests",
+            "HTTP requests to brokers by endpoint and result",
+            broker_requests.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of credential reconciles",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed on a Kubernetes call, by step",
+            reconcile_errors.clone(),
+        );
+        Self {
+            registry,
+            expiration,
+            renewal,
+            ready,
+            rotations,
+            broker_requests,
+            reconcile_duration,
+            reconcile_errors,
+            known: Mutex::new(BTreeSet::new()),
+            store: OnceLock::new(),
+            ready_flag: AtomicBool::new(false),
+        }
+    }
+
+    /// The callback the broker clients report each HTTP request to.
+    pub fn broker_observer(self: &Arc<Self>) -> Arc<dyn Fn(&RequestOutcome) + Send + Sync> {
+        let metrics = Arc::clone(self);
+        Arc::new(move |outcome: &RequestOutcome| {
+            metrics
+                .broker_requests
+                .get_or_create(&BrokerRequestLabels {
+                    endpoint: outcome.endpoint.as_str().to_owned(),
+                    result: outcome.result.to_owned(),
+                })
+                .inc();
+        })
+    }
+
+    pub fn observe_reconcile(&self, elapsed: Duration, _ok: bool) {
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_reconcile_error(&self, category: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                category: category.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_rotation(&self, result: &str) {
+        self.rotations
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Mirrors a credential's status into the per-credential gauges.
+    pub fn record_credential(
+        &self,
+        cr: &SyncClientCredential,
+        status: &SyncClientCredentialStatus,
+    ) {
+        let labels = CredentialLabels {
+            namespace: cr.namespace().unwrap_or_default(),
+            name: cr.name_any(),
+        };
+        self.forget(&labels);
+        if let Some(at) = status.expires_at {
+            self.expiration.get_or_create(&labels).set(at.timestamp());
+        }
+        if let Some(at) = status.renewal_time {
+            self.renewal.get_or_create(&labels).set(at.timestamp());
+        }
+        let current = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == reasons::READY)
+            .map_or(ConditionStatus::Unknown, |c| c.status);
+        for value in [
+            ConditionStatus::True,
+            ConditionStatus::False,
+            ConditionStatus::Unknown,
+        ] {
+            self.ready
+                .get_or_create(&ready_labels(&labels, value))
+                .set(i64::from(value == current));
+        }
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(labels);
+    }
+
+    fn forget(&self, labels: &CredentialLabels) {
+        self.expiration.remove(labels);
+        self.renewal.remove(labels);
+        for value in [
+            ConditionStatus::True,
+            ConditionStatus::False,
+            ConditionStatus::Unknown,
+        ] {
+            self.ready.remove(&ready_labels(labels, value));
+        }
+    }
+
+    pub fn set_credential_store(&self, store: Store<SyncClientCredential>) {
+        let _ = self.store.set(store);
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready_flag.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready_flag.load(Ordering::SeqCst)
+    }
+
+    /// The Prometheus text exposition, without series of deleted credentials.
+    pub fn encode(&self) -> String {
+        if let Some(store) = self.store.get() {
+            let live: BTreeSet<CredentialLabels> = store
+                .state()
+                .iter()
+                .map(|cr| CredentialLabels {
+                    namespace: cr.namespace().unwrap_or_default(),
+                    name: cr.name_any(),
+                })
+                .collect();
+            let mut known = self
+                .known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let gone: Vec<_> = known.difference(&live).cloned().collect();
+            for labels in gone {
+                self.forget(&labels);
+                known.remove(&labels);
+            }
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            return String::new();
+        }
+        out
+    }
+}
+
+fn ready_labels(labels: &CredentialLabels, value: ConditionStatus) -> ReadyLabels {
+    ReadyLabels {
+        namespace: labels.namespace.clone(),
+        name: labels.name.clone(),
+        condition: format!("{value:?}"),
+    }
+}

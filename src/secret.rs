@@ -1,0 +1,509 @@
+//! The Secret is the record: one write stores the credential with its issue time, expiry,
+//! revision, spec hash and a keyed fingerprint of the data, so a restarted operator knows the
+//! schedule without calling the broker. This module renders that Secret and reads it back into
+//! the planner's [`SecretState`]; it does no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, Mac};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::api::{CredentialType, SecretKeys, SyncClientCredential};
+use crate::planner::{Expiry, Record, SecretState};
+
+/// Label on every Secret the operator writes; its watch is filtered by it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "sync-client-operator";
+/// Label naming the credential resource that owns the Secret.
+pub const CREDENTIAL_LABEL: &str = "syncclient.io/credential";
+pub const ISSUED_AT_ANNOTATION: &str = "syncclient.io/issued-at";
+pub const EXPIRES_AT_ANNOTATION: &str = "syncclient.io/expires-at";
+pub const REVISION_ANNOTATION: &str = "syncclient.io/revision";
+pub const SPEC_HASH_ANNOTATION: &str = "syncclient.io/spec-hash";
+pub const FINGERPRINT_ANNOTATION: &str = "syncclient.io/fingerprint";
+/// Value of the expiry annotation when the broker reported none.
+pub const EXPIRY_NOT_REPORTED: &str = "not-reported";
+
+/// The label selector of the owned-Secret watch.
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
+}
+
+/// Secret data in plain text, keyed by data key. `Debug` shows the keys only.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct CredentialData(BTreeMap<String, String>);
+
+impl fmt::Debug for CredentialData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl CredentialData {
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The value of a key, e.g. to check which token a Secret holds.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+/// The data keys in use for a spec (defaults overridden by `spec.keys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyNames {
+    pub access_token: String,
+    pub expires_at: String,
+    pub scim_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl KeyNames {
+    pub fn from_spec(keys: Option<&SecretKeys>) -> Self {
+        let pick = |value: Option<&String>, default: &str| {
+            value.cloned().unwrap_or_else(|| default.to_owned())
+        };
+        let keys = keys.cloned().unwrap_or_default();
+        Self {
+            access_token: pick(keys.access_token.as_ref(), "access_token"),
+            expires_at: pick(keys.expires_at.as_ref(), "expires_at"),
+            scim_url: pick(keys.scim_url.as_ref(), "scim_url"),
+            client_id: pick(keys.client_id.as_ref(), "client_id"),
+            client_secret: pick(keys.client_secret.as_ref(), "client_secret"),
+        }
+    }
+}
+
+/// A freshly issued credential, as plain values.
+pub enum IssuedValues<'a> {
+    AccessToken {
+        token: &'a str,
+        expires_at: Option<DateTime<Utc>>,
+        scim_url: &'a str,
+    },
+    ClientSecret {
+        client_id: &'a str,
+        client_secret: &'a str,
+    },
+}
+
+/// Builds the data map for an issued credential.
+pub fn credential_data(keys: &KeyNames, values: &IssuedValues<'_>) -> CredentialData {
+    let mut data = BTreeMap::new();
+    match values {
+        IssuedValues::AccessToken {
+            token,
+            expires_at,
+            scim_url,
+        } => {
+            data.insert(keys.access_token.clone(), (*token).to_owned());
+            if let Some(at) = expires_at {
+                data.insert(keys.expires_at.clone(), rfc3339(*at));
+            }
+            data.insert(keys.scim_url.clone(), (*scim_url).to_owned());
+        }
+        IssuedValues::ClientSecret {
+            client_id,
+            client_secret,
+        } => {
+            data.insert(keys.client_id.clone(), (*client_id).to_owned());
+            data.insert(keys.client_secret.clone(), (*client_secret).to_owned());
+        }
+    }
+    CredentialData(data)
+}
+
+/// The record stored with the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revision: i64,
+    pub spec_hash: String,
+}
+
+/// Keyed fingerprint of the data: detects edits without storing anything derived from the
+/// credential that could be checked offline against guesses.
+#[derive(Clone)]
+pub struct FingerprintKey(Vec<u8>);
+
+impl fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FingerprintKey(<redacted>)")
+    }
+}
+
+impl FingerprintKey {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// HMAC-SHA256 over the data, keyed by the operator key and the owner's uid.
+    pub fn fingerprint(&self, owner_uid: &str, data: &CredentialData) -> String {
+        #[allow(clippy::expect_used)] // HMAC accepts keys of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(owner_uid.as_bytes());
+        for (key, value) in &data.0 {
+            // Length prefixes keep ("ab","c") and ("a","bc") apart.
+            mac.update(&(key.len() as u64).to_be_bytes());
+            mac.update(key.as_bytes());
+            mac.update(&(value.len() as u64).to_be_bytes());
+            mac.update(value.as_bytes());
+        }
+        format!("v1:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// The Secret to write for an issued credential: data, record annotations, template metadata
+/// and the controller owner reference, all in one object.
+pub fn render(
+    owner: &SyncClientCredential,
+    secret_name: &str,
+    data: &CredentialData,
+    record: &RecordMeta,
+    key: &FingerprintKey,
+) -> Secret {
+    let uid = owner.uid().unwrap_or_default();
+    let (labels, mut annotations) = template_metadata(owner);
+    annotations.insert(ISSUED_AT_ANNOTATION.into(), rfc3339(record.issued_at));
+    annotations.insert(
+        EXPIRES_AT_ANNOTATION.into(),
+        record
+            .expires_at
+            .map_or_else(|| EXPIRY_NOT_REPORTED.to_owned(), rfc3339),
+    );
+    annotations.insert(REVISION_ANNOTATION.into(), record.revision.to_string());
+    annotations.insert(SPEC_HASH_ANNOTATION.into(), record.spec_hash.clone());
+    annotations.insert(FINGERPRINT_ANNOTATION.into(), key.fingerprint(&uid, data));
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.to_owned()),
+            namespace: owner.namespace(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: owner.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        type_: Some(
+            owner
+                .spec
+                .secret_template
+                .as_ref()
+                .and_then(|t| t.type_.clone())
+                .unwrap_or_else(|| "Opaque".to_owned()),
+        ),
+        data: Some(
+            data.0
+                .iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// Labels and annotations the template asks for, plus the operator's own labels (which a
+/// template cannot override: the owned-Secret watch depends on them).
+pub fn template_metadata(
+    owner: &SyncClientCredential,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let template = owner.spec.secret_template.clone().unwrap_or_default();
+    let mut labels = template.labels;
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+    labels.insert(CREDENTIAL_LABEL.into(), owner.name_any());
+    (labels, template.annotations)
+}
+
+/// Template labels or annotations missing from (or different in) an owned Secret: a metadata
+/// patch brings them in without a new credential. Returns `None` when nothing is missing.
+pub fn metadata_drift(owner: &SyncClientCredential, secret: &Secret) -> Option<serde_json::Value> {
+    let (labels, annotations) = template_metadata(owner);
+    let missing = |want: &BTreeMap<String, String>, have: Option<&BTreeMap<String, String>>| {
+        want.iter()
+            .filter(|(k, v)| have.and_then(|h| h.get(*k)) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let labels = missing(&labels, secret.metadata.labels.as_ref());
+    let annotations = missing(&annotations, secret.metadata.annotations.as_ref());
+    if labels.is_empty() && annotations.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({"metadata": {"labels": labels, "annotations": annotations}}))
+}
+
+/// Whether `secret` names `owner_uid` as its controller.
+pub fn is_controlled_by(secret: &Secret, owner_uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == owner_uid)
+}
+
+/// Reads a Secret (or its absence) into the planner's view.
+pub fn observe(
+    secret: Option<&Secret>,
+    owner_uid: &str,
+    credential_type: CredentialType,
+    key: &FingerprintKey,
+) -> SecretState {
+    let Some(secret) = secret else {
+        return SecretState::Missing;
+    };
+    if !is_controlled_by(secret, owner_uid) {
+        return SecretState::NotOwned;
+    }
+    let annotations = secret.annotations();
+    let issued_at = annotations
+        .get(ISSUED_AT_ANNOTATION)
+        .and_then(|v| parse_time(v));
+    let revision = annotations
+        .get(REVISION_ANNOTATION)
+        .and_then(|v| v.parse::<i64>().ok());
+    let (Some(issued_at), Some(revision)) = (issued_at, revision) else {
+        return SecretState::Unreadable;
+    };
+    let expiry = match annotations.get(EXPIRES_AT_ANNOTATION).map(String::as_str) {
+        Some(EXPIRY_NOT_REPORTED) => Expiry::NotReported,
+        Some(value) => parse_time(value).map_or(Expiry::Missing, Expiry::At),
+        None if credential_type == CredentialType::ClientSecret => Expiry::NotReported,
+        None => Expiry::Missing,
+    };
+    let data = data_of(secret);
+    let data_intact = annotations
+        .get(FINGERPRINT_ANNOTATION)
+        .is_some_and(|recorded| *recorded == key.fingerprint(owner_uid, &data));
+    SecretState::Owned(Record {
+        issued_at,
+        expiry,
+        revision,
+        spec_hash: annotations.get(SPEC_HASH_ANNOTATION).cloned(),
+        data_intact,
+    })
+}
+
+/// The Secret's data as text (`stringData` is folded in by the API server, so `data` is enough).
+pub fn data_of(secret: &Secret) -> CredentialData {
+    CredentialData(
+        secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+    )
+}
+
+/// A short stable hash of the spec fields that change what is issued.
+pub fn spec_hash(owner: &SyncClientCredential) -> String {
+    let spec = &owner.spec;
+    let material = serde_json::json!({
+        "brokerRef": spec.broker_ref,
+        "directoryId": spec.directory_id,
+        "credentialType": spec.credential_type,
+        "tokenTTL": spec.token_ttl,
+        "keys": spec.keys,
+        "secretName": spec.secret_name,
+    });
+    let digest = Sha256::digest(material.to_string().as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// A stable seed per resource for the planner's jitter.
+pub fn jitter_seed(owner_uid: &str) -> u64 {
+    let digest = Sha256::digest(owner_uid.as_bytes());
+    let mut bytes = [0_u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{BrokerRef, SyncClientCredentialSpec};
+
+    fn credential() -> SyncClientCredential {
+        let mut cr = SyncClientCredential::new(
+            "app",
+            SyncClientCredentialSpec {
+                broker_ref: BrokerRef {
+                    kind: crate::api::BrokerKind::IdentityBroker,
+                    name: "vc".into(),
+                },
+                directory_id: "1b2c3d4e-0000-4000-8000-000000000001".into(),
+                credential_type: CredentialType::AccessToken,
+                token_ttl: None,
+                renew_before: None,
+                renew_before_percentage: None,
+                rotation_interval: None,
+                secret_name: None,
+                secret_template: None,
+                keys: None,
+                rollout_restart_targets: vec![],
+                suspend: false,
+            },
+        );
+        cr.metadata.namespace = Some("team".into());
+        cr.metadata.uid = Some("uid-1".into());
+        cr
+    }
+
+    fn issued(at: i64) -> (CredentialData, RecordMeta) {
+        let issued_at = DateTime::from_timestamp(at, 0).unwrap();
+        let expires_at = issued_at + chrono::TimeDelta::hours(1);
+        let data = credential_data(
+            &KeyNames::from_spec(None),
+            &IssuedValues::AccessToken {
+                token: "tok-secret-value",
+                expires_at: Some(expires_at),
+                scim_url: "https://b/usergroup/t/CUSTOMER/scim/v2",
+            },
+        );
+        let record = RecordMeta {
+            issued_at,
+            expires_at: Some(expires_at),
+            revision: 4,
+            spec_hash: "abc".into(),
+        };
+        (data, record)
+    }
+
+    #[test]
+    fn rendered_secret_reads_back_as_an_intact_record() {
+        let key = FingerprintKey::new(b"k".to_vec());
+        let (data, meta) = issued(1_800_000_000);
+        let secret = render(&credential(), "app", &data, &meta, &key);
+        let state = observe(Some(&secret), "uid-1", CredentialType::AccessToken, &key);
+        assert_eq!(
+            state,
+            SecretState::Owned(Record {
+                issued_at: meta.issued_at,
+                expiry: Expiry::At(meta.expires_at.unwrap()),
+                revision: 4,
+                spec_hash: Some("abc".into()),
+                data_intact: true,
+            })
+        );
+        let keys: Vec<_> = secret.data.as_ref().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["access_token", "expires_at", "scim_url"]);
+        assert_eq!(
+            secret.labels().get(MANAGED_BY_LABEL).map(String::as_str),
+            Some(MANAGED_BY_VALUE)
+        );
+        let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller),
+            ("uid-1", Some(true))
+        );
+    }
+
+    #[test]
+    fn edited_data_is_detected_as_tampered() {
+        let key = FingerprintKey::new(b"k".to_vec());
+        let (data, meta) = issued(1_800_000_000);
+        let mut secret = render(&credential(), "app", &data, &meta, &key);
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("access_token".into(), ByteString(b"edited".to_vec()));
+        let SecretState::Owned(record) =
+            observe(Some(&secret), "uid-1", CredentialType::AccessToken, &key)
+        else {
+            panic!("expected an owned record");
+        };
+        assert!(!record.data_intact);
+    }
+
+    #[test]
+    fn secret_of_another_owner_is_not_ours() {
+        let key = FingerprintKey::new(b"k".to_vec());
+        let (data, meta) = issued(1_800_000_000);
+        let secret = render(&credential(), "app", &data, &meta, &key);
+        assert_eq!(
+            observe(Some(&secret), "uid-2", CredentialType::AccessToken, &key),
+            SecretState::NotOwned
+        );
+        assert_eq!(
+            observe(None, "uid-1", CredentialType::AccessToken, &key),
+            SecretState::Missing
+        );
+    }
+
+    #[test]
+    fn missing_record_annotations_make_the_secret_unreadable() {
+        let key = FingerprintKey::new(b"k".to_vec());
+        let (data, meta) = issued(1_800_000_000);
+        let mut secret = render(&credential(), "app", &data, &meta, &key);
+        secret
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(REVISION_ANNOTATION);
+        assert_eq!(
+            observe(Some(&secret), "uid-1", CredentialType::AccessToken, &key),
+            SecretState::Unreadable
+        );
+    }
+
+    #[test]
+    fn fingerprint_depends_on_key_owner_and_data_boundaries() {
+        let a = FingerprintKey::new(b"k1".to_vec());
+        let b = FingerprintKey::new(b"k2".to_vec());
+        let data = |k: &str, v: &str| CredentialData(BTreeMap::from([(k.into(), v.into())]));
+        assert_ne!(
+            a.fingerprint("u", &data("x", "1")),
+            b.fingerprint("u", &data("x", "1"))
+        );
+        assert_ne!(
+            a.fingerprint("u", &data("x", "1")),
+            a.fingerprint("v", &data("x", "1"))
+        );
+        assert_ne!(
+            a.fingerprint("u", &data("ab", "c")),
+            a.fingerprint("u", &data("a", "bc"))
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_values() {
+        let (data, _) = issued(1_800_000_000);
+        let printed = format!("{data:?} {:?}", FingerprintKey::new(b"topsecret".to_vec()));
+        assert!(!printed.contains("tok-secret-value"));
+        assert!(!printed.contains("topsecret"));
+    }
+
+    #[test]
+    fn template_metadata_cannot_replace_the_managed_by_label() {
+        let mut cr = credential();
+        cr.spec.secret_template = Some(crate::api::SecretTemplate {
+            labels: BTreeMap::from([(MANAGED_BY_LABEL.into(), "someone-else".into())]),
+            annotations: BTreeMap::from([("team".into(), "blue".into())]),
+            type_: None,
+        });
+        let (labels, annotations) = template_metadata(&cr);
+        assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY_VALUE);
+        assert_eq!(annotations["team"], "blue");
+    }
+}
