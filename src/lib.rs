@@ -12,6 +12,7 @@ pub mod api;
 pub mod controller;
 pub mod duration;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod planner;
 pub mod secret;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use sync_client_operator::controller::{self, Options};
+use sync_client_operator::leader::{self, ElectionConfig};
 use sync_client_operator::metrics::Metrics;
 use sync_client_operator::secret::FingerprintKey;
 use sync_client_operator::{api, http};
@@ -53,9 +54,24 @@ struct RunArgs {
     /// fingerprint is then a tamper check, not a secret).
     #[arg(long, env = "FINGERPRINT_KEY_FILE")]
     fingerprint_key_file: Option<PathBuf>,
-    /// Name of this replica, shown in events.
+    /// Name of this replica, shown in events and used as its lease identity.
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
+    /// Rotations through one broker at once, for brokers that set no limits.maxConcurrentRequests.
+    #[arg(long, env = "BROKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    broker_concurrency: u16,
+    /// Reconcile only while holding a Lease, so several replicas can run with one active.
+    #[arg(long, env = "LEADER_ELECTION")]
+    leader_election: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "LEASE_NAME", default_value = "sync-client-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, then `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    lease_duration_seconds: u64,
 }
 
 fn non_empty(value: &str) -> Result<String, String> {
@@ -156,10 +172,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => FingerprintKey::new(std::fs::read(path)?),
         None => FingerprintKey::new(DEFAULT_FINGERPRINT_KEY.to_vec()),
     };
+    let identity = args.instance.clone().unwrap_or_else(default_identity);
     let options = Options {
         namespace: args.namespace.clone(),
         fingerprint_key,
-        instance: args.instance.clone(),
+        instance: Some(identity.clone()),
+        default_broker_concurrency: usize::from(args.broker_concurrency),
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = shutdown_signal().shared();
@@ -168,12 +186,50 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics.clone(),
         shutdown.clone(),
     ));
-    controller::run(client, options, metrics, shutdown).await;
+    let result = if args.leader_election {
+        let election = ElectionConfig {
+            lease_name: args.lease_name.clone(),
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            identity,
+            lease_duration_seconds: args.lease_duration_seconds,
+            renew_grace_seconds: (args.lease_duration_seconds / 3).max(1),
+        };
+        let standby_metrics = metrics.clone();
+        leader::run_as_leader(
+            client.clone(),
+            &election,
+            shutdown.clone(),
+            // A standby is healthy and ready to take over.
+            move || standby_metrics.set_ready(true),
+            |stop| controller::run(client, options, metrics, stop),
+        )
+        .await
+        .map_err(Into::into)
+    } else {
+        controller::run(client, options, metrics, shutdown.clone()).await;
+        Ok(())
+    };
+    if result.is_err() {
+        // Stop serving too: the process is about to exit.
+        server.abort();
+        return result;
+    }
     match server.await {
-        Ok(result) => result?,
+        Ok(outcome) => outcome?,
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+/// A lease identity unique per process when no pod name is given.
+fn default_identity() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("sync-client-operator-{}-{nanos:x}", std::process::id())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

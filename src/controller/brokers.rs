@@ -25,8 +25,6 @@ use crate::api::{
 
 /// Default timeout of one broker request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default number of rotations through one broker at once.
-pub const DEFAULT_MAX_CONCURRENT: usize = 4;
 
 /// Identifies a broker resource.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -93,14 +91,21 @@ pub struct BrokerRegistry {
     observer: Option<Observer>,
     /// When set, ClusterIdentityBrokers are out of reach (the operator watches one namespace).
     namespaced_scope: bool,
+    /// Concurrent rotations per broker when its resource sets no limit.
+    default_max_concurrent: usize,
 }
 
 impl BrokerRegistry {
-    pub fn new(observer: Option<Observer>, namespaced_scope: bool) -> Self {
+    pub fn new(
+        observer: Option<Observer>,
+        namespaced_scope: bool,
+        default_max_concurrent: usize,
+    ) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             observer,
             namespaced_scope,
+            default_max_concurrent,
         }
     }
 
@@ -163,7 +168,7 @@ impl BrokerRegistry {
             .as_ref()
             .and_then(|l| l.max_concurrent_requests)
             .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(DEFAULT_MAX_CONCURRENT);
+            .unwrap_or(self.default_max_concurrent);
         let fingerprint = config_fingerprint(&config, max_concurrent);
         let mut entries = self
             .entries

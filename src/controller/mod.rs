@@ -84,6 +84,8 @@ pub struct Options {
     pub fingerprint_key: FingerprintKey,
     /// Identifies this replica in events.
     pub instance: Option<String>,
+    /// Concurrent rotations per broker when the broker sets no limit.
+    pub default_broker_concurrency: usize,
 }
 
 impl Context {
@@ -97,6 +99,7 @@ impl Context {
             brokers: BrokerRegistry::new(
                 Some(metrics.broker_observer()),
                 options.namespace.is_some(),
+                options.default_broker_concurrency,
             ),
             client,
             fingerprint_key: options.fingerprint_key.clone(),
