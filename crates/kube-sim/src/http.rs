@@ -1,0 +1,678 @@
+//! HTTP front end: routes Kubernetes API paths to discovery, the store and watches; records
+//! every request; applies injected faults.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::accounting::RecordedRequest;
+use crate::discovery;
+use crate::error::SimError;
+use crate::faults::RequestTarget;
+use crate::patch::PatchKind;
+use crate::resources::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::store::{DeleteOptions, WriteOptions, WriteOutcome};
+use crate::table::{self, IncludeObject};
+use crate::validation::FieldValidation;
+use crate::watch::{self, WatchRequest, WatchStart};
+
+const BODY_LIMIT: usize = 16 * 1024 * 1024;
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(shared)
+}
+
+/// A request for objects of one resource type.
+struct ResourceRequest {
+    rt: Arc<ResourceType>,
+    version: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+    verb: &'static str,
+}
+
+impl ResourceRequest {
+    fn resource_label(&self) -> String {
+        match &self.subresource {
+            Some(sub) => format!("{}/{sub}", self.rt.plural),
+            None => self.rt.plural.clone(),
+        }
+    }
+}
+
+enum Route {
+    Version,
+    Health,
+    CoreVersions,
+    GroupList,
+    Group(String),
+    GroupVersion(String, String),
+    OpenApiV3Root,
+    OpenApiV3(String, String),
+    Resource(ResourceRequest),
+    NotFound,
+}
+
+type Query = HashMap<String, String>;
+
+fn flag(query: &Query, key: &str) -> bool {
+    query
+        .get(key)
+        .is_some_and(|v| v == "true" || v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+fn route(shared: &Shared, method: &Method, path: &str, query: &Query) -> Route {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["version"] => return Route::Version,
+        ["healthz" | "livez" | "readyz", ..] => return Route::Health,
+        ["openapi", "v3"] => return Route::OpenApiV3Root,
+        ["openapi", "v3", "api", v] => return Route::OpenApiV3(String::new(), (*v).to_owned()),
+        ["openapi", "v3", "apis", g, v] => {
+            return Route::OpenApiV3((*g).to_owned(), (*v).to_owned());
+        }
+        ["api"] => return Route::CoreVersions,
+        ["apis"] => return Route::GroupList,
+        ["apis", g] => return Route::Group((*g).to_owned()),
+        ["api", v] => return Route::GroupVersion(String::new(), (*v).to_owned()),
+        ["apis", g, v] => return Route::GroupVersion((*g).to_owned(), (*v).to_owned()),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Route::NotFound,
+    };
+    let (watch_path, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        _ => (false, rest),
+    };
+    let store = shared.lock_store();
+    let registry = &store.registry;
+    let (namespace, plural, name, subresource) = match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if registry
+                .find(group, version, plural)
+                .is_some_and(|t| t.namespaced) =>
+        {
+            (Some((*ns).to_owned()), *plural, tail.first(), tail.get(1))
+        }
+        [plural, tail @ ..] => (None, *plural, tail.first(), tail.get(1)),
+        [] => return Route::NotFound,
+    };
+    if rest.len() > 5 {
+        return Route::NotFound;
+    }
+    let Some(rt) = registry.find(group, version, plural) else {
+        return Route::NotFound;
+    };
+    let name = name.map(|n| (*n).to_owned());
+    let watching = watch_path || flag(query, "watch");
+    let verb = match (method, name.is_some()) {
+        (&Method::GET, _) if watching => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) => "list",
+        (&Method::POST, false) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return Route::NotFound,
+    };
+    // Namespaced objects are addressed inside a namespace; only list/watch span namespaces.
+    if rt.namespaced && namespace.is_none() && !matches!(verb, "list" | "watch") {
+        return Route::NotFound;
+    }
+    Route::Resource(ResourceRequest {
+        rt,
+        version: version.to_owned(),
+        namespace,
+        name,
+        subresource: subresource.map(|s| (*s).to_owned()),
+        verb,
+    })
+}
+
+fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub(crate) fn json_response(status: u16, body: &Value) -> Response {
+    json_response_typed(status, body, "application/json")
+}
+
+fn json_response_typed(status: u16, body: &Value, content_type: &str) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+pub(crate) fn error_response(error: &SimError) -> Response {
+    json_response(error.code, &error.to_status())
+}
+
+fn not_found_response() -> Response {
+    error_response(&SimError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    ))
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let raw_query = request.uri().query().unwrap_or("").to_owned();
+    let query: Query = form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let content_type = header_string(request.headers(), header::CONTENT_TYPE);
+    let user_agent = header_string(request.headers(), header::USER_AGENT);
+    let accept = header_string(request.headers(), header::ACCEPT);
+    let route = route(&shared, &method, &path, &query);
+    let (verb, resource, namespace, name) = match &route {
+        Route::Resource(r) => (
+            Some(r.verb.to_owned()),
+            Some(r.resource_label()),
+            r.namespace.clone(),
+            r.name.clone(),
+        ),
+        _ => (None, None, None, None),
+    };
+    let log_index = shared.record_request(RecordedRequest {
+        method: method.to_string(),
+        path: path.clone(),
+        query: raw_query,
+        content_type: content_type.clone(),
+        accept: accept.clone(),
+        user_agent,
+        verb: verb.clone(),
+        resource: resource.clone(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+        status: 0,
+    });
+    let response = if let (Some(verb), Some(resource)) = (&verb, &resource) {
+        let (delay, failure) = shared.faults().take(&RequestTarget {
+            verb,
+            resource,
+            name: name.as_deref(),
+            namespace: namespace.as_deref(),
+        });
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match failure {
+            Some((status, message)) => error_response(&SimError::injected(status, &message)),
+            None => {
+                dispatch(
+                    &shared,
+                    route,
+                    request,
+                    &query,
+                    content_type.as_deref(),
+                    accept.as_deref(),
+                )
+                .await
+            }
+        }
+    } else {
+        dispatch(
+            &shared,
+            route,
+            request,
+            &query,
+            content_type.as_deref(),
+            accept.as_deref(),
+        )
+        .await
+    };
+    shared.set_request_status(log_index, response.status().as_u16());
+    response
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    route: Route,
+    request: Request,
+    query: &Query,
+    content_type: Option<&str>,
+    accept: Option<&str>,
+) -> Response {
+    let accept = accept.unwrap_or("application/json");
+    match route {
+        Route::Version => json_response(200, &discovery::version()),
+        Route::Health => {
+            let mut response = Response::new(Body::from("ok"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            response
+        }
+        Route::CoreVersions => match discovery::aggregated_version(accept) {
+            Some(v) => json_response_typed(
+                200,
+                &discovery::aggregated(&shared.lock_store().registry, true, v),
+                &discovery::aggregated_content_type(v),
+            ),
+            None => json_response(200, &discovery::core_versions(&shared.address)),
+        },
+        Route::GroupList => match discovery::aggregated_version(accept) {
+            Some(v) => json_response_typed(
+                200,
+                &discovery::aggregated(&shared.lock_store().registry, false, v),
+                &discovery::aggregated_content_type(v),
+            ),
+            None => json_response(200, &discovery::group_list(&shared.lock_store().registry)),
+        },
+        Route::Group(group) => discovery::group(&shared.lock_store().registry, &group)
+            .map_or_else(not_found_response, |doc| json_response(200, &doc)),
+        Route::GroupVersion(group, version) => {
+            discovery::resource_list(&shared.lock_store().registry, &group, &version)
+                .map_or_else(not_found_response, |doc| json_response(200, &doc))
+        }
+        Route::OpenApiV3Root => json_response(
+            200,
+            &discovery::openapi_v3_root(&shared.lock_store().registry),
+        ),
+        Route::OpenApiV3(group, version) => {
+            discovery::openapi_v3_group_version(&shared.lock_store().registry, &group, &version)
+                .map_or_else(not_found_response, |doc| json_response(200, &doc))
+        }
+        Route::NotFound => not_found_response(),
+        Route::Resource(r) => {
+            let body = match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
+                Ok(body) => body,
+                Err(e) => {
+                    return error_response(&SimError::bad_request(format!(
+                        "reading the request body failed: {e}"
+                    )));
+                }
+            };
+            match resource_request(shared, &r, query, content_type, accept, &body) {
+                Ok(response) => response,
+                Err(error) => error_response(&error),
+            }
+        }
+    }
+}
+
+fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, SimError> {
+    let essence = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    match essence {
+        "application/yaml" | "application/apply-patch+yaml" => crate::yaml::parse_one(body),
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body),
+        "application/cbor" | "application/apply-patch+cbor" => {
+            Err(SimError::unsupported_media_type(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({essence} is not supported by the simulator)"
+            )))
+        }
+        _ => serde_json::from_slice(body)
+            .map_err(|e| SimError::bad_request(format!("the request body is not valid JSON: {e}"))),
+    }
+}
+
+fn write_options(query: &Query) -> WriteOptions {
+    WriteOptions {
+        dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+        field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str)),
+        field_manager: query.get("fieldManager").cloned(),
+        force: flag(query, "force"),
+    }
+}
+
+fn selectors(
+    query: &Query,
+    name: Option<&str>,
+) -> Result<(LabelSelector, FieldSelector), SimError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+    let mut fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    if let Some(name) = name {
+        fields = fields.and(FieldSelector::name_equals(name));
+    }
+    Ok((labels, fields))
+}
+
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - \"{}\"", warning.replace('"', "\\\""));
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
+fn object_response(
+    r: &ResourceRequest,
+    status: u16,
+    object: &Value,
+    accept: &str,
+    query: &Query,
+) -> Response {
+    if table::wants_table(accept) {
+        let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+        let doc = table::table(
+            &r.rt,
+            &r.version,
+            std::slice::from_ref(object),
+            &json!({}),
+            include,
+        );
+        return json_response_typed(status, &doc, table::TABLE_CONTENT_TYPE);
+    }
+    if table::wants_metadata_only(accept) {
+        let doc = table::partial_metadata(object);
+        return json_response_typed(status, &doc, table::METADATA_CONTENT_TYPE);
+    }
+    json_response(status, object)
+}
+
+fn write_response(
+    r: &ResourceRequest,
+    outcome: &WriteOutcome,
+    accept: &str,
+    query: &Query,
+    created_status: u16,
+) -> Response {
+    let status = if outcome.created { created_status } else { 200 };
+    with_warnings(
+        object_response(r, status, &outcome.object, accept, query),
+        &outcome.warnings,
+    )
+}
+
+fn resource_request(
+    shared: &Arc<Shared>,
+    r: &ResourceRequest,
+    query: &Query,
+    content_type: Option<&str>,
+    accept: &str,
+    body: &[u8],
+) -> Result<Response, SimError> {
+    let ns = r.namespace.as_deref();
+    let sub = r.subresource.as_deref();
+    if let Some(sub) = sub
+        && !(sub == "status" && r.rt.status_subresource)
+    {
+        return Err(SimError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    }
+    match r.verb {
+        "get" => {
+            let name = r.name.as_deref().unwrap_or_default();
+            let object = shared.lock_store().get(&r.rt, &r.version, ns, name)?;
+            Ok(object_response(r, 200, &object, accept, query))
+        }
+        "list" => {
+            let (labels, fields) = selectors(query, None)?;
+            let limit = query.get("limit").and_then(|l| l.parse().ok());
+            let page = shared.lock_store().list(
+                &r.rt,
+                &r.version,
+                ns,
+                &labels,
+                &fields,
+                limit,
+                query.get("continue").map(String::as_str),
+            )?;
+            let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+            if let Some(token) = &page.continue_token {
+                metadata["continue"] = json!(token);
+            }
+            if let Some(remaining) = page.remaining {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
+            if table::wants_table(accept) {
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+                let doc = table::table(&r.rt, &r.version, &page.items, &metadata, include);
+                return Ok(json_response_typed(200, &doc, table::TABLE_CONTENT_TYPE));
+            }
+            if table::wants_metadata_only(accept) {
+                let items: Vec<Value> = page.items.iter().map(table::partial_metadata).collect();
+                let doc = json!({
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": metadata,
+                    "items": items,
+                });
+                return Ok(json_response_typed(
+                    200,
+                    &doc,
+                    table::METADATA_LIST_CONTENT_TYPE,
+                ));
+            }
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": r.rt.list_kind,
+                    "apiVersion": r.rt.api_version(&r.version),
+                    "metadata": metadata,
+                    "items": page.items,
+                }),
+            ))
+        }
+        "watch" => {
+            let (labels, fields) = selectors(query, r.name.as_deref())?;
+            let rv = query.get("resourceVersion").map_or("", String::as_str);
+            let start = if flag(query, "sendInitialEvents") {
+                WatchStart::InitialEvents
+            } else if rv.is_empty() || rv == "0" {
+                WatchStart::Now
+            } else {
+                WatchStart::After(rv.parse().map_err(|_| {
+                    SimError::bad_request(format!("invalid resource version: {rv}"))
+                })?)
+            };
+            let timeout = query
+                .get("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .filter(|t| *t > 0)
+                .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+            let table = table::wants_table(accept)
+                .then(|| IncludeObject::parse(query.get("includeObject").map(String::as_str)));
+            let metadata_only = table.is_none() && table::wants_metadata_only(accept);
+            let content_type = if table.is_some() {
+                table::TABLE_CONTENT_TYPE
+            } else if metadata_only {
+                table::METADATA_CONTENT_TYPE
+            } else {
+                "application/json"
+            };
+            let rx = watch::spawn(
+                Arc::clone(shared),
+                WatchRequest {
+                    rt: Arc::clone(&r.rt),
+                    version: r.version.clone(),
+                    namespace: r.namespace.clone(),
+                    labels,
+                    fields,
+                    start,
+                    bookmarks: flag(query, "allowWatchBookmarks"),
+                    timeout,
+                    table,
+                    metadata_only,
+                },
+            );
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|chunk| (chunk, rx))
+            });
+            let mut response = Response::new(Body::from_stream(stream));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, private"),
+            );
+            Ok(response)
+        }
+        "create" => {
+            let object = parse_body(body, content_type)?;
+            let outcome = shared.write(|store| {
+                store.create(&r.rt, &r.version, ns, object, &write_options(query))
+            })?;
+            Ok(write_response(r, &outcome, accept, query, 201))
+        }
+        "update" => {
+            let object = parse_body(body, content_type)?;
+            let name = r.name.as_deref().unwrap_or_default();
+            let outcome = shared.write(|store| {
+                store.update(
+                    &r.rt,
+                    &r.version,
+                    ns,
+                    name,
+                    object,
+                    sub,
+                    &write_options(query),
+                )
+            })?;
+            Ok(write_response(r, &outcome, accept, query, 201))
+        }
+        "patch" => {
+            let raw_type = content_type.unwrap_or("");
+            let kind = PatchKind::from_content_type(raw_type).ok_or_else(|| {
+                SimError::unsupported_media_type(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {raw_type:?})"
+                ))
+            })?;
+            let patch = if kind == PatchKind::Apply {
+                crate::yaml::parse_one(body)?
+            } else {
+                parse_body(body, Some("application/json"))?
+            };
+            let name = r.name.as_deref().unwrap_or_default();
+            let outcome = shared.write(|store| {
+                store.patch(
+                    &r.rt,
+                    &r.version,
+                    ns,
+                    name,
+                    kind,
+                    &patch,
+                    sub,
+                    &write_options(query),
+                )
+            })?;
+            Ok(write_response(r, &outcome, accept, query, 201))
+        }
+        "delete" => {
+            let options = delete_options(query, body)?;
+            let name = r.name.as_deref().unwrap_or_default();
+            let deleted =
+                shared.write(|store| store.delete(&r.rt, &r.version, ns, name, &options))?;
+            let pending =
+                deleted.pointer("/metadata/deletionTimestamp").is_some() && !options.dry_run;
+            Ok(object_response(
+                r,
+                if pending { 202 } else { 200 },
+                &deleted,
+                accept,
+                query,
+            ))
+        }
+        "deletecollection" => {
+            let options = delete_options(query, body)?;
+            let (labels, fields) = selectors(query, None)?;
+            let deleted = shared.write(|store| {
+                let names: Vec<(String, String)> = store
+                    .snapshot(&r.rt, ns, &labels, &fields)
+                    .iter()
+                    .map(|o| {
+                        let m = |f: &str| {
+                            o.pointer(&format!("/metadata/{f}"))
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        (m("namespace"), m("name"))
+                    })
+                    .collect();
+                let mut deleted = Vec::new();
+                for (obj_ns, name) in names {
+                    let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
+                    deleted.push(store.delete(
+                        &r.rt,
+                        &r.version,
+                        obj_ns.as_deref(),
+                        &name,
+                        &options,
+                    )?);
+                }
+                Ok(deleted)
+            })?;
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": r.rt.list_kind,
+                    "apiVersion": r.rt.api_version(&r.version),
+                    "metadata": {"resourceVersion": shared.lock_store().current_rv().to_string()},
+                    "items": deleted,
+                }),
+            ))
+        }
+        _ => Err(SimError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
+    }
+}
+
+fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, SimError> {
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| SimError::bad_request(format!("invalid DeleteOptions: {e}")))?
+    };
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+    let propagation = query
+        .get("propagationPolicy")
+        .cloned()
+        .or_else(|| text("propagationPolicy"));
+    let orphan = propagation.as_deref() == Some("Orphan")
+        || body.get("orphanDependents") == Some(&Value::Bool(true));
+    let dry_run = query.get("dryRun").is_some_and(|v| v == "All")
+        || body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    Ok(DeleteOptions {
+        dry_run,
+        uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        orphan,
+    })
+}

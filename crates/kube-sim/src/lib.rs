@@ -1,0 +1,628 @@
+//! In-memory Kubernetes API server simulator for end-to-end tests.
+//!
+//! Serves plain HTTP on `127.0.0.1` what a kube-rs controller and the stock `kubectl` use:
+//! discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a minimal `/openapi/v3`,
+//! CRUD on built-in kinds and on every resource a `CustomResourceDefinition` created through
+//! it defines, the `/status` subresource, merge / JSON / strategic merge / server-side apply
+//! patches, label and field selectors, pagination, watches with resource-version replay,
+//! bookmarks and `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`, validation of
+//! custom resources against the CRD schema (with a CEL subset), owner-reference garbage
+//! collection, finalizers, namespace termination, fault injection and request accounting.
+//! Objects are plain `serde_json::Value`s.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sync_client_kube_sim::{Fault, KubeSim};
+//! let sim = KubeSim::start().await?;
+//! sim.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
+//! sim.apply_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\n")?;
+//! sim.inject(Fault::fail("patch", "secrets").times(1).status(500));
+//! assert_eq!(sim.counts().get("patch", "secrets"), 0);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Fidelity notes: what is simplified or not modelled
+//!
+//! - **Server-side apply** tracks ownership only for apply managers: each one owns the leaf
+//!   fields (map keys, recursively) of its last applied configuration; **lists are atomic**
+//!   (no `listType=map` merging by key). Applying merges the configuration into the live
+//!   object, removes fields the manager stopped applying (unless another apply manager owns
+//!   them) and reports conflicts only against other *apply* managers (`force=true` takes
+//!   over). Updates and non-apply patches do not record managers.
+//! - **Strategic merge patch** is a merge patch plus keyed merging of a fixed set of list
+//!   fields (`containers`, `env`, `volumes`, `volumeMounts`, `ownerReferences`,
+//!   `conditions`, ...), union of `finalizers`, and the `$patch`, `$retainKeys`,
+//!   `$setElementOrder`, `$deleteFromPrimitiveList` directives. It is refused (415) for custom
+//!   resources, as by the real server.
+//! - **Lists** always read the latest state: `resourceVersion`/`resourceVersionMatch` on a
+//!   list are accepted and ignored; continue tokens page through the live state (no snapshot).
+//! - **Watch history** keeps the last 10 000 changes (or less after
+//!   [`KubeSim::expire_watch_history`]); older resource versions get a `410` ERROR event.
+//! - **Validation** of custom resources: types, `required`, `enum`, `nullable`, formats
+//!   (`date-time`, `date`, `int32`, `int64`, `uuid`, `duration`, `byte`), numeric bounds,
+//!   string lengths and `pattern`, item/property counts, `x-kubernetes-list-type` set/map
+//!   uniqueness, `allOf`/`anyOf`/`oneOf`/`not`, `x-kubernetes-int-or-string`,
+//!   `x-kubernetes-preserve-unknown-fields`, pruning of unknown fields (400 under
+//!   `fieldValidation=Strict`, a `Warning` header otherwise), `default`s, and
+//!   `x-kubernetes-validations` CEL rules in the subset described in `cel.rs` (no durations,
+//!   timestamps, quantities, optionals or Kubernetes library functions; rules outside it are
+//!   skipped with a log warning; `messageExpression` is ignored). Built-in kinds are only
+//!   checked for metadata (name format, label and annotation keys and values), Secret `data`
+//!   base64 (`stringData` is folded into `data`) and immutable Secrets/ConfigMaps.
+//! - **CRD versions**: every served version reads and writes the same stored object (the
+//!   `None` conversion strategy); no conversion webhooks. Only the `status` subresource exists
+//!   (no `scale`).
+//! - **Garbage collection** is synchronous and background-only: dependents go right after
+//!   their owner; `propagationPolicy=Orphan` strips the owner reference instead; `Foreground`
+//!   is treated as background. Objects whose owners (of a kind the simulator serves) all do
+//!   not exist are deleted when written (disable with [`KubeSim::set_orphan_collection`]).
+//!   Deleting a CRD removes its custom resources at once, ignoring their finalizers.
+//! - **Namespaces**: deletion marks the namespace `Terminating`, deletes its objects within
+//!   the same request (objects with finalizers wait for them) and removes the namespace once
+//!   it is empty; the real namespace controller does this asynchronously.
+//! - `events.k8s.io/v1` and core `v1` Events are stored separately (no conversion between
+//!   them). Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
+//! - No authentication or authorization (any token is accepted), admission webhooks,
+//!   `scale`/`exec`/`log`/`proxy` subresources, pods or controllers that act on workloads,
+//!   protobuf request bodies other than `v1` Secret, ConfigMap, Namespace and ServiceAccount
+//!   (what `kubectl create secret|configmap|namespace|serviceaccount` sends), CBOR, protobuf
+//!   answers (JSON is served to every `Accept`), `/openapi/v2` (404; the v3 document carries
+//!   paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old versions.
+
+mod accounting;
+mod apply;
+mod cel;
+mod discovery;
+mod error;
+mod faults;
+mod gc;
+mod http;
+mod patch;
+mod protobuf;
+mod resources;
+mod selectors;
+mod store;
+mod table;
+mod validation;
+mod watch;
+mod yaml;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+pub use accounting::{RecordedRequest, RequestCounts};
+pub use error::{FieldCause, SimError};
+pub use faults::Fault;
+pub use patch::PatchKind;
+
+use faults::Faults;
+use store::{DeleteOptions, Store, WriteOptions};
+use watch::Disconnect;
+
+/// State shared by the HTTP handlers, watch tasks and the test-facing handle.
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    /// The latest resource version; watchers wake on every change.
+    changes: signal::Sender<u64>,
+    /// Bumped to end every open watch.
+    disconnects: signal::Sender<(u64, Disconnect)>,
+    shutdown: signal::Sender<bool>,
+    faults: Mutex<Faults>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    bookmark_interval: Mutex<Duration>,
+    address: String,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this one's results.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn new(address: SocketAddr) -> Self {
+        Self {
+            store: Mutex::new(Store::new()),
+            changes: signal::Sender::new(0),
+            disconnects: signal::Sender::new((0, Disconnect::Close)),
+            shutdown: signal::Sender::new(false),
+            faults: Mutex::new(Faults::default()),
+            requests: Mutex::new(Vec::new()),
+            bookmark_interval: Mutex::new(Duration::from_secs(1)),
+            address: address.to_string(),
+        }
+    }
+
+    pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    /// Runs a store operation and wakes watchers if it changed anything.
+    pub(crate) fn write<T>(
+        &self,
+        op: impl FnOnce(&mut Store) -> Result<T, SimError>,
+    ) -> Result<T, SimError> {
+        let (result, before, after) = {
+            let mut store = self.lock_store();
+            let before = store.current_rv();
+            let result = op(&mut store);
+            (result, before, store.current_rv())
+        };
+        if after != before {
+            self.changes.send_replace(after);
+        }
+        result
+    }
+
+    pub(crate) fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
+    }
+
+    pub(crate) fn bookmark_interval(&self) -> Duration {
+        *lock(&self.bookmark_interval)
+    }
+
+    pub(crate) fn record_request(&self, request: RecordedRequest) -> usize {
+        let mut requests = lock(&self.requests);
+        requests.push(request);
+        requests.len() - 1
+    }
+
+    pub(crate) fn set_request_status(&self, index: usize, status: u16) {
+        if let Some(request) = lock(&self.requests).get_mut(index) {
+            request.status = status;
+        }
+    }
+
+    fn disconnect_watches(&self, how: Disconnect) {
+        self.disconnects.send_modify(|(epoch, mode)| {
+            *epoch += 1;
+            *mode = how;
+        });
+    }
+}
+
+/// A running simulator. The server stops on [`KubeSim::shutdown`] or when dropped.
+pub struct KubeSim {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    server: Option<JoinHandle<()>>,
+}
+
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+fn unknown_resource(api_version: &str, what: &str) -> SimError {
+    SimError::new(
+        404,
+        "NotFound",
+        format!("the server could not find the requested resource ({what} in {api_version})"),
+    )
+}
+
+impl KubeSim {
+    /// Starts on an ephemeral port of 127.0.0.1.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on_port(0).await
+    }
+
+    /// Starts on a given port of 127.0.0.1 (0 = ephemeral).
+    pub async fn start_on_port(port: u16) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(address));
+        let router = http::router(Arc::clone(&shared));
+        let mut stop = shared.shutdown.subscribe();
+        let server = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::warn!(error = %e, "kube-sim server ended with an error");
+            }
+        });
+        Ok(Self {
+            shared,
+            address,
+            server: Some(server),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A kubeconfig with cluster, user (token `sim-token`) and context all named `sim`,
+    /// default namespace `default`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\nusers:\n- name: sim\n  user:\n    token: sim-token\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\npreferences: {{}}\n",
+            self.url()
+        )
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    fn resource(
+        &self,
+        api_version: &str,
+        plural: &str,
+    ) -> Result<Arc<resources::ResourceType>, SimError> {
+        let (group, version) = split_api_version(api_version);
+        self.shared
+            .lock_store()
+            .registry
+            .find(group, version, plural)
+            .ok_or_else(|| unknown_resource(api_version, plural))
+    }
+
+    fn resource_of(&self, obj: &Value) -> Result<(Arc<resources::ResourceType>, String), SimError> {
+        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let (group, version) = split_api_version(api_version);
+        let rt = self
+            .shared
+            .lock_store()
+            .registry
+            .find_kind(group, version, kind)
+            .ok_or_else(|| unknown_resource(api_version, kind))?;
+        Ok((rt, version.to_owned()))
+    }
+
+    fn namespace_of(rt: &resources::ResourceType, obj: &Value) -> Option<String> {
+        rt.namespaced.then(|| {
+            obj.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or("default")
+                .to_owned()
+        })
+    }
+
+    /// One object as a client of `api_version` would read it.
+    pub fn get(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let rt = self.resource(api_version, plural).ok()?;
+        let (_, version) = split_api_version(api_version);
+        self.shared
+            .lock_store()
+            .get(&rt, version, namespace, name)
+            .ok()
+    }
+
+    /// All objects of a type, in one namespace or (with `None`) all.
+    pub fn list(&self, api_version: &str, plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Ok(rt) = self.resource(api_version, plural) else {
+            return Vec::new();
+        };
+        let (_, version) = split_api_version(api_version);
+        let store = self.shared.lock_store();
+        store
+            .snapshot(
+                &rt,
+                namespace,
+                &selectors::LabelSelector::default(),
+                &selectors::FieldSelector::default(),
+            )
+            .iter()
+            .map(|obj| store::output(&rt, version, obj))
+            .collect()
+    }
+
+    /// Creates an object (`apiVersion`, `kind` and `metadata.namespace`, default `default`,
+    /// from the object) as a POST would, including validation and defaulting.
+    pub fn create(&self, obj: Value) -> Result<Value, SimError> {
+        let (rt, version) = self.resource_of(&obj)?;
+        let ns = Self::namespace_of(&rt, &obj);
+        self.shared
+            .write(|store| {
+                store.create(&rt, &version, ns.as_deref(), obj, &WriteOptions::default())
+            })
+            .map(|o| o.object)
+    }
+
+    /// Replaces an object as a PUT would (a stale `metadata.resourceVersion` conflicts; an
+    /// absent one replaces unconditionally); when the type has a status subresource and the
+    /// object carries a status, the status is written too, so the stored object matches.
+    pub fn replace(&self, obj: Value) -> Result<Value, SimError> {
+        let (rt, version) = self.resource_of(&obj)?;
+        let ns = Self::namespace_of(&rt, &obj);
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let status = obj.get("status").cloned();
+        let opts = WriteOptions::default();
+        self.shared.write(move |store| {
+            let mut written = store
+                .update(&rt, &version, ns.as_deref(), &name, obj, None, &opts)?
+                .object;
+            if rt.status_subresource
+                && let Some(status) = status
+            {
+                let mut with_status = written.clone();
+                with_status["status"] = status;
+                written = store
+                    .update(
+                        &rt,
+                        &version,
+                        ns.as_deref(),
+                        &name,
+                        with_status,
+                        Some("status"),
+                        &opts,
+                    )?
+                    .object;
+            }
+            Ok(written)
+        })
+    }
+
+    /// Replaces only the status (PUT `/status`).
+    pub fn replace_status(&self, obj: Value) -> Result<Value, SimError> {
+        let (rt, version) = self.resource_of(&obj)?;
+        let ns = Self::namespace_of(&rt, &obj);
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        self.shared
+            .write(|store| {
+                store.update(
+                    &rt,
+                    &version,
+                    ns.as_deref(),
+                    &name,
+                    obj,
+                    Some("status"),
+                    &WriteOptions::default(),
+                )
+            })
+            .map(|o| o.object)
+    }
+
+    /// Patches an object (or, with `subresource = Some("status")`, its status). Apply patches
+    /// are made by the field manager `kube-sim-test` with `force=true`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+        subresource: Option<&str>,
+    ) -> Result<Value, SimError> {
+        let rt = self.resource(api_version, plural)?;
+        let (_, version) = split_api_version(api_version);
+        let opts = WriteOptions {
+            field_manager: Some("kube-sim-test".to_owned()),
+            force: true,
+            ..WriteOptions::default()
+        };
+        self.shared
+            .write(|store| {
+                store.patch(
+                    &rt,
+                    version,
+                    namespace,
+                    name,
+                    kind,
+                    patch,
+                    subresource,
+                    &opts,
+                )
+            })
+            .map(|o| o.object)
+    }
+
+    /// Create-or-replace every object of a (multi-document) YAML manifest, CRDs included;
+    /// statuses given in the manifest are written too.
+    pub fn apply_yaml(&self, yaml: &str) -> Result<(), SimError> {
+        for obj in yaml::parse_manifests(yaml)? {
+            let (rt, version) = self.resource_of(&obj)?;
+            let ns = Self::namespace_of(&rt, &obj);
+            let name = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if self
+                .shared
+                .lock_store()
+                .get(&rt, &version, ns.as_deref(), &name)
+                .is_ok()
+            {
+                let mut unconditional = obj;
+                if let Some(meta) = unconditional
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                {
+                    meta.remove("resourceVersion");
+                }
+                self.replace(unconditional)?;
+            } else {
+                let status = obj.get("status").cloned();
+                let created = self.create(obj)?;
+                if let Some(status) = status.filter(|_| rt.status_subresource) {
+                    let mut with_status = created;
+                    with_status["status"] = status;
+                    self.replace_status(with_status)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes as a DELETE would: finalizers are honoured, dependents are garbage collected.
+    pub fn delete(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), SimError> {
+        let rt = self.resource(api_version, plural)?;
+        let (_, version) = split_api_version(api_version);
+        self.shared
+            .write(|store| store.delete(&rt, version, namespace, name, &DeleteOptions::default()))
+            .map(|_| ())
+    }
+
+    /// Waits until the object exists and satisfies `predicate`, at most `timeout`.
+    pub async fn wait_for(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+        timeout: Duration,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Result<Value, SimError> {
+        let mut last = None;
+        let met = self
+            .wait_until(timeout, |sim| {
+                last = sim.get(api_version, plural, namespace, name);
+                last.as_ref().is_some_and(&predicate)
+            })
+            .await;
+        match (met, last) {
+            (true, Some(obj)) => Ok(obj),
+            (_, last) => Err(SimError::new(
+                504,
+                "Timeout",
+                format!(
+                    "{plural} {}/{name} did not reach the expected state within {timeout:?}; last seen: {}",
+                    namespace.unwrap_or(""),
+                    last.map_or_else(|| "absent".to_owned(), |o| o.to_string())
+                ),
+            )),
+        }
+    }
+
+    /// Re-checks `condition` after every change until it holds; `false` after `timeout`.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut condition: impl FnMut(&Self) -> bool,
+    ) -> bool {
+        let mut changes = self.shared.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changes.borrow_and_update();
+            if condition(self) {
+                return true;
+            }
+            let woke = tokio::time::timeout_at(deadline, changes.changed()).await;
+            if woke.is_err() {
+                return condition(self);
+            }
+        }
+    }
+
+    /// The current (latest) resource version.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.lock_store().current_rv()
+    }
+
+    /// Counts by verb and resource of the requests since the last [`KubeSim::clear_requests`].
+    pub fn counts(&self) -> RequestCounts {
+        RequestCounts::from_requests(&lock(&self.shared.requests))
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Forgets the request log (and with it the counts).
+    pub fn clear_requests(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults().add(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults().clear();
+    }
+
+    /// Aborts every open watch connection mid-stream, like a network failure.
+    pub fn drop_watches(&self) {
+        self.shared.disconnect_watches(Disconnect::Abort);
+    }
+
+    /// Ends every open watch cleanly, like a server-side watch timeout.
+    pub fn close_watches(&self) {
+        self.shared.disconnect_watches(Disconnect::Close);
+    }
+
+    /// Forgets watch history: a watch from any resource version older than the current one
+    /// then gets 410 Gone.
+    pub fn expire_watch_history(&self) {
+        self.shared.lock_store().expire_history();
+        // Running watches re-check history on a change signal.
+        self.shared.changes.send_modify(|_| {});
+    }
+
+    /// How often watches with `allowWatchBookmarks=true` get a bookmark (default 1 s;
+    /// applies to watches started afterwards).
+    pub fn set_bookmark_interval(&self, interval: Duration) {
+        *lock(&self.shared.bookmark_interval) = interval.max(Duration::from_millis(10));
+    }
+
+    /// Whether objects whose owners all do not exist are deleted when written (default true).
+    pub fn set_orphan_collection(&self, enabled: bool) {
+        self.shared.lock_store().collect_orphans = enabled;
+    }
+
+    /// Stops the server: open watches end, then the listener closes (bounded wait).
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.send_replace(true);
+        if let Some(server) = self.server.take() {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for KubeSim {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}

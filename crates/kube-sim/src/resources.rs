@@ -1,0 +1,480 @@
+//! The resource types the simulator serves: a fixed set of built-in kinds plus every resource
+//! defined by a `CustomResourceDefinition` created through it.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::error::{FieldCause, SimError, Subject};
+
+/// The verbs every served resource supports.
+pub(crate) const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// One served version of a resource type.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionInfo {
+    pub name: String,
+    /// `openAPIV3Schema` of a custom resource version; `None` for built-in kinds.
+    pub schema: Option<Value>,
+    /// `additionalPrinterColumns` of a custom resource version.
+    pub printer_columns: Vec<Value>,
+}
+
+/// A resource type (group + plural); objects are stored once, whatever version is asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceType {
+    pub group: String,
+    /// Served versions, the preferred (storage) one first.
+    pub versions: Vec<VersionInfo>,
+    pub plural: String,
+    pub singular: String,
+    pub kind: String,
+    pub list_kind: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// Has a `/status` subresource: writes to the main resource keep the live status and
+    /// writes to `/status` change only the status.
+    pub status_subresource: bool,
+    /// `metadata.generation` is maintained (bumped on changes outside metadata and status).
+    pub tracks_generation: bool,
+    /// Defined by a CRD (name of the CRD), as opposed to built in.
+    pub crd: Option<String>,
+}
+
+impl ResourceType {
+    pub fn api_version(&self, version: &str) -> String {
+        if self.group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{}/{version}", self.group)
+        }
+    }
+
+    pub fn version(&self, version: &str) -> Option<&VersionInfo> {
+        self.versions.iter().find(|v| v.name == version)
+    }
+
+    pub fn subject<'a>(&'a self, name: &'a str) -> Subject<'a> {
+        Subject {
+            group: &self.group,
+            plural: &self.plural,
+            kind: &self.kind,
+            name,
+        }
+    }
+
+    pub fn is_custom(&self) -> bool {
+        self.crd.is_some()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Builtin {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    status: bool,
+    generation: bool,
+    categories: &'static [&'static str],
+}
+
+const fn builtin(
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+) -> Builtin {
+    Builtin {
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        short_names,
+        status: false,
+        generation: false,
+        categories: &[],
+    }
+}
+
+const fn with_status(b: Builtin, generation: bool, categories: &'static [&'static str]) -> Builtin {
+    Builtin {
+        status: true,
+        generation,
+        categories,
+        ..b
+    }
+}
+
+const ALL: &[&str] = &["all"];
+
+const BUILTINS: &[Builtin] = &[
+    with_status(
+        builtin("", "v1", "namespaces", "Namespace", false, &["ns"]),
+        false,
+        &[],
+    ),
+    builtin("", "v1", "secrets", "Secret", true, &[]),
+    builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
+    builtin("", "v1", "events", "Event", true, &["ev"]),
+    builtin("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+    with_status(builtin("", "v1", "pods", "Pod", true, &["po"]), false, ALL),
+    with_status(
+        builtin("", "v1", "services", "Service", true, &["svc"]),
+        false,
+        ALL,
+    ),
+    with_status(
+        builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"]),
+        true,
+        ALL,
+    ),
+    with_status(
+        builtin("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"]),
+        true,
+        ALL,
+    ),
+    with_status(
+        builtin("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"]),
+        true,
+        ALL,
+    ),
+    with_status(
+        builtin("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"]),
+        true,
+        ALL,
+    ),
+    builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+    builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
+    with_status(
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+        ),
+        true,
+        &["api-extensions"],
+    ),
+    builtin(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        &[],
+    ),
+    builtin(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+    ),
+    builtin(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+    ),
+    builtin(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+    ),
+    with_status(
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+        ),
+        true,
+        &[],
+    ),
+    builtin(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+    ),
+];
+
+/// All resource types, built-in first, then CRD-defined ones in creation order.
+#[derive(Debug, Clone)]
+pub(crate) struct Registry {
+    types: Vec<Arc<ResourceType>>,
+}
+
+impl Registry {
+    pub fn with_builtins() -> Self {
+        let types = BUILTINS
+            .iter()
+            .map(|b| {
+                Arc::new(ResourceType {
+                    group: b.group.to_owned(),
+                    versions: vec![VersionInfo {
+                        name: b.version.to_owned(),
+                        schema: None,
+                        printer_columns: Vec::new(),
+                    }],
+                    plural: b.plural.to_owned(),
+                    singular: b.kind.to_ascii_lowercase(),
+                    kind: b.kind.to_owned(),
+                    list_kind: format!("{}List", b.kind),
+                    namespaced: b.namespaced,
+                    short_names: b.short_names.iter().map(|s| (*s).to_owned()).collect(),
+                    categories: b.categories.iter().map(|s| (*s).to_owned()).collect(),
+                    status_subresource: b.status,
+                    tracks_generation: b.generation,
+                    crd: None,
+                })
+            })
+            .collect();
+        Self { types }
+    }
+
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.plural == plural && t.version(version).is_some())
+            .cloned()
+    }
+
+    pub fn find_kind(&self, group: &str, version: &str, kind: &str) -> Option<Arc<ResourceType>> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.kind == kind && t.version(version).is_some())
+            .cloned()
+    }
+
+    /// Groups in discovery order, each with its versions (preferred first).
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for t in &self.types {
+            let entry = if let Some(pos) = groups.iter().position(|(g, _)| *g == t.group) {
+                &mut groups[pos].1
+            } else {
+                groups.push((t.group.clone(), Vec::new()));
+                &mut groups.last_mut().expect("just pushed").1
+            };
+            for v in &t.versions {
+                if !entry.contains(&v.name) {
+                    entry.push(v.name.clone());
+                }
+            }
+        }
+        groups
+    }
+
+    pub fn in_group_version<'a>(
+        &'a self,
+        group: &'a str,
+        version: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<ResourceType>> + 'a {
+        self.types
+            .iter()
+            .filter(move |t| t.group == group && t.version(version).is_some())
+    }
+
+    /// Registers (or re-registers, after an update) the resource a CRD defines.
+    pub fn register_crd(&mut self, crd: &Value) {
+        let Some(resource) = resource_from_crd(crd) else {
+            return;
+        };
+        self.types
+            .retain(|t| !(t.group == resource.group && t.plural == resource.plural));
+        self.types.push(Arc::new(resource));
+    }
+
+    pub fn unregister_crd(&mut self, crd_name: &str) {
+        self.types.retain(|t| t.crd.as_deref() != Some(crd_name));
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn resource_from_crd(crd: &Value) -> Option<ResourceType> {
+    let spec = crd.get("spec")?;
+    let names = spec.get("names")?;
+    let kind = names.get("kind")?.as_str()?.to_owned();
+    let plural = names.get("plural")?.as_str()?.to_owned();
+    let mut versions: Vec<(bool, VersionInfo)> = Vec::new();
+    let mut status_subresource = false;
+    for v in spec.get("versions")?.as_array()? {
+        if v.get("served").and_then(Value::as_bool) == Some(false) {
+            continue;
+        }
+        let storage = v.get("storage").and_then(Value::as_bool).unwrap_or(false);
+        if storage {
+            status_subresource = v.pointer("/subresources/status").is_some();
+        }
+        versions.push((
+            storage,
+            VersionInfo {
+                name: v.get("name")?.as_str()?.to_owned(),
+                schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+                printer_columns: v
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+        ));
+    }
+    // Storage version first: it is the preferred version in discovery.
+    versions.sort_by_key(|(storage, _)| !*storage);
+    Some(ResourceType {
+        group: spec.get("group")?.as_str()?.to_owned(),
+        versions: versions.into_iter().map(|(_, v)| v).collect(),
+        singular: names
+            .get("singular")
+            .and_then(Value::as_str)
+            .map_or_else(|| kind.to_ascii_lowercase(), str::to_owned),
+        list_kind: names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("{kind}List"), str::to_owned),
+        short_names: strings(names.get("shortNames").unwrap_or(&Value::Null)),
+        categories: strings(names.get("categories").unwrap_or(&Value::Null)),
+        namespaced: spec.get("scope").and_then(Value::as_str) != Some("Cluster"),
+        status_subresource,
+        tracks_generation: true,
+        crd: Some(crd.pointer("/metadata/name")?.as_str()?.to_owned()),
+        kind,
+        plural,
+    })
+}
+
+/// Structural checks kube-apiserver makes on a CRD before serving it.
+pub(crate) fn validate_crd(crd: &Value) -> Result<(), SimError> {
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let subject = Subject {
+        group: "apiextensions.k8s.io",
+        plural: "customresourcedefinitions",
+        kind: "CustomResourceDefinition",
+        name,
+    };
+    let mut causes = Vec::new();
+    let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
+    let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
+    let plural = spec
+        .pointer("/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if group.is_empty() {
+        causes.push(FieldCause::required("spec.group"));
+    }
+    if plural.is_empty() {
+        causes.push(FieldCause::required("spec.names.plural"));
+    }
+    if spec
+        .pointer("/names/kind")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        causes.push(FieldCause::required("spec.names.kind"));
+    }
+    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+        causes.push(FieldCause::invalid(
+            "metadata.name",
+            &json!(name),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
+    }
+    match spec.get("scope").and_then(Value::as_str) {
+        Some("Namespaced" | "Cluster") => {}
+        Some(other) => causes.push(FieldCause::not_supported(
+            "spec.scope",
+            &json!(other),
+            &[json!("Cluster"), json!("Namespaced")],
+        )),
+        None => causes.push(FieldCause::required("spec.scope")),
+    }
+    let versions = spec.get("versions").and_then(Value::as_array);
+    match versions {
+        Some(versions) if !versions.is_empty() => {
+            let storage = versions
+                .iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .count();
+            if storage != 1 {
+                causes.push(FieldCause::invalid(
+                    "spec.versions",
+                    &Value::Null,
+                    "must have exactly one version marked as storage version",
+                ));
+            }
+        }
+        _ => causes.push(FieldCause::required("spec.versions")),
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(SimError::invalid(subject, &causes))
+    }
+}
+
+/// The status a CRD gets once it is served: names accepted, established.
+pub(crate) fn crd_status(crd: &Value, now: &str) -> Value {
+    let storage: Vec<Value> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+             "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+             "message": "the initial names have been accepted", "lastTransitionTime": now},
+        ],
+        "storedVersions": storage,
+    })
+}

@@ -1,0 +1,1239 @@
+//! The object store: objects by resource type, the global resource version counter, watch
+//! history, and the write pipelines (create, update, patch, delete) shared by the HTTP layer
+//! and the direct test API.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use crate::apply::{self, ApplyRequest, ApplyScope};
+use crate::error::{FieldCause, SimError};
+use crate::gc;
+use crate::patch::{self, PatchKind};
+use crate::resources::{self, Registry, ResourceType};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::validation::{self, FieldValidation};
+
+/// (group, plural): objects are stored once per type, whatever version wrote them.
+pub(crate) type TypeKey = (String, String);
+
+/// Where one object lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ObjectKey {
+    pub group: String,
+    pub plural: String,
+    /// Empty for cluster-scoped objects.
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    fn type_key(&self) -> TypeKey {
+        (self.group.clone(), self.plural.clone())
+    }
+
+    fn of(rt: &ResourceType, namespace: &str, name: &str) -> Self {
+        Self {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: if rt.namespaced {
+                namespace.to_owned()
+            } else {
+                String::new()
+            },
+            name: name.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, kept for watches that start from an older resource version.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryEvent {
+    pub rv: u64,
+    pub key: ObjectKey,
+    pub event_type: EventType,
+    pub object: Value,
+    /// The object before a modification, so selector watches can tell "left the selection".
+    pub previous: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: FieldValidation,
+    pub field_manager: Option<String>,
+    pub force: bool,
+}
+
+pub(crate) struct WriteOutcome {
+    pub object: Value,
+    pub warnings: Vec<String>,
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeleteOptions {
+    pub dry_run: bool,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub orphan: bool,
+}
+
+pub(crate) struct ListPage {
+    pub items: Vec<Value>,
+    pub resource_version: u64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<usize>,
+}
+
+const HISTORY_LIMIT: usize = 10_000;
+
+pub(crate) struct Store {
+    pub registry: Registry,
+    objects: BTreeMap<TypeKey, BTreeMap<(String, String), Value>>,
+    uids: HashMap<String, ObjectKey>,
+    rv: u64,
+    history: VecDeque<HistoryEvent>,
+    /// Watches from a resource version older than this get 410 Gone.
+    compacted_rv: u64,
+    id_state: u64,
+    /// Delete objects whose owners are all gone (as the garbage collector does).
+    pub collect_orphans: bool,
+}
+
+pub(crate) fn now() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .map_or_else(|_| now.to_string(), |t| t.to_string())
+}
+
+fn meta(obj: &Value, field: &str) -> Option<String> {
+    obj.get("metadata")?.get(field)?.as_str().map(str::to_owned)
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .expect("metadata was just made an object")
+}
+
+/// The object as a client of `version` sees it.
+pub(crate) fn output(rt: &ResourceType, version: &str, obj: &Value) -> Value {
+    let mut out = obj.clone();
+    if let Some(map) = out.as_object_mut() {
+        map.insert("apiVersion".to_owned(), json!(rt.api_version(version)));
+        map.insert("kind".to_owned(), json!(rt.kind));
+    }
+    out
+}
+
+fn encode_continue(rv: u64, namespace: &str, name: &str) -> String {
+    use std::fmt::Write as _;
+    format!("{rv}|{namespace}|{name}")
+        .bytes()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+fn decode_continue(token: &str) -> Option<(u64, String, String)> {
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let mut parts = text.splitn(3, '|');
+    let rv = parts.next()?.parse().ok()?;
+    Some((rv, parts.next()?.to_owned(), parts.next()?.to_owned()))
+}
+
+/// The object without fields that change on every write, to detect no-op writes.
+fn comparable(obj: &Value) -> Value {
+    let mut copy = obj.clone();
+    if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+        if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
+            for entry in entries {
+                if let Some(e) = entry.as_object_mut() {
+                    e.remove("time");
+                }
+            }
+        }
+    }
+    copy
+}
+
+/// The object without the parts whose changes do not bump `metadata.generation`.
+fn generation_relevant(rt: &ResourceType, obj: &Value) -> Value {
+    let mut copy = obj.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("metadata");
+        map.remove("apiVersion");
+        map.remove("kind");
+        if rt.status_subresource {
+            map.remove("status");
+        }
+    }
+    copy
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let seed = u64::try_from(jiff::Timestamp::now().as_nanosecond() & i128::from(u64::MAX))
+            .unwrap_or(1);
+        let mut store = Self {
+            registry: Registry::with_builtins(),
+            objects: BTreeMap::new(),
+            uids: HashMap::new(),
+            rv: 0,
+            history: VecDeque::new(),
+            compacted_rv: 0,
+            id_state: seed | 1,
+            collect_orphans: true,
+        };
+        for ns in ["default", "kube-system"] {
+            let namespaces = store
+                .registry
+                .find("", "v1", "namespaces")
+                .expect("namespaces are built in");
+            store
+                .create(
+                    &namespaces,
+                    "v1",
+                    None,
+                    json!({"metadata": {"name": ns}}),
+                    &WriteOptions::default(),
+                )
+                .expect("initial namespace");
+        }
+        store
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: ids only need to be unique and unpredictable enough for tests.
+        let mut x = self.id_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.id_state = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn new_uid(&mut self) -> String {
+        let a = self.random();
+        let b = self.random();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0xfff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    fn generated_suffix(&mut self) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut n = self.random();
+        (0..5)
+            .map(|_| {
+                let c = ALPHABET[usize::try_from(n % ALPHABET.len() as u64).unwrap_or(0)];
+                n /= ALPHABET.len() as u64;
+                char::from(c)
+            })
+            .collect()
+    }
+
+    pub(crate) fn lookup(&self, key: &ObjectKey) -> Option<&Value> {
+        self.objects
+            .get(&key.type_key())?
+            .get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    fn record(
+        &mut self,
+        key: ObjectKey,
+        event_type: EventType,
+        object: Value,
+        previous: Option<Value>,
+    ) {
+        self.history.push_back(HistoryEvent {
+            rv: self.rv,
+            key,
+            event_type,
+            object,
+            previous,
+        });
+        while self.history.len() > HISTORY_LIMIT {
+            if let Some(evicted) = self.history.pop_front() {
+                self.compacted_rv = evicted.rv;
+            }
+        }
+    }
+
+    /// Stores a new or changed object with the next resource version.
+    fn commit(&mut self, key: &ObjectKey, mut obj: Value, previous: Option<Value>) -> Value {
+        self.rv += 1;
+        meta_mut(&mut obj).insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
+        if let Some(uid) = meta(&obj, "uid") {
+            self.uids.insert(uid, key.clone());
+        }
+        self.objects
+            .entry(key.type_key())
+            .or_default()
+            .insert((key.namespace.clone(), key.name.clone()), obj.clone());
+        let event_type = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(key.clone(), event_type, obj.clone(), previous);
+        obj
+    }
+
+    /// Removes an object for good: DELETED event, then its dependents (garbage collection).
+    pub(crate) fn remove(&mut self, key: &ObjectKey, orphan_dependents: bool) -> Option<Value> {
+        let mut obj = self
+            .objects
+            .get_mut(&key.type_key())?
+            .remove(&(key.namespace.clone(), key.name.clone()))?;
+        self.rv += 1;
+        meta_mut(&mut obj).insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
+        let uid = meta(&obj, "uid").unwrap_or_default();
+        self.uids.remove(&uid);
+        self.record(key.clone(), EventType::Deleted, obj.clone(), None);
+        if key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions" {
+            gc::remove_custom_resources(self, &obj);
+            self.registry.unregister_crd(&key.name);
+        }
+        gc::collect_dependents(self, &uid, orphan_dependents);
+        if !key.namespace.is_empty() {
+            gc::finish_namespace_if_empty(self, &key.namespace);
+        }
+        Some(obj)
+    }
+
+    /// Deletes respecting finalizers: an object with finalizers only gets a deletionTimestamp.
+    pub(crate) fn delete_key(&mut self, key: &ObjectKey, orphan_dependents: bool) -> Option<Value> {
+        let live = self.lookup(key)?.clone();
+        let has_finalizers = live
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if has_finalizers {
+            if live.pointer("/metadata/deletionTimestamp").is_some() {
+                return Some(live);
+            }
+            let mut marked = live.clone();
+            let now = now();
+            let metadata = meta_mut(&mut marked);
+            metadata.insert("deletionTimestamp".to_owned(), json!(now));
+            metadata.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
+            if let Some(generation) = metadata.get("generation").and_then(Value::as_i64) {
+                metadata.insert("generation".to_owned(), json!(generation + 1));
+            }
+            return Some(self.commit(key, marked, Some(live)));
+        }
+        if key.group.is_empty() && key.plural == "namespaces" {
+            return Some(gc::terminate_namespace(self, key, live));
+        }
+        self.remove(key, orphan_dependents)
+    }
+
+    pub(crate) fn keys_of_type(&self, type_key: &TypeKey) -> Vec<ObjectKey> {
+        self.objects
+            .get(type_key)
+            .map(|objs| {
+                objs.keys()
+                    .map(|(ns, name)| ObjectKey {
+                        group: type_key.0.clone(),
+                        plural: type_key.1.clone(),
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn all_keys(&self) -> Vec<ObjectKey> {
+        self.objects
+            .keys()
+            .flat_map(|t| self.keys_of_type(t))
+            .collect()
+    }
+
+    pub(crate) fn key_of_uid(&self, uid: &str) -> Option<&ObjectKey> {
+        self.uids.get(uid)
+    }
+
+    /// Puts a changed object back (used by the garbage collector to strip owner references).
+    pub(crate) fn rewrite(&mut self, key: &ObjectKey, obj: Value) -> Option<Value> {
+        let previous = self.lookup(key).cloned()?;
+        Some(self.commit(key, obj, Some(previous)))
+    }
+
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, SimError> {
+        self.lookup(&ObjectKey::of(rt, ns.unwrap_or(""), name))
+            .map(|obj| output(rt, version, obj))
+            .ok_or_else(|| SimError::not_found(rt.subject(name)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        continue_token: Option<&str>,
+    ) -> Result<ListPage, SimError> {
+        let (list_rv, start_after) = match continue_token.filter(|t| !t.is_empty()) {
+            Some(token) => {
+                let (rv, ns, name) = decode_continue(token)
+                    .ok_or_else(|| SimError::bad_request("continue key is not valid"))?;
+                (rv, Some((ns, name)))
+            }
+            None => (self.rv, None),
+        };
+        let matching: Vec<(&(String, String), &Value)> = self
+            .objects
+            .get(&(rt.group.clone(), rt.plural.clone()))
+            .into_iter()
+            .flat_map(|objs| objs.iter())
+            .filter(|((obj_ns, _), _)| !rt.namespaced || ns.is_none_or(|n| n == obj_ns))
+            .filter(|(key, _)| start_after.as_ref().is_none_or(|after| *key > after))
+            .filter(|(_, obj)| labels.matches(obj) && fields.matches(obj))
+            .collect();
+        let take = match limit {
+            Some(l) if l > 0 => l.min(matching.len()),
+            _ => matching.len(),
+        };
+        let remaining = matching.len() - take;
+        let continue_token = (remaining > 0 && take > 0).then(|| {
+            let (last_ns, last_name) = matching[take - 1].0;
+            encode_continue(list_rv, last_ns, last_name)
+        });
+        Ok(ListPage {
+            items: matching[..take]
+                .iter()
+                .map(|(_, obj)| output(rt, version, obj))
+                .collect(),
+            resource_version: list_rv,
+            continue_token,
+            remaining: (remaining > 0).then_some(remaining),
+        })
+    }
+
+    /// Every object of a type (optionally one namespace) matching the selectors.
+    pub fn snapshot(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Vec<Value> {
+        self.objects
+            .get(&(rt.group.clone(), rt.plural.clone()))
+            .into_iter()
+            .flat_map(|objs| objs.iter())
+            .filter(|((obj_ns, _), _)| !rt.namespaced || ns.is_none_or(|n| n == obj_ns))
+            .filter(|(_, obj)| labels.matches(obj) && fields.matches(obj))
+            .map(|(_, obj)| obj.clone())
+            .collect()
+    }
+
+    /// Events after `rv`, or `Err(oldest available)` when history no longer reaches back.
+    pub fn events_after(&self, rv: u64) -> Result<Vec<HistoryEvent>, u64> {
+        if rv < self.compacted_rv {
+            return Err(self.compacted_rv);
+        }
+        let start = self.history.partition_point(|e| e.rv <= rv);
+        Ok(self.history.iter().skip(start).cloned().collect())
+    }
+
+    pub fn expire_history(&mut self) {
+        self.history.clear();
+        self.compacted_rv = self.rv;
+    }
+
+    fn namespace_state(&self, ns: &str) -> Option<bool> {
+        let key = ObjectKey {
+            group: String::new(),
+            plural: "namespaces".to_owned(),
+            namespace: String::new(),
+            name: ns.to_owned(),
+        };
+        self.lookup(&key)
+            .map(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+    }
+
+    fn check_identity(rt: &ResourceType, version: &str, obj: &Value) -> Result<(), SimError> {
+        if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+            && !kind.is_empty()
+            && kind != rt.kind
+        {
+            return Err(SimError::bad_request(format!(
+                "the kind of the object ({kind}) does not match the kind of the resource ({})",
+                rt.kind
+            )));
+        }
+        if let Some(api_version) = obj.get("apiVersion").and_then(Value::as_str)
+            && !api_version.is_empty()
+            && api_version != rt.api_version(version)
+            && rt
+                .version(api_version.rsplit('/').next().unwrap_or(""))
+                .is_none()
+        {
+            return Err(SimError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                rt.api_version(version)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Kind-specific rules of built-in types that the simulator models.
+    fn normalize_builtin(
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Vec<FieldCause> {
+        let mut causes = Vec::new();
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("", "secrets") => {
+                if let Some(Value::Object(string_data)) =
+                    obj.as_object_mut().and_then(|m| m.remove("stringData"))
+                {
+                    let data = obj
+                        .as_object_mut()
+                        .map(|m| m.entry("data").or_insert_with(|| json!({})))
+                        .and_then(Value::as_object_mut);
+                    if let Some(data) = data {
+                        for (k, v) in string_data {
+                            let text = v.as_str().unwrap_or_default();
+                            data.insert(
+                                k,
+                                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                            );
+                        }
+                    }
+                }
+                if let Some(data) = obj.get("data").and_then(Value::as_object) {
+                    for (k, v) in data {
+                        let decodable = v.as_str().is_some_and(|s| {
+                            base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+                        });
+                        if !decodable {
+                            causes.push(FieldCause::invalid(
+                                &format!("data[{k}]"),
+                                v,
+                                "illegal base64 data",
+                            ));
+                        }
+                    }
+                }
+                if obj.get("type").is_none_or(|t| t.is_null() || t == "") {
+                    obj["type"] = json!("Opaque");
+                }
+                causes.extend(Self::immutable_data(obj, old));
+            }
+            ("", "configmaps") => causes.extend(Self::immutable_data(obj, old)),
+            ("", "namespaces") => {
+                let name = meta(obj, "name").unwrap_or_default();
+                let metadata = meta_mut(obj);
+                let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+                if let Some(labels) = labels.as_object_mut() {
+                    labels.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
+                }
+                if obj.pointer("/spec/finalizers").is_none() {
+                    obj["spec"] = json!({"finalizers": ["kubernetes"]});
+                }
+            }
+            _ => {}
+        }
+        causes
+    }
+
+    fn immutable_data(obj: &Value, old: Option<&Value>) -> Vec<FieldCause> {
+        let Some(old) = old else { return Vec::new() };
+        if old.get("immutable").and_then(Value::as_bool) != Some(true) {
+            return Vec::new();
+        }
+        let mut causes = Vec::new();
+        for field in ["data", "binaryData", "immutable"] {
+            if obj.get(field) != old.get(field) {
+                causes.push(FieldCause::forbidden(
+                    field,
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        causes
+    }
+
+    /// Schema processing of custom resources; returns warnings for dropped unknown fields.
+    fn process_schema(
+        rt: &ResourceType,
+        version: &str,
+        obj: &mut Value,
+        old: Option<&Value>,
+        mode: FieldValidation,
+        name: &str,
+    ) -> Result<Vec<String>, SimError> {
+        let Some(schema) = rt.version(version).and_then(|v| v.schema.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let outcome = validation::process_custom_resource(schema, obj, old);
+        let unknown: Vec<String> = outcome
+            .unknown_fields
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        if mode == FieldValidation::Strict && !unknown.is_empty() {
+            return Err(SimError::bad_request(format!(
+                "strict decoding error: {}",
+                unknown.join(", ")
+            )));
+        }
+        if !outcome.causes.is_empty() {
+            return Err(SimError::invalid(rt.subject(name), &outcome.causes));
+        }
+        Ok(if mode == FieldValidation::Warn {
+            unknown
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// Checks common to every write of the full object; returns warnings.
+    fn validate_object(
+        rt: &ResourceType,
+        version: &str,
+        obj: &mut Value,
+        old: Option<&Value>,
+        opts: &WriteOptions,
+    ) -> Result<Vec<String>, SimError> {
+        let name = meta(obj, "name").unwrap_or_default();
+        let mut causes = validation::validate_metadata(
+            obj,
+            rt.plural == "namespaces" && rt.group.is_empty(),
+            !rt.group.starts_with("rbac."),
+        );
+        causes.extend(Self::normalize_builtin(rt, obj, old));
+        if !causes.is_empty() {
+            return Err(SimError::invalid(rt.subject(&name), &causes));
+        }
+        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+            resources::validate_crd(obj)?;
+        }
+        if rt.is_custom() {
+            return Self::process_schema(rt, version, obj, old, opts.field_validation, &name);
+        }
+        Ok(Vec::new())
+    }
+
+    pub fn create(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        version: &str,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, SimError> {
+        if !obj.is_object() {
+            return Err(SimError::bad_request(
+                "the body of the request must be an object",
+            ));
+        }
+        Self::check_identity(rt, version, &obj)?;
+        let namespace = if rt.namespaced {
+            let url_ns = ns.unwrap_or("");
+            let body_ns = meta(&obj, "namespace").unwrap_or_default();
+            if !body_ns.is_empty() && !url_ns.is_empty() && body_ns != url_ns {
+                return Err(SimError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            let namespace = if url_ns.is_empty() {
+                body_ns
+            } else {
+                url_ns.to_owned()
+            };
+            if namespace.is_empty() {
+                return Err(SimError::bad_request(
+                    "a namespace must be given for a namespaced resource",
+                ));
+            }
+            match self.namespace_state(&namespace) {
+                None => return Err(SimError::namespace_not_found(&namespace)),
+                Some(true) => {
+                    return Err(SimError::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                            rt.plural,
+                            meta(&obj, "name").unwrap_or_default()
+                        ),
+                    ));
+                }
+                Some(false) => {}
+            }
+            meta_mut(&mut obj).insert("namespace".to_owned(), json!(namespace));
+            namespace
+        } else {
+            meta_mut(&mut obj).remove("namespace");
+            String::new()
+        };
+        if meta(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
+            return Err(SimError::new(
+                500,
+                "InternalError",
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        let mut name = meta(&obj, "name").unwrap_or_default();
+        if name.is_empty()
+            && let Some(prefix) = meta(&obj, "generateName").filter(|p| !p.is_empty())
+        {
+            name = format!("{prefix}{}", self.generated_suffix());
+            meta_mut(&mut obj).insert("name".to_owned(), json!(name));
+        }
+        let key = ObjectKey::of(rt, &namespace, &name);
+        if !name.is_empty() && self.lookup(&key).is_some() {
+            return Err(SimError::already_exists(rt.subject(&name)));
+        }
+        let now = now();
+        let uid = self.new_uid();
+        {
+            let metadata = meta_mut(&mut obj);
+            metadata.insert("uid".to_owned(), json!(uid));
+            metadata.insert("creationTimestamp".to_owned(), json!(now));
+            for server_field in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                metadata.remove(server_field);
+            }
+            if rt.tracks_generation {
+                metadata.insert("generation".to_owned(), json!(1));
+            } else {
+                metadata.remove("generation");
+            }
+            if metadata.get("managedFields").is_some_and(|m| !m.is_array()) {
+                metadata.remove("managedFields");
+            }
+        }
+        obj["apiVersion"] = json!(rt.api_version(version));
+        obj["kind"] = json!(rt.kind);
+        if rt.status_subresource {
+            obj.as_object_mut().map(|m| m.remove("status"));
+        }
+        let warnings = Self::validate_object(rt, version, &mut obj, None, opts)?;
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("", "namespaces") => obj["status"] = json!({"phase": "Active"}),
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                obj["status"] = resources::crd_status(&obj, &now);
+            }
+            _ => {}
+        }
+        if opts.dry_run {
+            return Ok(WriteOutcome {
+                object: output(rt, version, &obj),
+                warnings,
+                created: true,
+            });
+        }
+        let stored = self.commit(&key, obj, None);
+        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+            self.registry.register_crd(&stored);
+        }
+        let object = output(rt, version, &stored);
+        gc::collect_if_orphaned(self, &key);
+        Ok(WriteOutcome {
+            object,
+            warnings,
+            created: true,
+        })
+    }
+
+    /// Replaces an object (PUT), or its status (PUT `/status`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, SimError> {
+        if !obj.is_object() {
+            return Err(SimError::bad_request(
+                "the body of the request must be an object",
+            ));
+        }
+        Self::check_identity(rt, version, &obj)?;
+        let body_name = meta(&obj, "name").unwrap_or_default();
+        if body_name != name {
+            return Err(SimError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if rt.namespaced
+            && let (Some(url_ns), Some(body_ns)) = (ns, meta(&obj, "namespace"))
+            && !body_ns.is_empty()
+            && body_ns != url_ns
+        {
+            return Err(SimError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let key = ObjectKey::of(rt, ns.unwrap_or(""), name);
+        let Some(live) = self.lookup(&key).cloned() else {
+            return Err(SimError::not_found(rt.subject(name)));
+        };
+        let expected_rv = meta(&obj, "resourceVersion").unwrap_or_default();
+        if !expected_rv.is_empty() && Some(&expected_rv) != meta(&live, "resourceVersion").as_ref()
+        {
+            return Err(SimError::stale_resource_version(rt.subject(name)));
+        }
+        self.finish_update(rt, version, &key, live, obj, subresource, opts, Vec::new())
+    }
+
+    /// The end of every modification: status subresource rules, server-owned metadata,
+    /// validation, generation, finalizer-completed deletion, no-op detection, commit.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_update(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        version: &str,
+        key: &ObjectKey,
+        live: Value,
+        incoming: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+        mut warnings: Vec<String>,
+    ) -> Result<WriteOutcome, SimError> {
+        let name = key.name.clone();
+        let mut new = match subresource {
+            Some("status") => {
+                if !rt.status_subresource {
+                    return Err(SimError::not_found(rt.subject(&name)));
+                }
+                let mut new = live.clone();
+                match incoming.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        new.as_object_mut().map(|m| m.remove("status"));
+                    }
+                }
+                if let Some(managed) = incoming.pointer("/metadata/managedFields") {
+                    meta_mut(&mut new).insert("managedFields".to_owned(), managed.clone());
+                }
+                new
+            }
+            Some(other) => {
+                return Err(SimError::not_found(rt.subject(&format!("{name}/{other}"))));
+            }
+            None => {
+                let mut new = incoming;
+                if rt.status_subresource {
+                    match live.get("status") {
+                        Some(status) => new["status"] = status.clone(),
+                        None => {
+                            new.as_object_mut().map(|m| m.remove("status"));
+                        }
+                    }
+                }
+                let live_meta = live.get("metadata").cloned().unwrap_or_else(|| json!({}));
+                let metadata = meta_mut(&mut new);
+                for server_field in [
+                    "uid",
+                    "creationTimestamp",
+                    "generation",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "namespace",
+                ] {
+                    match live_meta.get(server_field) {
+                        Some(v) => metadata.insert(server_field.to_owned(), v.clone()),
+                        None => metadata.remove(server_field),
+                    };
+                }
+                if !metadata.get("managedFields").is_some_and(Value::is_array)
+                    && let Some(managed) = live_meta.get("managedFields")
+                {
+                    metadata.insert("managedFields".to_owned(), managed.clone());
+                }
+                new
+            }
+        };
+        new["apiVersion"] = json!(rt.api_version(version));
+        new["kind"] = json!(rt.kind);
+        // An apply rewrites managedFields itself; any other write carries them over unchanged
+        // and takes over the fields it changes.
+        if new.pointer("/metadata/managedFields") == live.pointer("/metadata/managedFields") {
+            apply::release_changed_fields(&live, &mut new);
+        }
+        warnings.extend(Self::validate_object(
+            rt,
+            version,
+            &mut new,
+            Some(&live),
+            opts,
+        )?);
+        if live.pointer("/metadata/deletionTimestamp").is_some() {
+            let adds_finalizer = new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|new_f| {
+                    let old_f = live
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array);
+                    new_f.iter().any(|f| !old_f.is_some_and(|o| o.contains(f)))
+                });
+            if adds_finalizer {
+                return Err(SimError::invalid(
+                    rt.subject(&name),
+                    &[FieldCause::forbidden(
+                        "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted",
+                    )],
+                ));
+            }
+        }
+        if rt.tracks_generation && generation_relevant(rt, &new) != generation_relevant(rt, &live) {
+            let generation = live
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            meta_mut(&mut new).insert("generation".to_owned(), json!(generation + 1));
+        }
+        meta_mut(&mut new).insert(
+            "resourceVersion".to_owned(),
+            live.pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        if comparable(&new) == comparable(&live) {
+            return Ok(WriteOutcome {
+                object: output(rt, version, &live),
+                warnings,
+                created: false,
+            });
+        }
+        if opts.dry_run {
+            return Ok(WriteOutcome {
+                object: output(rt, version, &new),
+                warnings,
+                created: false,
+            });
+        }
+        let finalized = live.pointer("/metadata/deletionTimestamp").is_some()
+            && new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
+        let stored = self.commit(key, new, Some(live));
+        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+            self.registry.register_crd(&stored);
+        }
+        let object = output(rt, version, &stored);
+        if finalized {
+            self.remove(key, false);
+        } else {
+            gc::collect_if_orphaned(self, key);
+        }
+        Ok(WriteOutcome {
+            object,
+            warnings,
+            created: false,
+        })
+    }
+
+    /// PATCH of an object or its status, in any of the four patch formats.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, SimError> {
+        if kind == PatchKind::Strategic && rt.is_custom() {
+            return Err(SimError::unsupported_media_type(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
+        }
+        let key = ObjectKey::of(rt, ns.unwrap_or(""), name);
+        let live = self.lookup(&key).cloned();
+        if kind == PatchKind::Apply {
+            return self.apply(rt, version, ns, name, body, subresource, opts, live);
+        }
+        let Some(live) = live else {
+            return Err(SimError::not_found(rt.subject(name)));
+        };
+        let current = output(rt, version, &live);
+        let patched = match kind {
+            PatchKind::Merge => {
+                let mut target = current.clone();
+                patch::merge_patch(&mut target, body);
+                target
+            }
+            PatchKind::Strategic => {
+                let mut target = current.clone();
+                patch::strategic_merge_patch(&mut target, body);
+                target
+            }
+            PatchKind::Json => patch::json_patch(&current, body).map_err(|e| {
+                SimError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?,
+            PatchKind::Apply => unreachable!("handled above"),
+        };
+        if meta(&patched, "name").as_deref() != Some(name) {
+            return Err(SimError::bad_request(
+                "the name of an object cannot be changed by a patch",
+            ));
+        }
+        let expected = meta(&patched, "resourceVersion").unwrap_or_default();
+        if !expected.is_empty() && Some(&expected) != meta(&live, "resourceVersion").as_ref() {
+            return Err(SimError::stale_resource_version(rt.subject(name)));
+        }
+        self.finish_update(
+            rt,
+            version,
+            &key,
+            live,
+            patched,
+            subresource,
+            opts,
+            Vec::new(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        body: &Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+        live: Option<Value>,
+    ) -> Result<WriteOutcome, SimError> {
+        let manager = opts
+            .field_manager
+            .clone()
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                SimError::bad_request(
+                    "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+                )
+            })?;
+        if !body.is_object() {
+            return Err(SimError::bad_request(
+                "the applied configuration must be an object",
+            ));
+        }
+        if body
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            || body
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            return Err(SimError::bad_request(
+                "apiVersion and kind must be set in an applied configuration",
+            ));
+        }
+        Self::check_identity(rt, version, body)?;
+        if meta(body, "name").is_some_and(|n| n != name) {
+            return Err(SimError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta(body, "name").unwrap_or_default()
+            )));
+        }
+        let scope = match subresource {
+            Some("status") if rt.status_subresource => ApplyScope::Status,
+            Some(_) => return Err(SimError::not_found(rt.subject(name))),
+            None => ApplyScope::Main {
+                without_status: rt.status_subresource,
+            },
+        };
+        let mut applied = scope.restrict(body);
+        if scope != ApplyScope::Status {
+            meta_mut(&mut applied).remove("resourceVersion");
+        }
+        let now = now();
+        let api_version = rt.api_version(version);
+        let Some(live) = live else {
+            if scope == ApplyScope::Status {
+                return Err(SimError::not_found(rt.subject(name)));
+            }
+            let mut obj = applied.clone();
+            meta_mut(&mut obj).insert("name".to_owned(), json!(name));
+            let request = ApplyRequest {
+                live: &json!({"metadata": {}}),
+                applied: &applied,
+                manager: &manager,
+                force: true,
+                scope,
+                api_version: &api_version,
+                now: &now,
+            };
+            let with_fields =
+                apply::apply(&request).map_err(|_| SimError::bad_request("apply failed"))?;
+            if let Some(managed) = with_fields.pointer("/metadata/managedFields") {
+                meta_mut(&mut obj).insert("managedFields".to_owned(), managed.clone());
+            }
+            return self.create(rt, version, ns, obj, opts);
+        };
+        if let Some(expected) = meta(body, "resourceVersion").filter(|rv| !rv.is_empty())
+            && Some(&expected) != meta(&live, "resourceVersion").as_ref()
+        {
+            return Err(SimError::stale_resource_version(rt.subject(name)));
+        }
+        let current = output(rt, version, &live);
+        let request = ApplyRequest {
+            live: &current,
+            applied: &applied,
+            manager: &manager,
+            force: opts.force,
+            scope,
+            api_version: &api_version,
+            now: &now,
+        };
+        let merged = apply::apply(&request).map_err(|conflicts| {
+            let summary: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .collect();
+            let plural = if conflicts.len() == 1 { "" } else { "s" };
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| {
+                    json!({"reason": "FieldManagerConflict",
+                           "message": format!("conflict with \"{}\"", c.manager),
+                           "field": c.field})
+                })
+                .collect();
+            let mut error = SimError::conflict(rt.subject(name), "apply conflict");
+            error.message = format!(
+                "Apply failed with {} conflict{plural}: {}",
+                conflicts.len(),
+                summary.join("\n")
+            );
+            if let Some(details) = error.details.as_mut() {
+                details["causes"] = Value::Array(causes);
+            }
+            error
+        })?;
+        let key = ObjectKey::of(rt, ns.unwrap_or(""), name);
+        self.finish_update(
+            rt,
+            version,
+            &key,
+            live,
+            merged,
+            subresource,
+            opts,
+            Vec::new(),
+        )
+    }
+
+    pub fn delete(
+        &mut self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, SimError> {
+        let key = ObjectKey::of(rt, ns.unwrap_or(""), name);
+        let Some(live) = self.lookup(&key).cloned() else {
+            return Err(SimError::not_found(rt.subject(name)));
+        };
+        if let Some(uid) = opts.uid.as_ref().filter(|u| !u.is_empty())
+            && Some(uid) != meta(&live, "uid").as_ref()
+        {
+            return Err(SimError::conflict(
+                rt.subject(name),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta(&live, "uid").unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(rv) = opts.resource_version.as_ref().filter(|r| !r.is_empty())
+            && Some(rv) != meta(&live, "resourceVersion").as_ref()
+        {
+            return Err(SimError::conflict(
+                rt.subject(name),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta(&live, "resourceVersion").unwrap_or_default()
+                ),
+            ));
+        }
+        if opts.dry_run {
+            return Ok(output(rt, version, &live));
+        }
+        let result = self.delete_key(&key, opts.orphan).unwrap_or(live);
+        Ok(output(rt, version, &result))
+    }
+}

@@ -1,0 +1,787 @@
+//! Validation of objects: metadata for every kind, and for custom resources the CRD's
+//! structural `openAPIV3Schema` (pruning, defaulting, value validation, CEL rules).
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde_json::{Map, Value, json};
+
+use crate::cel;
+use crate::error::FieldCause;
+
+/// The `fieldValidation` query parameter: what to do with fields the schema does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and answer with a `Warning` header (the server default).
+    #[default]
+    Warn,
+    /// Reject the request with 400.
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(raw: Option<&str>) -> Self {
+        match raw {
+            Some("Strict") => Self::Strict,
+            Some("Ignore") => Self::Ignore,
+            _ => Self::Warn,
+        }
+    }
+}
+
+fn child_path(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() { "<nil>" } else { path }
+}
+
+fn is_true(schema: &Value, key: &str) -> bool {
+    schema.get(key).and_then(Value::as_bool) == Some(true)
+}
+
+/// Removes fields the schema does not declare (recording their paths) and `null`s of
+/// non-nullable fields, as kube-apiserver does before defaulting.
+pub(crate) fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>) {
+    if is_true(schema, "x-kubernetes-int-or-string") {
+        return;
+    }
+    let preserve = is_true(schema, "x-kubernetes-preserve-unknown-fields");
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let embedded = is_true(schema, "x-kubernetes-embedded-resource");
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                let child_schema =
+                    properties
+                        .and_then(|p| p.get(&key))
+                        .or(additional)
+                        .or_else(|| {
+                            (schema.get("additionalProperties") == Some(&Value::Bool(true)))
+                                .then_some(&Value::Null)
+                        });
+                let is_meta =
+                    embedded && matches!(key.as_str(), "apiVersion" | "kind" | "metadata");
+                match child_schema {
+                    Some(child) => {
+                        let keep_null = is_true(child, "nullable");
+                        if map.get(&key).is_some_and(Value::is_null) && !keep_null {
+                            map.remove(&key);
+                        } else if let Some(v) = map.get_mut(&key) {
+                            prune(child, v, &child_path(path, &key), unknown);
+                        }
+                    }
+                    None if preserve || is_meta => {}
+                    None => {
+                        map.remove(&key);
+                        unknown.push(child_path(path, &key));
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune(item_schema, item, &format!("{path}[{i}]"), unknown);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fills in `default`s of absent properties, recursively.
+pub(crate) fn apply_defaults(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+                for (key, child) in properties {
+                    if !map.contains_key(key)
+                        && let Some(default) = child.get("default")
+                    {
+                        map.insert(key.clone(), default.clone());
+                    }
+                    if let Some(v) = map.get_mut(key) {
+                        apply_defaults(child, v);
+                    }
+                }
+            }
+            if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                let declared = schema.get("properties").and_then(Value::as_object);
+                for (key, v) in map.iter_mut() {
+                    if !declared.is_some_and(|d| d.contains_key(key)) {
+                        apply_defaults(additional, v);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    apply_defaults(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// How kube-apiserver prints schema bounds: `99`, not `99.0`.
+fn number_text(value: &Value) -> String {
+    match value.as_f64() {
+        #[allow(clippy::cast_possible_truncation)]
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        _ => value.to_string(),
+    }
+}
+
+fn type_matches(expected: &str, value: &Value) -> bool {
+    match expected {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.as_i64().is_some() || value.as_u64().is_some(),
+        "number" => value.is_number(),
+        _ => true,
+    }
+}
+
+fn duration_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$").expect("duration regex")
+    })
+}
+
+fn uuid_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+        )
+        .expect("uuid regex")
+    })
+}
+
+/// Checks of the `format`s the simulator knows; unknown formats pass, as in kube-apiserver.
+fn format_error(format: &str, value: &Value) -> Option<String> {
+    match (format, value) {
+        ("date-time", Value::String(s)) => s
+            .parse::<jiff::Timestamp>()
+            .is_err()
+            .then(|| "a valid date-time".to_owned()),
+        ("date", Value::String(s)) => s
+            .parse::<jiff::civil::Date>()
+            .is_err()
+            .then(|| "a valid date".to_owned()),
+        ("uuid", Value::String(s)) => {
+            (!uuid_regex().is_match(s)).then(|| "a valid uuid".to_owned())
+        }
+        ("duration", Value::String(s)) => {
+            (!duration_regex().is_match(s)).then(|| "a valid duration".to_owned())
+        }
+        ("byte", Value::String(s)) => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .is_err()
+                .then(|| "a valid byte".to_owned())
+        }
+        ("int32", Value::Number(n)) => n
+            .as_i64()
+            .is_none_or(|i| i32::try_from(i).is_err())
+            .then(|| "a valid int32".to_owned()),
+        ("int64", Value::Number(n)) => n.as_i64().is_none().then(|| "a valid int64".to_owned()),
+        _ => None,
+    }
+}
+
+/// Value validation of one schema node (and, recursively, its children).
+pub(crate) struct SchemaValidator {
+    pub causes: Vec<FieldCause>,
+}
+
+impl SchemaValidator {
+    pub fn new() -> Self {
+        Self { causes: Vec::new() }
+    }
+
+    pub fn validate(&mut self, schema: &Value, value: &Value, old: Option<&Value>, path: &str) {
+        let shown = display_path(path).to_owned();
+        if value.is_null() {
+            if !is_true(schema, "nullable") && schema.get("type").is_some() {
+                let expected = schema
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("object");
+                self.causes
+                    .push(FieldCause::type_invalid(&shown, value, expected));
+            }
+            return;
+        }
+        if is_true(schema, "x-kubernetes-int-or-string") {
+            if !(value.is_string() || value.as_i64().is_some()) {
+                self.causes
+                    .push(FieldCause::type_invalid(&shown, value, "integer,string"));
+                return;
+            }
+        } else if let Some(expected) = schema.get("type").and_then(Value::as_str)
+            && !type_matches(expected, value)
+        {
+            self.causes
+                .push(FieldCause::type_invalid(&shown, value, expected));
+            return;
+        }
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+            && !allowed.contains(value)
+        {
+            self.causes
+                .push(FieldCause::not_supported(&shown, value, allowed));
+        }
+        self.scalar_constraints(schema, value, &shown);
+        match value {
+            Value::Object(map) => self.object(schema, map, old, path),
+            Value::Array(items) => self.array(schema, items, path, &shown),
+            _ => {}
+        }
+        self.combinators(schema, value, old, path, &shown);
+        self.rules(schema, value, old, path);
+    }
+
+    fn scalar_constraints(&mut self, schema: &Value, value: &Value, shown: &str) {
+        let number = |key: &str| schema.get(key).and_then(Value::as_f64);
+        if let Value::String(s) = value {
+            let length = s.chars().count() as u64;
+            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+                && length > max
+            {
+                self.causes.push(FieldCause::too_long(shown, max));
+            }
+            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+                && length < min
+            {
+                self.causes.push(FieldCause::invalid(
+                    shown,
+                    value,
+                    &format!("{shown} in body should be at least {min} chars long"),
+                ));
+            }
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+                match Regex::new(pattern) {
+                    Ok(re) if !re.is_match(s) => self.causes.push(FieldCause::invalid(
+                        shown,
+                        value,
+                        &format!("{shown} in body should match '{pattern}'"),
+                    )),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(pattern, error = %e, "schema pattern not understood, skipped");
+                    }
+                }
+            }
+        }
+        if let Some(format) = schema.get("format").and_then(Value::as_str)
+            && let Some(expected) = format_error(format, value)
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                value,
+                &format!("{shown} in body must be of type {format}: {expected} was expected"),
+            ));
+        }
+        if let Some(n) = value.as_f64() {
+            if let Some(min) = number("minimum") {
+                let exclusive = is_true(schema, "exclusiveMinimum");
+                if n < min || (exclusive && n <= min) {
+                    let relation = if exclusive {
+                        "greater than"
+                    } else {
+                        "greater than or equal to"
+                    };
+                    self.causes.push(FieldCause::invalid(
+                        shown,
+                        value,
+                        &format!(
+                            "{shown} in body should be {relation} {}",
+                            number_text(&schema["minimum"])
+                        ),
+                    ));
+                }
+            }
+            if let Some(max) = number("maximum") {
+                let exclusive = is_true(schema, "exclusiveMaximum");
+                if n > max || (exclusive && n >= max) {
+                    let relation = if exclusive {
+                        "less than"
+                    } else {
+                        "less than or equal to"
+                    };
+                    self.causes.push(FieldCause::invalid(
+                        shown,
+                        value,
+                        &format!(
+                            "{shown} in body should be {relation} {}",
+                            number_text(&schema["maximum"])
+                        ),
+                    ));
+                }
+            }
+            if let Some(step) = number("multipleOf")
+                && step > 0.0
+                && (n / step).fract().abs() > f64::EPSILON
+            {
+                self.causes.push(FieldCause::invalid(
+                    shown,
+                    value,
+                    &format!(
+                        "{shown} in body should be a multiple of {}",
+                        number_text(&schema["multipleOf"])
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn object(
+        &mut self,
+        schema: &Value,
+        map: &Map<String, Value>,
+        old: Option<&Value>,
+        path: &str,
+    ) {
+        let shown = display_path(path);
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for key in required.iter().filter_map(Value::as_str) {
+                if map.get(key).is_none_or(Value::is_null) {
+                    self.causes
+                        .push(FieldCause::required(&child_path(path, key)));
+                }
+            }
+        }
+        let count = map.len() as u64;
+        if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+            && count > max
+        {
+            self.causes.push(FieldCause::too_many(shown, max));
+        }
+        if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
+            && count < min
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                &Value::Object(map.clone()),
+                &format!("{shown} in body should have at least {min} properties"),
+            ));
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+        for (key, child) in map {
+            let child_schema = properties.and_then(|p| p.get(key)).or(additional);
+            if let Some(child_schema) = child_schema {
+                let old_child = old.and_then(|o| o.get(key));
+                self.validate(child_schema, child, old_child, &child_path(path, key));
+            }
+        }
+    }
+
+    fn array(&mut self, schema: &Value, items: &[Value], path: &str, shown: &str) {
+        let count = items.len() as u64;
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && count > max
+        {
+            self.causes.push(FieldCause::too_many(shown, max));
+        }
+        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+            && count < min
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                &Value::Array(items.to_vec()),
+                &format!("{shown} in body should have at least {min} items"),
+            ));
+        }
+        match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("set") => self.duplicates(items, path, |item| Some(item.clone())),
+            Some("map") => {
+                let keys: Vec<String> = schema
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Value::as_array)
+                    .map(|ks| {
+                        ks.iter()
+                            .filter_map(|k| k.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.duplicates(items, path, |item| {
+                    Some(Value::Array(
+                        keys.iter()
+                            .map(|k| item.get(k).cloned().unwrap_or(Value::Null))
+                            .collect(),
+                    ))
+                });
+            }
+            _ => {}
+        }
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                self.validate(item_schema, item, None, &format!("{path}[{i}]"));
+            }
+        }
+    }
+
+    fn duplicates(&mut self, items: &[Value], path: &str, key: impl Fn(&Value) -> Option<Value>) {
+        let mut seen = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(k) = key(item) else { continue };
+            if seen.contains(&k) {
+                let field = format!("{path}[{i}]");
+                self.causes.push(FieldCause {
+                    reason: "FieldValueDuplicate",
+                    message: format!("Duplicate value: {k}"),
+                    field,
+                });
+            } else {
+                seen.push(k);
+            }
+        }
+    }
+
+    fn passes(schema: &Value, value: &Value, old: Option<&Value>, path: &str) -> bool {
+        let mut sub = Self::new();
+        sub.validate(schema, value, old, path);
+        sub.causes.is_empty()
+    }
+
+    fn combinators(
+        &mut self,
+        schema: &Value,
+        value: &Value,
+        old: Option<&Value>,
+        path: &str,
+        shown: &str,
+    ) {
+        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+            for sub in all {
+                self.validate(sub, value, old, path);
+            }
+        }
+        if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
+            && !any.iter().any(|sub| Self::passes(sub, value, old, path))
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                value,
+                &format!("{shown} in body must validate at least one schema (anyOf)"),
+            ));
+        }
+        if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+            let passing = one
+                .iter()
+                .filter(|sub| Self::passes(sub, value, old, path))
+                .count();
+            if passing != 1 {
+                self.causes.push(FieldCause::invalid(
+                    shown,
+                    value,
+                    &format!("{shown} in body must validate one and only one schema (oneOf)"),
+                ));
+            }
+        }
+        if let Some(not) = schema.get("not")
+            && Self::passes(not, value, old, path)
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                value,
+                &format!("{shown} in body must not validate the schema (not)"),
+            ));
+        }
+    }
+
+    fn rules(&mut self, schema: &Value, value: &Value, old: Option<&Value>, path: &str) {
+        let Some(rules) = schema
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+        else {
+            return;
+        };
+        for rule in rules {
+            let Some(source) = rule.get("rule").and_then(Value::as_str) else {
+                continue;
+            };
+            let program = match cel::compile(source) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(rule = source, error = %e, "CEL rule not supported by the simulator, skipped");
+                    continue;
+                }
+            };
+            if program.uses_old_self() && old.is_none() {
+                continue;
+            }
+            let field = match rule.get("fieldPath").and_then(Value::as_str) {
+                Some(extra) => display_path(&format!("{path}{extra}")).to_owned(),
+                None => display_path(path).to_owned(),
+            };
+            let message = match program.evaluate(value, old) {
+                Ok(cel::Cel::Bool(true)) => continue,
+                Ok(cel::Cel::Bool(false)) => rule
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("failed rule: {source}"), str::to_owned),
+                Ok(other) => format!("rule {source} evaluated to {other}, not a bool"),
+                Err(e) => format!("rule {source}: evaluation error: {e}"),
+            };
+            let mut cause = FieldCause::invalid(&field, value, &message);
+            if let Some(reason) = rule.get("reason").and_then(Value::as_str) {
+                cause.reason = match reason {
+                    "FieldValueRequired" => "FieldValueRequired",
+                    "FieldValueDuplicate" => "FieldValueDuplicate",
+                    "FieldValueForbidden" => "FieldValueForbidden",
+                    _ => "FieldValueInvalid",
+                };
+            }
+            self.causes.push(cause);
+        }
+    }
+}
+
+/// What schema processing did to a custom resource, before the caller decides by
+/// `fieldValidation` how to treat unknown fields.
+pub(crate) struct SchemaOutcome {
+    pub unknown_fields: Vec<String>,
+    pub causes: Vec<FieldCause>,
+}
+
+/// Prunes, defaults and validates a custom resource against its version's schema.
+/// `metadata` is left to [`validate_metadata`].
+pub(crate) fn process_custom_resource(
+    schema: &Value,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> SchemaOutcome {
+    let mut unknown = Vec::new();
+    let mut body_schema = schema.clone();
+    if let Some(props) = body_schema
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+    {
+        // metadata is ObjectMeta whatever the CRD says; only its name rules could apply.
+        props.remove("metadata");
+        props
+            .entry("apiVersion")
+            .or_insert(json!({"type": "string"}));
+        props.entry("kind").or_insert(json!({"type": "string"}));
+    }
+    let metadata = obj.as_object_mut().and_then(|m| m.remove("metadata"));
+    prune(&body_schema, obj, "", &mut unknown);
+    apply_defaults(&body_schema, obj);
+    let mut validator = SchemaValidator::new();
+    let old_body = old.map(|o| {
+        let mut o = o.clone();
+        if let Some(m) = o.as_object_mut() {
+            m.remove("metadata");
+        }
+        o
+    });
+    validator.validate(&body_schema, obj, old_body.as_ref(), "");
+    if let (Some(meta), Some(map)) = (metadata, obj.as_object_mut()) {
+        map.insert("metadata".to_owned(), meta);
+    }
+    SchemaOutcome {
+        unknown_fields: unknown,
+        causes: validator.causes,
+    }
+}
+
+fn dns_subdomain_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+            .expect("dns regex")
+    })
+}
+
+fn label_value_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").expect("label regex")
+    })
+}
+
+fn qualified_name_error(key: &str) -> Option<String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix
+        && (p.is_empty() || p.len() > 253 || !dns_subdomain_regex().is_match(p))
+    {
+        return Some("prefix part must be a lowercase RFC 1123 subdomain".to_owned());
+    }
+    if name.is_empty() || name.len() > 63 || !label_value_regex().is_match(name) {
+        return Some(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character".to_owned(),
+        );
+    }
+    None
+}
+
+/// Rules of `metadata` common to all kinds: name format, label keys and values, annotation keys.
+pub(crate) fn validate_metadata(
+    obj: &Value,
+    name_is_dns_label: bool,
+    strict_names: bool,
+) -> Vec<FieldCause> {
+    let mut causes = Vec::new();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if name.is_empty() {
+        causes.push(FieldCause::required("metadata.name"));
+    } else if strict_names {
+        let max = if name_is_dns_label { 63 } else { 253 };
+        let ok = name.len() <= max
+            && dns_subdomain_regex().is_match(name)
+            && !(name_is_dns_label && name.contains('.'));
+        if !ok {
+            causes.push(FieldCause::invalid(
+                "metadata.name",
+                &json!(name),
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            ));
+        }
+    }
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (key, value) in labels {
+            if let Some(why) = qualified_name_error(key) {
+                causes.push(FieldCause::invalid("metadata.labels", &json!(key), &why));
+            }
+            match value.as_str() {
+                Some(v) if v.len() <= 63 && label_value_regex().is_match(v) => {}
+                _ => causes.push(FieldCause::invalid(
+                    "metadata.labels",
+                    value,
+                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                )),
+            }
+        }
+    }
+    if let Some(annotations) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for (key, value) in annotations {
+            if let Some(why) = qualified_name_error(&key.to_ascii_lowercase()) {
+                causes.push(FieldCause::invalid(
+                    "metadata.annotations",
+                    &json!(key),
+                    &why,
+                ));
+            }
+            if !value.is_string() {
+                causes.push(FieldCause::type_invalid(
+                    &format!("metadata.annotations.{key}"),
+                    value,
+                    "string",
+                ));
+            }
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "required": ["name"],
+                    "x-kubernetes-validations": [
+                        {"rule": "!(has(self.a) && has(self.b))", "message": "a and b are exclusive"}
+                    ],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 2, "maxLength": 5, "pattern": "^[a-z]+$"},
+                        "kind": {"type": "string", "enum": ["X", "Y"], "default": "X"},
+                        "count": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 10},
+                        "when": {"type": "string", "format": "date-time"},
+                        "a": {"type": "string"},
+                        "b": {"type": "string"},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}}
+                    }
+                }
+            }
+        })
+    }
+
+    fn run(obj: Value) -> (Value, SchemaOutcome) {
+        let mut obj = obj;
+        let outcome = process_custom_resource(&schema(), &mut obj, None);
+        (obj, outcome)
+    }
+
+    #[test]
+    fn defaults_and_prunes() {
+        let (obj, outcome) = run(
+            json!({"metadata": {"name": "x"}, "spec": {"name": "ab", "extra": 1, "labels": {"k": "v"}}}),
+        );
+        assert_eq!(obj["spec"]["kind"], "X");
+        assert!(obj["spec"].get("extra").is_none());
+        assert_eq!(outcome.unknown_fields, vec!["spec.extra".to_owned()]);
+        assert!(outcome.causes.is_empty(), "{:?}", outcome.causes);
+    }
+
+    #[test]
+    fn reports_each_violation_with_its_path() {
+        let (_, outcome) = run(json!({"spec": {
+            "name": "TOOLONGNAME", "kind": "Z", "count": 11, "when": "yesterday", "a": "1", "b": "2"
+        }}));
+        let fields: Vec<&str> = outcome.causes.iter().map(|c| c.field.as_str()).collect();
+        assert!(fields.contains(&"spec.name"));
+        assert!(fields.contains(&"spec.kind"));
+        assert!(fields.contains(&"spec.count"));
+        assert!(fields.contains(&"spec.when"));
+        assert!(
+            outcome
+                .causes
+                .iter()
+                .any(|c| c.message.contains("a and b are exclusive"))
+        );
+        let (_, missing) = run(json!({"spec": {}}));
+        assert_eq!(
+            missing.causes[0].full_message(),
+            "spec.name: Required value"
+        );
+        let (_, wrong_type) = run(json!({"spec": {"name": "ab", "count": "3"}}));
+        assert_eq!(wrong_type.causes[0].reason, "FieldValueTypeInvalid");
+    }
+
+    #[test]
+    fn metadata_rules_reject_bad_names_and_labels() {
+        assert!(
+            validate_metadata(&json!({"metadata": {"name": "ok-name"}}), false, true).is_empty()
+        );
+        assert_eq!(
+            validate_metadata(&json!({"metadata": {"name": "Bad_Name"}}), false, true).len(),
+            1
+        );
+        let bad_label = json!({"metadata": {"name": "x", "labels": {"t": "2024-01-01T00:00:00Z"}}});
+        assert_eq!(validate_metadata(&bad_label, false, true).len(), 1);
+    }
+}

@@ -1,0 +1,293 @@
+//! Acceptance: the stock `kubectl` works against the simulator with the project's real CRDs
+//! and example resources.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sync_client_kube_sim::KubeSim;
+
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `$KUBECTL`, else the workspace's `.tools/bin/kubectl`, else `kubectl` on `PATH`.
+fn kubectl_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let tools = workspace().join(".tools/bin/kubectl");
+    if tools.is_file() {
+        return tools;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file());
+    on_path.unwrap_or_else(|| {
+        panic!("kubectl not found: set KUBECTL, or run `make tools` to install it into .tools/bin, or put it on PATH")
+    })
+}
+
+struct Kubectl {
+    binary: PathBuf,
+    home: tempfile::TempDir,
+}
+
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kubectl {
+    fn new(sim: &KubeSim) -> Self {
+        let home = tempfile::tempdir().expect("temp dir");
+        sim.write_kubeconfig(&home.path().join("kubeconfig"))
+            .expect("kubeconfig written");
+        Self {
+            binary: kubectl_binary(),
+            home,
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let mut command = tokio::process::Command::new(&self.binary);
+        command
+            .args(args)
+            .env("KUBECONFIG", self.home.path().join("kubeconfig"))
+            .env("HOME", self.home.path())
+            .env("KUBECACHEDIR", self.home.path().join("cache"))
+            .kill_on_drop(true);
+        let output: Output = tokio::time::timeout(KUBECTL_TIMEOUT, command.output())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("kubectl {args:?} did not finish within {KUBECTL_TIMEOUT:?}")
+            })
+            .unwrap_or_else(|e| panic!("running {} failed: {e}", self.binary.display()));
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args).await;
+        assert!(
+            run.success,
+            "kubectl {args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run.stdout
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.home.path().join(name);
+        std::fs::write(&path, text).expect("manifest written");
+        path.display().to_string()
+    }
+}
+
+fn path_of(relative: &str) -> String {
+    let path = workspace().join(relative);
+    assert!(path.exists(), "{} is missing", path.display());
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn kubectl_applies_crds_and_examples_gets_and_deletes() {
+    let sim = KubeSim::start().await.expect("simulator starts");
+    let kubectl = Kubectl::new(&sim);
+
+    let applied = kubectl.ok(&["apply", "-f", &path_of("crds")]).await;
+    for crd in [
+        "syncclientcredentials",
+        "identitybrokers",
+        "clusteridentitybrokers",
+    ] {
+        assert!(
+            applied.contains(&format!("{crd}.syncclient.io created")),
+            "{applied}"
+        );
+    }
+    let resources = kubectl
+        .ok(&["api-resources", "--api-group=syncclient.io", "--no-headers"])
+        .await;
+    for plural in [
+        "syncclientcredentials",
+        "identitybrokers",
+        "clusteridentitybrokers",
+    ] {
+        assert!(resources.contains(plural), "{resources}");
+    }
+
+    let broker = path_of("deploy/examples/identitybroker.yaml");
+    let credential = path_of("deploy/examples/syncclientcredential.yaml");
+    kubectl
+        .ok(&["apply", "-f", &broker, "-f", &credential])
+        .await;
+    let again = kubectl
+        .ok(&["apply", "-f", &broker, "-f", &credential])
+        .await;
+    assert!(
+        again.contains("unchanged"),
+        "re-applying is idempotent: {again}"
+    );
+
+    let credentials = sim.list("syncclient.io/v1alpha1", "syncclientcredentials", None);
+    assert!(!credentials.is_empty(), "the example credential was stored");
+    let name = credentials[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let namespace = credentials[0]["metadata"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        sim.list("syncclient.io/v1alpha1", "identitybrokers", None)
+            .len(),
+        1
+    );
+
+    let table = kubectl
+        .ok(&["get", "syncclientcredentials", "-n", &namespace])
+        .await;
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["NAME", "READY", "EXPIRES", "RENEWAL", "AGE"] {
+        assert!(header.contains(column), "column {column} missing: {table}");
+    }
+    assert!(table.contains(&name), "{table}");
+
+    let mut with_status = credentials[0].clone();
+    with_status["status"] = json!({
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Issued", "message": "",
+                        "lastTransitionTime": "2024-01-01T00:00:00Z"}],
+        "expiresAt": "2099-01-01T00:00:00Z",
+    });
+    sim.replace_status(with_status).expect("status written");
+    let ready = kubectl
+        .ok(&[
+            "get",
+            "syncclientcredentials",
+            &name,
+            "-n",
+            &namespace,
+            "--no-headers",
+        ])
+        .await;
+    assert!(
+        ready.split_whitespace().any(|cell| cell == "True"),
+        "{ready}"
+    );
+
+    let yaml = kubectl
+        .ok(&[
+            "get",
+            "syncclientcredentials",
+            &name,
+            "-n",
+            &namespace,
+            "-o",
+            "yaml",
+        ])
+        .await;
+    assert!(
+        yaml.contains("kind: SyncClientCredential") && yaml.contains("directoryId:"),
+        "{yaml}"
+    );
+    let all: Value = serde_json::from_str(
+        &kubectl
+            .ok(&["get", "syncclientcredentials", "-A", "-o", "json"])
+            .await,
+    )
+    .expect("kubectl -o json prints JSON");
+    assert_eq!(
+        all["items"].as_array().map(Vec::len),
+        Some(credentials.len())
+    );
+
+    let unknown_field = kubectl.write(
+        "unknown.yaml",
+        &format!("apiVersion: syncclient.io/v1alpha1\nkind: SyncClientCredential\nmetadata: {{name: typo, namespace: {namespace}}}\nspec:\n  notAField: 1\n"),
+    );
+    let rejected = kubectl.run(&["apply", "-f", &unknown_field]).await;
+    assert!(!rejected.success);
+    assert!(
+        rejected.stderr.contains("unknown field \"spec.notAField\""),
+        "{}",
+        rejected.stderr
+    );
+
+    let mut bad: Value = credentials[0]["spec"].clone();
+    bad["credentialType"] = json!("Bogus");
+    let bad_manifest = kubectl.write(
+        "bad.json",
+        &json!({"apiVersion": "syncclient.io/v1alpha1", "kind": "SyncClientCredential",
+                "metadata": {"name": "bad", "namespace": namespace}, "spec": bad})
+        .to_string(),
+    );
+    let invalid = kubectl.run(&["apply", "-f", &bad_manifest]).await;
+    assert!(!invalid.success);
+    assert!(
+        invalid.stderr.contains("is invalid") && invalid.stderr.contains("spec.credentialType"),
+        "{}",
+        invalid.stderr
+    );
+
+    kubectl
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "kubectl-made",
+            "--from-literal=token=abc",
+        ])
+        .await;
+    let secret = kubectl
+        .ok(&["get", "secret", "kubectl-made", "-o", "yaml"])
+        .await;
+    assert!(
+        secret.contains("token: YWJj") && secret.contains("type: Opaque"),
+        "{secret}"
+    );
+    kubectl.ok(&["delete", "secret", "kubectl-made"]).await;
+    assert!(
+        sim.get("v1", "secrets", Some("default"), "kubectl-made")
+            .is_none()
+    );
+
+    let deleted = kubectl.ok(&["delete", "-f", &credential]).await;
+    assert!(deleted.contains("deleted"), "{deleted}");
+    assert!(
+        sim.list("syncclient.io/v1alpha1", "syncclientcredentials", None)
+            .is_empty()
+    );
+    let empty = kubectl
+        .run(&["get", "syncclientcredentials", "-n", &namespace])
+        .await;
+    assert!(
+        empty.success && empty.stderr.contains("No resources found"),
+        "{}",
+        empty.stderr
+    );
+
+    let requests = sim.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.query_param("fieldValidation").as_deref() == Some("Strict")),
+        "kubectl asked for server-side field validation"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.accept.as_deref().is_some_and(|a| a.contains("as=Table")))
+    );
+    sim.shutdown().await;
+}
