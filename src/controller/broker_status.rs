@@ -18,6 +18,7 @@ use crate::api::{
     BrokerConnection, BrokerKind, BrokerStatus, ClusterIdentityBroker, Condition, ConditionStatus,
     IdentityBroker, reasons, set_condition,
 };
+use crate::planner::FailureCategory;
 
 /// What both broker kinds offer to the status reconciler.
 pub trait BrokerResource:
@@ -132,11 +133,17 @@ async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Resu
         }
         Err((reason, message)) => {
             tracing::warn!(broker = %key, reason, %message, "broker authentication failed");
+            // A permanent failure (e.g. a missing privilege) waits for a change of the broker;
+            // anything else is retried with backoff.
+            let action = match super::status::category_of_reason(reason) {
+                FailureCategory::Permanent => Action::await_change(),
+                FailureCategory::Retryable => Action::requeue(ctx.broker_backoff(&key)),
+            };
             (
                 ConditionStatus::False,
                 reason,
                 super::status::bounded(&message),
-                Action::requeue(ctx.error_backoff(format!("broker:{key}"))),
+                action,
             )
         }
     };
@@ -174,8 +181,9 @@ async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Resu
 
 #[allow(clippy::needless_pass_by_value)] // kube's Controller::run passes these by value
 fn error_policy<K: BrokerResource>(broker: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(broker = %key_of(broker.as_ref()), %error, "broker reconcile failed");
-    Action::requeue(ctx.error_backoff(format!("broker:{}", key_of(broker.as_ref()))))
+    let key = key_of(broker.as_ref());
+    tracing::warn!(broker = %key, %error, "broker reconcile failed");
+    Action::requeue(ctx.broker_backoff(&key))
 }
 
 fn controller_loop<K: BrokerResource>(

@@ -271,13 +271,17 @@ async fn check_namespace_allowed(
     }
 }
 
-/// Reads a key of a Secret in the broker's Secret namespace, as text.
-async fn secret_value(
+/// Reads keys of one Secret in the broker's Secret namespace, as text, with one GET.
+async fn secret_values<const N: usize>(
     secrets: &Api<Secret>,
     broker: &BrokerKey,
     name: &str,
-    key: &str,
-) -> Result<String, ResolveError> {
+    keys: [&str; N],
+) -> Result<[String; N], ResolveError> {
+    let invalid = |message: String| ResolveError::ConfigInvalid {
+        broker: broker.clone(),
+        message,
+    };
     let secret = secrets
         .get_opt(name)
         .await
@@ -286,22 +290,18 @@ async fn secret_value(
             what: format!("Secret {name}"),
             source,
         })?
-        .ok_or_else(|| ResolveError::ConfigInvalid {
-            broker: broker.clone(),
-            message: format!("Secret {name} not found"),
-        })?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .ok_or_else(|| ResolveError::ConfigInvalid {
-            broker: broker.clone(),
-            message: format!("Secret {name} has no key {key}"),
-        })?;
-    String::from_utf8(bytes.0.clone()).map_err(|_| ResolveError::ConfigInvalid {
-        broker: broker.clone(),
-        message: format!("key {key} of Secret {name} is not UTF-8"),
-    })
+        .ok_or_else(|| invalid(format!("Secret {name} not found")))?;
+    let mut values: [String; N] = std::array::from_fn(|_| String::new());
+    for (value, key) in values.iter_mut().zip(keys) {
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| invalid(format!("Secret {name} has no key {key}")))?;
+        *value = String::from_utf8(bytes.0.clone())
+            .map_err(|_| invalid(format!("key {key} of Secret {name} is not UTF-8")))?;
+    }
+    Ok(values)
 }
 
 async fn load_config(
@@ -317,11 +317,11 @@ async fn load_config(
     let auth = match (&connection.auth.vcenter, &connection.auth.bearer_token) {
         (Some(vcenter), None) => {
             let r = &vcenter.credentials_secret_ref;
+            let [username, password] =
+                secret_values(secrets, key, &r.name, [&r.username_key, &r.password_key]).await?;
             ClientAuth::VCenter {
-                username: secret_value(secrets, key, &r.name, &r.username_key).await?,
-                password: SecretString::from(
-                    secret_value(secrets, key, &r.name, &r.password_key).await?,
-                ),
+                username,
+                password: SecretString::from(password),
                 token_client: match vcenter.token_client {
                     TokenClient::OperatorClient => ClientTokenClient::OperatorClient,
                     TokenClient::AdminClient => ClientTokenClient::AdminClient,
@@ -333,8 +333,8 @@ async fn load_config(
                 name,
                 key: data_key,
             } = &bearer.secret_ref;
-            let token =
-                secret_value(secrets, key, name, data_key.as_deref().unwrap_or("token")).await?;
+            let [token] =
+                secret_values(secrets, key, name, [data_key.as_deref().unwrap_or("token")]).await?;
             ClientAuth::BearerToken(SecretString::from(token.trim().to_owned()))
         }
         _ => {
@@ -347,7 +347,14 @@ async fn load_config(
     let ca_bundle_pem = match (&tls.ca_bundle, &tls.ca_secret_ref) {
         (Some(pem), None) => Some(pem.clone()),
         (None, Some(r)) => {
-            Some(secret_value(secrets, key, &r.name, r.key.as_deref().unwrap_or("ca.crt")).await?)
+            let [pem] = secret_values(
+                secrets,
+                key,
+                &r.name,
+                [r.key.as_deref().unwrap_or("ca.crt")],
+            )
+            .await?;
+            Some(pem)
         }
         (None, None) => None,
         (Some(_), Some(_)) => {

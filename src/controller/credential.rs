@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -100,13 +100,26 @@ pub fn secret_name(cr: &SyncClientCredential) -> String {
 /// Reconcile entry point.
 pub async fn reconcile(cr: Arc<SyncClientCredential>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&cr, &ctx).await;
+    let result = reconcile_inner(&cr, &ctx, View::Cached).await;
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_ok());
     result
 }
 
-async fn reconcile_inner(cr: &SyncClientCredential, ctx: &Context) -> Result<Action, Error> {
+/// Where the resource being reconciled came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// The controller's cache, which may lag behind this operator's own last status write.
+    Cached,
+    /// Read from the API server just now.
+    Fresh,
+}
+
+async fn reconcile_inner(
+    cr: &SyncClientCredential,
+    ctx: &Context,
+    view: View,
+) -> Result<Action, Error> {
     let namespace = cr.namespace().unwrap_or_default();
     let name = cr.name_any();
     let uid = cr.uid().unwrap_or_default();
@@ -163,6 +176,23 @@ async fn reconcile_inner(cr: &SyncClientCredential, ctx: &Context) -> Result<Act
     // Plan.
     let plan = planner::plan(&input);
     tracing::debug!(%namespace, %name, ?plan, "planned");
+    if matches!(plan, Plan::Issue(_)) && view == View::Cached {
+        // Every issue revokes the previous credential, so it is never decided on a cached view
+        // that may miss the failure or rotation this operator recorded a moment ago.
+        let api: Api<SyncClientCredential> = Api::namespaced(ctx.client.clone(), &namespace);
+        let latest = api
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::GetCredential {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source,
+            })?;
+        return match latest {
+            Some(latest) => Box::pin(reconcile_inner(&latest, ctx, View::Fresh)).await,
+            None => Ok(Action::await_change()),
+        };
+    }
 
     // Act.
     let (outcome_status, action) = match plan {
@@ -393,7 +423,8 @@ impl IssueAttempt<'_> {
                 .map_err(|e| broker_failure(&e))?
         };
         // From here on the old credential is revoked: the new one must reach the Secret now.
-        let issued_at = Utc::now();
+        // Whole seconds: the Secret's annotations record seconds, and status must match them.
+        let issued_at = Utc::now().trunc_subsecs(0);
         let keys = KeyNames::from_spec(cr.spec.keys.as_ref());
         let (data, expires_at) = match &issued {
             IssuedCredential::AccessToken {

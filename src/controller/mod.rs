@@ -31,6 +31,13 @@ pub const CONTROLLER_NAME: &str = "sync-client-operator";
 /// Errors of a reconcile that are not the broker's: failed Kubernetes calls, named by step.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("reading SyncClientCredential {namespace}/{name}: {source}")]
+    GetCredential {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("reading Secret {namespace}/{name}: {source}")]
     GetSecret {
         namespace: String,
@@ -58,6 +65,7 @@ impl Error {
     /// A short category, for metrics labels.
     pub fn category(&self) -> &'static str {
         match self {
+            Self::GetCredential { .. } => "get_credential",
             Self::GetSecret { .. } => "get_secret",
             Self::WriteSecret { .. } => "write_secret",
             Self::WriteStatus { .. } => "write_status",
@@ -117,6 +125,12 @@ impl Context {
         *count = count.saturating_add(1);
         let exponent = (*count - 1).min(8);
         (Duration::from_secs(1) * (1 << exponent)).min(Duration::from_secs(300))
+    }
+
+    /// Backoff for a broker whose authentication failed: from 5 s, so an unreachable broker at
+    /// start is reported soon, yet is polled at most every 5 minutes.
+    fn broker_backoff(&self, key: &brokers::BrokerKey) -> Duration {
+        (self.error_backoff(format!("broker:{key}")) * 5).min(Duration::from_secs(300))
     }
 
     fn clear_errors(&self, key: &str) {
@@ -234,12 +248,27 @@ pub async fn run(
         });
     }
     metrics.set_credential_store(store.clone());
-    // Ready once the credential cache has synced.
+    // Ready once the credential cache has synced. The store's readiness signal wakes only its
+    // latest waiter (the controller's runner also waits on it), so re-poll briefly until it is
+    // set; this loop runs only at start.
     tokio::spawn({
         let metrics = metrics.clone();
         async move {
-            if store.wait_until_ready().await.is_ok() {
-                metrics.set_ready(true);
+            loop {
+                match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        tracing::info!("credential cache synced; ready");
+                        metrics.set_ready(true);
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "credential cache will never sync");
+                        return;
+                    }
+                    Err(_elapsed) => {}
+                }
             }
         }
     });
