@@ -24,40 +24,38 @@ const WATCHED_NAMESPACE: &str = "team-a";
 const KINDS_WITHOUT_BUILT_IN_SCHEMA: &[&str] = &["ServiceMonitor"];
 
 /// The operator's Kubernetes API calls (group, resources, verbs): what the RBAC must grant,
-/// exactly. The chart keeps the same list in `templates/_helpers.tpl`.
+/// exactly. The chart keeps the same list in `templates/_helpers.tpl`, and
+/// `tests/operations.rs` checks both against the calls an end-to-end run really makes.
 const OPERATOR_RULES: &[(&str, &[&str], &[&str])] = &[
     (
         "syncclient.io",
-        &["syncclientcredentials"],
-        &["get", "list", "watch", "patch"],
-    ),
-    (
-        "syncclient.io",
-        &["syncclientcredentials/status"],
-        &["get", "patch", "update"],
-    ),
-    (
-        "syncclient.io",
-        &["identitybrokers", "clusteridentitybrokers"],
+        &[
+            "syncclientcredentials",
+            "identitybrokers",
+            "clusteridentitybrokers",
+        ],
         &["get", "list", "watch"],
     ),
     (
         "syncclient.io",
-        &["identitybrokers/status", "clusteridentitybrokers/status"],
-        &["get", "patch", "update"],
+        &[
+            "syncclientcredentials/status",
+            "identitybrokers/status",
+            "clusteridentitybrokers/status",
+        ],
+        &["patch"],
     ),
     (
         "",
         &["secrets"],
         &["get", "list", "watch", "create", "update", "patch"],
     ),
-    ("", &["namespaces"], &["get", "list", "watch"]),
-    ("", &["events"], &["create", "patch"]),
+    ("", &["namespaces"], &["get"]),
     ("events.k8s.io", &["events"], &["create", "patch"]),
     (
         "apps",
         &["deployments", "statefulsets", "daemonsets"],
-        &["get", "patch"],
+        &["patch"],
     ),
 ];
 /// Cluster-scoped resources: a namespaced Role cannot grant them, so namespace mode leaves them out.
@@ -69,7 +67,7 @@ const CLUSTER_SCOPED_RESOURCES: &[&str] = &[
 const LEADER_ELECTION_RULES: &[(&str, &[&str], &[&str])] = &[(
     "coordination.k8s.io",
     &["leases"],
-    &["get", "create", "update", "patch"],
+    &["get", "create", "patch"],
 )];
 
 #[derive(Clone, Copy, Debug)]

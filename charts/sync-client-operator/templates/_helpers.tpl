@@ -78,24 +78,18 @@ Secrets have no delete: owned Secrets are garbage-collected with their SyncClien
 */}}
 {{- define "sync-client-operator.rbac.operatorRules" -}}
 - apiGroups: ["syncclient.io"]
-  resources: ["syncclientcredentials"]
-  verbs: ["get", "list", "watch", "patch"]
-- apiGroups: ["syncclient.io"]
-  resources: ["syncclientcredentials/status"]
-  verbs: ["get", "patch", "update"]
-- apiGroups: ["syncclient.io"]
-  resources: ["identitybrokers"]
+  resources: ["syncclientcredentials", "identitybrokers"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["syncclient.io"]
-  resources: ["identitybrokers/status"]
-  verbs: ["get", "patch", "update"]
+  resources: ["syncclientcredentials/status", "identitybrokers/status"]
+  verbs: ["patch"]
 {{- if .clusterWide }}
 - apiGroups: ["syncclient.io"]
   resources: ["clusteridentitybrokers"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["syncclient.io"]
   resources: ["clusteridentitybrokers/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 {{- end }}
 - apiGroups: [""]
   resources: ["secrets"]
@@ -103,22 +97,19 @@ Secrets have no delete: owned Secrets are garbage-collected with their SyncClien
 {{- if .clusterWide }}
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get"]
 {{- end }}
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 {{- end }}
 
 {{/* Leader election: the Lease in the release namespace only. */}}
 {{- define "sync-client-operator.rbac.leaderElectionRules" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "create", "update", "patch"]
+  verbs: ["get", "create", "patch"]
 {{- end }}
