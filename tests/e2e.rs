@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use harness::{DIRECTORY, Env, VCENTER_PASSWORD, WAIT, secret_value};
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use sync_client_broker::{BrokerAuth, BrokerClient, BrokerConfig, SecretString, TlsConfig};
 use sync_client_broker_sim::{BrokerSimConfig, Endpoint, Fault, SyncClients};
@@ -187,7 +187,7 @@ async fn recreates_a_deleted_secret_and_repairs_an_edited_one() {
     env.wait_for_revision("app", 1).await;
 
     env.secrets()
-        .delete("app", &Default::default())
+        .delete("app", &DeleteParams::default())
         .await
         .unwrap();
     let secret = env.wait_for_revision("app", 2).await;
@@ -231,7 +231,7 @@ async fn leaves_a_foreign_secret_untouched_and_reports_it() {
     )
     .unwrap();
     env.secrets()
-        .create(&Default::default(), &foreign)
+        .create(&PostParams::default(), &foreign)
         .await
         .unwrap();
     env.create_credential("app", json!({})).await;
@@ -328,6 +328,7 @@ async fn broker_401_reports_authentication_failed_with_backoff() {
     let operator = env.operator("op", &[]);
     env.create_credential("app", json!({})).await;
     env.wait_for_reason("app", "AuthenticationFailed").await;
+    wait_for_event(&env, "app", "RotationFailed").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Backoff 5 s, 10 s, ...: a handful of logins, not a storm.
     let logins = env.broker.count(Endpoint::Login);
@@ -344,6 +345,7 @@ async fn broker_500_is_retried_with_backoff_until_it_succeeds() {
     env.create_credential("app", json!({})).await;
     let failing = env.wait_for_reason("app", "BrokerUnavailable").await;
     assert!(failing.status.unwrap().next_retry_time.is_some());
+    wait_for_event(&env, "app", "RotationFailed").await;
     let secret = env.wait_for_revision("app", 1).await;
     assert!(token_is_live(&env, &secret_value(&secret, "access_token")).await);
     // Two failures then one success: three generate calls in all.
@@ -476,4 +478,41 @@ async fn an_idle_operator_makes_no_api_calls_beyond_its_watches() {
         broker_before,
         "idle operator called the broker"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_costs_a_small_fixed_number_of_calls() {
+    let env = Env::start().await;
+    let Some(kube) = env.kube.as_ref() else { return assert!(std::env::var_os("E2E_KUBECONFIG").is_some()) };
+    let _operator = env.operator("op", &[]);
+    env.create_credential("app", json!({})).await;
+    env.wait_for_reason("app", "CredentialCurrent").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    kube.clear_requests();
+    env.broker.clear_requests();
+    env.annotate("app", "syncclient.io/rotate-request", "measure").await;
+    env.wait_for_revision("app", 2).await;
+    env.eventually("the rotation to be acknowledged", WAIT, || async {
+        (env.credential("app").await.status?.observed_rotate_request.as_deref() == Some("measure")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let calls: Vec<String> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.user_agent.as_deref() != Some(harness::TEST_CLIENT_AGENT) && r.verb.as_deref() != Some("watch"))
+        .map(|r| format!("{} {}", r.verb.unwrap_or_default(), r.resource.unwrap_or_default()))
+        .collect();
+    let broker_calls: Vec<_> = env.broker.requests().into_iter().map(|r| format!("{:?}", r.endpoint)).collect();
+    println!("kubernetes calls for one rotation ({}): {calls:?}", calls.len());
+    println!("broker calls for one rotation ({}): {broker_calls:?}", broker_calls.len());
+    // Exactly one generate, and the broker session and token are reused.
+    assert_eq!(broker_calls, ["Generate"]);
+    // One write of the Secret, one status patch, one event; reads of the credential, the Secret,
+    // the broker and its login Secret, and the re-check after the operator's own writes.
+    let writes = calls.iter().filter(|c| !c.starts_with("get ") && !c.starts_with("list ")).count();
+    assert_eq!(calls.iter().filter(|c| *c == "update secrets").count(), 1, "{calls:?}");
+    assert_eq!(calls.iter().filter(|c| *c == "patch syncclientcredentials/status").count(), 1, "{calls:?}");
+    assert!(writes <= 3, "writes per rotation: {calls:?}");
+    assert!(calls.len() <= 12, "calls per rotation: {calls:?}");
 }

@@ -69,13 +69,12 @@ impl Env {
                 token_ttl: 30,
             },
         );
-        let (kube, kubeconfig, namespace) = match std::env::var_os("E2E_KUBECONFIG") {
-            Some(path) => {
-                let n = NEXT_NAMESPACE.fetch_add(1, Ordering::SeqCst);
-                let ns = format!("scc-e2e-{}-{n}", std::process::id());
-                (None, PathBuf::from(path), ns)
-            }
-            None => {
+        let (kube, kubeconfig, namespace) = if let Some(path) = std::env::var_os("E2E_KUBECONFIG") {
+            let n = NEXT_NAMESPACE.fetch_add(1, Ordering::SeqCst);
+            let ns = format!("scc-e2e-{}-{n}", std::process::id());
+            (None, PathBuf::from(path), ns)
+        } else {
+            {
                 let sim = KubeSim::start().await.expect("kube simulator");
                 for crd in crd_files() {
                     sim.apply_yaml(&std::fs::read_to_string(&crd).expect("crd file"))
