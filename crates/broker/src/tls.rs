@@ -25,7 +25,10 @@ pub(crate) fn client_config(tls: &TlsConfig, needs_tls: bool) -> Result<ClientCo
     let mut config = if tls.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider)))
+            .with_custom_certificate_verifier(Arc::new(FixedVerdict {
+                provider,
+                verdict: Verdict::AcceptAny,
+            }))
             .with_no_client_auth()
     } else if let Some(pem) = &tls.ca_bundle_pem {
         builder
@@ -41,7 +44,10 @@ pub(crate) fn client_config(tls: &TlsConfig, needs_tls: bool) -> Result<ClientCo
                     "no CA bundle is configured and the system trust store is unusable ({error})"
                 )));
             }
-            Err(_) => Arc::new(NoTrustAnchors(provider)),
+            Err(_) => Arc::new(FixedVerdict {
+                provider,
+                verdict: Verdict::RejectAll,
+            }),
         };
         builder
             .dangerous()
@@ -68,61 +74,22 @@ fn root_store(pem: &str) -> Result<RootCertStore, BrokerError> {
     Ok(store)
 }
 
-/// `insecure_skip_verify`: any certificate is accepted, but handshake signatures are still checked
-/// so the connection is at least bound to the key the server presented.
+/// A verifier with a fixed verdict on certificates: `AcceptAny` for `insecure_skip_verify`
+/// (handshake signatures are still checked, so the connection is at least bound to the key the
+/// server presented), `RejectAll` when no trust anchors exist at all.
 #[derive(Debug)]
-struct AnyServerCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct FixedVerdict {
+    provider: Arc<CryptoProvider>,
+    verdict: Verdict,
 }
 
-/// Rejects every certificate: used for `http://` base URLs on hosts without a system trust store.
-#[derive(Debug)]
-struct NoTrustAnchors(Arc<CryptoProvider>);
+#[derive(Debug, Clone, Copy)]
+enum Verdict {
+    AcceptAny,
+    RejectAll,
+}
 
-impl ServerCertVerifier for NoTrustAnchors {
+impl ServerCertVerifier for FixedVerdict {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
@@ -131,9 +98,12 @@ impl ServerCertVerifier for NoTrustAnchors {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::General(
-            "no trusted CA certificates are available".to_owned(),
-        ))
+        match self.verdict {
+            Verdict::AcceptAny => Ok(ServerCertVerified::assertion()),
+            Verdict::RejectAll => Err(rustls::Error::General(
+                "no trusted CA certificates are available".to_owned(),
+            )),
+        }
     }
 
     fn verify_tls12_signature(
@@ -146,7 +116,7 @@ impl ServerCertVerifier for NoTrustAnchors {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -160,11 +130,13 @@ impl ServerCertVerifier for NoTrustAnchors {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
