@@ -71,6 +71,7 @@ async fn one_of_two_replicas_reconciles_and_the_standby_takes_over() {
     )
     .await;
     let takeover = killed_at.elapsed();
+    println!("standby took over {takeover:?} after the leader was killed (lease duration 3 s)");
     assert!(
         takeover <= Duration::from_secs(10),
         "takeover took {takeover:?} with a 3 s lease"
