@@ -483,36 +483,79 @@ async fn an_idle_operator_makes_no_api_calls_beyond_its_watches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_costs_a_small_fixed_number_of_calls() {
     let env = Env::start().await;
-    let Some(kube) = env.kube.as_ref() else { return assert!(std::env::var_os("E2E_KUBECONFIG").is_some()) };
+    let Some(kube) = env.kube.as_ref() else {
+        return assert!(std::env::var_os("E2E_KUBECONFIG").is_some());
+    };
     let _operator = env.operator("op", &[]);
     env.create_credential("app", json!({})).await;
     env.wait_for_reason("app", "CredentialCurrent").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     kube.clear_requests();
     env.broker.clear_requests();
-    env.annotate("app", "syncclient.io/rotate-request", "measure").await;
+    env.annotate("app", "syncclient.io/rotate-request", "measure")
+        .await;
     env.wait_for_revision("app", 2).await;
     env.eventually("the rotation to be acknowledged", WAIT, || async {
-        (env.credential("app").await.status?.observed_rotate_request.as_deref() == Some("measure")).then_some(())
+        (env.credential("app")
+            .await
+            .status?
+            .observed_rotate_request
+            .as_deref()
+            == Some("measure"))
+        .then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let calls: Vec<String> = kube
         .requests()
         .into_iter()
-        .filter(|r| r.user_agent.as_deref() != Some(harness::TEST_CLIENT_AGENT) && r.verb.as_deref() != Some("watch"))
-        .map(|r| format!("{} {}", r.verb.unwrap_or_default(), r.resource.unwrap_or_default()))
+        .filter(|r| {
+            r.user_agent.as_deref() != Some(harness::TEST_CLIENT_AGENT)
+                && r.verb.as_deref() != Some("watch")
+        })
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.verb.unwrap_or_default(),
+                r.resource.unwrap_or_default()
+            )
+        })
         .collect();
-    let broker_calls: Vec<_> = env.broker.requests().into_iter().map(|r| format!("{:?}", r.endpoint)).collect();
-    println!("kubernetes calls for one rotation ({}): {calls:?}", calls.len());
-    println!("broker calls for one rotation ({}): {broker_calls:?}", broker_calls.len());
+    let broker_calls: Vec<_> = env
+        .broker
+        .requests()
+        .into_iter()
+        .map(|r| format!("{:?}", r.endpoint))
+        .collect();
+    println!(
+        "kubernetes calls for one rotation ({}): {calls:?}",
+        calls.len()
+    );
+    println!(
+        "broker calls for one rotation ({}): {broker_calls:?}",
+        broker_calls.len()
+    );
     // Exactly one generate, and the broker session and token are reused.
     assert_eq!(broker_calls, ["Generate"]);
     // One write of the Secret, one status patch, one event; reads of the credential, the Secret,
     // the broker and its login Secret, and the re-check after the operator's own writes.
-    let writes = calls.iter().filter(|c| !c.starts_with("get ") && !c.starts_with("list ")).count();
-    assert_eq!(calls.iter().filter(|c| *c == "update secrets").count(), 1, "{calls:?}");
-    assert_eq!(calls.iter().filter(|c| *c == "patch syncclientcredentials/status").count(), 1, "{calls:?}");
+    let writes = calls
+        .iter()
+        .filter(|c| !c.starts_with("get ") && !c.starts_with("list "))
+        .count();
+    assert_eq!(
+        calls.iter().filter(|c| *c == "update secrets").count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "patch syncclientcredentials/status")
+            .count(),
+        1,
+        "{calls:?}"
+    );
     assert!(writes <= 3, "writes per rotation: {calls:?}");
     assert!(calls.len() <= 12, "calls per rotation: {calls:?}");
 }
