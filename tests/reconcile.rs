@@ -159,17 +159,21 @@ impl World {
         Arc::new(Context::new(client, &options, Arc::new(Metrics::new())))
     }
 
-    /// What an issue reads before calling the broker: the IdentityBroker, then its credentials
-    /// Secret once for the user name and once for the password.
-    fn expect_broker_resolution(&self, api: &MockApi) {
-        self.expect_broker_resolution_with_password(api, self.sim.password());
+    /// What an issue reads before calling the broker: the credential itself (an issue is never
+    /// decided on the cache), the IdentityBroker, then its credentials Secret.
+    fn expect_broker_resolution(&self, api: &MockApi, cr: &SyncClientCredential) {
+        self.expect_broker_resolution_with_password(api, cr, self.sim.password());
     }
 
-    fn expect_broker_resolution_with_password(&self, api: &MockApi, password: &str) {
+    fn expect_broker_resolution_with_password(
+        &self,
+        api: &MockApi,
+        cr: &SyncClientCredential,
+        password: &str,
+    ) {
+        api.expect_get_credential(cr);
         api.expect_get_identity_broker(&self.identity_broker());
-        for _ in 0..2 {
-            api.expect_get_secret(CREDENTIALS_SECRET, Some(self.vcenter_credentials(password)));
-        }
+        api.expect_get_secret(CREDENTIALS_SECRET, Some(self.vcenter_credentials(password)));
     }
 
     /// A Secret as the operator writes it, issued at `issued_at` for `lifetime`, stored at
@@ -441,7 +445,7 @@ async fn first_issuance(world: &World) -> Evidence {
     let cr = new_credential();
 
     api.expect_get_secret(NAME, None);
-    world.expect_broker_resolution(&api);
+    world.expect_broker_resolution(&api, &cr);
     api.expect_create_secret(|secret| {
         assert_owned_record(secret, 1);
         assert_eq!(secret.type_.as_deref(), Some("Opaque"));
@@ -513,7 +517,7 @@ async fn permanent_broker_failure(world: &World, reason: &'static str) -> Eviden
     let cr = new_credential();
 
     api.expect_get_secret(NAME, None);
-    world.expect_broker_resolution(&api);
+    world.expect_broker_resolution(&api, &cr);
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, move |status| {
         assert_condition(status, "Ready", ConditionStatus::False, reason);
@@ -580,7 +584,7 @@ async fn broker_unavailable(world: &World) -> Evidence {
     let cr = new_credential();
 
     api.expect_get_secret(NAME, None);
-    world.expect_broker_resolution(&api);
+    world.expect_broker_resolution(&api, &cr);
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, |status| {
         assert_condition(status, "Ready", ConditionStatus::False, "BrokerUnavailable");
@@ -668,7 +672,7 @@ async fn secret_past_its_renewal_time_is_replaced_with_the_next_revision() {
             .insert("team.example/owner".into(), "payments".into());
 
         api.expect_get_secret(NAME, Some(existing));
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_replace_secret(NAME, |secret| {
             assert_eq!(
                 secret.metadata.resource_version.as_deref(),
@@ -772,7 +776,7 @@ async fn secret_with_edited_data_is_reissued_and_reported_as_repaired() {
         );
 
         api.expect_get_secret(NAME, Some(tampered));
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_replace_secret(NAME, |secret| {
             assert_eq!(secret.metadata.resource_version.as_deref(), Some("41"));
             assert_owned_record(secret, 3);
@@ -812,7 +816,7 @@ async fn new_rotate_request_rotates_once_and_is_not_served_twice() {
         let existing = world.owned_secret(&cr, seconds_ago(5 * 60), TimeDelta::hours(1), 2);
 
         api.expect_get_secret(NAME, Some(existing));
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_replace_secret(NAME, |secret| assert_owned_record(secret, 3));
         api.expect_event(EventType::Normal, "Rotated");
         api.expect_status_patch(&cr, |status| {
@@ -866,7 +870,7 @@ async fn changed_token_ttl_reissues_with_the_new_lifetime() {
         cr.metadata.generation = Some(2);
 
         api.expect_get_secret(NAME, Some(existing));
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_replace_secret(NAME, |secret| assert_owned_record(secret, 3));
         api.expect_event(EventType::Normal, "Rotated");
         api.expect_status_patch(&cr, |status| {
@@ -914,7 +918,7 @@ async fn client_secret_issuance(world: &World) -> Evidence {
     cr.spec.credential_type = CredentialType::ClientSecret;
 
     api.expect_get_secret(NAME, None);
-    world.expect_broker_resolution(&api);
+    world.expect_broker_resolution(&api, &cr);
     api.expect_create_secret(|secret| {
         assert_eq!(data_keys(secret), ["client_id", "client_secret"]);
         assert_eq!(annotation(secret, EXPIRES_AT_ANNOTATION), "not-reported");
@@ -974,7 +978,7 @@ async fn issuing_restarts_the_listed_deployment_after_writing_the_secret() {
         }];
 
         api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_create_secret(|_| {});
         api.expect_event(EventType::Normal, "Issued");
         api.expect(
@@ -1208,7 +1212,7 @@ async fn permanent_broker_failure_before_generate(world: &World) -> Evidence {
     let ctx = world.context(client);
     let cr = new_credential();
     api.expect_get_secret(NAME, None);
-    world.expect_broker_resolution(&api);
+    world.expect_broker_resolution(&api, &cr);
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, |status| {
         assert_condition(status, "Ready", ConditionStatus::False, "PermissionDenied");
@@ -1257,6 +1261,7 @@ async fn missing_identity_broker_is_reported_and_retried_with_backoff() {
         let ctx = world.context(client);
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
+        api.expect_get_credential(&cr);
         api.expect_get_missing_identity_broker(BROKER);
         api.expect_event(EventType::Warning, "RotationFailed");
         api.expect_status_patch(&cr, |status| {
@@ -1287,7 +1292,7 @@ async fn broker_failure_at_renewal_keeps_the_current_secret_and_ready_true() {
         // Due for renewal, 10 minutes before expiry.
         let due = world.owned_secret(&cr, seconds_ago(50 * 60), TimeDelta::hours(1), 3);
         api.expect_get_secret(NAME, Some(due));
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_event(EventType::Warning, "RotationFailed");
         api.expect_status_patch(&cr, |status| {
             assert_condition(status, "Ready", ConditionStatus::True, "CredentialCurrent");
@@ -1321,7 +1326,7 @@ async fn replace_conflict_rereads_the_secret_and_replaces_at_its_new_version() {
         changed.metadata.resource_version = Some("45".into());
 
         api.expect_get_secret(NAME, Some(due));
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_replace_secret_failing(
             NAME,
             Reply::failure(
@@ -1375,7 +1380,7 @@ async fn secret_created_by_someone_else_meanwhile_is_not_overwritten() {
         };
 
         api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_create_secret_failing(Reply::failure(
             StatusCode::CONFLICT,
             "AlreadyExists",
@@ -1410,7 +1415,7 @@ async fn refused_status_patch_is_returned_as_a_write_status_error() {
         let ctx = world.context(client);
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_create_secret(|_| {});
         api.expect_event(EventType::Normal, "Issued");
         api.expect_status_patch_failing(
@@ -1506,7 +1511,7 @@ async fn status_written_after_issuing_is_not_rewritten_by_the_next_reconcile() {
         let ctx = world.context(client);
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_create_secret(|_| {});
         api.expect_event(EventType::Normal, "Issued");
         api.expect_status_patch(&cr, |_| {});
@@ -1531,7 +1536,7 @@ async fn status_after_a_permanent_failure_is_not_rewritten_by_the_next_reconcile
         let ctx = world.context(client);
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_event(EventType::Warning, "RotationFailed");
         api.expect_status_patch(&cr, |_| {});
         credential::reconcile(Arc::new(cr.clone()), ctx.clone())
@@ -1555,7 +1560,7 @@ async fn status_during_a_retry_backoff_is_not_rewritten_by_the_next_reconcile() 
         let ctx = world.context(client);
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api);
+        world.expect_broker_resolution(&api, &cr);
         api.expect_event(EventType::Warning, "RotationFailed");
         api.expect_status_patch(&cr, |_| {});
         credential::reconcile(Arc::new(cr.clone()), ctx.clone())
@@ -1676,7 +1681,7 @@ async fn wrong_vcenter_password() -> Evidence {
     let cr = new_credential();
     let wrong_password = "Wr0ng-but-still-secret-passw0rd";
     api.expect_get_secret(NAME, None);
-    world.expect_broker_resolution_with_password(&api, wrong_password);
+    world.expect_broker_resolution_with_password(&api, &cr, wrong_password);
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, |status| {
         assert_condition(

@@ -107,12 +107,11 @@ pub async fn reconcile(cr: Arc<SyncClientCredential>, ctx: Arc<Context>) -> Resu
 }
 
 /// Where the resource being reconciled came from.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum View {
     /// The controller's cache, which may lag behind this operator's own last status write.
     Cached,
-    /// Read from the API server just now.
-    Fresh,
+    /// Read from the API server just now, with the Secret observed a moment before it.
+    Fresh { secret: Box<Option<Secret>> },
 }
 
 async fn reconcile_inner(
@@ -145,14 +144,18 @@ async fn reconcile_inner(
     };
 
     // Observe.
-    let observed = secrets
-        .get_opt(&secret_name)
-        .await
-        .map_err(|source| Error::GetSecret {
-            namespace: namespace.clone(),
-            name: secret_name.clone(),
-            source,
-        })?;
+    let fresh = matches!(view, View::Fresh { .. });
+    let observed = match view {
+        View::Fresh { secret } => *secret,
+        View::Cached => secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(|source| Error::GetSecret {
+                namespace: namespace.clone(),
+                name: secret_name.clone(),
+                source,
+            })?,
+    };
     let state = secret::observe(
         observed.as_ref(),
         &uid,
@@ -176,7 +179,7 @@ async fn reconcile_inner(
     // Plan.
     let plan = planner::plan(&input);
     tracing::debug!(%namespace, %name, ?plan, "planned");
-    if matches!(plan, Plan::Issue(_)) && view == View::Cached {
+    if matches!(plan, Plan::Issue(_)) && !fresh {
         // Every issue revokes the previous credential, so it is never decided on a cached view
         // that may miss the failure or rotation this operator recorded a moment ago.
         let api: Api<SyncClientCredential> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -189,7 +192,20 @@ async fn reconcile_inner(
                 source,
             })?;
         return match latest {
-            Some(latest) => Box::pin(reconcile_inner(&latest, ctx, View::Fresh)).await,
+            // The Secret was read from the API server, not a cache, and needs no second read;
+            // unless the spec now names another Secret.
+            Some(latest) if self::secret_name(&latest) == secret_name => {
+                Box::pin(reconcile_inner(
+                    &latest,
+                    ctx,
+                    View::Fresh {
+                        secret: Box::new(observed),
+                    },
+                ))
+                .await
+            }
+            // The spec names another Secret meanwhile: its watch event brings a new reconcile.
+            Some(_) => Ok(Action::requeue(Duration::from_secs(1))),
             None => Ok(Action::await_change()),
         };
     }

@@ -269,8 +269,26 @@ pub fn compute(
             )
         }
     };
-    for (type_, (state, reason, message)) in [(reasons::READY, ready), (reasons::ISSUING, issuing)]
+    // While waiting out a backoff or blocked by a permanent failure, the message written with the
+    // failure (which says what was attempted and what to do) stays as it is.
+    let keep_messages = matches!(
+        input.outcome,
+        Outcome::Waiting {
+            backoff: Some(_),
+            ..
+        } | Outcome::Blocked(BlockReason::PermanentFailure)
+    );
+    for (type_, (state, reason, mut message)) in
+        [(reasons::READY, ready), (reasons::ISSUING, issuing)]
     {
+        if keep_messages
+            && let Some(existing) = old
+                .conditions
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == state && c.reason == reason)
+        {
+            message.clone_from(&existing.message);
+        }
         set_condition(
             &mut status.conditions,
             Condition {

@@ -423,6 +423,19 @@ impl MockApi {
             .collect()
     }
 
+    // ---- the credential ----
+
+    /// `GET` of the credential itself: the fresh read that precedes every issue.
+    pub fn expect_get_credential(&self, cr: &SyncClientCredential) {
+        let name = cr.metadata.name.clone().unwrap_or_default();
+        let cr = cr.clone();
+        let path = format!(
+            "/apis/syncclient.io/v1alpha1/namespaces/{}/syncclientcredentials/{name}",
+            self.namespace
+        );
+        self.expect(Method::GET, path, move |_| Reply::json(StatusCode::OK, &cr));
+    }
+
     // ---- brokers ----
 
     /// `GET` of an `IdentityBroker` in the namespace.
