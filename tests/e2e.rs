@@ -466,12 +466,7 @@ async fn an_idle_operator_makes_no_api_calls_beyond_its_watches() {
     kube.clear_requests();
     let broker_before = env.broker.requests().len();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let calls: Vec<_> = kube
-        .requests()
-        .into_iter()
-        .filter(|r| r.verb.as_deref() != Some("watch"))
-        .map(|r| format!("{:?} {}", r.verb, r.path))
-        .collect();
+    let calls = harness::operator_calls(kube);
     assert!(calls.is_empty(), "idle operator called the API: {calls:?}");
     assert_eq!(
         env.broker.requests().len(),
@@ -506,21 +501,7 @@ async fn a_rotation_costs_a_small_fixed_number_of_calls() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let calls: Vec<String> = kube
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r.user_agent.as_deref() != Some(harness::TEST_CLIENT_AGENT)
-                && r.verb.as_deref() != Some("watch")
-        })
-        .map(|r| {
-            format!(
-                "{} {}",
-                r.verb.unwrap_or_default(),
-                r.resource.unwrap_or_default()
-            )
-        })
-        .collect();
+    let calls = harness::operator_calls(kube);
     let broker_calls: Vec<_> = env
         .broker
         .requests()
@@ -557,5 +538,6 @@ async fn a_rotation_costs_a_small_fixed_number_of_calls() {
         "{calls:?}"
     );
     assert!(writes <= 3, "writes per rotation: {calls:?}");
-    assert!(calls.len() <= 12, "calls per rotation: {calls:?}");
+    // 8 today; a follow-up reconcile after the operator's own writes may add a GET.
+    assert!(calls.len() <= 10, "calls per rotation: {calls:?}");
 }

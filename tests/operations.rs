@@ -229,9 +229,8 @@ fn chart_rules() -> Rules {
 
 /// What the operator (every client but the harness's) called, from the simulator's log.
 fn used_rules(kube: &sync_client_kube_sim::KubeSim) -> Rules {
-    kube.requests()
+    harness::operator_requests(kube)
         .into_iter()
-        .filter(|r| r.user_agent.as_deref() != Some(harness::TEST_CLIENT_AGENT))
         .filter_map(|r| {
             let verb = r.verb?;
             let resource = r.resource?;

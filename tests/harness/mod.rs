@@ -258,6 +258,29 @@ impl Env {
     }
 }
 
+/// The operator's requests in the simulator's log: everything but the harness's own.
+pub fn operator_requests(kube: &KubeSim) -> Vec<sync_client_kube_sim::RecordedRequest> {
+    kube.requests()
+        .into_iter()
+        .filter(|r| r.user_agent.as_deref() != Some(TEST_CLIENT_AGENT))
+        .collect()
+}
+
+/// The operator's calls other than watches, as `verb resource`.
+pub fn operator_calls(kube: &KubeSim) -> Vec<String> {
+    operator_requests(kube)
+        .into_iter()
+        .filter(|r| r.verb.as_deref() != Some("watch"))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.verb.unwrap_or_default(),
+                r.resource.unwrap_or(r.path)
+            )
+        })
+        .collect()
+}
+
 /// The token held by a Secret.
 pub fn secret_value(secret: &Secret, key: &str) -> String {
     let bytes = &secret.data.as_ref().expect("secret data")[key];
