@@ -541,3 +541,28 @@ async fn a_rotation_costs_a_small_fixed_number_of_calls() {
     // 8 today; a follow-up reconcile after the operator's own writes may add a GET.
     assert!(calls.len() <= 10, "calls per rotation: {calls:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_dropped_watches_and_expired_watch_history() {
+    let env = Env::start().await;
+    let Some(kube) = env.kube.as_ref() else {
+        return assert!(std::env::var_os("E2E_KUBECONFIG").is_some());
+    };
+    let operator = env.operator("op", &[]);
+    // 10-minute tokens: within this test only the Secret watch can bring a new revision.
+    env.create_credential("app", json!({"tokenTTL": "600m"}))
+        .await;
+    env.wait_for_revision("app", 1).await;
+    // Watches break and their history expires: re-watching from the old version gets 410 Gone.
+    kube.expire_watch_history();
+    kube.drop_watches();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.secrets()
+        .delete("app", &DeleteParams::default())
+        .await
+        .unwrap();
+    let secret = env.wait_for_revision("app", 2).await;
+    assert!(token_is_live(&env, &secret_value(&secret, "access_token")).await);
+    assert!(!operator.output().contains("panicked"));
+    assert_eq!(env.broker.generate_count(DIRECTORY), 2);
+}
