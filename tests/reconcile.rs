@@ -1702,3 +1702,38 @@ async fn wrong_vcenter_password() -> Evidence {
     evidence.credentials.push(wrong_password.to_owned());
     evidence
 }
+
+#[tokio::test]
+async fn status_computed_from_a_stale_cache_is_not_written_over_a_newer_one() {
+    within_time(async {
+        let world = World::start(ONE_TOKEN_CLIENT).await;
+        let (api, client) = MockApi::start(NAMESPACE);
+        let ctx = world.context(client);
+        // The cached copy is at resourceVersion 7; the operator has written a newer status since.
+        let mut cr = new_credential();
+        cr.metadata.resource_version = Some("7".into());
+        let existing = world.owned_secret(&cr, seconds_ago(5 * 60), TimeDelta::hours(1), 2);
+
+        api.expect_get_secret(NAME, Some(existing));
+        api.expect(
+            Method::PATCH,
+            format!("/apis/syncclient.io/v1alpha1/namespaces/{NAMESPACE}/syncclientcredentials/{NAME}/status"),
+            |request| {
+                let body: serde_json::Value = request.json();
+                assert_eq!(
+                    body["metadata"]["resourceVersion"], "7",
+                    "a status computed from the cache carries its resourceVersion as a precondition"
+                );
+                Reply::failure(StatusCode::CONFLICT, "Conflict", "the object has been modified")
+            },
+        );
+        let action = credential::reconcile(Arc::new(cr), ctx)
+            .await
+            .expect("a stale status is not an error");
+        api.checkpoint();
+        let retry = requeue_after(&action).expect("retried soon on the newer version");
+        assert!(retry <= Duration::from_secs(1), "{retry:?}");
+        assert_eq!(world.broker_requests(), 0, "no broker call");
+    })
+    .await;
+}

@@ -126,6 +126,7 @@ async fn reconcile_inner(
     let old_status = cr.status.clone().unwrap_or_default();
     let secret_name = secret_name(cr);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let fresh = matches!(view, View::Fresh { .. });
 
     let policy = match policy_from_spec(cr) {
         Ok(policy) => policy,
@@ -138,13 +139,27 @@ async fn reconcile_inner(
                 secret: &state,
                 outcome: Outcome::SpecInvalid(&message),
             };
-            write_status(ctx, cr, &old_status, &status::compute(&old_status, &input)).await?;
-            return Ok(Action::await_change());
+            let guard = if fresh {
+                Guard::Always
+            } else {
+                Guard::IfUnchanged
+            };
+            let written = write_status(
+                ctx,
+                cr,
+                &old_status,
+                &status::compute(&old_status, &input),
+                guard,
+            )
+            .await?;
+            return Ok(match written {
+                StatusWrite::Done => Action::await_change(),
+                StatusWrite::Stale => Action::requeue(STALE_RETRY),
+            });
         }
     };
 
     // Observe.
-    let fresh = matches!(view, View::Fresh { .. });
     let observed = match view {
         View::Fresh { secret } => *secret,
         View::Cached => secrets
@@ -286,7 +301,14 @@ async fn reconcile_inner(
             attempt.run(&old_status).await?
         }
     };
-    write_status(ctx, cr, &old_status, &outcome_status).await?;
+    let guard = if fresh {
+        Guard::Always
+    } else {
+        Guard::IfUnchanged
+    };
+    if write_status(ctx, cr, &old_status, &outcome_status, guard).await? == StatusWrite::Stale {
+        return Ok(Action::requeue(STALE_RETRY));
+    }
     ctx.metrics.record_credential(cr, &outcome_status);
     Ok(action)
 }
@@ -707,31 +729,65 @@ fn resolve_failure(error: &ResolveError) -> Failure {
     }
 }
 
+/// Whether a status patch must match the resource version it was computed from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// Computed from the cache: a newer status (this operator's own, a moment ago) must not be
+    /// overwritten, so the patch carries `metadata.resourceVersion` as a precondition.
+    IfUnchanged,
+    /// Computed from a fresh read, right after issuing: it must be recorded.
+    Always,
+}
+
+/// What became of a status patch.
+#[derive(PartialEq, Eq)]
+enum StatusWrite {
+    /// Written, or nothing to write.
+    Done,
+    /// The resource changed since it was read; a later reconcile sees the newer version.
+    Stale,
+}
+
+/// After a stale status write: retry soon, on the newer version the watch delivers.
+const STALE_RETRY: Duration = Duration::from_millis(500);
+
 /// Patches the status subresource when the computed status differs from the current one.
 async fn write_status(
     ctx: &Context,
     cr: &SyncClientCredential,
     old: &SyncClientCredentialStatus,
     new: &SyncClientCredentialStatus,
-) -> Result<(), Error> {
+    guard: Guard,
+) -> Result<StatusWrite, Error> {
     if cr.status.is_some() && old == new {
-        return Ok(());
+        return Ok(StatusWrite::Done);
     }
     let namespace = cr.namespace().unwrap_or_default();
     let api: Api<SyncClientCredential> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = serde_json::json!({ "status": new });
-    api.patch_status(
-        &cr.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| Error::WriteStatus {
-        namespace,
-        name: cr.name_any(),
-        source,
-    })?;
-    Ok(())
+    let mut patch = serde_json::json!({ "status": new });
+    if guard == Guard::IfUnchanged
+        && let Some(version) = &cr.metadata.resource_version
+    {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    match api
+        .patch_status(
+            &cr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(StatusWrite::Done),
+        Err(kube::Error::Api(status)) if status.code == 409 && guard == Guard::IfUnchanged => {
+            Ok(StatusWrite::Stale)
+        }
+        Err(source) => Err(Error::WriteStatus {
+            namespace,
+            name: cr.name_any(),
+            source,
+        }),
+    }
 }
 
 /// Publishes an event on the credential; failures to publish are logged, never fatal.

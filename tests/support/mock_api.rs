@@ -572,10 +572,18 @@ fn status_of_patch(request: &Captured) -> SyncClientCredentialStatus {
     );
     let body: serde_json::Value = request.json();
     let object = body.as_object().expect("status patch is an object");
-    assert_eq!(
-        object.keys().collect::<Vec<_>>(),
-        ["status"],
-        "status patch holds only the status"
+    let keys: Vec<_> = object.keys().map(String::as_str).collect();
+    assert!(
+        keys == ["status"] || keys == ["metadata", "status"],
+        "status patch holds only the status (and a resourceVersion precondition): {keys:?}"
     );
+    if let Some(metadata) = object.get("metadata") {
+        let fields: Vec<_> = metadata.as_object().expect("metadata").keys().collect();
+        assert_eq!(
+            fields,
+            ["resourceVersion"],
+            "only a precondition in metadata"
+        );
+    }
     serde_json::from_value(object["status"].clone()).expect("status patch parses")
 }
