@@ -144,7 +144,7 @@ impl Metrics {
         })
     }
 
-    pub fn observe_reconcile(&self, elapsed: Duration, _ok: bool) {
+    pub fn observe_reconcile(&self, elapsed: Duration) {
         self.reconcile_duration.observe(elapsed.as_secs_f64());
     }
 

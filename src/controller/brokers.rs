@@ -206,18 +206,6 @@ impl BrokerRegistry {
         }
         Ok(resolved)
     }
-
-    /// Forgets a deleted broker.
-    pub fn remove(&self, key: &BrokerKey) {
-        let removed = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
-        if let Some(old) = removed {
-            tokio::spawn(async move { old.resolved.client.logout().await });
-        }
-    }
 }
 
 async fn get_broker<K>(api: &Api<K>, key: &BrokerKey) -> Result<K, ResolveError>

@@ -101,8 +101,7 @@ pub fn secret_name(cr: &SyncClientCredential) -> String {
 pub async fn reconcile(cr: Arc<SyncClientCredential>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile_inner(&cr, &ctx, View::Cached).await;
-    ctx.metrics
-        .observe_reconcile(started.elapsed(), result.is_ok());
+    ctx.metrics.observe_reconcile(started.elapsed());
     result
 }
 

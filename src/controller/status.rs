@@ -133,7 +133,7 @@ pub fn compute(
                 (
                     ConditionStatus::True,
                     reasons::CREDENTIAL_CURRENT,
-                    current_message(input.secret_name, record, *renewal_time),
+                    current_message(input.secret_name, record),
                 ),
                 (
                     ConditionStatus::False,
@@ -314,7 +314,7 @@ fn ready_from_record(
         Some(record) if current => (
             ConditionStatus::True,
             reasons::CREDENTIAL_CURRENT,
-            current_message(input.secret_name, record, None),
+            current_message(input.secret_name, record),
         ),
         Some(_) => (
             ConditionStatus::False,
@@ -346,7 +346,7 @@ fn is_expired(record: &Record, now: DateTime<Utc>) -> bool {
     matches!(record.expiry, Expiry::At(at) if now >= at)
 }
 
-fn current_message(secret_name: &str, record: &Record, _renewal: Option<DateTime<Utc>>) -> String {
+fn current_message(secret_name: &str, record: &Record) -> String {
     match record.expiry {
         Expiry::At(at) => format!(
             "Secret {secret_name} holds revision {} (expires {})",
