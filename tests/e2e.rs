@@ -453,17 +453,24 @@ async fn manual_rotation_is_served_once_and_acknowledged() {
     );
 }
 
+/// Starts the operator with one credential, waits until it is current and the follow-up
+/// reconciles are over, then clears the simulator's request log.
+async fn settled_credential(env: &Env, kube: &sync_client_kube_sim::KubeSim) -> harness::Operator {
+    let operator = env.operator("op", &[]);
+    env.create_credential("app", json!({})).await;
+    env.wait_for_reason("app", "CredentialCurrent").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    kube.clear_requests();
+    operator
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_operator_makes_no_api_calls_beyond_its_watches() {
     let env = Env::start().await;
     let Some(kube) = env.kube.as_ref() else {
         return assert!(std::env::var_os("E2E_KUBECONFIG").is_some());
     };
-    let _operator = env.operator("op", &[]);
-    env.create_credential("app", json!({})).await;
-    env.wait_for_reason("app", "CredentialCurrent").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    kube.clear_requests();
+    let _operator = settled_credential(&env, kube).await;
     let broker_before = env.broker.requests().len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let calls = harness::operator_calls(kube);
@@ -481,11 +488,7 @@ async fn a_rotation_costs_a_small_fixed_number_of_calls() {
     let Some(kube) = env.kube.as_ref() else {
         return assert!(std::env::var_os("E2E_KUBECONFIG").is_some());
     };
-    let _operator = env.operator("op", &[]);
-    env.create_credential("app", json!({})).await;
-    env.wait_for_reason("app", "CredentialCurrent").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    kube.clear_requests();
+    let _operator = settled_credential(&env, kube).await;
     env.broker.clear_requests();
     env.annotate("app", "syncclient.io/rotate-request", "measure")
         .await;
