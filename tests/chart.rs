@@ -25,7 +25,7 @@ const KINDS_WITHOUT_BUILT_IN_SCHEMA: &[&str] = &["ServiceMonitor"];
 
 /// The operator's Kubernetes API calls (group, resources, verbs): what the RBAC must grant,
 /// exactly. The chart keeps the same list in `templates/_helpers.tpl`, and
-/// `tests/operations.rs` checks both against the calls an end-to-end run really makes.
+/// `tests/e2e/rbac.rs` checks both against the calls an end-to-end run really makes.
 const OPERATOR_RULES: &[(&str, &[&str], &[&str])] = &[
     (
         "syncclient.io",

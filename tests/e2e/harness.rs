@@ -8,18 +8,17 @@
 //! CRDs must be installed). Request accounting of the Kubernetes side is only asserted against
 //! the simulator.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use sync_client_broker::{BrokerAuth, BrokerClient, BrokerConfig, SecretString, TlsConfig};
 use sync_client_broker_sim::{BrokerSim, BrokerSimConfig, SyncClients};
 use sync_client_kube_sim::KubeSim;
 use sync_client_operator::api::{IdentityBroker, SyncClientCredential};
@@ -444,4 +443,64 @@ pub fn merge(base: &mut serde_json::Value, extra: &serde_json::Value) {
         }
         (b, e) => *b = e.clone(),
     }
+}
+
+/// Asks the broker simulator's SCIM endpoint, over HTTPS, whether a token is live.
+pub async fn token_is_live(env: &Env, token: &str) -> bool {
+    let mut config = BrokerConfig::new(
+        env.broker.url(),
+        "CUSTOMER",
+        BrokerAuth::BearerToken(SecretString::from("unused")),
+    );
+    config.tls = TlsConfig {
+        ca_bundle_pem: env.broker.ca_pem(),
+        insecure_skip_verify: false,
+    };
+    let client = BrokerClient::new(config).expect("probe client");
+    client
+        .probe_token(&SecretString::from(token))
+        .await
+        .expect("probe answered")
+}
+
+/// The operator's output holds none of the credentials it handled.
+pub fn assert_no_secrets(output: &str, secrets: &[String]) {
+    assert!(!output.is_empty(), "the operator printed nothing");
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        assert!(
+            !output.contains(secret.as_str()),
+            "a credential appeared in the operator's output"
+        );
+    }
+    assert!(
+        !output.contains(VCENTER_PASSWORD),
+        "the vCenter password appeared in the operator's output"
+    );
+}
+
+pub async fn event_reasons(env: &Env, name: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    events
+        .list(&ListParams::default())
+        .await
+        .map(|list| {
+            list.items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .filter_map(|e| e.reason)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn wait_for_event(env: &Env, name: &str, reason: &str) {
+    env.eventually(&format!("event {reason} on {name}"), WAIT, || async {
+        event_reasons(env, name)
+            .await
+            .iter()
+            .any(|r| r == reason)
+            .then_some(())
+    })
+    .await;
 }

@@ -1,0 +1,16 @@
+//! End to end: the real operator binary against the Kubernetes API simulator and the broker
+//! simulator, over loopback HTTP(S), one module per theme. `harness` starts the world (and runs
+//! the same suite on a real cluster, see there).
+
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod broker_failures;
+mod cost;
+mod leader;
+mod lifecycle;
+mod metrics;
+mod rbac;
+mod schedule;
+mod watches;

@@ -1,0 +1,222 @@
+//! Scenarios shared by their own test and the secrecy test.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use sync_client_broker_sim::{Endpoint, Fault};
+use sync_client_operator::api::ConditionStatus;
+use sync_client_operator::controller::credential::{self};
+use sync_client_operator::secret::{EXPIRES_AT_ANNOTATION, ISSUED_AT_ANNOTATION};
+
+use crate::mock_api::MockApi;
+use crate::world::{
+    DIRECTORY, Evidence, NAME, NAMESPACE, World, annotation, assert_condition, assert_owned_record,
+    assert_requeue_within, data_text, new_credential, parse_time, requeue_after, seconds,
+};
+
+pub(crate) async fn first_issuance(world: &World) -> Evidence {
+    let (api, client) = MockApi::start(NAMESPACE);
+    let ctx = world.context(client);
+    let cr = new_credential();
+
+    api.expect_get_secret(NAME, None);
+    world.expect_broker_resolution(&api, &cr);
+    api.expect_create_secret(|secret| {
+        assert_owned_record(secret, 1);
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    });
+    api.expect_event(EventType::Normal, "Issued");
+    api.expect_status_patch(&cr, |status| {
+        assert_condition(status, "Ready", ConditionStatus::True, "CredentialCurrent");
+        assert_condition(status, "Issuing", ConditionStatus::False, "Idle");
+        assert_eq!(status.revision, Some(1));
+        assert_eq!(status.failed_attempts, 0);
+        assert_eq!(status.secret_name.as_deref(), Some(NAME));
+        assert_eq!(status.observed_generation, Some(1));
+        assert!(status.expires_at.is_some() && status.renewal_time.is_some());
+    });
+
+    let started = Utc::now();
+    let result = credential::reconcile(Arc::new(cr), ctx).await;
+    api.checkpoint();
+    let action = result.as_ref().expect("reconcile succeeds").clone();
+
+    let written = api.written_secrets().remove(0);
+    let live = world
+        .sim
+        .current_token(DIRECTORY)
+        .expect("the broker issued a token");
+    assert_eq!(data_text(&written, "access_token"), live, "the live token");
+    assert_eq!(data_text(&written, "scim_url"), world.scim_url());
+    assert_eq!(world.sim.generate_count(DIRECTORY), 1);
+
+    // The broker reports the sync client's saved lifetime of 60 minutes.
+    let expires_at = parse_time(annotation(&written, EXPIRES_AT_ANNOTATION));
+    let issued_at = parse_time(annotation(&written, ISSUED_AT_ANNOTATION));
+    let lifetime = seconds(expires_at - issued_at);
+    assert!(
+        (3590.0..=3600.0).contains(&lifetime),
+        "lifetime {lifetime}s"
+    );
+
+    // Renewal at two thirds of the lifetime, advanced by at most a tenth of that (jitter).
+    let status = api.last_status();
+    let renewal = status.renewal_time.expect("renewal time");
+    let renewal_after_issue = seconds(renewal - started);
+    assert!(
+        (2400.0 - 240.0 - 15.0..=2401.0).contains(&renewal_after_issue),
+        "renewal {renewal_after_issue}s after issue"
+    );
+    assert_eq!(
+        status.expires_at.map(|at| at.timestamp()),
+        Some(expires_at.timestamp())
+    );
+    let requeue = requeue_after(&action).expect("requeued at the renewal time");
+    let until_renewal = seconds(renewal - Utc::now());
+    assert!(
+        (requeue.as_secs_f64() - until_renewal).abs() < 3.0,
+        "requeue after {requeue:?}, renewal in {until_renewal}s"
+    );
+
+    let mut evidence = Evidence::default();
+    evidence.result(&result);
+    evidence.api(&api);
+    evidence.world(world);
+    evidence
+}
+
+/// A broker refusal that retrying cannot fix: reported, then not retried until something changes.
+pub(crate) async fn permanent_broker_failure(world: &World, reason: &'static str) -> Evidence {
+    let (api, client) = MockApi::start(NAMESPACE);
+    let ctx = world.context(client);
+    let cr = new_credential();
+
+    api.expect_get_secret(NAME, None);
+    world.expect_broker_resolution(&api, &cr);
+    api.expect_event(EventType::Warning, "RotationFailed");
+    api.expect_status_patch(&cr, move |status| {
+        assert_condition(status, "Ready", ConditionStatus::False, reason);
+        assert_condition(status, "Issuing", ConditionStatus::False, reason);
+        assert_eq!(status.failed_attempts, 1);
+        assert_eq!(status.last_failure_reason.as_deref(), Some(reason));
+        assert_eq!(status.last_failure_generation, Some(1));
+        assert!(status.last_failure_time.is_some());
+        assert_eq!(status.next_retry_time, None, "no retry is scheduled");
+        assert!(status.last_failure_message.is_some());
+    });
+    let first = credential::reconcile(Arc::new(cr.clone()), ctx.clone()).await;
+    api.checkpoint();
+    assert_eq!(
+        first.as_ref().expect("reconcile succeeds"),
+        &Action::await_change(),
+        "a permanent failure waits for a change"
+    );
+    assert_eq!(world.sim.count(Endpoint::Generate), 1);
+    assert_eq!(world.sim.generate_count(DIRECTORY), 0);
+    let event = api.events().remove(0);
+    assert!(
+        event.note.as_deref().is_some_and(|n| n.contains(reason)),
+        "event note names the reason: {:?}",
+        event.note
+    );
+
+    // Reconciled again (any watch event), with the status it wrote: no new broker call.
+    let mut again = cr;
+    again.status = Some(api.last_status());
+    let requests_before = world.broker_requests();
+    api.expect_get_secret(NAME, None);
+    api.allow_status_patch(&again, move |status| {
+        assert_condition(status, "Ready", ConditionStatus::False, reason);
+        assert_eq!(status.failed_attempts, 1);
+    });
+    let second = credential::reconcile(Arc::new(again), ctx).await;
+    api.checkpoint();
+    assert_eq!(
+        second.as_ref().expect("reconcile succeeds"),
+        &Action::await_change()
+    );
+    assert_eq!(
+        world.broker_requests(),
+        requests_before,
+        "no broker call after a permanent failure"
+    );
+    assert_eq!(world.sim.count(Endpoint::Generate), 1);
+
+    let mut evidence = Evidence::default();
+    evidence.result(&first);
+    evidence.result(&second);
+    evidence.api(&api);
+    evidence.world(world);
+    evidence
+}
+
+pub(crate) async fn broker_unavailable(world: &World) -> Evidence {
+    world
+        .sim
+        .inject(Fault::on(Endpoint::Generate).text(500, "internal error"));
+    let (api, client) = MockApi::start(NAMESPACE);
+    let ctx = world.context(client);
+    let cr = new_credential();
+
+    api.expect_get_secret(NAME, None);
+    world.expect_broker_resolution(&api, &cr);
+    api.expect_event(EventType::Warning, "RotationFailed");
+    api.expect_status_patch(&cr, |status| {
+        assert_condition(status, "Ready", ConditionStatus::False, "BrokerUnavailable");
+        assert_condition(status, "Issuing", ConditionStatus::True, "Backoff");
+        assert_eq!(status.failed_attempts, 1);
+        assert_eq!(
+            status.last_failure_reason.as_deref(),
+            Some("BrokerUnavailable")
+        );
+        assert!(status.next_retry_time.is_some());
+    });
+    let first = credential::reconcile(Arc::new(cr.clone()), ctx.clone()).await;
+    api.checkpoint();
+    assert_eq!(world.sim.count(Endpoint::Generate), 1);
+
+    // The first retry waits 5 s, jittered down to no less than 3.75 s.
+    let status = api.last_status();
+    let failed_at = status.last_failure_time.expect("failure time");
+    let retry_at = status.next_retry_time.expect("retry time");
+    let backoff = seconds(retry_at - failed_at);
+    assert!((3.75..=5.0).contains(&backoff), "backoff {backoff}s");
+    assert_requeue_within(
+        first.as_ref().expect("reconcile succeeds"),
+        Duration::from_secs(3),
+        Duration::from_secs(5),
+    );
+
+    // Reconciled again before the retry time (its own status patch is a watch event): waits.
+    let mut again = cr;
+    again.status = Some(status);
+    api.expect_get_secret(NAME, None);
+    api.allow_status_patch(&again, |status| {
+        assert_condition(status, "Issuing", ConditionStatus::True, "Backoff");
+        assert_eq!(status.failed_attempts, 1);
+    });
+    let second = credential::reconcile(Arc::new(again), ctx).await;
+    api.checkpoint();
+    assert_eq!(
+        world.sim.count(Endpoint::Generate),
+        1,
+        "no retry before the backoff"
+    );
+    let left = seconds(retry_at - Utc::now());
+    let requeue = requeue_after(second.as_ref().expect("reconcile succeeds"))
+        .expect("requeued at the retry time");
+    assert!(
+        (requeue.as_secs_f64() - left).abs() < 1.5,
+        "requeue after {requeue:?}, retry in {left}s"
+    );
+
+    let mut evidence = Evidence::default();
+    evidence.result(&first);
+    evidence.result(&second);
+    evidence.api(&api);
+    evidence.world(world);
+    evidence
+}
