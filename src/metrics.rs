@@ -44,6 +44,19 @@ struct BrokerRequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BrokerReadyLabels {
+    kind: String,
+    namespace: String,
+    name: String,
+    condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     category: String,
 }
@@ -56,6 +69,8 @@ pub struct Metrics {
     ready: Family<ReadyLabels, Gauge>,
     rotations: Family<ResultLabels, Counter>,
     broker_requests: Family<BrokerRequestLabels, Counter>,
+    broker_request_duration: Family<EndpointLabels, Histogram>,
+    broker_ready: Family<BrokerReadyLabels, Gauge>,
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
     known: Mutex<BTreeSet<CredentialLabels>>,
@@ -77,6 +92,11 @@ impl Metrics {
         let ready = Family::<ReadyLabels, Gauge>::default();
         let rotations = Family::<ResultLabels, Counter>::default();
         let broker_requests = Family::<BrokerRequestLabels, Counter>::default();
+        let broker_request_duration =
+            Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+            });
+        let broker_ready = Family::<BrokerReadyLabels, Gauge>::default();
         let reconcile_duration =
             Histogram::new([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
@@ -106,6 +126,16 @@ impl Metrics {
             broker_requests.clone(),
         );
         registry.register(
+            "broker_request_duration_seconds",
+            "Duration of HTTP requests to brokers by endpoint, until the whole answer was read",
+            broker_request_duration.clone(),
+        );
+        registry.register(
+            "broker_ready_status",
+            "Ready condition of each broker resource (1 for the current condition value)",
+            broker_ready.clone(),
+        );
+        registry.register(
             "reconcile_duration_seconds",
             "Duration of credential reconciles",
             reconcile_duration.clone(),
@@ -122,6 +152,8 @@ impl Metrics {
             ready,
             rotations,
             broker_requests,
+            broker_request_duration,
+            broker_ready,
             reconcile_duration,
             reconcile_errors,
             known: Mutex::new(BTreeSet::new()),
@@ -141,7 +173,32 @@ impl Metrics {
                     result: outcome.result.to_owned(),
                 })
                 .inc();
+            metrics
+                .broker_request_duration
+                .get_or_create(&EndpointLabels {
+                    endpoint: outcome.endpoint.as_str().to_owned(),
+                })
+                .observe(outcome.elapsed.as_secs_f64());
         })
+    }
+
+    /// Mirrors a broker resource's Ready condition (`kind` is `IdentityBroker` or
+    /// `ClusterIdentityBroker`; `namespace` is empty for cluster brokers).
+    pub fn record_broker(&self, kind: &str, namespace: &str, name: &str, ready: ConditionStatus) {
+        for value in [
+            ConditionStatus::True,
+            ConditionStatus::False,
+            ConditionStatus::Unknown,
+        ] {
+            self.broker_ready
+                .get_or_create(&BrokerReadyLabels {
+                    kind: kind.to_owned(),
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    condition: format!("{value:?}"),
+                })
+                .set(i64::from(value == ready));
+        }
     }
 
     pub fn observe_reconcile(&self, elapsed: Duration) {

@@ -88,10 +88,16 @@ async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Resu
             .conditions
             .iter()
             .any(|c| c.type_ == reasons::READY && c.status == ConditionStatus::True);
+    let key = key_of(broker.as_ref());
     if ready_now {
+        ctx.metrics.record_broker(
+            &format!("{:?}", K::KIND),
+            &key.namespace,
+            &key.name,
+            ConditionStatus::True,
+        );
         return Ok(Action::await_change());
     }
-    let key = key_of(broker.as_ref());
     let result = match ctx
         .brokers
         .client_for(
@@ -150,6 +156,12 @@ async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Resu
     if condition_status == ConditionStatus::True {
         ctx.clear_errors(&format!("broker:{key}"));
     }
+    ctx.metrics.record_broker(
+        &format!("{:?}", K::KIND),
+        &key.namespace,
+        &key.name,
+        condition_status,
+    );
     set_condition(
         &mut status.conditions,
         Condition {
