@@ -356,6 +356,7 @@ mod tests {
                 renew_before: None,
                 renew_before_percentage: None,
                 rotation_interval: None,
+                verify_interval: None,
                 secret_name: None,
                 secret_template: None,
                 keys: None,

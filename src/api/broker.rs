@@ -11,11 +11,20 @@ use super::Condition;
 
 /// How to reach and authenticate to a broker; shared by both broker kinds.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!self.url.startsWith('http://') || (has(self.allowInsecureHttp) && self.allowInsecureHttp)").message("an http:// url sends the vCenter password and every credential in clear text: use https://, or set allowInsecureHttp: true (tests only)"))]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerConnection {
     /// Base URL of the broker (the `{api_host}`), e.g. `https://vcenter.example.com`.
-    #[schemars(regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
+    #[schemars(
+        regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub url: String,
+    /// Allow a plain `http://` url. The vCenter password and every credential then cross the
+    /// network unencrypted: only for tests and local simulators. A warning is logged whenever the
+    /// broker is used.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
     /// Tenant name, sent exactly as written.
     #[serde(default = "default_tenant")]
     #[schemars(length(min = 1, max = 128))]
@@ -115,12 +124,13 @@ pub struct SecretKeyRef {
 }
 
 /// Request limits towards this broker.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerLimits {
-    /// Timeout of one HTTP request (default `30s`).
+    /// Timeout of one HTTP request (default `30s`; 1s to 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN))]
+    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('5m')").message("requestTimeout must be between 1s and 5m"))]
     pub request_timeout: Option<String>,
     /// Rotations through this broker running at once (default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +208,11 @@ pub struct ClusterIdentityBrokerSpec {
     /// Namespaces whose credentials may use this broker (absent: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
+    /// Directory ids (UUIDs) whose sync clients this broker may rotate (absent or empty: all).
+    /// Keeps a namespace that may use the broker from rotating another team's directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024), inner(regex(pattern = crate::api::UUID_PATTERN)))]
+    pub allowed_directories: Vec<String>,
 }
 
 /// Observed state of a broker; never holds secret material.

@@ -2,16 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Condition;
+use super::SyncClientCredentialStatus;
 
-const UUID_PATTERN: &str =
+/// A directory id.
+pub const UUID_PATTERN: &str =
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
+/// Secret data keys: `[-._a-zA-Z0-9]+`, but not `.` or `..` (the API server's rule).
+const SECRET_KEY_PATTERN: &str =
+    r"^([-_a-zA-Z0-9][-._a-zA-Z0-9]*|\.[-_a-zA-Z0-9][-._a-zA-Z0-9]*|\.\.[-._a-zA-Z0-9]+)$";
 const DNS_SUBDOMAIN_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
@@ -42,8 +44,10 @@ const DNS_SUBDOMAIN_PATTERN: &str =
         json_path = ".status.secretName",
         priority = 1
     ),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
-    printcolumn(name = "Renewal", type_ = "date", json_path = ".status.renewalTime"),
+    // Times in the future have no age: `date` columns would print `<invalid>`. RFC 3339 strings
+    // read the same in every time zone.
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(name = "Renewal", type_ = "string", json_path = ".status.renewalTime"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -52,7 +56,6 @@ const DNS_SUBDOMAIN_PATTERN: &str =
 )]
 #[x_kube(validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("renewBefore and renewBeforePercentage are mutually exclusive"))]
 #[x_kube(validation = Rule::new("self.credentialType == 'AccessToken' || (!has(self.renewBefore) && !has(self.renewBeforePercentage) && !has(self.tokenTTL))").message("renewBefore, renewBeforePercentage and tokenTTL apply only to credentialType AccessToken"))]
-#[x_kube(validation = Rule::new("!has(self.tokenTTL) || duration(self.tokenTTL) >= duration('1m')").message("tokenTTL must be at least 1m (the broker counts it in minutes)"))]
 #[serde(rename_all = "camelCase")]
 pub struct SyncClientCredentialSpec {
     /// The broker that issues this credential.
@@ -66,12 +69,14 @@ pub struct SyncClientCredentialSpec {
     /// Lifetime of issued access tokens (whole minutes, e.g. `720h`). Omitted: the broker keeps
     /// the value saved for this sync client.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN))]
+    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('87600h')").message("tokenTTL must be between 1m and 87600h (10 years); the broker counts it in minutes"))]
     pub token_ttl: Option<String>,
     /// Renew this long before expiry (e.g. `24h`). Mutually exclusive with
     /// `renewBeforePercentage`. Default: one third of the issued lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN))]
+    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('87600h')").message("renewBefore must be between 1m and 87600h (10 years)"))]
     pub renew_before: Option<String>,
     /// Renew when this percentage of the issued lifetime remains (1-99).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,8 +86,16 @@ pub struct SyncClientCredentialSpec {
     /// never expire; for access tokens it shortens the expiry-based schedule. Omitted for a
     /// `ClientSecret`: no scheduled rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN))]
+    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('87600h')").message("rotationInterval must be between 1m and 87600h (10 years): every rotation revokes the live credential"))]
     pub rotation_interval: Option<String>,
+    /// How often the stored access token is checked with the broker's SCIM endpoint, so a token
+    /// revoked elsewhere is replaced at once (default `1h` for access tokens; `0s` turns the
+    /// check off). Client secrets are not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::duration::DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) == duration('0s') || (duration(self) >= duration('10s') && duration(self) <= duration('8760h'))").message("verifyInterval must be 0s (off) or between 10s and 8760h"))]
+    pub verify_interval: Option<String>,
     /// Name of the Secret to write (default: the name of this resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DNS_SUBDOMAIN_PATTERN), length(max = 253))]
@@ -129,41 +142,77 @@ pub enum CredentialType {
 }
 
 /// Metadata and type given to the Secret.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Values are validated by the schema; keys (which a structural schema cannot constrain without
+/// CEL rules whose estimated cost a real API server may refuse) are checked by the operator before
+/// any broker call, as are the keys a `type` requires.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("!has(self.type) || !(self.type in ['kubernetes.io/service-account-token', 'kubernetes.io/dockercfg', 'kubernetes.io/dockerconfigjson', 'bootstrap.kubernetes.io/token'])").message("type cannot hold a sync-client credential: the API server requires other data for it"))]
 #[serde(rename_all = "camelCase")]
 pub struct SecretTemplate {
+    /// Labels added to the Secret (at most 64; values as Kubernetes label values).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "label_map_schema")]
     pub labels: BTreeMap<String, String>,
+    /// Annotations added to the Secret (at most 64, values up to 4 KiB).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "annotation_map_schema")]
     pub annotations: BTreeMap<String, String>,
     /// Secret type (default `Opaque`). Applied when the Secret is created.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub type_: Option<String>,
 }
 
-/// Data key names; each defaults to the snake_case name of its field.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// Kubernetes label values: at most 63 characters, alphanumeric at both ends.
+pub const LABEL_VALUE_PATTERN: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+/// Most labels or annotations a template may add.
+pub const MAX_TEMPLATE_ENTRIES: u32 = 64;
+/// Longest template annotation value; 64 of them stay within the API server's 256 KiB limit.
+pub const MAX_TEMPLATE_ANNOTATION_VALUE: u32 = 4096;
+
+fn label_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": MAX_TEMPLATE_ENTRIES,
+        "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN},
+    })
+}
+
+fn annotation_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": MAX_TEMPLATE_ENTRIES,
+        "additionalProperties": {"type": "string", "maxLength": MAX_TEMPLATE_ANNOTATION_VALUE},
+    })
+}
+
+/// Data key names; each defaults to the snake_case name of its field. The keys written together
+/// (token, expiry and SCIM URL; or client id and secret) must differ, or one would overwrite
+/// another in the Secret.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[x_kube(validation = Rule::new("(has(self.accessToken) ? self.accessToken : 'access_token') != (has(self.expiresAt) ? self.expiresAt : 'expires_at') && (has(self.accessToken) ? self.accessToken : 'access_token') != (has(self.scimUrl) ? self.scimUrl : 'scim_url') && (has(self.expiresAt) ? self.expiresAt : 'expires_at') != (has(self.scimUrl) ? self.scimUrl : 'scim_url') && (has(self.clientId) ? self.clientId : 'client_id') != (has(self.clientSecret) ? self.clientSecret : 'client_secret')").message("keys must name distinct data keys: accessToken, expiresAt and scimUrl are written together, and so are clientId and clientSecret"))]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeys {
     /// Default `access_token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = SECRET_KEY_PATTERN))]
+    #[schemars(regex(pattern = SECRET_KEY_PATTERN), length(max = 253))]
     pub access_token: Option<String>,
     /// Default `expires_at` (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = SECRET_KEY_PATTERN))]
+    #[schemars(regex(pattern = SECRET_KEY_PATTERN), length(max = 253))]
     pub expires_at: Option<String>,
     /// Default `scim_url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = SECRET_KEY_PATTERN))]
+    #[schemars(regex(pattern = SECRET_KEY_PATTERN), length(max = 253))]
     pub scim_url: Option<String>,
     /// Default `client_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = SECRET_KEY_PATTERN))]
+    #[schemars(regex(pattern = SECRET_KEY_PATTERN), length(max = 253))]
     pub client_id: Option<String>,
     /// Default `client_secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = SECRET_KEY_PATTERN))]
+    #[schemars(regex(pattern = SECRET_KEY_PATTERN), length(max = 253))]
     pub client_secret: Option<String>,
 }
 
@@ -181,36 +230,4 @@ pub enum RolloutKind {
     Deployment,
     StatefulSet,
     DaemonSet,
-}
-
-/// Observed state. Mirrors the Secret's record for people; holds no secret material.
-///
-/// `None` fields serialize as `null` so that a merge patch of the whole status clears them.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncClientCredentialStatus {
-    #[serde(default)]
-    pub conditions: Vec<Condition>,
-    pub observed_generation: Option<i64>,
-    pub secret_name: Option<String>,
-    /// When the current access token expires.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When the next rotation is planned.
-    pub renewal_time: Option<DateTime<Utc>>,
-    pub last_rotation_time: Option<DateTime<Utc>>,
-    /// Number of credentials issued into the Secret so far.
-    pub revision: Option<i64>,
-    /// Consecutive failed issuance attempts (0 after a success).
-    #[serde(default)]
-    pub failed_attempts: i32,
-    pub last_failure_time: Option<DateTime<Utc>>,
-    /// Category of the last failure: spec, auth, permission, not_found, conflict, transient.
-    pub last_failure_reason: Option<String>,
-    /// The generation the last failure happened at; permanent failures wait for a new one.
-    pub last_failure_generation: Option<i64>,
-    pub next_retry_time: Option<DateTime<Utc>>,
-    /// Bounded explanation of the last failure.
-    pub last_failure_message: Option<String>,
-    /// The last `syncclient.io/rotate-request` value served.
-    pub observed_rotate_request: Option<String>,
 }

@@ -4,6 +4,7 @@
 mod broker;
 mod conditions;
 mod credential;
+mod status;
 
 pub use broker::{
     BearerTokenAuth, BrokerAuth, BrokerConnection, BrokerLimits, BrokerStatus, BrokerTls,
@@ -12,15 +13,21 @@ pub use broker::{
 };
 pub use conditions::{Condition, ConditionStatus, reasons, set_condition};
 pub use credential::{
-    BrokerKind, BrokerRef, CredentialType, RolloutKind, RolloutTarget, SecretKeys, SecretTemplate,
-    SyncClientCredential, SyncClientCredentialSpec, SyncClientCredentialStatus,
+    BrokerKind, BrokerRef, CredentialType, LABEL_VALUE_PATTERN, MAX_TEMPLATE_ANNOTATION_VALUE,
+    MAX_TEMPLATE_ENTRIES, RolloutKind, RolloutTarget, SecretKeys, SecretTemplate,
+    SyncClientCredential, SyncClientCredentialSpec, UUID_PATTERN,
 };
+pub use status::{MAX_HISTORY, RotationRecord, SyncClientCredentialStatus};
 
 /// API group of every resource of the operator.
 pub const GROUP: &str = "syncclient.io";
 
 /// Annotation a user sets (to any new value) to ask for a rotation now.
 pub const ROTATE_REQUEST_ANNOTATION: &str = "syncclient.io/rotate-request";
+
+/// Annotation a user sets (to any new value) to ask for a preflight check: vCenter login, broker
+/// token and a read of the sync client, without minting (nothing is revoked).
+pub const PREFLIGHT_REQUEST_ANNOTATION: &str = "syncclient.io/preflight-request";
 
 /// All CRDs, in a stable order, for the `crd` subcommand and the drift test.
 pub fn crds()

@@ -79,6 +79,7 @@ impl World {
                 connection: BrokerConnection {
                     url: self.sim.url(),
                     tenant: self.sim.tenant(),
+                    allow_insecure_http: true,
                     tls: None,
                     auth: BrokerAuth {
                         vcenter: Some(VCenterAuth {
@@ -228,6 +229,7 @@ pub(crate) fn new_credential() -> SyncClientCredential {
             renew_before: None,
             renew_before_percentage: None,
             rotation_interval: None,
+            verify_interval: None,
             secret_name: None,
             secret_template: None,
             keys: None,
