@@ -6,9 +6,8 @@
 //! of the operator. The broker client is its own crate, `sync_client_broker`, with no Kubernetes
 //! dependency.
 
-#![warn(clippy::unwrap_used, clippy::expect_used)]
-
 pub mod api;
+pub mod clock;
 pub mod controller;
 pub mod duration;
 pub mod http;

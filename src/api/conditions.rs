@@ -40,24 +40,12 @@ pub mod reasons {
     // Ready=True
     pub const CREDENTIAL_CURRENT: &str = "CredentialCurrent";
     pub const AUTHENTICATED: &str = "Authenticated";
-    // Ready=False / Issuing
+    // Ready=False / Issuing. Failure reasons are `controller::failure::FailureReason`.
     pub const SUSPENDED: &str = "Suspended";
     pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
     pub const PENDING: &str = "Pending";
-    pub const ISSUING_NOW: &str = "Issuing";
     pub const IDLE: &str = "Idle";
     pub const BACKOFF: &str = "Backoff";
-    pub const BROKER_NOT_FOUND: &str = "BrokerNotFound";
-    pub const BROKER_NOT_ALLOWED: &str = "BrokerNotAllowed";
-    pub const BROKER_CONFIG_INVALID: &str = "BrokerConfigInvalid";
-    pub const SPEC_INVALID: &str = "SpecInvalid";
-    pub const AUTH_FAILED: &str = "AuthenticationFailed";
-    pub const PERMISSION_DENIED: &str = "PermissionDenied";
-    pub const SYNC_CLIENT_NOT_FOUND: &str = "SyncClientNotFound";
-    pub const SYNC_CLIENT_CONFLICT: &str = "SyncClientConflict";
-    pub const BROKER_UNAVAILABLE: &str = "BrokerUnavailable";
-    pub const ROTATION_STATE_UNKNOWN: &str = "RotationStateUnknown";
-    pub const SECRET_WRITE_FAILED: &str = "SecretWriteFailed";
     pub const EXPIRED: &str = "Expired";
 
     // Events

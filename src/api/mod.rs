@@ -4,6 +4,7 @@
 mod broker;
 mod conditions;
 mod credential;
+mod policy;
 mod status;
 
 pub use broker::{
@@ -17,6 +18,7 @@ pub use credential::{
     MAX_TEMPLATE_ENTRIES, RolloutKind, RolloutTarget, SecretKeys, SecretTemplate,
     SyncClientCredential, SyncClientCredentialSpec, UUID_PATTERN,
 };
+pub use policy::{SpecError, secret_name, spec_hash, token_ttl_minutes};
 pub use status::{MAX_HISTORY, RotationRecord, SyncClientCredentialStatus};
 
 /// API group of every resource of the operator.

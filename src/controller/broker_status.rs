@@ -4,37 +4,28 @@
 
 use std::sync::Arc;
 
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use futures::{StreamExt, future};
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
-use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Client, ResourceExt};
 
-use super::brokers::{BrokerKey, ResolveError};
+use super::brokers::BrokerKey;
+use super::failure::Failure;
+use super::status::broker::{AuthResult, compute, is_ready_at};
+use super::status::{self, Guard, HasStatus};
 use super::{Context, Error, Options};
 use crate::api::{
-    BrokerConnection, BrokerKind, BrokerStatus, ClusterIdentityBroker, Condition, ConditionStatus,
-    IdentityBroker, reasons, set_condition,
+    BrokerConnection, BrokerKind, BrokerStatus, ClusterIdentityBroker, ConditionStatus,
+    IdentityBroker,
 };
 use crate::planner::FailureCategory;
 
 /// What both broker kinds offer to the status reconciler.
-pub trait BrokerResource:
-    Resource<DynamicType = (), Scope: Send + Sync>
-    + Clone
-    + DeserializeOwned
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
-{
+pub trait BrokerResource: HasStatus<Status = BrokerStatus, Scope: Send + Sync> {
     const KIND: BrokerKind;
     fn connection(&self) -> &BrokerConnection;
     fn secret_namespace(&self) -> String;
-    fn broker_status(&self) -> Option<&BrokerStatus>;
-    fn api(client: Client, namespace: Option<&str>) -> Api<Self>;
 }
 
 impl BrokerResource for IdentityBroker {
@@ -44,15 +35,6 @@ impl BrokerResource for IdentityBroker {
     }
     fn secret_namespace(&self) -> String {
         self.namespace().unwrap_or_default()
-    }
-    fn broker_status(&self) -> Option<&BrokerStatus> {
-        self.status.as_ref()
-    }
-    fn api(client: Client, namespace: Option<&str>) -> Api<Self> {
-        match namespace {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
-        }
     }
 }
 
@@ -64,12 +46,6 @@ impl BrokerResource for ClusterIdentityBroker {
     fn secret_namespace(&self) -> String {
         self.spec.secret_namespace.clone()
     }
-    fn broker_status(&self) -> Option<&BrokerStatus> {
-        self.status.as_ref()
-    }
-    fn api(client: Client, _namespace: Option<&str>) -> Api<Self> {
-        Api::all(client)
-    }
 }
 
 fn key_of<K: BrokerResource>(broker: &K) -> BrokerKey {
@@ -80,114 +56,67 @@ fn key_of<K: BrokerResource>(broker: &K) -> BrokerKey {
     }
 }
 
-async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let generation = broker.meta().generation;
-    let old = broker.broker_status().cloned().unwrap_or_default();
-    let ready_now = old.observed_generation == generation
-        && old
-            .conditions
-            .iter()
-            .any(|c| c.type_ == reasons::READY && c.status == ConditionStatus::True);
-    let key = key_of(broker.as_ref());
-    if ready_now {
-        ctx.metrics.record_broker(
-            &format!("{:?}", K::KIND),
-            &key.namespace,
-            &key.name,
-            ConditionStatus::True,
-        );
-        return Ok(Action::await_change());
-    }
-    let result = match ctx
+/// Logs in to the broker (session and broker token) with its current settings.
+async fn authenticate<K: BrokerResource>(ctx: &Context, broker: &K) -> AuthResult {
+    let resolved = ctx
         .brokers
         .client_for(
             &ctx.client,
-            key.clone(),
+            key_of(broker),
             broker.connection(),
             &broker.secret_namespace(),
         )
-        .await
-    {
-        Ok(resolved) => resolved.client.authenticate().await.map_err(|e| {
-            let failure = super::credential::broker_failure(&e);
-            (failure.reason, failure.message)
-        }),
-        Err(e) => Err((
-            match e {
-                ResolveError::ConfigInvalid { .. } => reasons::BROKER_CONFIG_INVALID,
-                _ => reasons::BROKER_UNAVAILABLE,
-            },
-            e.to_string(),
-        )),
+        .await;
+    let client = match resolved {
+        Ok(resolved) => resolved.client,
+        Err(e) => return AuthResult::Failed(Failure::from_resolve(&e)),
     };
-    let now = Utc::now();
-    let mut status = old.clone();
-    status.observed_generation = generation;
-    let (condition_status, reason, message, action) = match result {
-        Ok(auth) => {
-            status.last_authentication_time = Some(now);
-            status.broker_token_expires_at = auth
+    match client.authenticate().await {
+        Ok(auth) => AuthResult::Authenticated {
+            broker_token_expires_in: auth
                 .broker_token_expires_in
-                .and_then(|d| TimeDelta::from_std(d).ok())
-                .map(|d| now + d);
-            (
-                ConditionStatus::True,
-                reasons::AUTHENTICATED,
-                "authenticated to the broker".to_owned(),
-                Action::await_change(),
-            )
+                .and_then(|d| TimeDelta::from_std(d).ok()),
+        },
+        Err(e) => AuthResult::Failed(Failure::from_broker(&e)),
+    }
+}
+
+async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let generation = broker.meta().generation;
+    let old = broker.current_status().cloned().unwrap_or_default();
+    let key = key_of(broker.as_ref());
+    let kind = format!("{:?}", K::KIND);
+    if is_ready_at(&old, generation) {
+        let ready = ConditionStatus::True;
+        ctx.metrics
+            .record_broker(&kind, &key.namespace, &key.name, ready);
+        return Ok(Action::await_change());
+    }
+    let now = ctx.clock.now();
+    let result = authenticate(&ctx, broker.as_ref()).await;
+    let action = match &result {
+        AuthResult::Authenticated { .. } => {
+            ctx.clear_errors(&format!("broker:{key}"));
+            Action::await_change()
         }
-        Err((reason, message)) => {
-            tracing::warn!(broker = %key, reason, %message, "broker authentication failed");
+        AuthResult::Failed(failure) => {
+            tracing::warn!(broker = %key, reason = %failure.reason, message = %failure.message, "broker authentication failed");
             // A permanent failure (e.g. a missing privilege) waits for a change of the broker;
             // anything else is retried with backoff.
-            let action = match super::status::category_of_reason(reason) {
+            match failure.category() {
                 FailureCategory::Permanent => Action::await_change(),
                 FailureCategory::Retryable => Action::requeue(ctx.broker_backoff(&key)),
-            };
-            (
-                ConditionStatus::False,
-                reason,
-                super::status::bounded(&message),
-                action,
-            )
+            }
         }
     };
-    if condition_status == ConditionStatus::True {
-        ctx.clear_errors(&format!("broker:{key}"));
-    }
-    ctx.metrics.record_broker(
-        &format!("{:?}", K::KIND),
-        &key.namespace,
-        &key.name,
-        condition_status,
-    );
-    set_condition(
-        &mut status.conditions,
-        Condition {
-            type_: reasons::READY.into(),
-            status: condition_status,
-            reason: reason.into(),
-            message,
-            last_transition_time: now,
-            observed_generation: generation,
-        },
-    );
-    if status != old || broker.broker_status().is_none() {
-        let api = K::api(ctx.client.clone(), broker.namespace().as_deref());
-        let patch = serde_json::json!({ "status": status });
-        api.patch_status(
-            &broker.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| Error::WriteStatus {
-            namespace: broker.namespace().unwrap_or_default(),
-            name: broker.name_any(),
-            source,
-        })?;
-    }
+    let status = compute(&old, generation, &result, now);
+    let ready = match result {
+        AuthResult::Authenticated { .. } => ConditionStatus::True,
+        AuthResult::Failed(_) => ConditionStatus::False,
+    };
+    ctx.metrics
+        .record_broker(&kind, &key.namespace, &key.name, ready);
+    status::write(&ctx.client, broker.as_ref(), &status, Guard::Always).await?;
     Ok(action)
 }
 

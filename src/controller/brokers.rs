@@ -64,7 +64,7 @@ pub enum ResolveError {
         broker: BrokerKey,
         what: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -220,7 +220,7 @@ where
         Err(source) => Err(ResolveError::Kube {
             broker: key.clone(),
             what: "the broker".into(),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -246,7 +246,7 @@ async fn check_namespace_allowed(
             return Err(ResolveError::Kube {
                 broker: key.clone(),
                 what: format!("namespace {namespace}"),
-                source,
+                source: Box::new(source),
             });
         }
     };
@@ -276,7 +276,7 @@ async fn secret_values<const N: usize>(
         .map_err(|source| ResolveError::Kube {
             broker: broker.clone(),
             what: format!("Secret {name}"),
-            source,
+            source: Box::new(source),
         })?
         .ok_or_else(|| invalid(format!("Secret {name} not found")))?;
     let mut values: [String; N] = std::array::from_fn(|_| String::new());
@@ -298,23 +298,50 @@ async fn load_config(
     connection: &BrokerConnection,
     observer: Option<Observer>,
 ) -> Result<BrokerConfig, ResolveError> {
-    let invalid = |message: String| ResolveError::ConfigInvalid {
+    let tls = connection.tls.clone().unwrap_or_default();
+    if tls.insecure_skip_verify {
+        tracing::warn!(broker = %key, "TLS verification is disabled for this broker (insecureSkipVerify): credentials can be intercepted");
+    }
+    Ok(BrokerConfig {
+        base_url: connection.url.clone(),
+        tenant: connection.tenant.clone(),
+        auth: load_auth(secrets, key, connection).await?,
+        tls: TlsConfig {
+            ca_bundle_pem: load_ca_bundle(secrets, key, &tls).await?,
+            insecure_skip_verify: tls.insecure_skip_verify,
+        },
+        request_timeout: request_timeout(key, connection)?,
+        token_refresh_margin: Duration::from_secs(60),
+        observer,
+    })
+}
+
+fn invalid(key: &BrokerKey, message: impl Into<String>) -> ResolveError {
+    ResolveError::ConfigInvalid {
         broker: key.clone(),
-        message,
-    };
-    let auth = match (&connection.auth.vcenter, &connection.auth.bearer_token) {
+        message: message.into(),
+    }
+}
+
+/// The login from the broker's Secret: vCenter user and password, or a ready bearer token.
+async fn load_auth(
+    secrets: &Api<Secret>,
+    key: &BrokerKey,
+    connection: &BrokerConnection,
+) -> Result<ClientAuth, ResolveError> {
+    match (&connection.auth.vcenter, &connection.auth.bearer_token) {
         (Some(vcenter), None) => {
             let r = &vcenter.credentials_secret_ref;
             let [username, password] =
                 secret_values(secrets, key, &r.name, [&r.username_key, &r.password_key]).await?;
-            ClientAuth::VCenter {
+            Ok(ClientAuth::VCenter {
                 username,
                 password: SecretString::from(password),
                 token_client: match vcenter.token_client {
                     TokenClient::OperatorClient => ClientTokenClient::OperatorClient,
                     TokenClient::AdminClient => ClientTokenClient::AdminClient,
                 },
-            }
+            })
         }
         (None, Some(bearer)) => {
             let SecretKeyRef {
@@ -323,17 +350,25 @@ async fn load_config(
             } = &bearer.secret_ref;
             let [token] =
                 secret_values(secrets, key, name, [data_key.as_deref().unwrap_or("token")]).await?;
-            ClientAuth::BearerToken(SecretString::from(token.trim().to_owned()))
+            Ok(ClientAuth::BearerToken(SecretString::from(
+                token.trim().to_owned(),
+            )))
         }
-        _ => {
-            return Err(invalid(
-                "set exactly one of auth.vcenter and auth.bearerToken".into(),
-            ));
-        }
-    };
-    let tls = connection.tls.clone().unwrap_or_default();
-    let ca_bundle_pem = match (&tls.ca_bundle, &tls.ca_secret_ref) {
-        (Some(pem), None) => Some(pem.clone()),
+        _ => Err(invalid(
+            key,
+            "set exactly one of auth.vcenter and auth.bearerToken",
+        )),
+    }
+}
+
+/// The CA bundle to trust, from the resource or its Secret (`None`: the system roots).
+async fn load_ca_bundle(
+    secrets: &Api<Secret>,
+    key: &BrokerKey,
+    tls: &crate::api::BrokerTls,
+) -> Result<Option<String>, ResolveError> {
+    match (&tls.ca_bundle, &tls.ca_secret_ref) {
+        (Some(pem), None) => Ok(Some(pem.clone())),
         (None, Some(r)) => {
             let [pem] = secret_values(
                 secrets,
@@ -342,46 +377,37 @@ async fn load_config(
                 [r.key.as_deref().unwrap_or("ca.crt")],
             )
             .await?;
-            Some(pem)
+            Ok(Some(pem))
         }
-        (None, None) => None,
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "set tls.caBundle or tls.caSecretRef, not both".into(),
-            ));
-        }
-    };
-    if tls.insecure_skip_verify {
-        tracing::warn!(broker = %key, "TLS verification is disabled for this broker (insecureSkipVerify): credentials can be intercepted");
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(invalid(
+            key,
+            "set tls.caBundle or tls.caSecretRef, not both",
+        )),
     }
-    let request_timeout = match connection
+}
+
+fn request_timeout(
+    key: &BrokerKey,
+    connection: &BrokerConnection,
+) -> Result<Duration, ResolveError> {
+    let Some(text) = connection
         .limits
         .as_ref()
         .and_then(|l| l.request_timeout.as_deref())
-    {
-        Some(text) => crate::duration::parse(text)
-            .ok()
-            .and_then(|d| d.to_std().ok())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                invalid(format!(
-                    "limits.requestTimeout {text:?} is not a positive duration"
-                ))
-            })?,
-        None => DEFAULT_REQUEST_TIMEOUT,
+    else {
+        return Ok(DEFAULT_REQUEST_TIMEOUT);
     };
-    Ok(BrokerConfig {
-        base_url: connection.url.clone(),
-        tenant: connection.tenant.clone(),
-        auth,
-        tls: TlsConfig {
-            ca_bundle_pem,
-            insecure_skip_verify: tls.insecure_skip_verify,
-        },
-        request_timeout,
-        token_refresh_margin: Duration::from_secs(60),
-        observer,
-    })
+    crate::duration::parse(text)
+        .ok()
+        .and_then(|d| d.to_std().ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("limits.requestTimeout {text:?} is not a positive duration"),
+            )
+        })
 }
 
 /// A digest of everything that shapes a client, secrets included (kept in memory only).

@@ -4,6 +4,7 @@
 pub mod broker_status;
 pub mod brokers;
 pub mod credential;
+pub mod failure;
 pub mod status;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::{BrokerKind, ClusterIdentityBroker, IdentityBroker, SyncClientCredential};
+use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::secret::FingerprintKey;
 use brokers::BrokerRegistry;
@@ -80,6 +82,8 @@ pub struct Context {
     pub brokers: BrokerRegistry,
     pub fingerprint_key: FingerprintKey,
     pub metrics: Arc<Metrics>,
+    /// The time, read once per reconcile.
+    pub clock: Arc<dyn Clock>,
     /// Consecutive reconcile errors per object, for the error backoff.
     error_counts: Mutex<HashMap<String, u32>>,
 }
@@ -112,8 +116,16 @@ impl Context {
             client,
             fingerprint_key: options.fingerprint_key.clone(),
             metrics,
+            clock: Arc::new(SystemClock),
             error_counts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the system clock (tests use one that stands still).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn error_backoff(&self, key: String) -> Duration {
@@ -193,86 +205,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ctx = Arc::new(Context::new(client.clone(), &options, metrics.clone()));
-    let (credentials, secrets, brokers): (
-        Api<SyncClientCredential>,
-        Api<PartialObjectMeta<Secret>>,
-        Api<IdentityBroker>,
-    ) = match &options.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
-    };
     let shutdown = futures::FutureExt::shared(shutdown);
-
-    // Only the metadata of our own Secrets is watched: no credential sits in the cache.
-    let owned_secrets = watcher(
-        secrets,
-        watcher::Config::default().labels(&crate::secret::managed_selector()),
-    )
-    .default_backoff()
-    .touched_objects();
-
-    let mut controller =
-        Controller::new(credentials, watcher::Config::default()).owns_stream(owned_secrets);
+    let controller = credential_controller(&client, &options);
     let store = controller.store();
-    controller = controller.watches(brokers.clone(), watcher::Config::default(), {
-        let store = store.clone();
-        move |broker: IdentityBroker| {
-            credentials_using(
-                &store,
-                BrokerKind::IdentityBroker,
-                broker.namespace().as_deref(),
-                &broker.name_any(),
-            )
-        }
-    });
-    if options.namespace.is_none() {
-        let cluster_brokers: Api<ClusterIdentityBroker> = Api::all(client.clone());
-        controller = controller.watches(cluster_brokers, watcher::Config::default(), {
-            let store = store.clone();
-            move |broker: ClusterIdentityBroker| {
-                credentials_using(
-                    &store,
-                    BrokerKind::ClusterIdentityBroker,
-                    None,
-                    &broker.name_any(),
-                )
-            }
-        });
-    }
     metrics.set_credential_store(store.clone());
-    // Ready once the credential cache has synced. The store's readiness signal wakes only its
-    // latest waiter (the controller's runner also waits on it), so re-poll briefly until it is
-    // set; this loop runs only at start.
-    tokio::spawn({
-        let metrics = metrics.clone();
-        async move {
-            loop {
-                match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready())
-                    .await
-                {
-                    Ok(Ok(())) => {
-                        tracing::info!("credential cache synced; ready");
-                        metrics.set_ready(true);
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "credential cache will never sync");
-                        return;
-                    }
-                    Err(_elapsed) => {}
-                }
-            }
-        }
-    });
-
+    tokio::spawn(report_ready_once_synced(store, metrics));
     let credential_loop = controller
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_credential, credential_error_policy, ctx.clone())
@@ -289,4 +226,83 @@ pub async fn run(
     );
     future::join(credential_loop, broker_loops).await;
     tracing::info!("controllers stopped");
+}
+
+/// The credential controller: credentials, the metadata of their Secrets, and both broker kinds
+/// (a broker change reconciles the credentials that use it).
+fn credential_controller(client: &Client, options: &Options) -> Controller<SyncClientCredential> {
+    let (credentials, secrets, brokers): (
+        Api<SyncClientCredential>,
+        Api<PartialObjectMeta<Secret>>,
+        Api<IdentityBroker>,
+    ) = match &options.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    // Only the metadata of our own Secrets is watched: no credential sits in the cache.
+    let owned_secrets = watcher(
+        secrets,
+        watcher::Config::default().labels(&crate::secret::managed_selector()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let mut controller =
+        Controller::new(credentials, watcher::Config::default()).owns_stream(owned_secrets);
+    let store = controller.store();
+    controller = controller.watches(brokers, watcher::Config::default(), {
+        let store = store.clone();
+        move |broker: IdentityBroker| {
+            credentials_using(
+                &store,
+                BrokerKind::IdentityBroker,
+                broker.namespace().as_deref(),
+                &broker.name_any(),
+            )
+        }
+    });
+    if options.namespace.is_none() {
+        let cluster_brokers: Api<ClusterIdentityBroker> = Api::all(client.clone());
+        controller = controller.watches(cluster_brokers, watcher::Config::default(), {
+            move |broker: ClusterIdentityBroker| {
+                credentials_using(
+                    &store,
+                    BrokerKind::ClusterIdentityBroker,
+                    None,
+                    &broker.name_any(),
+                )
+            }
+        });
+    }
+    controller
+}
+
+/// Ready once the credential cache has synced. The store's readiness signal wakes only its
+/// latest waiter (the controller's runner also waits on it), so it is re-polled briefly until
+/// set; this loop runs only at start.
+async fn report_ready_once_synced(
+    store: kube::runtime::reflector::Store<SyncClientCredential>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready()).await {
+            Ok(Ok(())) => {
+                tracing::info!("credential cache synced; ready");
+                metrics.set_ready(true);
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "credential cache will never sync");
+                return;
+            }
+            Err(_elapsed) => {}
+        }
+    }
 }

@@ -1,7 +1,6 @@
 //! Broker failures.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::TimeDelta;
 use kube::runtime::controller::Action;
@@ -14,7 +13,7 @@ use crate::mock_api::MockApi;
 use crate::scenarios::{broker_unavailable, permanent_broker_failure};
 use crate::world::{
     BROKER, DIRECTORY, Evidence, NAME, NAMESPACE, ONE_TOKEN_CLIENT, World, assert_condition,
-    assert_requeue_within, new_credential, seconds_ago, within_time,
+    new_credential, within_time,
 };
 
 #[tokio::test]
@@ -123,7 +122,11 @@ async fn missing_identity_broker_is_reported_and_retried_with_backoff() {
             .await
             .expect("reconcile succeeds");
         api.checkpoint();
-        assert_requeue_within(&action, Duration::from_secs(3), Duration::from_secs(5));
+        // The first retry waits 5 s, jittered down to no less than 3.75 s.
+        let retry_at = api.last_status().next_retry_time.expect("retry time");
+        let backoff = (retry_at - world.now()).num_milliseconds();
+        assert!((3750..=5000).contains(&backoff), "backoff {backoff}ms");
+        assert_eq!(action, world.requeue_at(retry_at));
         assert_eq!(world.broker_requests(), 0);
     })
     .await;
@@ -140,7 +143,7 @@ async fn broker_failure_at_renewal_keeps_the_current_secret_and_ready_true() {
         let ctx = world.context(client);
         let cr = new_credential();
         // Due for renewal, 10 minutes before expiry.
-        let due = world.owned_secret(&cr, seconds_ago(50 * 60), TimeDelta::hours(1), 3);
+        let due = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 3);
         api.expect_get_secret(NAME, Some(due));
         world.expect_broker_resolution(&api, &cr);
         api.expect_event(EventType::Warning, "RotationFailed");
@@ -155,7 +158,11 @@ async fn broker_failure_at_renewal_keeps_the_current_secret_and_ready_true() {
             .expect("reconcile succeeds");
         api.checkpoint();
         assert!(api.written_secrets().is_empty(), "the Secret is kept");
-        assert_requeue_within(&action, Duration::from_secs(3), Duration::from_secs(5));
+        // The first retry waits 5 s, jittered down to no less than 3.75 s.
+        let retry_at = api.last_status().next_retry_time.expect("retry time");
+        let backoff = (retry_at - world.now()).num_milliseconds();
+        assert!((3750..=5000).contains(&backoff), "backoff {backoff}ms");
+        assert_eq!(action, world.requeue_at(retry_at));
     })
     .await;
 }

@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use http::{Method, StatusCode};
 use k8s_openapi::ByteString;
 use kube::runtime::controller::Action;
@@ -23,8 +22,8 @@ use crate::mock_api::{MockApi, Reply};
 use crate::scenarios::first_issuance;
 use crate::world::{
     DIRECTORY, Evidence, NAME, NAMESPACE, ONE_TOKEN_CLIENT, TOKEN_TTL_MINUTES, World, annotation,
-    assert_condition, assert_owned_record, assert_requeue_within, data_keys, data_text,
-    new_credential, parse_time, requeue_after, seconds, seconds_ago, within_time,
+    assert_condition, assert_owned_record, data_keys, data_text, new_credential, parse_time,
+    seconds, within_time,
 };
 
 #[tokio::test]
@@ -44,7 +43,7 @@ async fn secret_past_its_renewal_time_is_replaced_with_the_next_revision() {
         let ctx = world.context(client);
         let cr = new_credential();
         // Issued 50 minutes ago for an hour: renewal (at 40 minutes at the latest) has passed.
-        let mut existing = world.owned_secret(&cr, seconds_ago(50 * 60), TimeDelta::hours(1), 3);
+        let mut existing = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 3);
         existing
             .metadata
             .annotations
@@ -86,12 +85,11 @@ async fn secret_past_its_renewal_time_is_replaced_with_the_next_revision() {
         assert_eq!(world.sim.generate_count(DIRECTORY), 1);
         let note = api.events()[0].note.clone().unwrap_or_default();
         assert!(note.contains("revision 4"), "event note: {note}");
-        // Next rotation: about 40 minutes from now.
-        assert_requeue_within(
-            &action,
-            Duration::from_secs(2400 - 245),
-            Duration::from_secs(2400),
-        );
+        // Next rotation: about 40 minutes from now, jitter included; requeued exactly then.
+        let renewal = api.last_status().renewal_time.expect("renewal time");
+        let until = (renewal - world.now()).num_seconds();
+        assert!((2400 - 245..=2400).contains(&until), "renewal in {until}s");
+        assert_eq!(action, world.requeue_at(renewal));
     })
     .await;
 }
@@ -103,7 +101,7 @@ async fn owned_intact_secret_not_yet_due_only_reads_and_does_not_rewrite_an_unch
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
         let cr = new_credential();
-        let existing = world.owned_secret(&cr, seconds_ago(5 * 60), TimeDelta::hours(1), 2);
+        let existing = world.owned_secret(&cr, world.ago(5 * 60), TimeDelta::hours(1), 2);
 
         // First sight (no status yet): the status is written from the Secret's record.
         api.expect_get_secret(NAME, Some(existing.clone()));
@@ -119,8 +117,11 @@ async fn owned_intact_secret_not_yet_due_only_reads_and_does_not_rewrite_an_unch
         api.checkpoint();
         let status = api.last_status();
         let renewal = status.renewal_time.expect("renewal time");
-        let requeue = requeue_after(&first).expect("requeued at the renewal time");
-        assert!((requeue.as_secs_f64() - seconds(renewal - Utc::now())).abs() < 3.0);
+        assert_eq!(
+            first,
+            world.requeue_at(renewal),
+            "requeued at the renewal time"
+        );
 
         // Again with that status: one GET, nothing written.
         let mut again = cr;
@@ -136,7 +137,7 @@ async fn owned_intact_secret_not_yet_due_only_reads_and_does_not_rewrite_an_unch
             "GET, PATCH status, GET: {:?}",
             api.served()
         );
-        assert!(requeue_after(&second).is_some());
+        assert_eq!(second, world.requeue_at(renewal), "the same renewal time");
         assert_eq!(world.broker_requests(), 0, "no broker call");
     })
     .await;
@@ -149,7 +150,7 @@ async fn secret_with_edited_data_is_reissued_and_reported_as_repaired() {
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
         let cr = new_credential();
-        let mut tampered = world.owned_secret(&cr, seconds_ago(5 * 60), TimeDelta::hours(1), 2);
+        let mut tampered = world.owned_secret(&cr, world.ago(5 * 60), TimeDelta::hours(1), 2);
         tampered.data.get_or_insert_default().insert(
             "access_token".into(),
             ByteString(b"pasted-by-hand".to_vec()),
@@ -193,7 +194,7 @@ async fn new_rotate_request_rotates_once_and_is_not_served_twice() {
             .annotations
             .get_or_insert_default()
             .insert(ROTATE_REQUEST_ANNOTATION.into(), "1".into());
-        let existing = world.owned_secret(&cr, seconds_ago(5 * 60), TimeDelta::hours(1), 2);
+        let existing = world.owned_secret(&cr, world.ago(5 * 60), TimeDelta::hours(1), 2);
 
         api.expect_get_secret(NAME, Some(existing));
         world.expect_broker_resolution(&api, &cr);
@@ -239,12 +240,8 @@ async fn changed_token_ttl_reissues_with_the_new_lifetime() {
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
         // The Secret was issued for the spec before tokenTTL was set.
-        let existing = world.owned_secret(
-            &new_credential(),
-            seconds_ago(5 * 60),
-            TimeDelta::hours(1),
-            2,
-        );
+        let existing =
+            world.owned_secret(&new_credential(), world.ago(5 * 60), TimeDelta::hours(1), 2);
         let mut cr = new_credential();
         cr.spec.token_ttl = Some("2h".into());
         cr.metadata.generation = Some(2);
@@ -275,7 +272,7 @@ async fn changed_token_ttl_reissues_with_the_new_lifetime() {
         let written = api.written_secrets().remove(0);
         assert_eq!(
             annotation(&written, secret::SPEC_HASH_ANNOTATION),
-            secret::spec_hash(&cr)
+            sync_client_operator::api::spec_hash(&cr)
         );
         let lifetime = seconds(
             parse_time(annotation(&written, EXPIRES_AT_ANNOTATION))
@@ -401,12 +398,8 @@ async fn template_labels_missing_from_the_owned_secret_are_patched_without_a_new
         let world = World::start(ONE_TOKEN_CLIENT).await;
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
-        let existing = world.owned_secret(
-            &new_credential(),
-            seconds_ago(5 * 60),
-            TimeDelta::hours(1),
-            2,
-        );
+        let existing =
+            world.owned_secret(&new_credential(), world.ago(5 * 60), TimeDelta::hours(1), 2);
         let mut cr = new_credential();
         cr.spec.secret_template = Some(SecretTemplate {
             labels: BTreeMap::from([("team.example/name".into(), "payments".into())]),

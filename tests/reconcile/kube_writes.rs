@@ -14,7 +14,7 @@ use sync_client_operator::controller::credential::{self};
 use crate::mock_api::{MockApi, Reply};
 use crate::world::{
     DIRECTORY, NAME, NAMESPACE, ONE_TOKEN_CLIENT, World, assert_condition, assert_owned_record,
-    data_text, new_credential, seconds_ago, within_time,
+    data_text, new_credential, within_time,
 };
 
 #[tokio::test]
@@ -24,7 +24,7 @@ async fn replace_conflict_rereads_the_secret_and_replaces_at_its_new_version() {
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
         let cr = new_credential();
-        let due = world.owned_secret(&cr, seconds_ago(50 * 60), TimeDelta::hours(1), 3);
+        let due = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 3);
         let mut changed = due.clone();
         changed.metadata.resource_version = Some("45".into());
 

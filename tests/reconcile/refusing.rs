@@ -16,7 +16,7 @@ use sync_client_operator::controller::credential::{self, FOREIGN_SECRET_RECHECK}
 use crate::mock_api::MockApi;
 use crate::world::{
     NAME, NAMESPACE, ONE_TOKEN_CLIENT, World, assert_condition, condition, new_credential,
-    seconds_ago, within_time,
+    within_time,
 };
 
 #[tokio::test]
@@ -100,7 +100,7 @@ async fn suspended_credential_with_a_due_secret_keeps_it_and_says_why_it_does_no
         let ctx = world.context(client);
         let mut cr = new_credential();
         cr.spec.suspend = true;
-        let due = world.owned_secret(&cr, seconds_ago(50 * 60), TimeDelta::hours(1), 5);
+        let due = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 5);
 
         api.expect_get_secret(NAME, Some(due));
         api.expect_status_patch(&cr, |status| {

@@ -1,9 +1,7 @@
 //! Scenarios shared by their own test and the secrecy test.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::Utc;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use sync_client_broker_sim::{Endpoint, Fault};
@@ -14,7 +12,7 @@ use sync_client_operator::secret::{EXPIRES_AT_ANNOTATION, ISSUED_AT_ANNOTATION};
 use crate::mock_api::MockApi;
 use crate::world::{
     DIRECTORY, Evidence, NAME, NAMESPACE, World, annotation, assert_condition, assert_owned_record,
-    assert_requeue_within, data_text, new_credential, parse_time, requeue_after, seconds,
+    data_text, new_credential, parse_time, seconds,
 };
 
 pub(crate) async fn first_issuance(world: &World) -> Evidence {
@@ -39,7 +37,7 @@ pub(crate) async fn first_issuance(world: &World) -> Evidence {
         assert!(status.expires_at.is_some() && status.renewal_time.is_some());
     });
 
-    let started = Utc::now();
+    let started = world.now();
     let result = credential::reconcile(Arc::new(cr), ctx).await;
     api.checkpoint();
     let action = result.as_ref().expect("reconcile succeeds").clone();
@@ -74,11 +72,10 @@ pub(crate) async fn first_issuance(world: &World) -> Evidence {
         status.expires_at.map(|at| at.timestamp()),
         Some(expires_at.timestamp())
     );
-    let requeue = requeue_after(&action).expect("requeued at the renewal time");
-    let until_renewal = seconds(renewal - Utc::now());
-    assert!(
-        (requeue.as_secs_f64() - until_renewal).abs() < 3.0,
-        "requeue after {requeue:?}, renewal in {until_renewal}s"
+    assert_eq!(
+        action,
+        world.requeue_at(renewal),
+        "requeued at the renewal time"
     );
 
     let mut evidence = Evidence::default();
@@ -184,10 +181,10 @@ pub(crate) async fn broker_unavailable(world: &World) -> Evidence {
     let retry_at = status.next_retry_time.expect("retry time");
     let backoff = seconds(retry_at - failed_at);
     assert!((3.75..=5.0).contains(&backoff), "backoff {backoff}s");
-    assert_requeue_within(
+    assert_eq!(
         first.as_ref().expect("reconcile succeeds"),
-        Duration::from_secs(3),
-        Duration::from_secs(5),
+        &world.requeue_at(retry_at),
+        "requeued at the retry time"
     );
 
     // Reconciled again before the retry time (its own status patch is a watch event): waits.
@@ -205,12 +202,10 @@ pub(crate) async fn broker_unavailable(world: &World) -> Evidence {
         1,
         "no retry before the backoff"
     );
-    let left = seconds(retry_at - Utc::now());
-    let requeue = requeue_after(second.as_ref().expect("reconcile succeeds"))
-        .expect("requeued at the retry time");
-    assert!(
-        (requeue.as_secs_f64() - left).abs() < 1.5,
-        "requeue after {requeue:?}, retry in {left}s"
+    assert_eq!(
+        second.as_ref().expect("reconcile succeeds"),
+        &world.requeue_at(retry_at),
+        "still requeued at the retry time"
     );
 
     let mut evidence = Evidence::default();

@@ -19,6 +19,7 @@ use sync_client_operator::api::{
     SyncClientCredentialSpec, SyncClientCredentialStatus, TokenClient, VCenterAuth,
     VCenterCredentialsRef,
 };
+use sync_client_operator::clock::{Clock, FixedClock};
 use sync_client_operator::controller::{Context, Error, Options};
 use sync_client_operator::metrics::Metrics;
 use sync_client_operator::secret::{
@@ -55,6 +56,8 @@ pub(crate) async fn within_time<T>(scenario: impl Future<Output = T>) -> T {
 pub(crate) struct World {
     pub(crate) sim: BrokerSim,
     pub(crate) key: FingerprintKey,
+    /// The operator's clock: it stands still at the second the world started.
+    pub(crate) clock: Arc<FixedClock>,
 }
 
 impl World {
@@ -66,8 +69,10 @@ impl World {
         .await
         .expect("broker simulator starts");
         sim.add_directory(DIRECTORY, sync_clients);
+        let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("valid time");
         Self {
             sim,
+            clock: Arc::new(FixedClock::new(now)),
             key: FingerprintKey::new(b"reconcile-test-fingerprint-key".to_vec()),
         }
     }
@@ -136,7 +141,24 @@ impl World {
             instance: Some("reconcile-test".into()),
             default_broker_concurrency: 4,
         };
-        Arc::new(Context::new(client, &options, Arc::new(Metrics::new())))
+        Arc::new(
+            Context::new(client, &options, Arc::new(Metrics::new())).with_clock(self.clock.clone()),
+        )
+    }
+
+    /// The time every reconcile of this world reads.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// `seconds` before [`World::now`].
+    pub(crate) fn ago(&self, seconds: i64) -> DateTime<Utc> {
+        self.now() - TimeDelta::seconds(seconds)
+    }
+
+    /// The action that requeues at `at`, as seen from [`World::now`].
+    pub(crate) fn requeue_at(&self, at: DateTime<Utc>) -> Action {
+        Action::requeue((at - self.now()).to_std().expect("a time in the future"))
     }
 
     /// What an issue reads before calling the broker: the credential itself (an issue is never
@@ -179,7 +201,7 @@ impl World {
             issued_at,
             expires_at: Some(expires_at),
             revision,
-            spec_hash: secret::spec_hash(cr),
+            spec_hash: sync_client_operator::api::spec_hash(cr),
         };
         let mut owned = secret::render(cr, NAME, &data, &meta, &self.key);
         owned.metadata.resource_version = Some("41".into());
@@ -241,10 +263,6 @@ pub(crate) fn new_credential() -> SyncClientCredential {
     cr.metadata.uid = Some(UID.into());
     cr.metadata.generation = Some(1);
     cr
-}
-
-pub(crate) fn seconds_ago(seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(Utc::now().timestamp() - seconds, 0).expect("valid time")
 }
 
 pub(crate) fn annotation<'a>(secret: &'a Secret, key: &str) -> &'a str {
@@ -344,29 +362,6 @@ pub(crate) fn assert_owned_record(secret: &Secret, revision: i64) {
         ),
         ("SyncClientCredential", NAME, UID, Some(true))
     );
-}
-
-/// `Action` keeps its delay private; its `Debug` output (`Action { requeue_after: Some(1.5s) }`)
-/// is the only way to read it.
-pub(crate) fn requeue_after(action: &Action) -> Option<Duration> {
-    let printed = format!("{action:?}");
-    let inner = printed.split("Some(").nth(1)?.split(')').next()?;
-    let (number, unit_seconds) = [("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)]
-        .into_iter()
-        .find_map(|(unit, scale)| inner.strip_suffix(unit).map(|n| (n, scale)))
-        .unwrap_or_else(|| panic!("unexpected Duration format {inner}"));
-    let value: f64 = number.parse().expect("duration number");
-    Some(Duration::from_secs_f64(value * unit_seconds))
-}
-
-#[track_caller]
-pub(crate) fn assert_requeue_within(action: &Action, low: Duration, high: Duration) -> Duration {
-    let after = requeue_after(action).unwrap_or_else(|| panic!("expected a requeue: {action:?}"));
-    assert!(
-        low <= after && after <= high,
-        "requeue after {after:?} not within {low:?}..={high:?}"
-    );
-    after
 }
 
 pub(crate) fn seconds(delta: TimeDelta) -> f64 {

@@ -1,0 +1,93 @@
+//! Events on a credential. Publishing is best effort: a failure is logged, never fatal.
+
+use kube::Resource;
+use kube::runtime::events::{Event, EventType};
+
+use super::gather::Observation;
+use crate::api::{SyncClientCredential, reasons};
+use crate::controller::Context;
+use crate::controller::failure::Failure;
+use crate::controller::status::bounded;
+use crate::planner::{IssueReason, Record, SecretState};
+
+/// Publishes an event on the credential.
+pub async fn publish(
+    ctx: &Context,
+    cr: &SyncClientCredential,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(bounded(note)),
+        action: match reason {
+            reasons::EVENT_ROLLOUT_RESTARTED => "Restart".into(),
+            _ => "Issue".into(),
+        },
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+pub async fn secret_not_owned(ctx: &Context, observation: &Observation) {
+    let note = format!(
+        "Secret {} exists and is not controlled by this resource; it was left untouched",
+        observation.secret_name
+    );
+    publish(
+        ctx,
+        &observation.cr,
+        EventType::Warning,
+        reasons::EVENT_SECRET_NOT_OWNED,
+        &note,
+    )
+    .await;
+}
+
+pub async fn issue_failed(ctx: &Context, observation: &Observation, failure: &Failure) {
+    let note = format!("{}: {}", failure.reason, failure.message);
+    publish(
+        ctx,
+        &observation.cr,
+        EventType::Warning,
+        reasons::EVENT_ROTATION_FAILED,
+        &note,
+    )
+    .await;
+}
+
+/// The event after a successful issue: a repair, the first issue, or a rotation.
+pub fn issued(
+    trigger: IssueReason,
+    before: &SecretState,
+    record: &Record,
+    secret_name: &str,
+) -> (&'static str, String) {
+    if trigger.is_repair() {
+        (
+            reasons::EVENT_SECRET_REPAIRED,
+            format!(
+                "Secret {secret_name} was edited and has been repaired with revision {}",
+                record.revision
+            ),
+        )
+    } else if matches!(before, SecretState::Missing) && record.revision == 1 {
+        (
+            reasons::EVENT_ISSUED,
+            format!("issued revision 1 into Secret {secret_name}"),
+        )
+    } else {
+        (
+            reasons::EVENT_ROTATED,
+            format!(
+                "rotated ({}) to revision {} in Secret {secret_name}",
+                trigger.as_str(),
+                record.revision,
+            ),
+        )
+    }
+}

@@ -1,0 +1,224 @@
+//! One failure vocabulary. Each [`FailureReason`] owns its name (the condition reason people see),
+//! its retry category (whether it heals by itself or waits for a change) and a hint saying what
+//! to fix. Broker, broker-resolution, spec and Kubernetes errors are mapped to it here and nowhere
+//! else; status, events, metrics and both reconcilers read it.
+
+use sync_client_broker::{BrokerError, ErrorKind};
+
+use super::brokers::ResolveError;
+use crate::api::SpecError;
+use crate::planner::FailureCategory;
+
+/// Why an attempt failed, as the condition reason of the Ready and Issuing conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    SpecInvalid,
+    BrokerNotFound,
+    BrokerNotAllowed,
+    BrokerConfigInvalid,
+    AuthenticationFailed,
+    PermissionDenied,
+    SyncClientNotFound,
+    SyncClientConflict,
+    BrokerUnavailable,
+    RotationStateUnknown,
+    SecretWriteFailed,
+}
+
+impl FailureReason {
+    /// Every reason, for reading stored names back.
+    pub const ALL: [Self; 11] = [
+        Self::SpecInvalid,
+        Self::BrokerNotFound,
+        Self::BrokerNotAllowed,
+        Self::BrokerConfigInvalid,
+        Self::AuthenticationFailed,
+        Self::PermissionDenied,
+        Self::SyncClientNotFound,
+        Self::SyncClientConflict,
+        Self::BrokerUnavailable,
+        Self::RotationStateUnknown,
+        Self::SecretWriteFailed,
+    ];
+
+    /// The condition reason, as written into status and shown by `kubectl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SpecInvalid => "SpecInvalid",
+            Self::BrokerNotFound => "BrokerNotFound",
+            Self::BrokerNotAllowed => "BrokerNotAllowed",
+            Self::BrokerConfigInvalid => "BrokerConfigInvalid",
+            Self::AuthenticationFailed => "AuthenticationFailed",
+            Self::PermissionDenied => "PermissionDenied",
+            Self::SyncClientNotFound => "SyncClientNotFound",
+            Self::SyncClientConflict => "SyncClientConflict",
+            Self::BrokerUnavailable => "BrokerUnavailable",
+            Self::RotationStateUnknown => "RotationStateUnknown",
+            Self::SecretWriteFailed => "SecretWriteFailed",
+        }
+    }
+
+    /// Reads a stored reason back; `None` for names this version does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == name)
+    }
+
+    /// Permanent reasons wait for a change of the spec (or a new rotate request); the others
+    /// are retried with backoff.
+    pub fn category(self) -> FailureCategory {
+        match self {
+            Self::SpecInvalid
+            | Self::PermissionDenied
+            | Self::SyncClientNotFound
+            | Self::SyncClientConflict => FailureCategory::Permanent,
+            Self::BrokerNotFound
+            | Self::BrokerNotAllowed
+            | Self::BrokerConfigInvalid
+            | Self::AuthenticationFailed
+            | Self::BrokerUnavailable
+            | Self::RotationStateUnknown
+            | Self::SecretWriteFailed => FailureCategory::Retryable,
+        }
+    }
+
+    /// What a person can do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::SpecInvalid => "correct the spec",
+            Self::BrokerNotFound => "create the broker resource or correct spec.brokerRef",
+            Self::BrokerNotAllowed => {
+                "use a broker that allows this namespace and directory, or change its restrictions"
+            }
+            Self::BrokerConfigInvalid => "correct the broker resource or the Secrets it names",
+            Self::AuthenticationFailed => {
+                "check the broker's login Secret and the vCenter account; it is retried"
+            }
+            Self::PermissionDenied => {
+                "grant the vCenter account the privilege, then set the syncclient.io/rotate-request annotation"
+            }
+            Self::SyncClientNotFound => {
+                "configure a sync client for this directory in the broker, or correct spec.directoryId"
+            }
+            Self::SyncClientConflict => {
+                "the directory has several sync clients: remove the extra ones in the broker"
+            }
+            Self::BrokerUnavailable => {
+                "the broker or vCenter is unreachable or failing; it is retried"
+            }
+            Self::RotationStateUnknown => {
+                "the broker may have rotated without answering; a new credential is issued soon"
+            }
+            Self::SecretWriteFailed => "the Secret could not be written; it is retried",
+        }
+    }
+
+    /// The reason for a broker client error.
+    pub fn of_broker_error(error: &BrokerError) -> Self {
+        match error.kind() {
+            ErrorKind::Spec => Self::SpecInvalid,
+            ErrorKind::Permission => Self::PermissionDenied,
+            ErrorKind::NotFound => Self::SyncClientNotFound,
+            ErrorKind::Conflict => Self::SyncClientConflict,
+            ErrorKind::Auth => Self::AuthenticationFailed,
+            ErrorKind::Transient if error.outcome_unknown() => Self::RotationStateUnknown,
+            ErrorKind::Transient => Self::BrokerUnavailable,
+        }
+    }
+
+    /// The reason a broker resource could not be used.
+    pub fn of_resolve_error(error: &ResolveError) -> Self {
+        match error {
+            ResolveError::NotFound { .. } => Self::BrokerNotFound,
+            ResolveError::NotAllowed { .. } => Self::BrokerNotAllowed,
+            ResolveError::ConfigInvalid { .. } => Self::BrokerConfigInvalid,
+            ResolveError::Kube { .. } => Self::BrokerUnavailable,
+        }
+    }
+}
+
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed attempt, described for people and classified for the planner. The message never
+/// holds secret material: broker errors are redacted by the broker client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: FailureReason,
+    pub message: String,
+    /// The broker may have rotated although no answer arrived: the Secret may hold a dead token.
+    pub outcome_unknown: bool,
+}
+
+impl Failure {
+    pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            outcome_unknown: false,
+        }
+    }
+
+    pub fn category(&self) -> FailureCategory {
+        self.reason.category()
+    }
+
+    pub fn from_broker(error: &BrokerError) -> Self {
+        Self {
+            reason: FailureReason::of_broker_error(error),
+            message: error.to_string(),
+            outcome_unknown: error.outcome_unknown(),
+        }
+    }
+
+    pub fn from_resolve(error: &ResolveError) -> Self {
+        Self::new(FailureReason::of_resolve_error(error), error.to_string())
+    }
+
+    pub fn from_spec(error: &SpecError) -> Self {
+        Self::new(FailureReason::SpecInvalid, error.to_string())
+    }
+
+    /// The new credential was generated but could not be stored: the Secret may hold a revoked
+    /// token until the retry.
+    pub fn secret_write(message: impl Into<String>) -> Self {
+        Self {
+            reason: FailureReason::SecretWriteFailed,
+            message: message.into(),
+            outcome_unknown: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_reads_back_from_its_name() {
+        for reason in FailureReason::ALL {
+            assert_eq!(FailureReason::parse(reason.as_str()), Some(reason));
+            assert!(!reason.hint().is_empty());
+        }
+        assert_eq!(FailureReason::parse("SomethingNew"), None);
+    }
+
+    #[test]
+    fn only_changes_of_the_spec_or_the_broker_side_heal_permanent_reasons() {
+        let permanent: Vec<_> = FailureReason::ALL
+            .into_iter()
+            .filter(|r| r.category() == FailureCategory::Permanent)
+            .collect();
+        assert_eq!(
+            permanent,
+            [
+                FailureReason::SpecInvalid,
+                FailureReason::PermissionDenied,
+                FailureReason::SyncClientNotFound,
+                FailureReason::SyncClientConflict,
+            ]
+        );
+    }
+}
