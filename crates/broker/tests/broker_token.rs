@@ -1,5 +1,7 @@
 //! B: broker tokens from the operator client and the tenant admin client, caching and refresh.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! D: read a sync-client configuration. E: probe whether an issued access token still works.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

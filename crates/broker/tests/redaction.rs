@@ -2,6 +2,8 @@
 //! files also passes through `support::checked`, which asserts the same for errors; logs are
 //! checked in `logging.rs`.)
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;

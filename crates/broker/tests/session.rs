@@ -1,5 +1,7 @@
 //! A: vCenter login, session reuse, re-login on expiry, logout.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use base64::Engine as _;

@@ -1,6 +1,8 @@
 //! TLS: a custom CA bundle, the system trust store, insecure mode, and bad bundles, against an
 //! HTTPS mock on 127.0.0.1 with certificates made by rcgen.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;
