@@ -136,10 +136,7 @@ impl SyncClient {
             let minutes = u32::try_from(self.token_ttl.max(1)).unwrap_or(1);
             let lifetime = ttl_unit.checked_mul(minutes);
             let expires_at = lifetime.and_then(|lifetime| now.checked_add(lifetime));
-            let value = tokens::jwt(
-                &self.client_id,
-                lifetime.map(|lifetime| lifetime.as_secs()),
-            );
+            let value = tokens::jwt(&self.client_id, lifetime.map(|lifetime| lifetime.as_secs()));
             self.token = Some(LiveToken {
                 value: value.clone(),
                 expires_at,

@@ -12,7 +12,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
@@ -61,6 +61,11 @@ pub(crate) fn generate() -> io::Result<SimTls> {
         .with_no_client_auth()
         .with_cert_resolver(Arc::clone(&certificate) as Arc<dyn ResolvesServerCert>);
     server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // No session resumption: a resumed session skips the certificate, so a client of the old CA
+    // would keep working after a rotation. (A real certificate change restarts the server and
+    // loses its session cache the same way.)
+    server_config.session_storage = Arc::new(NoServerSessionStorage {});
+    server_config.send_tls13_tickets = 0;
     Ok(SimTls {
         server_config: Arc::new(server_config),
         certificate,
