@@ -20,18 +20,23 @@ mod client;
 mod config;
 mod diagnostics;
 mod error;
+mod lifetime;
 mod outcome;
+mod retry_after;
 mod secret;
 mod tls;
 mod transport;
 mod wire;
 
+pub use client::MAX_BROKER_TOKEN_LIFETIME;
 pub use client::{AuthStatus, BrokerClient};
 pub use config::{
-    BrokerAuth, BrokerConfig, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TOKEN_REFRESH_MARGIN,
-    RequestObserver, TlsConfig, TokenClient,
+    BrokerAuth, BrokerConfig, DEFAULT_LOGIN_COOLDOWN, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_TOKEN_REFRESH_MARGIN, MAX_LOGIN_COOLDOWN, RequestObserver, TlsConfig, TokenClient,
 };
 pub use error::{BrokerError, ErrorKind};
+pub use lifetime::ReportedLifetime;
 pub use outcome::{Endpoint, RequestOutcome};
 pub use secret::SecretString;
+pub use transport::MAX_BODY_BYTES;
 pub use wire::{CredentialKind, GenerateRequest, IssuedCredential, SyncClientConfig};

@@ -97,7 +97,7 @@ fn credentials_in_the_base_url_are_never_printed() {
 fn issued_credentials_and_secrets_print_redacted() {
     let token = IssuedCredential::AccessToken {
         access_token: SecretString::from("sync-token-SECRET-d"),
-        expires_in: None,
+        expires_in: sync_client_broker::ReportedLifetime::NotReported,
     };
     let secret = IssuedCredential::ClientSecret {
         client_id: "c1".to_owned(),
