@@ -28,6 +28,7 @@ mod vapi;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -79,6 +80,7 @@ impl BrokerSim {
             base_url: url.clone(),
             unused_fields: config.unused_fields,
             certificate_rotations: tokio::sync::watch::Sender::new(0),
+            failed_handshakes: AtomicUsize::new(0),
         });
         let acceptor = tls
             .as_ref()
@@ -147,6 +149,14 @@ impl BrokerSim {
 
     pub fn tenant(&self) -> String {
         lock(&self.shared.state).tenant().to_owned()
+    }
+
+    /// TLS handshakes that failed since the start (a client refusing the server certificate
+    /// after [`BrokerSim::rotate_server_certificate`], say). Such connections never reach the
+    /// request log. The server counts a failure when it sees the client's alert, which may be
+    /// just after the client reported its error: poll (bounded) rather than read once.
+    pub fn failed_tls_handshakes(&self) -> usize {
+        self.shared.failed_handshakes.load(Ordering::Relaxed)
     }
 
     // ---- directories and permissions ----

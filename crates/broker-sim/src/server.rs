@@ -4,6 +4,7 @@
 //! TLS) connection without an answer, as a crashed proxy or a lost response would.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub unused_fields: UnusedFields,
     /// Bumped by every server certificate rotation; open connections close when it changes.
     pub certificate_rotations: tokio::sync::watch::Sender<u64>,
+    /// TLS handshakes that failed or timed out (a client refusing the certificate, say).
+    pub failed_handshakes: AtomicUsize,
 }
 
 /// Locks a mutex; a panic in another holder does not make the simulator unusable.
@@ -87,8 +90,14 @@ async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, shared: A
         Some(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => serve_io(tls_stream, shared).await,
-                Ok(Err(error)) => tracing::debug!(%error, "broker simulator TLS handshake failed"),
-                Err(_elapsed) => tracing::debug!("broker simulator TLS handshake timed out"),
+                Ok(Err(error)) => {
+                    shared.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, "broker simulator TLS handshake failed");
+                }
+                Err(_elapsed) => {
+                    shared.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("broker simulator TLS handshake timed out");
+                }
             }
         }
     }

@@ -299,6 +299,14 @@ async fn a_rotated_server_certificate_is_refused_by_clients_of_the_old_ca() {
         .await
         .expect_err("the new certificate is not trusted");
     assert!(error.is_connect(), "{error:?}");
+    // The server notices the refused handshake just after the client gives up.
+    for _ in 0..50 {
+        if sim.failed_tls_handshakes() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sim.failed_tls_handshakes(), 1);
     // The pooled connection of the old client is closed by the server, so its next request
     // handshakes again and fails too (bounded wait for the close to be noticed).
     let mut refused = false;

@@ -23,6 +23,8 @@ const MAX_CONTENT_TYPE_CHARS: usize = 100;
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest chain of network error causes kept in a message.
 const MAX_CAUSE_CHARS: usize = 160;
+/// Deepest error cause looked at.
+const MAX_CAUSE_DEPTH: usize = 32;
 
 /// A read answer.
 pub(crate) struct Answer {
@@ -293,21 +295,30 @@ pub(crate) fn malformed_answer(endpoint: Endpoint, answer: &Answer, reason: &str
 
 /// Whether a connection failed because the server's certificate was not accepted.
 fn is_certificate_error(error: &reqwest::Error) -> bool {
-    let mut cause: Option<&(dyn StdError + 'static)> = error.source();
-    while let Some(current) = cause {
-        // io::Error hides the error it wraps from `source()`; look inside it too.
-        let inner = current
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .map(|inner| inner as &(dyn StdError + 'static));
-        for candidate in [Some(current), inner].into_iter().flatten() {
-            if let Some(rustls_error) = candidate.downcast_ref::<rustls::Error>() {
-                return matches!(rustls_error, rustls::Error::InvalidCertificate(_));
-            }
+    let mut cause = error.source();
+    // Error chains are short; the bound only guards against a pathological one.
+    for _ in 0..MAX_CAUSE_DEPTH {
+        let Some(current) = cause else {
+            return false;
+        };
+        if let Some(rustls_error) = current.downcast_ref::<rustls::Error>() {
+            return matches!(rustls_error, rustls::Error::InvalidCertificate(_));
         }
-        cause = current.source();
+        cause = next_cause(current);
     }
     false
+}
+
+/// The error's cause, looking inside `io::Error`s too: their `source()` skips the error they
+/// wrap (which is where rustls's error sits).
+fn next_cause<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        return Some(inner);
+    }
+    error.source()
 }
 
 /// The causes of a reqwest error without its first line, which repeats the URL.
