@@ -22,6 +22,8 @@ mod diagnostics;
 mod error;
 mod lifetime;
 mod outcome;
+#[cfg(test)]
+mod proptests;
 mod retry_after;
 mod secret;
 mod tls;
