@@ -8,7 +8,11 @@
 //! let sim = BrokerSim::start(BrokerSimConfig::default()).await?;
 //! sim.add_directory("3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c", SyncClients::One { generate_token: true, token_ttl: 10 });
 //! sim.inject(Fault::on(Endpoint::Generate).times(2).status(500));
+//! sim.inject(Fault::on(Endpoint::Generate).reset_mid_body()); // rotates, then breaks the body
+//! sim.inject(Fault::on(Endpoint::Generate).access_token_expire_in(&serde_json::json!(-5)));
 //! // ... point the client at sim.url(), trusting sim.ca_pem() ...
+//! let _admin_token = sim.generate_out_of_band("3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c");
+//! let _new_ca_pem = sim.rotate_server_certificate()?;
 //! sim.shutdown().await;
 //! # Ok(())
 //! # }

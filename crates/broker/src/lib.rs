@@ -11,7 +11,16 @@
 //! and a bounded, single-line message that is safe to show in a status or an event.
 //!
 //! TLS uses rustls with the `ring` provider, set explicitly: a configured CA bundle is the only
-//! trust anchor when given, otherwise the system trust store is used.
+//! trust anchor when given, otherwise the system trust store is used. Plain `http://` needs
+//! [`BrokerConfig::allow_insecure_http`].
+//!
+//! The broker, and anything in front of it, is untrusted. Every answer is read within the
+//! request timeout and at most [`MAX_BODY_BYTES`]; reported lifetimes arrive as
+//! [`ReportedLifetime`] (saturated, never overflowing) and a broker token is cached for at most
+//! [`MAX_BROKER_TOKEN_LIFETIME`]; `Retry-After` on 429/503 is bounded and exposed as
+//! [`BrokerError::retry_after`]; an HTML page is never taken for an answer nor shown raw. After
+//! vCenter refuses the password (401) no login is tried for [`BrokerConfig::login_cooldown`], so
+//! a wrong password cannot lock the account ([`BrokerClient::login_blocked_until`]).
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
