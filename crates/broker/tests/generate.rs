@@ -419,6 +419,56 @@ async fn oversized_answer_is_malformed() {
 }
 
 #[tokio::test]
+async fn an_endless_chunked_answer_is_cut_at_the_limit() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    // Answers 200 with a chunked body (no Content-Length) far larger than the limit.
+    let server = tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return 0_usize;
+        };
+        let mut received = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        while !request_complete(&received) {
+            match socket.read(&mut buffer).await {
+                Ok(read) if read > 0 => received.extend_from_slice(&buffer[..read]),
+                _ => return 0,
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {SYNC_MEDIA_TYPE}\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+        let mut sent = 0;
+        // 64 MiB at most; the client must hang up long before.
+        for _ in 0..1024 {
+            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 64 * 1024;
+        }
+        sent
+    });
+    let client = support::client(bearer_config_for(&format!("http://{address}")));
+
+    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+
+    assert_eq!(
+        error.to_string(),
+        "generate credentials: malformed response (200 the answer is too large (over 1 MiB))"
+    );
+    assert!(error.outcome_unknown());
+    let sent = server.await.expect("server task");
+    assert!(
+        sent < 64 * 1024 * 1024,
+        "the client stopped reading, so the server could not send everything ({sent} bytes)"
+    );
+}
+
+#[tokio::test]
 async fn timeout_after_sending_leaves_the_outcome_unknown() {
     let broker = MockBroker::start().await;
     let mut config = vcenter_config(&broker, TokenClient::OperatorClient);
