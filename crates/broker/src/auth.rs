@@ -210,7 +210,7 @@ impl Inner {
         }
     }
 
-    pub(crate) fn lock_login_block(&self) -> std::sync::MutexGuard<'_, Option<LoginBlock>> {
+    fn lock_login_block(&self) -> std::sync::MutexGuard<'_, Option<LoginBlock>> {
         self.login_block
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
