@@ -7,12 +7,19 @@
 //! let lost_answer = Fault::on(Endpoint::Generate)
 //!     .for_directory("3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c")
 //!     .process_then_hang(Duration::from_secs(5));
+//! let throttled = Fault::on(Endpoint::Login).too_many_requests(30);
+//! let expired_on_arrival = Fault::on(Endpoint::Generate)
+//!     .times(usize::MAX)
+//!     .access_token_expire_in(&serde_json::json!(-5));
 //! ```
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::routes::Endpoint;
+
+/// Size of [`Fault::oversized_body`]'s default answer: far above any client's body limit.
+pub const DEFAULT_OVERSIZED_BYTES: usize = 5 * 1024 * 1024;
 
 /// The body of an injected answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +54,23 @@ pub enum FaultAction {
     /// Handle the request, then answer `200` with a truncated JSON body of the endpoint's
     /// content type, whatever the real outcome was.
     MalformedSuccess,
+    /// Handle the request (a generate rotates), then answer with this status and body instead of
+    /// the real answer, like a proxy that lost the broker's answer and sent its own error page.
+    ProcessThenRespond { status: u16, body: FaultBody },
+    /// Handle the request, send the real answer's status, headers and the first half of its
+    /// body (it announces the full `Content-Length`), then close the connection.
+    ResetMidBody,
+    /// Handle the request, send the real answer's status and headers at once, then trickle its
+    /// body in small pieces spread evenly over this long.
+    SlowBody(Duration),
+    /// Handle the request, then answer its real status with a valid JSON body of at least this
+    /// many bytes: the real JSON object padded with a long string field (or only that field).
+    OversizedBody(usize),
+    /// Handle the request, then send the real answer with this `Content-Type` instead.
+    ContentType(String),
+    /// Handle the request, then change one field of a JSON object answer: set it to this JSON
+    /// text, or remove it (`None`). Answers that are not JSON objects are left alone.
+    SetField { field: String, json: Option<String> },
 }
 
 /// One injected misbehaviour, built with [`Fault::on`] and the builder methods.
@@ -57,6 +81,7 @@ pub struct Fault {
     times: usize,
     delay: Duration,
     action: FaultAction,
+    headers: Vec<(String, String)>,
 }
 
 impl Fault {
@@ -69,6 +94,7 @@ impl Fault {
             times: 1,
             delay: Duration::ZERO,
             action: FaultAction::Proceed,
+            headers: Vec::new(),
         }
     }
 
@@ -161,6 +187,103 @@ impl Fault {
         self.action(FaultAction::MalformedSuccess)
     }
 
+    /// Handle the request, then answer `status` with a `text/html` page instead of the real
+    /// answer (a proxy error page after the broker already rotated).
+    #[must_use]
+    pub fn process_then_html(self, status: u16, body: &str) -> Self {
+        self.action(FaultAction::ProcessThenRespond {
+            status,
+            body: FaultBody::Raw {
+                content_type: "text/html; charset=utf-8".to_owned(),
+                body: body.to_owned(),
+            },
+        })
+    }
+
+    /// `429 Too Many Requests` with `Retry-After: retry_after_seconds` and an empty body.
+    #[must_use]
+    pub fn too_many_requests(self, retry_after_seconds: u64) -> Self {
+        self.status(429).retry_after(retry_after_seconds)
+    }
+
+    /// Adds `Retry-After: seconds` to the answer (combine with [`Fault::status`], e.g. 503).
+    #[must_use]
+    pub fn retry_after(self, seconds: u64) -> Self {
+        self.header("retry-after", &seconds.to_string())
+    }
+
+    /// Adds a header to every answer this fault produces (an HTTP-date `Retry-After`, say).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    /// The connection breaks after half of the (real, processed) answer's body.
+    #[must_use]
+    pub fn reset_mid_body(self) -> Self {
+        self.action(FaultAction::ResetMidBody)
+    }
+
+    /// The (real, processed) answer's headers come at once, its body over `over`.
+    #[must_use]
+    pub fn slow_body(self, over: Duration) -> Self {
+        self.action(FaultAction::SlowBody(over))
+    }
+
+    /// The (real, processed) answer padded to [`DEFAULT_OVERSIZED_BYTES`] of valid JSON.
+    #[must_use]
+    pub fn oversized_body(self) -> Self {
+        self.action(FaultAction::OversizedBody(DEFAULT_OVERSIZED_BYTES))
+    }
+
+    /// The (real, processed) answer padded to at least `bytes` of valid JSON.
+    #[must_use]
+    pub fn oversized_body_of(self, bytes: usize) -> Self {
+        self.action(FaultAction::OversizedBody(bytes))
+    }
+
+    /// The (real, processed) answer with another `Content-Type` (e.g. `text/plain`).
+    #[must_use]
+    pub fn content_type(self, content_type: &str) -> Self {
+        self.action(FaultAction::ContentType(content_type.to_owned()))
+    }
+
+    /// The (real, processed) answer with `field` set to `value`.
+    #[must_use]
+    pub fn answer_field(self, field: &str, value: &serde_json::Value) -> Self {
+        self.action(FaultAction::SetField {
+            field: field.to_owned(),
+            json: Some(value.to_string()),
+        })
+    }
+
+    /// The (real, processed) answer without `field`.
+    #[must_use]
+    pub fn omit_field(self, field: &str) -> Self {
+        self.action(FaultAction::SetField {
+            field: field.to_owned(),
+            json: None,
+        })
+    }
+
+    /// For [`Endpoint::Generate`]: the rotation happens as usual (the old token is revoked and
+    /// the new one lives its real `token_ttl`), but the answer reports this
+    /// `access_token_expire_in` (huge, zero, negative, `null`, a float, a string...).
+    #[must_use]
+    pub fn access_token_expire_in(self, value: &serde_json::Value) -> Self {
+        self.answer_field("access_token_expire_in", value)
+    }
+
+    /// For the token endpoints ([`Endpoint::OperatorClientToken`],
+    /// [`Endpoint::AdminClientToken`]): the token is issued as usual, but TokenInfo reports this
+    /// `expires_in`.
+    #[must_use]
+    pub fn expires_in(self, value: &serde_json::Value) -> Self {
+        self.answer_field("expires_in", value)
+    }
+
     #[must_use]
     pub fn action(mut self, action: FaultAction) -> Self {
         self.action = action;
@@ -182,6 +305,7 @@ impl Fault {
 pub(crate) struct AppliedFault {
     pub delay: Duration,
     pub action: FaultAction,
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +335,7 @@ impl FaultQueue {
         let applied = AppliedFault {
             delay: fault.delay,
             action: fault.action.clone(),
+            headers: fault.headers.clone(),
         };
         if fault.times == 0 {
             self.faults.remove(position);

@@ -47,12 +47,13 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
 pub(crate) struct SimResponse {
     pub status: u16,
     pub content_type: Option<String>,
-    pub headers: Vec<(&'static str, String)>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl SimResponse {
-    fn empty(status: u16) -> Self {
+    pub(crate) fn empty(status: u16) -> Self {
         Self {
             status,
             content_type: None,
@@ -75,7 +76,7 @@ impl SimResponse {
         if status == 401 {
             response
                 .headers
-                .push(("www-authenticate", vapi::CHALLENGE.to_owned()));
+                .push(("www-authenticate".to_owned(), vapi::CHALLENGE.to_owned()));
         }
         response
     }
@@ -400,6 +401,46 @@ pub(crate) fn malformed_success(endpoint: Endpoint) -> SimResponse {
     }
 }
 
+/// Name of the field [`oversized`] pads answers with.
+const PADDING_FIELD: &str = "_padding";
+
+/// `response` with a JSON body of at least `bytes` bytes: its JSON object (or an empty one)
+/// plus a long string field. Status and headers stay; the content type becomes JSON if the
+/// answer had none.
+pub(crate) fn oversized(response: SimResponse, bytes: usize) -> SimResponse {
+    let mut object = match serde_json::from_slice::<Value>(&response.body) {
+        Ok(Value::Object(object)) => object,
+        _ => serde_json::Map::new(),
+    };
+    object.insert(PADDING_FIELD.to_owned(), Value::from("x".repeat(bytes)));
+    SimResponse {
+        content_type: response.content_type.or_else(|| Some(JSON.to_owned())),
+        body: Value::Object(object).to_string().into_bytes(),
+        ..response
+    }
+}
+
+/// `response` with `field` of its JSON object body set to the JSON text `json`, or removed
+/// (`None`). Bodies that are not JSON objects, and JSON text that does not parse, change nothing.
+pub(crate) fn set_field(response: SimResponse, field: &str, json: Option<&str>) -> SimResponse {
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&response.body) else {
+        return response;
+    };
+    match json.map(serde_json::from_str::<Value>) {
+        None => {
+            object.remove(field);
+        }
+        Some(Ok(value)) => {
+            object.insert(field.to_owned(), value);
+        }
+        Some(Err(_)) => return response,
+    }
+    SimResponse {
+        body: Value::Object(object).to_string().into_bytes(),
+        ..response
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +482,33 @@ mod tests {
                 Err(UsergroupError::InvalidParameters)
             );
         }
+    }
+
+    #[test]
+    fn oversized_answers_keep_their_fields_and_stay_valid_json() {
+        let real = SimResponse::json(200, SYNC_CLIENT_MEDIA_TYPE, &json!({"access_token": "t"}));
+        let padded = oversized(real, 1000);
+        assert!(padded.body.len() >= 1000);
+        let body: Value = serde_json::from_slice(&padded.body).expect("valid JSON");
+        assert_eq!(body["access_token"], "t");
+        assert_eq!(padded.content_type.as_deref(), Some(SYNC_CLIENT_MEDIA_TYPE));
+        let padded = oversized(SimResponse::empty(404), 10);
+        assert_eq!(padded.status, 404);
+        assert_eq!(padded.content_type.as_deref(), Some(JSON));
+        assert!(serde_json::from_slice::<Value>(&padded.body).is_ok());
+    }
+
+    #[test]
+    fn set_field_replaces_or_removes_one_field_of_json_objects_only() {
+        let real = || SimResponse::json(200, JSON, &json!({"a": 1, "b": 2}));
+        let changed = set_field(real(), "a", Some("1e30"));
+        let body: Value = serde_json::from_slice(&changed.body).expect("JSON");
+        assert_eq!(body, json!({"a": 1e30, "b": 2}));
+        let removed = set_field(real(), "b", None);
+        let body: Value = serde_json::from_slice(&removed.body).expect("JSON");
+        assert_eq!(body, json!({"a": 1}));
+        let untouched = set_field(SimResponse::empty(401), "a", Some("null"));
+        assert!(untouched.body.is_empty());
     }
 
     #[test]

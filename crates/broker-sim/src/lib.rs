@@ -8,12 +8,17 @@
 //! let sim = BrokerSim::start(BrokerSimConfig::default()).await?;
 //! sim.add_directory("3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c", SyncClients::One { generate_token: true, token_ttl: 10 });
 //! sim.inject(Fault::on(Endpoint::Generate).times(2).status(500));
+//! sim.inject(Fault::on(Endpoint::Generate).reset_mid_body()); // rotates, then breaks the body
+//! sim.inject(Fault::on(Endpoint::Generate).access_token_expire_in(&serde_json::json!(-5)));
 //! // ... point the client at sim.url(), trusting sim.ca_pem() ...
+//! let _admin_token = sim.generate_out_of_band("3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c");
+//! let _new_ca_pem = sim.rotate_server_certificate()?;
 //! sim.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
 
+mod body;
 mod config;
 mod faults;
 mod handlers;
@@ -27,6 +32,7 @@ mod vapi;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -35,7 +41,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::{AcceptedBrokerTokens, BrokerSimConfig, ExpiresIn, UnusedFields};
-pub use faults::{Fault, FaultAction, FaultBody};
+pub use faults::{DEFAULT_OVERSIZED_BYTES, Fault, FaultAction, FaultBody};
 pub use handlers::SYNC_CLIENT_MEDIA_TYPE;
 pub use recording::RecordedRequest;
 pub use routes::Endpoint;
@@ -77,6 +83,8 @@ impl BrokerSim {
             recorder: Mutex::new(Recorder::default()),
             base_url: url.clone(),
             unused_fields: config.unused_fields,
+            certificate_rotations: tokio::sync::watch::Sender::new(0),
+            failed_handshakes: AtomicUsize::new(0),
         });
         let acceptor = tls
             .as_ref()
@@ -103,15 +111,36 @@ impl BrokerSim {
         self.address
     }
 
-    /// The PEM of the CA that signed the server certificate (HTTPS only).
+    /// The PEM of the CA that signed the current server certificate (HTTPS only).
     pub fn ca_pem(&self) -> Option<String> {
-        self.tls.as_ref().map(|tls| tls.ca_pem.clone())
+        self.tls.as_ref().map(tls::SimTls::ca_pem)
     }
 
-    /// A rustls client configuration (ring provider) trusting only this simulator's CA
+    /// A rustls client configuration (ring provider) trusting only this simulator's current CA
     /// (HTTPS only).
     pub fn client_tls_config(&self) -> Option<io::Result<rustls::ClientConfig>> {
-        self.tls.as_ref().map(|tls| tls::client_config(&tls.ca_der))
+        self.tls.as_ref().map(tls::SimTls::client_config)
+    }
+
+    /// Re-issues the server certificate from a *new* CA, as when vCenter's certificate is
+    /// replaced: every TLS handshake from now on presents it, so a client that trusts only the
+    /// old CA fails verification. Open connections finish the request in flight and close (as a
+    /// restarted reverse proxy would), so the next request of any client makes a new handshake.
+    /// Returns the new CA's PEM (also from [`BrokerSim::ca_pem`] from now on). Fails for a
+    /// plain-HTTP simulator.
+    pub fn rotate_server_certificate(&self) -> io::Result<String> {
+        let tls = self.tls.as_ref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the broker simulator serves plain HTTP: there is no certificate to rotate",
+            )
+        })?;
+        let ca_pem = tls.rotate()?;
+        self.shared
+            .certificate_rotations
+            .send_modify(|rotations| *rotations += 1);
+        tracing::info!("broker simulator rotated its server certificate to a new CA");
+        Ok(ca_pem)
     }
 
     pub fn username(&self) -> &str {
@@ -124,6 +153,14 @@ impl BrokerSim {
 
     pub fn tenant(&self) -> String {
         lock(&self.shared.state).tenant().to_owned()
+    }
+
+    /// TLS handshakes that failed since the start (a client refusing the server certificate
+    /// after [`BrokerSim::rotate_server_certificate`], say). Such connections never reach the
+    /// request log. The server counts a failure when it sees the client's alert, which may be
+    /// just after the client reported its error: poll (bounded) rather than read once.
+    pub fn failed_tls_handshakes(&self) -> usize {
+        self.shared.failed_handshakes.load(Ordering::Relaxed)
     }
 
     // ---- directories and permissions ----
@@ -191,9 +228,17 @@ impl BrokerSim {
         lock(&self.shared.recorder).requests()
     }
 
-    /// Recorded requests to `endpoint` since the last [`BrokerSim::clear_requests`].
+    /// Recorded requests to `endpoint` since the last [`BrokerSim::clear_requests`], whatever
+    /// their answer (`DELETE /api/session` is [`Endpoint::Logout`]; logins that vCenter refused
+    /// count under [`Endpoint::Login`] too).
     pub fn count(&self, endpoint: Endpoint) -> usize {
         lock(&self.shared.recorder).count(endpoint)
+    }
+
+    /// Recorded requests to `endpoint` answered with `status` (e.g. `Login` refused with 401)
+    /// since the last [`BrokerSim::clear_requests`].
+    pub fn count_with_status(&self, endpoint: Endpoint, status: u16) -> usize {
+        lock(&self.shared.recorder).count_with_status(endpoint, status)
     }
 
     pub fn clear_requests(&self) {
@@ -225,6 +270,21 @@ impl BrokerSim {
     /// Successful rotations of the directory's sync client (not reset by `clear_requests`).
     pub fn generate_count(&self, directory_id: &str) -> usize {
         lock(&self.shared.state).generate_count(directory_id)
+    }
+
+    /// Rotates the directory's sync client as if an administrator pressed Generate in the
+    /// vSphere Client: the saved settings are kept, the previous token or secret is revoked at
+    /// once, and the new access token (token mode) or client secret (secret mode) is returned.
+    /// No request is recorded; [`BrokerSim::generate_count`] counts it. `None` when the
+    /// directory does not have exactly one sync client.
+    pub fn generate_out_of_band(&self, directory_id: &str) -> Option<String> {
+        lock(&self.shared.state).generate_out_of_band(directory_id, Instant::now())
+    }
+
+    /// vCenter sessions open now: logged in, not logged out, not idle for too long, not
+    /// ended by [`BrokerSim::expire_sessions`].
+    pub fn open_sessions(&self) -> usize {
+        lock(&self.shared.state).open_sessions(Instant::now())
     }
 
     /// Ends every vCenter session at once, as an idle timeout or a vCenter restart would.

@@ -150,6 +150,13 @@ impl Recorder {
             .count()
     }
 
+    pub(crate) fn count_with_status(&self, endpoint: Endpoint, status: u16) -> usize {
+        self.requests
+            .iter()
+            .filter(|request| request.endpoint == endpoint && request.status == Some(status))
+            .count()
+    }
+
     pub(crate) fn clear(&mut self) {
         self.requests.clear();
     }
@@ -194,6 +201,8 @@ mod tests {
         assert_eq!(requests[0].status, None);
         assert_eq!(requests[1].status, Some(201));
         assert_eq!(recorder.count(Endpoint::Login), 2);
+        assert_eq!(recorder.count_with_status(Endpoint::Login, 201), 1);
+        assert_eq!(recorder.count_with_status(Endpoint::Login, 401), 0);
         recorder.clear();
         recorder.finish(first, 201);
         assert_eq!(recorder.count(Endpoint::Login), 0);

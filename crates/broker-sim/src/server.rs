@@ -4,13 +4,14 @@
 //! TLS) connection without an answer, as a crashed proxy or a lost response would.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -21,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::SimBody;
 use crate::config::UnusedFields;
 use crate::faults::{FaultAction, FaultQueue};
 use crate::handlers::{self, HandlerContext, IncomingRequest, SimResponse};
@@ -40,6 +42,10 @@ pub(crate) struct Shared {
     pub recorder: Mutex<Recorder>,
     pub base_url: String,
     pub unused_fields: UnusedFields,
+    /// Bumped by every server certificate rotation; open connections close when it changes.
+    pub certificate_rotations: tokio::sync::watch::Sender<u64>,
+    /// TLS handshakes that failed or timed out (a client refusing the certificate, say).
+    pub failed_handshakes: AtomicUsize,
 }
 
 /// Locks a mutex; a panic in another holder does not make the simulator unusable.
@@ -84,8 +90,14 @@ async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, shared: A
         Some(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => serve_io(tls_stream, shared).await,
-                Ok(Err(error)) => tracing::debug!(%error, "broker simulator TLS handshake failed"),
-                Err(_elapsed) => tracing::debug!("broker simulator TLS handshake timed out"),
+                Ok(Err(error)) => {
+                    shared.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, "broker simulator TLS handshake failed");
+                }
+                Err(_elapsed) => {
+                    shared.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("broker simulator TLS handshake timed out");
+                }
             }
         }
     }
@@ -97,17 +109,34 @@ where
 {
     let kill = Arc::new(Notify::new());
     let service_kill = Arc::clone(&kill);
+    let mut rotations = shared.certificate_rotations.subscribe();
     let service =
         service_fn(move |request| answer(Arc::clone(&shared), Arc::clone(&service_kill), request));
     let builder = auto::Builder::new(TokioExecutor::new());
     let connection = builder.serve_connection(TokioIo::new(io), service);
-    tokio::select! {
-        result = connection => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "broker simulator connection ended with an error");
+    tokio::pin!(connection);
+    let mut watching_rotations = true;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "broker simulator connection ended with an error");
+                }
+                return;
+            }
+            () = kill.notified() => {
+                tracing::debug!("broker simulator dropped a connection on purpose");
+                return;
+            }
+            changed = rotations.changed(), if watching_rotations => {
+                watching_rotations = false;
+                if changed.is_ok() {
+                    // As a restarted reverse proxy would: answer what is in flight, then close,
+                    // so that the next request opens a connection with the new certificate.
+                    connection.as_mut().graceful_shutdown();
+                }
             }
         }
-        () = kill.notified() => tracing::debug!("broker simulator dropped a connection on purpose"),
     }
 }
 
@@ -116,23 +145,52 @@ fn drop_connection(kill: &Notify) -> ConnectionDroppedOnPurpose {
     ConnectionDroppedOnPurpose
 }
 
+/// How the body of an answer leaves the server.
+enum Delivery {
+    Whole,
+    /// Half the body, then a broken connection.
+    Cut,
+    /// The body spread over this long.
+    Slow(Duration),
+}
+
 async fn answer(
     shared: Arc<Shared>,
     kill: Arc<Notify>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ConnectionDroppedOnPurpose> {
+) -> Result<Response<SimBody>, ConnectionDroppedOnPurpose> {
     let (parts, body) = request.into_parts();
     let Ok(body) = Limited::new(body, MAX_BODY_BYTES).collect().await else {
-        return Ok(into_hyper(SimResponse {
-            status: 413,
-            content_type: None,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }));
+        return Ok(into_hyper(SimResponse::empty(413), &Delivery::Whole));
     };
     let body = body.to_bytes();
     let route = classify(&parts.method, parts.uri.path());
-    let sequence = lock(&shared.recorder).start(Arrival {
+    let sequence = record(&shared, &parts, &route, &body);
+    let fault = lock(&shared.faults).take(route.endpoint, route.directory_id.as_deref());
+    let (action, extra_headers) = match fault {
+        None => (FaultAction::Proceed, Vec::new()),
+        Some(fault) => {
+            lock(&shared.recorder).mark_faulted(sequence);
+            if !fault.delay.is_zero() {
+                tokio::time::sleep(fault.delay).await;
+            }
+            (fault.action, fault.headers)
+        }
+    };
+    let incoming = IncomingRequest {
+        headers: &parts.headers,
+        query: parts.uri.query(),
+        body: &body,
+    };
+    let (mut response, delivery) = act(&shared, &kill, &route, &incoming, action).await?;
+    response.headers.extend(extra_headers);
+    tracing::debug!(endpoint = ?route.endpoint, status = response.status, "broker simulator answered");
+    lock(&shared.recorder).finish(sequence, response.status);
+    Ok(into_hyper(response, &delivery))
+}
+
+fn record(shared: &Shared, parts: &Parts, route: &Route, body: &[u8]) -> u64 {
+    lock(&shared.recorder).start(Arrival {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
@@ -149,44 +207,51 @@ async fn answer(
         body: body.to_vec(),
         endpoint: route.endpoint,
         directory_id: route.directory_id.clone(),
-    });
-    let fault = lock(&shared.faults).take(route.endpoint, route.directory_id.as_deref());
-    let action = match fault {
-        None => FaultAction::Proceed,
-        Some(fault) => {
-            lock(&shared.recorder).mark_faulted(sequence);
-            if !fault.delay.is_zero() {
-                tokio::time::sleep(fault.delay).await;
-            }
-            fault.action
-        }
-    };
-    let incoming = IncomingRequest {
-        headers: &parts.headers,
-        query: parts.uri.query(),
-        body: &body,
-    };
+    })
+}
+
+/// Carries out a fault's action (or none): the answer to send and how, or a dropped connection.
+async fn act(
+    shared: &Shared,
+    kill: &Notify,
+    route: &Route,
+    incoming: &IncomingRequest<'_>,
+    action: FaultAction,
+) -> Result<(SimResponse, Delivery), ConnectionDroppedOnPurpose> {
+    let processed = || process(shared, route, incoming);
     let response = match action {
-        FaultAction::Proceed => process(&shared, &route, &incoming),
+        FaultAction::Proceed => processed(),
         FaultAction::Respond { status, body } => handlers::fault_response(status, &body),
-        FaultAction::DropConnection => return Err(drop_connection(&kill)),
+        FaultAction::DropConnection => return Err(drop_connection(kill)),
         FaultAction::ProcessThenDrop => {
-            process(&shared, &route, &incoming);
-            return Err(drop_connection(&kill));
+            processed();
+            return Err(drop_connection(kill));
         }
         FaultAction::ProcessThenHang(hang_for) => {
-            process(&shared, &route, &incoming);
+            processed();
             tokio::time::sleep(hang_for).await;
-            return Err(drop_connection(&kill));
+            return Err(drop_connection(kill));
         }
         FaultAction::MalformedSuccess => {
-            process(&shared, &route, &incoming);
+            processed();
             handlers::malformed_success(route.endpoint)
         }
+        FaultAction::ProcessThenRespond { status, body } => {
+            processed();
+            handlers::fault_response(status, &body)
+        }
+        FaultAction::ResetMidBody => return Ok((processed(), Delivery::Cut)),
+        FaultAction::SlowBody(over) => return Ok((processed(), Delivery::Slow(over))),
+        FaultAction::OversizedBody(bytes) => handlers::oversized(processed(), bytes),
+        FaultAction::ContentType(content_type) => SimResponse {
+            content_type: Some(content_type),
+            ..processed()
+        },
+        FaultAction::SetField { field, json } => {
+            handlers::set_field(processed(), &field, json.as_deref())
+        }
     };
-    tracing::debug!(endpoint = ?route.endpoint, status = response.status, "broker simulator answered");
-    lock(&shared.recorder).finish(sequence, response.status);
-    Ok(into_hyper(response))
+    Ok((response, Delivery::Whole))
 }
 
 /// Runs the real handler under the state lock, at the moment the request is processed.
@@ -204,8 +269,14 @@ fn process(shared: &Shared, route: &Route, request: &IncomingRequest<'_>) -> Sim
     )
 }
 
-fn into_hyper(response: SimResponse) -> Response<Full<Bytes>> {
-    let mut hyper_response = Response::new(Full::new(Bytes::from(response.body)));
+fn into_hyper(response: SimResponse, delivery: &Delivery) -> Response<SimBody> {
+    let length = response.body.len();
+    let body = match delivery {
+        Delivery::Whole => SimBody::whole(response.body),
+        Delivery::Cut => SimBody::cut(response.body),
+        Delivery::Slow(over) => SimBody::trickled(response.body, *over),
+    };
+    let mut hyper_response = Response::new(body);
     *hyper_response.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = hyper_response.headers_mut();
@@ -214,9 +285,16 @@ fn into_hyper(response: SimResponse) -> Response<Full<Bytes>> {
     {
         headers.insert(CONTENT_TYPE, value);
     }
+    if !matches!(delivery, Delivery::Whole) {
+        // A streamed body announces its full length, so a cut one is visibly incomplete.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
     for (name, value) in response.headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.append(HeaderName::from_static(name), value);
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.append(name, value);
         }
     }
     hyper_response

@@ -116,6 +116,54 @@ struct SyncClient {
     client_secret: Option<String>,
 }
 
+impl SyncClient {
+    /// Saves the requested settings, revokes the current token and secret, issues new ones.
+    fn rotate(
+        &mut self,
+        request: GenerateRequest,
+        ttl_unit: Duration,
+        now: Instant,
+    ) -> SyncClientView {
+        if let Some(generate_token) = request.generate_token {
+            self.generate_token = generate_token;
+        }
+        if let Some(token_ttl) = request.token_ttl {
+            self.token_ttl = token_ttl;
+        }
+        self.token = None;
+        self.client_secret = None;
+        if self.generate_token {
+            let minutes = u32::try_from(self.token_ttl.max(1)).unwrap_or(1);
+            let lifetime = ttl_unit.checked_mul(minutes);
+            let expires_at = lifetime.and_then(|lifetime| now.checked_add(lifetime));
+            let value = tokens::jwt(&self.client_id, lifetime.map(|lifetime| lifetime.as_secs()));
+            self.token = Some(LiveToken {
+                value: value.clone(),
+                expires_at,
+            });
+            SyncClientView {
+                generate_token: true,
+                client_id: self.client_id.clone(),
+                client_secret: None,
+                access_token: Some(value),
+                access_token_expire_in: Some(remaining_seconds(expires_at, now)),
+                token_ttl: self.token_ttl,
+            }
+        } else {
+            let secret = tokens::client_secret();
+            self.client_secret = Some(secret.clone());
+            SyncClientView {
+                generate_token: false,
+                client_id: self.client_id.clone(),
+                client_secret: Some(secret),
+                access_token: None,
+                access_token_expire_in: None,
+                token_ttl: self.token_ttl,
+            }
+        }
+    }
+}
+
 enum SyncClientSetup {
     None,
     One(Box<SyncClient>),
@@ -240,6 +288,16 @@ impl SimState {
             }
             None => false,
         }
+    }
+
+    /// Sessions that would still be accepted at `now`.
+    pub(crate) fn open_sessions(&self, now: Instant) -> usize {
+        self.sessions
+            .values()
+            .filter(|session| {
+                now.saturating_duration_since(session.last_used) < self.session_idle_timeout
+            })
+            .count()
     }
 
     pub(crate) fn expire_sessions(&mut self) {
@@ -449,48 +507,26 @@ impl SimState {
         let SyncClientSetup::One(client) = &mut directory.setup else {
             return Err(UsergroupError::NotFound);
         };
-        if let Some(generate_token) = request.generate_token {
-            client.generate_token = generate_token;
-        }
-        if let Some(token_ttl) = request.token_ttl {
-            client.token_ttl = token_ttl;
-        }
-        client.token = None;
-        client.client_secret = None;
-        let view = if client.generate_token {
-            let minutes = u32::try_from(client.token_ttl.max(1)).unwrap_or(1);
-            let lifetime = ttl_unit.checked_mul(minutes);
-            let expires_at = lifetime.and_then(|lifetime| now.checked_add(lifetime));
-            let value = tokens::jwt(
-                &client.client_id,
-                lifetime.map(|lifetime| lifetime.as_secs()),
-            );
-            client.token = Some(LiveToken {
-                value: value.clone(),
-                expires_at,
-            });
-            SyncClientView {
-                generate_token: true,
-                client_id: client.client_id.clone(),
-                client_secret: None,
-                access_token: Some(value),
-                access_token_expire_in: Some(remaining_seconds(expires_at, now)),
-                token_ttl: client.token_ttl,
-            }
-        } else {
-            let secret = tokens::client_secret();
-            client.client_secret = Some(secret.clone());
-            SyncClientView {
-                generate_token: false,
-                client_id: client.client_id.clone(),
-                client_secret: Some(secret),
-                access_token: None,
-                access_token_expire_in: None,
-                token_ttl: client.token_ttl,
-            }
-        };
+        let view = client.rotate(request, ttl_unit, now);
         directory.generate_count += 1;
         Ok(view)
+    }
+
+    /// An administrator's rotation in the vSphere Client: no token, no access check, saved
+    /// settings. Returns the new access token or client secret.
+    pub(crate) fn generate_out_of_band(
+        &mut self,
+        directory_id: &str,
+        now: Instant,
+    ) -> Option<String> {
+        let ttl_unit = self.ttl_unit;
+        let directory = self.directories.get_mut(directory_id)?;
+        let SyncClientSetup::One(client) = &mut directory.setup else {
+            return None;
+        };
+        let view = client.rotate(GenerateRequest::default(), ttl_unit, now);
+        directory.generate_count += 1;
+        view.access_token.or(view.client_secret)
     }
 
     /// The saved configuration without credentials; `access_token_expire_in` tells how long
@@ -825,6 +861,44 @@ mod tests {
             UsergroupError::Forbidden
         );
         assert_eq!(state.generate_count(DIRECTORY), 0);
+    }
+
+    #[test]
+    fn out_of_band_generate_revokes_the_live_token_and_keeps_the_settings() {
+        let mut state = fast_state();
+        let now = Instant::now();
+        let old = generate(&mut state, GenerateRequest::default(), now)
+            .access_token
+            .expect("token mode");
+        let new = state
+            .generate_out_of_band(DIRECTORY, now)
+            .expect("one sync client");
+        assert_ne!(old, new);
+        assert!(!state.token_is_valid(&old, now));
+        assert_eq!(state.current_token(DIRECTORY, now), Some(new));
+        assert_eq!(state.generate_count(DIRECTORY), 2);
+        assert_eq!(state.generate_out_of_band("unknown", now), None);
+        state.add_directory("double", SyncClients::Two);
+        assert_eq!(state.generate_out_of_band("double", now), None);
+    }
+
+    #[test]
+    fn open_sessions_counts_live_sessions_only() {
+        let mut state = state_with(&BrokerSimConfig {
+            session_idle_timeout: Duration::from_secs(10),
+            ..BrokerSimConfig::default()
+        });
+        let start = Instant::now();
+        let first = state
+            .login("administrator@vsphere.local", "broker-sim-Passw0rd!", start)
+            .expect("logged in");
+        state
+            .login("administrator@vsphere.local", "broker-sim-Passw0rd!", start)
+            .expect("logged in");
+        assert_eq!(state.open_sessions(start), 2);
+        state.logout(Some(&first), start).expect("logged out");
+        assert_eq!(state.open_sessions(start), 1);
+        assert_eq!(state.open_sessions(start + Duration::from_secs(10)), 0);
     }
 
     #[test]

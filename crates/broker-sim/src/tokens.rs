@@ -5,14 +5,30 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest;
 use ring::rand::{SecureRandom as _, SystemRandom};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Random bytes from the system generator. Should it ever fail, the bytes come from a SHA-256
+/// of a process-wide counter and the clock instead: simulator values need to be unique, not
+/// secret, and a test double must not panic.
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0_u8; N];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system random generator is available");
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since_epoch| since_epoch.as_nanos());
+        for (block, chunk) in bytes.chunks_mut(32).enumerate() {
+            let mut context = digest::Context::new(&digest::SHA256);
+            context.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+            context.update(&nanos.to_le_bytes());
+            context.update(&block.to_le_bytes());
+            let hash = context.finish();
+            chunk.copy_from_slice(&hash.as_ref()[..chunk.len()]);
+        }
+    }
     bytes
 }
 

@@ -1,5 +1,7 @@
 //! The documented endpoints over real HTTP(S): success paths, error statuses and recording.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -1,6 +1,8 @@
 //! Everything that dies by time: sync-client tokens, sessions, broker tokens. Sleeps are short
 //! and bounded (ttl_unit of one second, sub-second idle timeouts).
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

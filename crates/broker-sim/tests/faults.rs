@@ -1,5 +1,7 @@
 //! Each kind of injected fault, observed by a real client.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

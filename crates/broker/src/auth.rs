@@ -3,14 +3,16 @@
 //! One tokio mutex guards both. It is held across the login and token requests on purpose: when
 //! many callers need a token at once, the first fetches it and the others wait and reuse it.
 
-use std::time::{Duration, Instant};
+use std::sync::PoisonError;
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{ACCEPT, HeaderValue};
 
-use crate::client::Inner;
+use crate::client::{Inner, MAX_BROKER_TOKEN_LIFETIME};
 use crate::config::TokenClient;
 use crate::diagnostics::single_line;
 use crate::error::{BrokerError, ErrorKind};
+use crate::lifetime::ReportedLifetime;
 use crate::outcome::Endpoint;
 use crate::secret::SecretString;
 use crate::transport::{Answer, malformed_answer, status_error};
@@ -44,8 +46,38 @@ struct CachedToken {
 /// A broker token ready for use.
 pub(crate) struct BrokerToken {
     pub(crate) token: SecretString,
-    /// Remaining lifetime; `None` when vCenter did not say.
+    /// Remaining lifetime, at most [`MAX_BROKER_TOKEN_LIFETIME`], zero when vCenter reported it
+    /// as already expired; `None` when vCenter did not say.
     pub(crate) expires_in: Option<Duration>,
+}
+
+/// No vCenter login until `until`: the last one was refused with 401.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoginBlock {
+    until: Instant,
+    /// The same moment on the wall clock, for messages and status.
+    until_wall: SystemTime,
+}
+
+impl LoginBlock {
+    fn starting_now(cooldown: Duration) -> Option<Self> {
+        if cooldown.is_zero() {
+            return None;
+        }
+        let now = Instant::now();
+        let wall_now = SystemTime::now();
+        Some(Self {
+            until: now.checked_add(cooldown)?,
+            until_wall: wall_now.checked_add(cooldown).unwrap_or(wall_now),
+        })
+    }
+
+    /// The time left, if the block is still on at `now`.
+    fn remaining(&self, now: Instant) -> Option<Duration> {
+        self.until
+            .checked_duration_since(now)
+            .filter(|left| !left.is_zero())
+    }
 }
 
 impl AuthState {
@@ -104,8 +136,10 @@ impl Inner {
         state: &mut AuthState,
         login: VCenterLogin<'_>,
     ) -> Result<BrokerToken, BrokerError> {
-        let (token, lifetime) = self.fetch_with_session(state, login).await?;
+        let (token, reported) = self.fetch_with_session(state, login).await?;
         let received_at = Instant::now();
+        // Negative counts as zero (used once, not cached); absurdly long is cut to a day.
+        let lifetime = reported.clamped(MAX_BROKER_TOKEN_LIFETIME);
         state.broker_token = lifetime.and_then(|lifetime| {
             let refresh_after = lifetime
                 .checked_sub(self.token_refresh_margin)
@@ -128,7 +162,7 @@ impl Inner {
         &self,
         state: &mut AuthState,
         login: VCenterLogin<'_>,
-    ) -> Result<(SecretString, Option<Duration>), BrokerError> {
+    ) -> Result<(SecretString, ReportedLifetime), BrokerError> {
         let reused_session = state.session.is_some();
         let session = match &state.session {
             Some(session) => session.clone(),
@@ -152,14 +186,56 @@ impl Inner {
         result
     }
 
+    /// Logs in, unless a refused login blocks it; a refusal (401) starts the cool-down.
     async fn open_session(
         &self,
         state: &mut AuthState,
         login: VCenterLogin<'_>,
     ) -> Result<SecretString, BrokerError> {
-        let session = self.log_in(login).await?;
-        state.session = Some(session.clone());
-        Ok(session)
+        if let Some(blocked) = self.login_blocked_error() {
+            return Err(blocked);
+        }
+        match self.log_in(login).await {
+            Ok(session) => {
+                *self.lock_login_block() = None;
+                state.session = Some(session.clone());
+                Ok(session)
+            }
+            Err(error) if error.status() == Some(401) => {
+                let block = LoginBlock::starting_now(self.login_cooldown);
+                *self.lock_login_block() = block;
+                Err(error.with_retry_after(block.map(|_| self.login_cooldown)))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn lock_login_block(&self) -> std::sync::MutexGuard<'_, Option<LoginBlock>> {
+        self.login_block
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When the login cool-down ends, if it is on.
+    pub(crate) fn login_blocked_until(&self) -> Option<SystemTime> {
+        let block = (*self.lock_login_block())?;
+        block.remaining(Instant::now()).map(|_| block.until_wall)
+    }
+
+    /// The error for a call that needs a login while the cool-down is on; no HTTP is sent.
+    fn login_blocked_error(&self) -> Option<BrokerError> {
+        let block = (*self.lock_login_block())?;
+        let left = block.remaining(Instant::now())?;
+        let message = format!(
+            "vCenter refused the user name or password; to avoid locking the account no login \
+             is tried until {} (in {}); changing the login Secret retries at once",
+            httpdate::fmt_http_date(block.until_wall),
+            short_duration(left)
+        );
+        Some(
+            BrokerError::call(ErrorKind::Auth, Endpoint::Session, &message)
+                .with_retry_after(Some(left)),
+        )
     }
 
     /// `POST /api/session` with Basic auth.
@@ -174,8 +250,17 @@ impl Inner {
         self.transport
             .call(endpoint, request, |answer| {
                 if !answer.is_success() {
-                    let hint = (answer.status.as_u16() == 401)
-                        .then(|| "user name or password rejected".to_owned());
+                    let hint = (answer.status.as_u16() == 401).then(|| {
+                        let cooldown = if self.login_cooldown.is_zero() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (no new login for {} unless the login Secret changes)",
+                                short_duration(self.login_cooldown)
+                            )
+                        };
+                        format!("user name or password rejected{cooldown}")
+                    });
                     return Err(status_error(
                         endpoint,
                         &answer,
@@ -203,7 +288,7 @@ impl Inner {
         &self,
         session: &SecretString,
         login: VCenterLogin<'_>,
-    ) -> Result<(SecretString, Option<Duration>), BrokerError> {
+    ) -> Result<(SecretString, ReportedLifetime), BrokerError> {
         let endpoint = Endpoint::BrokerToken;
         let path = match login.token_client {
             TokenClient::OperatorClient => {
@@ -232,7 +317,7 @@ impl Inner {
         answer: &Answer,
         session: &SecretString,
         token_client: TokenClient,
-    ) -> Result<(SecretString, Option<Duration>), BrokerError> {
+    ) -> Result<(SecretString, ReportedLifetime), BrokerError> {
         let endpoint = Endpoint::BrokerToken;
         if !answer.is_success() {
             let hint = match (answer.status.as_u16(), token_client) {
@@ -272,6 +357,19 @@ impl Inner {
     }
 }
 
+/// "15m", "14m 58s", "2h 5m", "42s": for messages.
+fn short_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs().max(1);
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (hours, minutes, seconds) {
+        (0, 0, seconds) => format!("{seconds}s"),
+        (0, minutes, 0) => format!("{minutes}m"),
+        (0, minutes, seconds) => format!("{minutes}m {seconds}s"),
+        (hours, 0, _) => format!("{hours}h"),
+        (hours, minutes, _) => format!("{hours}h {minutes}m"),
+    }
+}
+
 /// The session id as a header value, marked sensitive so it is never logged by the HTTP stack.
 pub(crate) fn session_header(session: &SecretString) -> Result<HeaderValue, BrokerError> {
     let mut value = HeaderValue::from_str(session.expose()).map_err(|_| {
@@ -283,4 +381,34 @@ pub(crate) fn session_header(session: &SecretString) -> Result<HeaderValue, Brok
     })?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_durations_read_naturally() {
+        let cases = [
+            (0, "1s"),
+            (42, "42s"),
+            (900, "15m"),
+            (898, "14m 58s"),
+            (3600, "1h"),
+            (7500, "2h 5m"),
+            (86_400, "24h"),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(short_duration(Duration::from_secs(seconds)), expected);
+        }
+    }
+
+    #[test]
+    fn a_zero_cooldown_blocks_nothing() {
+        assert!(LoginBlock::starting_now(Duration::ZERO).is_none());
+        let block = LoginBlock::starting_now(Duration::from_secs(60)).expect("block");
+        assert!(block.remaining(Instant::now()).is_some());
+        let later = Instant::now().checked_add(Duration::from_secs(61));
+        assert!(later.is_none_or(|later| block.remaining(later).is_none()));
+    }
 }

@@ -1,16 +1,15 @@
 //! [`BrokerClient`]: the public operations, built on the transport and the auth cache.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::RequestBuilder;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use tokio::sync::Mutex;
 
-use crate::auth::{AuthState, SESSION_HEADER, VCenterLogin, session_header};
-use crate::config::{AuthSummary, BrokerAuth, BrokerConfig};
+use crate::auth::{AuthState, LoginBlock, SESSION_HEADER, VCenterLogin, session_header};
+use crate::config::{AuthSummary, BrokerAuth, BrokerConfig, MAX_LOGIN_COOLDOWN};
 use crate::diagnostics::single_line;
 use crate::error::{BrokerError, ErrorKind};
 use crate::outcome::Endpoint;
@@ -32,11 +31,16 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// Longest tenant or directory id accepted (ids are UUIDs; this only stops absurd input).
 const MAX_PATH_VALUE_CHARS: usize = 256;
 
+/// A broker token is trusted for at most this long (24 h), whatever `expires_in` says: it is
+/// cached and reported for no longer.
+pub const MAX_BROKER_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// What [`BrokerClient::authenticate`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuthStatus {
-    /// Remaining lifetime of the broker token; `None` when vCenter did not say, or with a
-    /// static bearer token.
+    /// Remaining lifetime of the broker token, at most [`MAX_BROKER_TOKEN_LIFETIME`]; zero when
+    /// vCenter reported it as already expired (zero or negative `expires_in`); `None` when
+    /// vCenter did not say, or with a static bearer token.
     pub broker_token_expires_in: Option<Duration>,
 }
 
@@ -55,14 +59,17 @@ pub(crate) struct Inner {
     pub(crate) tenant_segment: String,
     auth: BrokerAuth,
     pub(crate) token_refresh_margin: Duration,
-    pub(crate) state: Mutex<AuthState>,
+    pub(crate) login_cooldown: Duration,
+    /// Outside `state`, whose lock is held across requests, so status can read it at once.
+    pub(crate) login_block: Mutex<Option<LoginBlock>>,
+    pub(crate) state: tokio::sync::Mutex<AuthState>,
 }
 
 impl BrokerClient {
     /// Checks the configuration and builds the HTTP client (rustls with the ring provider;
     /// certificates are verified unless `insecure_skip_verify`). No request is sent.
     pub fn new(config: BrokerConfig) -> Result<Self, BrokerError> {
-        let base_url = normalize_base_url(&config.base_url)?;
+        let base_url = normalize_base_url(&config.base_url, config.allow_insecure_http)?;
         check_path_value("tenant", &config.tenant)
             .map_err(|reason| BrokerError::configure(&reason))?;
         match &config.auth {
@@ -88,7 +95,9 @@ impl BrokerClient {
                 tenant: config.tenant,
                 auth: config.auth,
                 token_refresh_margin: config.token_refresh_margin,
-                state: Mutex::new(AuthState::default()),
+                login_cooldown: config.login_cooldown.min(MAX_LOGIN_COOLDOWN),
+                login_block: Mutex::new(None),
+                state: tokio::sync::Mutex::new(AuthState::default()),
             }),
         })
     }
@@ -226,6 +235,13 @@ impl BrokerClient {
                 }
             })
             .await
+    }
+
+    /// While vCenter's refusal of the login (401) holds back new logins: when the cool-down
+    /// ends. Calls that need a login fail at once until then, without any request; a new client
+    /// (built when the login Secret changes) is not held back. `None` when logins are allowed.
+    pub fn login_blocked_until(&self) -> Option<SystemTime> {
+        self.inner.login_blocked_until()
     }
 
     /// Ends the vCenter session, if one is open, and forgets the cached broker token.
@@ -393,6 +409,7 @@ impl fmt::Debug for BrokerClient {
             .field("tenant", &self.inner.tenant)
             .field("auth", &self.inner.auth)
             .field("token_refresh_margin", &self.inner.token_refresh_margin)
+            .field("login_cooldown", &self.inner.login_cooldown)
             .finish_non_exhaustive()
     }
 }
@@ -417,16 +434,26 @@ fn parse_usable(answer: &Answer) -> Result<SyncClientMedia, Malformed> {
     parse_sync_client_media(&answer.body)
 }
 
-/// The base URL without a trailing slash, if it is an absolute http(s) URL without credentials,
-/// query or fragment.
-fn normalize_base_url(raw: &str) -> Result<String, BrokerError> {
+/// The base URL without a trailing slash, if it is an absolute https URL (or http, when
+/// allowed) without credentials, query or fragment.
+fn normalize_base_url(raw: &str, allow_insecure_http: bool) -> Result<String, BrokerError> {
     let url = reqwest::Url::parse(raw.trim()).map_err(|error| {
         BrokerError::configure(&format!("base_url is not a valid URL: {error}"))
     })?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(BrokerError::configure(
-            "base_url must start with https:// (or http://)",
-        ));
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http => {}
+        "http" => {
+            return Err(BrokerError::configure(
+                "base_url uses plain http://, which would send the password and tokens \
+                 unencrypted; use https:// or set allowInsecureHttp",
+            ));
+        }
+        _ => {
+            return Err(BrokerError::configure(
+                "base_url must start with https:// (or http:// with allowInsecureHttp)",
+            ));
+        }
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(BrokerError::configure("base_url has no host"));
@@ -468,23 +495,37 @@ mod tests {
     #[test]
     fn base_url_loses_trailing_slash_and_keeps_prefix() {
         assert_eq!(
-            normalize_base_url("https://vc.example/").as_deref(),
+            normalize_base_url("https://vc.example/", false).as_deref(),
             Ok("https://vc.example")
         );
         assert_eq!(
-            normalize_base_url("https://vc.example:8443/proxy/").as_deref(),
+            normalize_base_url("https://vc.example:8443/proxy/", false).as_deref(),
             Ok("https://vc.example:8443/proxy")
         );
     }
 
     #[test]
     fn base_url_with_credentials_is_refused_without_echoing_them() {
-        let error = normalize_base_url("https://admin:hunter2@vc.example").expect_err("refused");
+        let error =
+            normalize_base_url("https://admin:hunter2@vc.example", false).expect_err("refused");
         assert_eq!(error.kind(), ErrorKind::Spec);
         assert!(!error.to_string().contains("hunter2"));
-        assert!(normalize_base_url("ftp://vc.example").is_err());
-        assert!(normalize_base_url("vc.example").is_err());
-        assert!(normalize_base_url("https://vc.example/?x=1").is_err());
+        assert!(normalize_base_url("ftp://vc.example", true).is_err());
+        assert!(normalize_base_url("vc.example", true).is_err());
+        assert!(normalize_base_url("https://vc.example/?x=1", false).is_err());
+    }
+
+    #[test]
+    fn plain_http_needs_the_flag() {
+        let error = normalize_base_url("http://vc.example", false).expect_err("refused");
+        assert_eq!(error.kind(), ErrorKind::Spec);
+        assert!(error.to_string().contains("allowInsecureHttp"), "{error}");
+        assert_eq!(
+            normalize_base_url("http://vc.example/", true).as_deref(),
+            Ok("http://vc.example")
+        );
+        let error = normalize_base_url("ftp://vc.example", false).expect_err("refused");
+        assert!(error.to_string().contains("https://"), "{error}");
     }
 
     #[test]

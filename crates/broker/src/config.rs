@@ -13,6 +13,12 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A cached broker token is replaced this long before vCenter says it expires.
 pub const DEFAULT_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
+/// After vCenter refuses a login (401), no new login is tried for this long.
+pub const DEFAULT_LOGIN_COOLDOWN: Duration = Duration::from_secs(15 * 60);
+
+/// Longest login cool-down honoured; a longer configured value is cut to this.
+pub const MAX_LOGIN_COOLDOWN: Duration = Duration::from_secs(24 * 3600);
+
 /// Called once per HTTP request with its outcome (for metrics). Must be cheap and must not block.
 pub type RequestObserver = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
 
@@ -60,6 +66,15 @@ pub struct BrokerConfig {
     /// Refresh a cached broker token this long before its `expires_in` runs out.
     pub token_refresh_margin: Duration,
     pub observer: Option<RequestObserver>,
+    /// Allow a plain `http://` base URL (the password and tokens then travel unencrypted).
+    /// Off by default: [`BrokerClient::new`](crate::BrokerClient::new) refuses `http://`
+    /// without it. The resource field is `allowInsecureHttp`.
+    pub allow_insecure_http: bool,
+    /// After vCenter answers a login with 401, no new login is tried for this long, so that a
+    /// wrong password cannot lock the vCenter account; calls that need a login fail at once
+    /// meanwhile. A new client (built when the login Secret changes) starts without it. Zero
+    /// turns the cool-down off; values above [`MAX_LOGIN_COOLDOWN`] count as that.
+    pub login_cooldown: Duration,
 }
 
 impl BrokerConfig {
@@ -73,6 +88,8 @@ impl BrokerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             token_refresh_margin: DEFAULT_TOKEN_REFRESH_MARGIN,
             observer: None,
+            allow_insecure_http: false,
+            login_cooldown: DEFAULT_LOGIN_COOLDOWN,
         }
     }
 }
@@ -87,6 +104,8 @@ impl fmt::Debug for BrokerConfig {
             .field("request_timeout", &self.request_timeout)
             .field("token_refresh_margin", &self.token_refresh_margin)
             .field("observer", &self.observer.as_ref().map(|_| ObserverMarker))
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("login_cooldown", &self.login_cooldown)
             .finish()
     }
 }

@@ -30,16 +30,23 @@ impl ErrorBody {
 
 /// Reads an error body leniently: a vAPI error, another common JSON error shape, an HTML page,
 /// plain text, or nothing. Known `secrets` are replaced before anything is kept.
-pub(crate) fn describe_error_body(body: &[u8], secrets: &[&str]) -> ErrorBody {
+pub(crate) fn describe_error_body(
+    content_type: Option<&str>,
+    body: &[u8],
+    secrets: &[&str],
+) -> ErrorBody {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
         return ErrorBody::default();
     }
-    let (error_type, detail) = match serde_json::from_str::<Value>(text) {
-        Ok(json) => (vapi_error_type(&json), json_error_message(&json)),
-        Err(_) if looks_like_html(text) => (None, Some(describe_html(text))),
-        Err(_) => (None, Some(text.to_owned())),
+    let (error_type, detail) = if is_html(content_type, body) {
+        (None, Some(describe_html(text)))
+    } else {
+        match serde_json::from_str::<Value>(text) {
+            Ok(json) => (vapi_error_type(&json), json_error_message(&json)),
+            Err(_) => (None, Some(text.to_owned())),
+        }
     };
     ErrorBody {
         error_type: error_type
@@ -90,12 +97,25 @@ fn json_error_message(json: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn looks_like_html(text: &str) -> bool {
-    text.starts_with('<')
+/// An HTML page rather than an API answer: markup (a body starting with `<`), or a body labelled
+/// `text/html` that is not JSON. A JSON body is taken for JSON whatever its label says.
+pub(crate) fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    let text = body.trim_ascii_start();
+    if text.starts_with(b"<") {
+        return true;
+    }
+    let labelled_html = content_type
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| {
+            let essence = essence.trim();
+            essence.eq_ignore_ascii_case("text/html")
+                || essence.eq_ignore_ascii_case("application/xhtml+xml")
+        });
+    labelled_html && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err()
 }
 
 /// "HTML page "Title"" or "HTML page": the markup itself is never useful in a message.
-fn describe_html(text: &str) -> String {
+pub(crate) fn describe_html(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let title = lower.find("<title").and_then(|open| {
         let start = open + lower[open..].find('>')? + 1;
@@ -149,7 +169,7 @@ mod tests {
     #[test]
     fn reads_vapi_error_with_message_stack() {
         let body = br#"{"error_type":"NOT_FOUND","messages":[{"id":"x","default_message":"Tenant missing.","args":[]},{"default_message":"cause"}],"data":null}"#;
-        let described = describe_error_body(body, &[]);
+        let described = describe_error_body(None, body, &[]);
         assert_eq!(described.error_type.as_deref(), Some("NOT_FOUND"));
         assert_eq!(described.detail.as_deref(), Some("Tenant missing."));
         assert_eq!(
@@ -161,7 +181,7 @@ mod tests {
     #[test]
     fn reads_legacy_vapi_error_shape() {
         let body = br#"{"type":"com.vmware.vapi.std.errors.unauthenticated","value":{"messages":[{"default_message":"Authentication required."}]}}"#;
-        let described = describe_error_body(body, &[]);
+        let described = describe_error_body(None, body, &[]);
         assert_eq!(described.error_type.as_deref(), Some("UNAUTHENTICATED"));
         assert_eq!(
             described.detail.as_deref(),
@@ -171,10 +191,13 @@ mod tests {
 
     #[test]
     fn tolerates_missing_and_mistyped_fields() {
-        let described = describe_error_body(br#"{"error_type":42,"messages":"oops"}"#, &[]);
+        let described = describe_error_body(None, br#"{"error_type":42,"messages":"oops"}"#, &[]);
         assert_eq!(described, ErrorBody::default());
-        let described =
-            describe_error_body(br#"{"errors":[{"code":"x","message":"bad id"}]}"#, &[]);
+        let described = describe_error_body(
+            None,
+            br#"{"errors":[{"code":"x","message":"bad id"}]}"#,
+            &[],
+        );
         assert_eq!(described.detail.as_deref(), Some("bad id"));
     }
 
@@ -182,19 +205,31 @@ mod tests {
     fn shows_only_the_title_of_html_pages() {
         let body =
             b"<html><head><TITLE>502 Bad\nGateway</TITLE></head><body>secret stuff</body></html>";
-        let described = describe_error_body(body, &[]);
+        let described = describe_error_body(None, body, &[]);
         assert_eq!(
             described.detail.as_deref(),
             Some("HTML page \"502 Bad Gateway\"")
         );
-        let described = describe_error_body(b"<!doctype html><p>hi</p>", &[]);
+        let described = describe_error_body(None, b"<!doctype html><p>hi</p>", &[]);
+        assert_eq!(described.detail.as_deref(), Some("HTML page"));
+    }
+
+    #[test]
+    fn html_is_markup_or_a_non_json_body_labelled_html() {
+        assert!(is_html(None, b"  <html>"));
+        assert!(is_html(Some("text/html; charset=utf-8"), b"Bad gateway"));
+        assert!(is_html(Some("Application/XHTML+XML"), b"oops"));
+        assert!(!is_html(Some("text/html"), br#"{"access_token":"t"}"#));
+        assert!(!is_html(Some("text/plain"), b"Bad gateway"));
+        assert!(!is_html(None, b""));
+        let described = describe_error_body(Some("text/html"), b"raw page text SECRET", &[]);
         assert_eq!(described.detail.as_deref(), Some("HTML page"));
     }
 
     #[test]
     fn bounds_plain_text_and_removes_secrets() {
         let body = format!("denied for hunter2 {}", "y".repeat(5000));
-        let described = describe_error_body(body.as_bytes(), &["hunter2"]);
+        let described = describe_error_body(None, body.as_bytes(), &["hunter2"]);
         let detail = described.detail.expect("detail");
         assert!(detail.starts_with("denied for <redacted> yyy"));
         assert!(detail.chars().count() <= MAX_DETAIL_CHARS);

@@ -1,6 +1,7 @@
 //! The one error type of the crate, with a short kind for retries, metrics and events.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::diagnostics::single_line;
 use crate::outcome::Endpoint;
@@ -97,6 +98,7 @@ pub struct BrokerError {
     error_type: Option<String>,
     message: String,
     outcome_unknown: bool,
+    retry_after: Option<Duration>,
 }
 
 impl BrokerError {
@@ -118,6 +120,7 @@ impl BrokerError {
             error_type: None,
             message: single_line(message, MAX_MESSAGE_CHARS),
             outcome_unknown: false,
+            retry_after: None,
         }
     }
 
@@ -135,6 +138,11 @@ impl BrokerError {
 
     pub(crate) fn with_outcome_unknown(mut self, unknown: bool) -> Self {
         self.outcome_unknown = unknown;
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
         self
     }
 
@@ -165,6 +173,14 @@ impl BrokerError {
             Step::Configure => None,
             Step::Call(endpoint) => Some(endpoint),
         }
+    }
+
+    /// How long to wait before trying again, when the other side said so or the client knows:
+    /// the `Retry-After` of a 429 or 503 answer (delta-seconds or HTTP date, bounded to
+    /// 1 s ..= 1 h), or, for a vCenter login refused with 401, the time left of the login
+    /// cool-down (see [`BrokerConfig::login_cooldown`](crate::BrokerConfig::login_cooldown)).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// The message without the step prefix.

@@ -11,7 +11,16 @@
 //! and a bounded, single-line message that is safe to show in a status or an event.
 //!
 //! TLS uses rustls with the `ring` provider, set explicitly: a configured CA bundle is the only
-//! trust anchor when given, otherwise the system trust store is used.
+//! trust anchor when given, otherwise the system trust store is used. Plain `http://` needs
+//! [`BrokerConfig::allow_insecure_http`].
+//!
+//! The broker, and anything in front of it, is untrusted. Every answer is read within the
+//! request timeout and at most [`MAX_BODY_BYTES`]; reported lifetimes arrive as
+//! [`ReportedLifetime`] (saturated, never overflowing) and a broker token is cached for at most
+//! [`MAX_BROKER_TOKEN_LIFETIME`]; `Retry-After` on 429/503 is bounded and exposed as
+//! [`BrokerError::retry_after`]; an HTML page is never taken for an answer nor shown raw. After
+//! vCenter refuses the password (401) no login is tried for [`BrokerConfig::login_cooldown`], so
+//! a wrong password cannot lock the account ([`BrokerClient::login_blocked_until`]).
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,18 +29,25 @@ mod client;
 mod config;
 mod diagnostics;
 mod error;
+mod lifetime;
 mod outcome;
+#[cfg(test)]
+mod proptests;
+mod retry_after;
 mod secret;
 mod tls;
 mod transport;
 mod wire;
 
+pub use client::MAX_BROKER_TOKEN_LIFETIME;
 pub use client::{AuthStatus, BrokerClient};
 pub use config::{
-    BrokerAuth, BrokerConfig, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TOKEN_REFRESH_MARGIN,
-    RequestObserver, TlsConfig, TokenClient,
+    BrokerAuth, BrokerConfig, DEFAULT_LOGIN_COOLDOWN, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_TOKEN_REFRESH_MARGIN, MAX_LOGIN_COOLDOWN, RequestObserver, TlsConfig, TokenClient,
 };
 pub use error::{BrokerError, ErrorKind};
+pub use lifetime::ReportedLifetime;
 pub use outcome::{Endpoint, RequestOutcome};
 pub use secret::SecretString;
+pub use transport::MAX_BODY_BYTES;
 pub use wire::{CredentialKind, GenerateRequest, IssuedCredential, SyncClientConfig};

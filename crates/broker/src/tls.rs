@@ -100,8 +100,9 @@ impl ServerCertVerifier for FixedVerdict {
     ) -> Result<ServerCertVerified, rustls::Error> {
         match self.verdict {
             Verdict::AcceptAny => Ok(ServerCertVerified::assertion()),
-            Verdict::RejectAll => Err(rustls::Error::General(
-                "no trusted CA certificates are available".to_owned(),
+            // Without trust anchors every issuer is unknown.
+            Verdict::RejectAll => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
             )),
         }
     }

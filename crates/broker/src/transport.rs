@@ -1,27 +1,38 @@
 //! Sending one HTTP request, reading its answer within bounds, reporting it to the observer, and
 //! turning failures into [`BrokerError`]s.
 
-use std::error::Error as _;
-use std::time::{Duration, Instant};
+use std::error::Error as StdError;
+use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode};
 
 use crate::config::{RequestObserver, TlsConfig};
-use crate::diagnostics::{describe_error_body, single_line};
+use crate::diagnostics::{describe_error_body, describe_html, is_html, single_line};
 use crate::error::{BrokerError, ErrorKind};
 use crate::outcome::{Endpoint, RequestOutcome};
+use crate::retry_after::parse_retry_after;
 use crate::tls;
 
-/// Answers larger than this are cut off: no broker answer is legitimately this big.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Answers larger than this (1 MiB) are not read further: no broker answer is legitimately this
+/// big. A success answer that large is malformed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest `Content-Type` kept from an answer.
+const MAX_CONTENT_TYPE_CHARS: usize = 100;
 /// Connecting gets at most this long (and at most half the request timeout).
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest chain of network error causes kept in a message.
 const MAX_CAUSE_CHARS: usize = 160;
+/// Deepest error cause looked at.
+const MAX_CAUSE_DEPTH: usize = 32;
 
 /// A read answer.
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
+    /// The `Content-Type` header, if it was readable text (bounded).
+    pub(crate) content_type: Option<String>,
+    /// The bounded `Retry-After` header, if it held delta-seconds or an HTTP date.
+    pub(crate) retry_after: Option<Duration>,
     pub(crate) body: Vec<u8>,
     /// The body was longer than [`MAX_BODY_BYTES`] and was cut.
     pub(crate) truncated: bool,
@@ -30,6 +41,11 @@ pub(crate) struct Answer {
 impl Answer {
     pub(crate) fn is_success(&self) -> bool {
         self.status.is_success()
+    }
+
+    /// Whether the answer is an HTML page (a proxy, portal or load balancer answered).
+    pub(crate) fn is_html(&self) -> bool {
+        is_html(self.content_type.as_deref(), &self.body)
     }
 }
 
@@ -120,34 +136,56 @@ impl Transport {
         };
         let status = response.status();
         tracing::debug!(%method, %path, status = status.as_u16(), "broker request");
+        let headers = response.headers();
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| single_line(value, MAX_CONTENT_TYPE_CHARS));
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|value| parse_retry_after(value.as_bytes(), SystemTime::now()));
+        let (body, truncated) = self
+            .read_body(endpoint, &mut response)
+            .await
+            .map_err(|error| (Some(status.as_u16()), error))?;
+        Ok(Answer {
+            status,
+            content_type,
+            retry_after,
+            body,
+            truncated,
+        })
+    }
+
+    /// Reads at most [`MAX_BODY_BYTES`] of the body; reports whether there was more. The
+    /// client's total timeout covers this read too, so a trickling body times out.
+    async fn read_body(
+        &self,
+        endpoint: Endpoint,
+        response: &mut Response,
+    ) -> Result<(Vec<u8>, bool), BrokerError> {
+        let status = response.status().as_u16();
+        let announced_too_large = response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY_BYTES as u64);
+        if announced_too_large {
+            return Ok((Vec::new(), true));
+        }
         let mut body = Vec::new();
-        let mut truncated = false;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     let room = MAX_BODY_BYTES - body.len();
                     if chunk.len() > room {
                         body.extend_from_slice(&chunk[..room]);
-                        truncated = true;
-                        break;
+                        return Ok((body, true));
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok(None) => break,
-                Err(error) => {
-                    let status = status.as_u16();
-                    return Err((
-                        Some(status),
-                        self.network_error(endpoint, &error, Some(status)),
-                    ));
-                }
+                Ok(None) => return Ok((body, false)),
+                Err(error) => return Err(self.network_error(endpoint, &error, Some(status))),
             }
         }
-        Ok(Answer {
-            status,
-            body,
-            truncated,
-        })
     }
 
     /// A failure to connect, send or read. For generate calls, anything after connecting leaves
@@ -162,6 +200,8 @@ impl Transport {
         let message = if error.is_timeout() {
             let phase = if before_sending {
                 "while connecting"
+            } else if status.is_some() {
+                "while reading the answer"
             } else {
                 "waiting for the answer"
             };
@@ -170,7 +210,14 @@ impl Transport {
                 self.request_timeout
             )
         } else if before_sending {
-            format!("could not connect: {}", error_chain(error))
+            let chain = error_chain(error);
+            if is_certificate_error(error) {
+                // A re-issued server certificate, a wrong CA bundle or a name mismatch: say so
+                // plainly, the operator's user has to act.
+                format!("could not connect: TLS certificate verification failed: {chain}")
+            } else {
+                format!("could not connect: {chain}")
+            }
         } else if status.is_some() {
             format!(
                 "connection failed while reading the answer: {}",
@@ -198,7 +245,7 @@ pub(crate) fn status_error(
     secrets: &[&str],
 ) -> BrokerError {
     let status = answer.status.as_u16();
-    let body = describe_error_body(&answer.body, secrets);
+    let body = describe_error_body(answer.content_type.as_deref(), &answer.body, secrets);
     let mut message = format!(
         "{} answered {status} {}",
         endpoint.server_name(),
@@ -206,7 +253,10 @@ pub(crate) fn status_error(
     )
     .trim_end()
     .to_owned();
-    let details: Vec<String> = hint.into_iter().chain(body.summary()).collect();
+    // Throttling and maintenance say when to come back; other statuses do not get to.
+    let retry_after = answer.retry_after.filter(|_| matches!(status, 429 | 503));
+    let wait = retry_after.map(|wait| format!("retry after {}s", wait.as_secs()));
+    let details: Vec<String> = hint.into_iter().chain(wait).chain(body.summary()).collect();
     if !details.is_empty() {
         message.push_str(": ");
         message.push_str(&details.join("; "));
@@ -217,14 +267,23 @@ pub(crate) fn status_error(
         .with_status(status)
         .with_error_type(body.error_type.as_deref())
         .with_outcome_unknown(maybe_rotated)
+        .with_retry_after(retry_after)
 }
 
 /// An error for a success answer whose body cannot be used.
 pub(crate) fn malformed_answer(endpoint: Endpoint, answer: &Answer, reason: &str) -> BrokerError {
     let reason = if answer.truncated {
-        "the answer is too large"
+        format!(
+            "the answer is too large (over {} MiB)",
+            MAX_BODY_BYTES / (1024 * 1024)
+        )
+    } else if answer.is_html() {
+        format!(
+            "the answer is an {}, not JSON; a proxy or login portal may have answered",
+            describe_html(&String::from_utf8_lossy(&answer.body))
+        )
     } else {
-        reason
+        reason.to_owned()
     };
     BrokerError::call(
         ErrorKind::Transient,
@@ -232,6 +291,34 @@ pub(crate) fn malformed_answer(endpoint: Endpoint, answer: &Answer, reason: &str
         &format!("malformed response ({} {reason})", answer.status.as_u16()),
     )
     .with_status(answer.status.as_u16())
+}
+
+/// Whether a connection failed because the server's certificate was not accepted.
+fn is_certificate_error(error: &reqwest::Error) -> bool {
+    let mut cause = error.source();
+    // Error chains are short; the bound only guards against a pathological one.
+    for _ in 0..MAX_CAUSE_DEPTH {
+        let Some(current) = cause else {
+            return false;
+        };
+        if let Some(rustls_error) = current.downcast_ref::<rustls::Error>() {
+            return matches!(rustls_error, rustls::Error::InvalidCertificate(_));
+        }
+        cause = next_cause(current);
+    }
+    false
+}
+
+/// The error's cause, looking inside `io::Error`s too: their `source()` skips the error they
+/// wrap (which is where rustls's error sits).
+fn next_cause<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        return Some(inner);
+    }
+    error.source()
 }
 
 /// The causes of a reqwest error without its first line, which repeats the URL.

@@ -3,11 +3,10 @@
 //! Answers are read as loose JSON and picked apart by hand: a field of an unexpected type counts
 //! as missing, and parse errors never quote the body (it may hold credentials).
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::lifetime::ReportedLifetime;
 use crate::secret::SecretString;
 
 /// Media type of the broker's sync-client configuration, sent as `Content-Type` and `Accept`.
@@ -36,8 +35,9 @@ pub struct GenerateRequest {
 pub enum IssuedCredential {
     AccessToken {
         access_token: SecretString,
-        /// From `access_token_expire_in`, counted from when the answer arrived; `None` when absent.
-        expires_in: Option<Duration>,
+        /// `access_token_expire_in` as reported, counted from when the answer arrived. Not
+        /// judged here: it may be zero, negative or absurdly large.
+        expires_in: ReportedLifetime,
     },
     ClientSecret {
         client_id: String,
@@ -53,7 +53,7 @@ pub struct SyncClientConfig {
     pub token_ttl: Option<i32>,
     pub client_id: Option<String>,
     /// `access_token_expire_in`, if the broker reports it on reads.
-    pub access_token_expires_in: Option<Duration>,
+    pub access_token_expires_in: ReportedLifetime,
 }
 
 /// Body of the generate request; output fields are never sent.
@@ -101,8 +101,8 @@ pub(crate) fn parse_session_id(body: &[u8]) -> Result<SecretString, Malformed> {
 pub(crate) struct TokenInfo {
     pub(crate) token_type: Option<String>,
     pub(crate) access_token: SecretString,
-    /// `None` when `expires_in` is missing, null or not a number: the lifetime is unknown.
-    pub(crate) expires_in: Option<Duration>,
+    /// `NotReported` when `expires_in` is missing or null: the lifetime is unknown.
+    pub(crate) expires_in: ReportedLifetime,
 }
 
 pub(crate) fn parse_token_info(body: &[u8]) -> Result<TokenInfo, Malformed> {
@@ -113,7 +113,7 @@ pub(crate) fn parse_token_info(body: &[u8]) -> Result<TokenInfo, Malformed> {
     Ok(TokenInfo {
         token_type: non_empty_string(object, "token_type"),
         access_token: SecretString::new(access_token),
-        expires_in: seconds(object, "expires_in"),
+        expires_in: ReportedLifetime::from_field(object, "expires_in")?,
     })
 }
 
@@ -123,7 +123,7 @@ pub(crate) struct SyncClientMedia {
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<SecretString>,
     pub(crate) access_token: Option<SecretString>,
-    pub(crate) access_token_expire_in: Option<Duration>,
+    pub(crate) access_token_expire_in: ReportedLifetime,
     pub(crate) token_ttl: Option<i32>,
 }
 
@@ -135,7 +135,7 @@ pub(crate) fn parse_sync_client_media(body: &[u8]) -> Result<SyncClientMedia, Ma
         client_id: non_empty_string(object, "client_id"),
         client_secret: non_empty_string(object, "client_secret").map(SecretString::new),
         access_token: non_empty_string(object, "access_token").map(SecretString::new),
-        access_token_expire_in: seconds(object, "access_token_expire_in"),
+        access_token_expire_in: ReportedLifetime::from_field(object, "access_token_expire_in")?,
         token_ttl: object
             .get("token_ttl")
             .and_then(Value::as_i64)
@@ -207,19 +207,6 @@ fn non_empty_string(object: &Map<String, Value>, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A number of seconds; negative counts as zero (already expired), non-numbers as unknown.
-fn seconds(object: &Map<String, Value>, key: &str) -> Option<Duration> {
-    let value = object.get(key)?;
-    if let Some(whole) = value.as_u64() {
-        return Some(Duration::from_secs(whole));
-    }
-    if value.as_i64().is_some() {
-        return Some(Duration::ZERO);
-    }
-    let fractional = value.as_f64()?;
-    Some(Duration::try_from_secs_f64(fractional.max(0.0)).unwrap_or(Duration::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,23 +227,28 @@ mod tests {
     }
 
     #[test]
-    fn token_info_expires_in_is_lenient() {
+    fn token_info_expires_in_is_typed() {
         let info =
             parse_token_info(br#"{"token_type":"Bearer","access_token":"t","expires_in":3600}"#)
                 .expect("valid");
-        assert_eq!(info.expires_in, Some(Duration::from_secs(3600)));
+        assert_eq!(info.expires_in, ReportedLifetime::Seconds(3600));
         for body in [
             &br#"{"access_token":"t","expires_in":null}"#[..],
             br#"{"access_token":"t"}"#,
-            br#"{"access_token":"t","expires_in":"soon"}"#,
         ] {
-            assert_eq!(parse_token_info(body).expect("valid").expires_in, None);
+            assert_eq!(
+                parse_token_info(body).expect("valid").expires_in,
+                ReportedLifetime::NotReported
+            );
         }
         let info = parse_token_info(br#"{"access_token":"t","expires_in":-5}"#).expect("valid");
-        assert_eq!(info.expires_in, Some(Duration::ZERO));
+        assert_eq!(info.expires_in, ReportedLifetime::Seconds(-5));
         let info =
             parse_token_info(br#"{"access_token":"t","expires_in":1.5e300}"#).expect("valid");
-        assert_eq!(info.expires_in, Some(Duration::MAX));
+        assert_eq!(info.expires_in, ReportedLifetime::Seconds(i64::MAX));
+        let error = parse_token_info(br#"{"access_token":"t","expires_in":"soon"}"#)
+            .expect_err("not a number");
+        assert_eq!(error.0, "expires_in is not a number");
     }
 
     #[test]

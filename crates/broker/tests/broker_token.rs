@@ -1,5 +1,7 @@
 //! B: broker tokens from the operator client and the tenant admin client, caching and refresh.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
@@ -8,7 +10,9 @@ use serde_json::json;
 use support::{
     DIRECTORY, MockBroker, Reply, Route, TENANT, expect_error, operator_client, vcenter_config,
 };
-use sync_client_broker::{CredentialKind, ErrorKind, GenerateRequest, TokenClient};
+use sync_client_broker::{
+    CredentialKind, ErrorKind, GenerateRequest, MAX_BROKER_TOKEN_LIFETIME, TokenClient,
+};
 
 const ACCESS_TOKEN: GenerateRequest = GenerateRequest {
     kind: CredentialKind::AccessToken,
@@ -137,7 +141,7 @@ async fn reuses_the_token_across_calls() {
 
 #[tokio::test]
 async fn token_without_expires_in_is_used_for_one_call_only() {
-    for expires_in in [None, Some(json!(null)), Some(json!("later"))] {
+    for expires_in in [None, Some(json!(null))] {
         let broker = MockBroker::start().await;
         broker.set_token_expires_in(expires_in.clone());
         let client = operator_client(&broker);
@@ -285,13 +289,110 @@ async fn token_answer_without_access_token_is_transient() {
     for expected in [
         "get broker token: malformed response (200 the answer holds no access_token)",
         "get broker token: malformed response (200 the answer holds no access_token)",
-        "get broker token: malformed response (200 the answer is not JSON (line 1, column 1))",
+        "get broker token: malformed response (200 the answer is an HTML page \"Login\", not JSON; a proxy or login portal may have answered)",
     ] {
         let error = expect_error(client.authenticate().await);
         assert_eq!(error.kind(), ErrorKind::Transient);
         assert_eq!(error.to_string(), expected);
     }
     client.authenticate().await.expect("recovers");
+}
+
+#[tokio::test]
+async fn expires_in_that_is_not_a_number_is_malformed() {
+    for value in [
+        json!("later"),
+        json!("3600"),
+        json!(true),
+        json!({"seconds": 1}),
+    ] {
+        let broker = MockBroker::start().await;
+        broker.set_token_expires_in(Some(value.clone()));
+        let client = operator_client(&broker);
+
+        let error = expect_error(client.authenticate().await);
+
+        assert_eq!(error.kind(), ErrorKind::Transient, "{value}");
+        assert_eq!(
+            error.to_string(),
+            "get broker token: malformed response (200 expires_in is not a number)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_on_arrival_tokens_are_used_once_and_never_cached() {
+    for value in [
+        json!(0),
+        json!(-1),
+        json!(-0.5),
+        json!(i64::MIN),
+        json!(-1e300),
+    ] {
+        let broker = MockBroker::start().await;
+        broker.set_token_expires_in(Some(value.clone()));
+        let client = operator_client(&broker);
+
+        let status = client.authenticate().await.expect("authenticated");
+        assert_eq!(
+            status.broker_token_expires_in,
+            Some(Duration::ZERO),
+            "{value}: reported as already expired"
+        );
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .await
+            .expect("the token is still tried once");
+
+        assert_eq!(broker.count(Route::BrokerToken), 2, "{value}: not cached");
+        assert_eq!(broker.count(Route::Session), 1, "{value}");
+    }
+}
+
+#[tokio::test]
+async fn absurdly_long_lifetimes_are_cached_for_a_day_at_most() {
+    for value in [
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1e30),
+        json!(1.5e300),
+        json!(90_000),
+    ] {
+        let broker = MockBroker::start().await;
+        broker.set_token_expires_in(Some(value.clone()));
+        let client = operator_client(&broker);
+
+        let status = client.authenticate().await.expect("no overflow");
+        let reported = status.broker_token_expires_in.expect("known");
+        assert!(
+            reported <= MAX_BROKER_TOKEN_LIFETIME,
+            "{value}: {reported:?}"
+        );
+        assert!(
+            reported > MAX_BROKER_TOKEN_LIFETIME.saturating_sub(Duration::from_secs(60)),
+            "{value}: {reported:?}"
+        );
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .await
+            .expect("generated");
+        let again = client.authenticate().await.expect("cached");
+        assert!(again.broker_token_expires_in <= Some(MAX_BROKER_TOKEN_LIFETIME));
+        assert_eq!(broker.count(Route::BrokerToken), 1, "{value}: cached");
+    }
+}
+
+#[tokio::test]
+async fn fractional_expires_in_is_rounded_down() {
+    let broker = MockBroker::start().await;
+    broker.set_token_expires_in(Some(json!(600.9)));
+    let client = operator_client(&broker);
+
+    let status = client.authenticate().await.expect("authenticated");
+
+    let remaining = status.broker_token_expires_in.expect("known");
+    assert!(remaining <= Duration::from_secs(600), "{remaining:?}");
+    assert!(remaining > Duration::from_secs(590), "{remaining:?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! vAPI and other error bodies: every documented error_type, odd bodies, bounds and scrubbing.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use serde_json::json;

@@ -1,6 +1,8 @@
 //! C: generate credentials — the exact request, both credential kinds, every status, lenient
 //! answers, the 401 retry, and ambiguous outcomes (timeouts, resets).
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
@@ -11,7 +13,8 @@ use support::{
     bearer_config, expect_error, operator_client, vcenter_config,
 };
 use sync_client_broker::{
-    BrokerClient, CredentialKind, ErrorKind, GenerateRequest, IssuedCredential, TokenClient,
+    BrokerClient, CredentialKind, ErrorKind, GenerateRequest, IssuedCredential, ReportedLifetime,
+    TokenClient,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -68,7 +71,7 @@ async fn generates_an_access_token_with_the_exact_request() {
         issued,
         IssuedCredential::AccessToken {
             access_token: current.into(),
-            expires_in: Some(Duration::from_secs(21599)),
+            expires_in: ReportedLifetime::Seconds(21599),
         }
     );
 }
@@ -312,7 +315,14 @@ async fn accepts_missing_and_null_optional_fields() {
             other @ IssuedCredential::ClientSecret { .. } => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(lifetimes, [None, None, Some(Duration::ZERO)]);
+    assert_eq!(
+        lifetimes,
+        [
+            ReportedLifetime::NotReported,
+            ReportedLifetime::NotReported,
+            ReportedLifetime::Seconds(0)
+        ]
+    );
 
     broker.push(Route::Generate, media(&json!({"client_id": "c1", "client_secret": "client-secret-SECRET-x", "access_token": null, "access_token_expire_in": null})));
     let issued = client
@@ -335,7 +345,7 @@ async fn unusable_success_answers_are_transient_with_unknown_outcome() {
         (
             ACCESS_TOKEN,
             Reply::raw(200, "text/html", "<html><title>Portal</title></html>"),
-            "the answer is not JSON (line 1, column 1)",
+            "the answer is an HTML page \"Portal\", not JSON; a proxy or login portal may have answered",
         ),
         (
             ACCESS_TOKEN,
@@ -403,9 +413,59 @@ async fn oversized_answer_is_malformed() {
 
     assert_eq!(
         error.to_string(),
-        "generate credentials: malformed response (200 the answer is too large)"
+        "generate credentials: malformed response (200 the answer is too large (over 1 MiB))"
     );
     assert!(error.outcome_unknown());
+}
+
+#[tokio::test]
+async fn an_endless_chunked_answer_is_cut_at_the_limit() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    // Answers 200 with a chunked body (no Content-Length) far larger than the limit.
+    let server = tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return 0_usize;
+        };
+        let mut received = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        while !request_complete(&received) {
+            match socket.read(&mut buffer).await {
+                Ok(read) if read > 0 => received.extend_from_slice(&buffer[..read]),
+                _ => return 0,
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {SYNC_MEDIA_TYPE}\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+        let mut sent = 0;
+        // 64 MiB at most; the client must hang up long before.
+        for _ in 0..1024 {
+            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 64 * 1024;
+        }
+        sent
+    });
+    let client = support::client(bearer_config_for(&format!("http://{address}")));
+
+    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+
+    assert_eq!(
+        error.to_string(),
+        "generate credentials: malformed response (200 the answer is too large (over 1 MiB))"
+    );
+    assert!(error.outcome_unknown());
+    let sent = server.await.expect("server task");
+    assert!(
+        sent < 64 * 1024 * 1024,
+        "the client stopped reading, so the server could not send everything ({sent} bytes)"
+    );
 }
 
 #[tokio::test]
@@ -566,7 +626,7 @@ async fn observer_hears_every_request_once() {
 fn operations_are_send_so_they_can_be_spawned() {
     fn assert_send<T: Send>(_: &T) {}
     let client = BrokerClient::new(sync_client_broker::BrokerConfig::new(
-        "http://127.0.0.1:9",
+        "https://127.0.0.1:9",
         "CUSTOMER",
         sync_client_broker::BrokerAuth::BearerToken("static-bearer-SECRET-send".into()),
     ))
@@ -590,6 +650,7 @@ fn bearer_config_for(base_url: &str) -> sync_client_broker::BrokerConfig {
         sync_client_broker::BrokerAuth::BearerToken(STATIC_BEARER.into()),
     );
     config.request_timeout = support::TEST_REQUEST_TIMEOUT;
+    config.allow_insecure_http = true;
     config
 }
 

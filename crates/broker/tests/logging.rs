@@ -3,6 +3,8 @@
 //! This is the only test of its binary: tracing's per-callsite interest cache is process-wide,
 //! and a test running in parallel without a subscriber could hide our events.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::Write;

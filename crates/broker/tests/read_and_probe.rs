@@ -1,15 +1,16 @@
 //! D: read a sync-client configuration. E: probe whether an issued access token still works.
 
-mod support;
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod support;
 
 use serde_json::json;
 use support::{
     DIRECTORY, MockBroker, Reply, Route, SYNC_MEDIA_TYPE, expect_error, operator_client,
 };
 use sync_client_broker::{
-    CredentialKind, ErrorKind, GenerateRequest, IssuedCredential, SecretString, SyncClientConfig,
+    CredentialKind, ErrorKind, GenerateRequest, IssuedCredential, ReportedLifetime, SecretString,
+    SyncClientConfig,
 };
 
 const ACCESS_TOKEN: GenerateRequest = GenerateRequest {
@@ -30,7 +31,7 @@ async fn reads_the_sync_client_configuration() {
             generate_token: Some(true),
             token_ttl: Some(1800),
             client_id: Some("sync-client-1".to_owned()),
-            access_token_expires_in: Some(Duration::from_secs(21599)),
+            access_token_expires_in: ReportedLifetime::Seconds(21599),
         }
     );
     let request = &broker.requests_to(Route::Read)[0];

@@ -2,6 +2,8 @@
 //! files also passes through `support::checked`, which asserts the same for errors; logs are
 //! checked in `logging.rs`.)
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;
@@ -95,7 +97,7 @@ fn credentials_in_the_base_url_are_never_printed() {
 fn issued_credentials_and_secrets_print_redacted() {
     let token = IssuedCredential::AccessToken {
         access_token: SecretString::from("sync-token-SECRET-d"),
-        expires_in: None,
+        expires_in: sync_client_broker::ReportedLifetime::NotReported,
     };
     let secret = IssuedCredential::ClientSecret {
         client_id: "c1".to_owned(),
@@ -170,4 +172,49 @@ fn configuration_errors_are_clear() {
         );
         assert!(error.kind().is_permanent());
     }
+}
+
+#[tokio::test]
+async fn a_blocked_login_and_its_client_print_no_password() {
+    let broker = MockBroker::start().await;
+    let mut config = vcenter_config(&broker, TokenClient::OperatorClient);
+    config.auth = BrokerAuth::VCenter {
+        username: "operator@vsphere.local".to_owned(),
+        password: "refused-SECRET-password".into(),
+        token_client: TokenClient::OperatorClient,
+    };
+    let config_debug = format!("{config:?}");
+    assert!(
+        config_debug.contains("allow_insecure_http: true"),
+        "{config_debug}"
+    );
+    assert!(
+        config_debug.contains("login_cooldown: 900s"),
+        "{config_debug}"
+    );
+    let client = support::client(config);
+
+    let refused = support::expect_error(client.authenticate().await);
+    let blocked = support::expect_error(client.authenticate().await);
+
+    for text in [
+        format!("{refused:?} {refused}"),
+        format!("{blocked:?} {blocked}"),
+        format!("{client:?} {client}"),
+        format!("{:?}", client.login_blocked_until()),
+    ] {
+        assert_no_secret(&text);
+        assert!(!text.contains("refused-SECRET-password"), "{text}");
+    }
+    let lifetime = sync_client_broker::ReportedLifetime::Seconds(i64::MAX);
+    let issued = IssuedCredential::AccessToken {
+        access_token: SecretString::from("sync-token-SECRET-e"),
+        expires_in: lifetime,
+    };
+    let printed = format!("{issued:?}");
+    assert_no_secret(&printed);
+    assert!(
+        printed.contains("Seconds(9223372036854775807)"),
+        "{printed}"
+    );
 }

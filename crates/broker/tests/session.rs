@@ -1,5 +1,7 @@
 //! A: vCenter login, session reuse, re-login on expiry, logout.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use base64::Engine as _;
@@ -58,7 +60,8 @@ async fn rejected_password_is_an_auth_error_with_vapi_details() {
     assert!(!error.outcome_unknown());
     assert_eq!(
         error.to_string(),
-        "log in to vCenter: vCenter answered 401 Unauthorized: user name or password rejected; \
+        "log in to vCenter: vCenter answered 401 Unauthorized: user name or password rejected \
+         (no new login for 15m unless the login Secret changes); \
          UNAUTHENTICATED: Authentication required."
     );
     assert_eq!(

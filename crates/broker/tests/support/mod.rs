@@ -476,6 +476,7 @@ pub fn vcenter_config(broker: &MockBroker, token_client: TokenClient) -> BrokerC
         },
     );
     config.request_timeout = TEST_REQUEST_TIMEOUT;
+    config.allow_insecure_http = broker.scheme == "http";
     config
 }
 
@@ -487,6 +488,7 @@ pub fn bearer_config(broker: &MockBroker) -> BrokerConfig {
         BrokerAuth::BearerToken(SecretString::from(STATIC_BEARER)),
     );
     config.request_timeout = TEST_REQUEST_TIMEOUT;
+    config.allow_insecure_http = broker.scheme == "http";
     config
 }
 

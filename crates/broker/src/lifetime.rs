@@ -1,0 +1,141 @@
+//! Lifetimes as the broker and vCenter report them (`access_token_expire_in`, `expires_in`),
+//! typed so that no value, however absurd, can overflow anyone's arithmetic.
+
+use std::time::Duration;
+
+use serde_json::{Map, Number, Value};
+
+use crate::wire::Malformed;
+
+/// A lifetime in seconds as an answer reported it, counted from when the answer arrived.
+///
+/// The broker is not trusted: the value may be zero, negative, fractional or absurdly large.
+/// Parsing saturates to `i64`, keeps negatives negative and rounds fractions down (towards
+/// negative infinity); a field that is not a number at all makes the answer malformed. Judging
+/// the value (a floor, a ceiling, "already expired") is the caller's business; the helpers below
+/// never overflow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReportedLifetime {
+    /// The reported number of seconds (saturated to `i64`, rounded down).
+    Seconds(i64),
+    /// The field was missing or `null`: the lifetime is unknown.
+    #[default]
+    NotReported,
+}
+
+impl ReportedLifetime {
+    /// The reported seconds, if any.
+    pub fn seconds(self) -> Option<i64> {
+        match self {
+            Self::Seconds(seconds) => Some(seconds),
+            Self::NotReported => None,
+        }
+    }
+
+    /// True when a lifetime was reported and it is zero or negative (already expired).
+    pub fn is_expired(self) -> bool {
+        self.seconds().is_some_and(|seconds| seconds <= 0)
+    }
+
+    /// The reported lifetime as a duration no longer than `max`; zero for zero or negative
+    /// values; `None` when not reported.
+    pub fn clamped(self, max: Duration) -> Option<Duration> {
+        let seconds = self.seconds()?;
+        let positive = u64::try_from(seconds).unwrap_or(0);
+        Some(Duration::from_secs(positive).min(max))
+    }
+
+    /// Reads `key` of a JSON object: missing or `null` is [`ReportedLifetime::NotReported`],
+    /// any number is [`ReportedLifetime::Seconds`], anything else is malformed.
+    pub(crate) fn from_field(object: &Map<String, Value>, key: &str) -> Result<Self, Malformed> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(Self::NotReported),
+            Some(Value::Number(number)) => Ok(Self::Seconds(saturating_seconds(number))),
+            // The value is not quoted: it may be anything, including a credential.
+            Some(_) => Err(Malformed::new(format!("{key} is not a number"))),
+        }
+    }
+}
+
+/// A JSON number as whole seconds: integers saturate to `i64`, fractions round down.
+fn saturating_seconds(number: &Number) -> i64 {
+    if let Some(seconds) = number.as_i64() {
+        return seconds;
+    }
+    if number.as_u64().is_some() {
+        return i64::MAX; // above i64::MAX
+    }
+    number.as_f64().map_or(0, floor_to_i64)
+}
+
+/// Rounds down and saturates; JSON has no NaN, which would become 0.
+#[allow(clippy::cast_possible_truncation)] // `as` from float to integer saturates, as wanted
+fn floor_to_i64(value: f64) -> i64 {
+    value.floor() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: &Value) -> Result<ReportedLifetime, Malformed> {
+        let object = json!({ "expires_in": value });
+        ReportedLifetime::from_field(object.as_object().expect("object"), "expires_in")
+    }
+
+    #[test]
+    fn numbers_saturate_round_down_and_keep_their_sign() {
+        let cases = [
+            (json!(3600), ReportedLifetime::Seconds(3600)),
+            (json!(0), ReportedLifetime::Seconds(0)),
+            (json!(-5), ReportedLifetime::Seconds(-5)),
+            (json!(1.9), ReportedLifetime::Seconds(1)),
+            (json!(-0.5), ReportedLifetime::Seconds(-1)),
+            (json!(i64::MAX), ReportedLifetime::Seconds(i64::MAX)),
+            (json!(u64::MAX), ReportedLifetime::Seconds(i64::MAX)),
+            (json!(1e30), ReportedLifetime::Seconds(i64::MAX)),
+            (json!(-1e30), ReportedLifetime::Seconds(i64::MIN)),
+            (json!(i64::MIN), ReportedLifetime::Seconds(i64::MIN)),
+            (Value::Null, ReportedLifetime::NotReported),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(parse(&value), Ok(expected), "{value}");
+        }
+        let missing = ReportedLifetime::from_field(&Map::new(), "expires_in");
+        assert_eq!(missing, Ok(ReportedLifetime::NotReported));
+    }
+
+    #[test]
+    fn non_numbers_are_malformed_without_quoting_the_value() {
+        for value in [
+            json!("3600"),
+            json!("hunter2"),
+            json!(true),
+            json!([1]),
+            json!({}),
+        ] {
+            let error = parse(&value).expect_err("not a number");
+            assert_eq!(error.0, "expires_in is not a number");
+        }
+    }
+
+    #[test]
+    fn clamped_never_overflows() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(ReportedLifetime::Seconds(i64::MAX).clamped(day), Some(day));
+        assert_eq!(
+            ReportedLifetime::Seconds(60).clamped(day),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            ReportedLifetime::Seconds(-60).clamped(day),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(ReportedLifetime::NotReported.clamped(day), None);
+        assert!(ReportedLifetime::Seconds(0).is_expired());
+        assert!(ReportedLifetime::Seconds(i64::MIN).is_expired());
+        assert!(!ReportedLifetime::Seconds(1).is_expired());
+        assert!(!ReportedLifetime::NotReported.is_expired());
+    }
+}
