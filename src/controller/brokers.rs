@@ -313,6 +313,8 @@ async fn load_config(
         request_timeout: request_timeout(key, connection)?,
         token_refresh_margin: Duration::from_secs(60),
         observer,
+        allow_insecure_http: connection.allow_insecure_http,
+        login_cooldown: sync_client_broker::DEFAULT_LOGIN_COOLDOWN,
     })
 }
 
@@ -438,6 +440,8 @@ fn config_fingerprint(config: &BrokerConfig, max_concurrent: usize) -> [u8; 32] 
     field(config.tls.ca_bundle_pem.as_deref().unwrap_or("").as_bytes());
     field(&[u8::from(config.tls.insecure_skip_verify)]);
     field(&config.request_timeout.as_millis().to_be_bytes());
+    field(&[u8::from(config.allow_insecure_http)]);
+    field(&config.login_cooldown.as_millis().to_be_bytes());
     field(&max_concurrent.to_be_bytes());
     hash.finalize().into()
 }

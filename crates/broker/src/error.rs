@@ -40,15 +40,6 @@ impl ErrorKind {
         }
     }
 
-    /// True when retrying without a configuration change cannot help.
-    /// `Auth` is not permanent: passwords and privileges get fixed on the vCenter side.
-    pub fn is_permanent(self) -> bool {
-        matches!(
-            self,
-            Self::Spec | Self::Permission | Self::NotFound | Self::Conflict
-        )
-    }
-
     /// The kind of an HTTP error status.
     pub(crate) fn from_status(status: u16) -> Self {
         match status {
@@ -213,16 +204,6 @@ mod tests {
         for (status, kind) in cases {
             assert_eq!(ErrorKind::from_status(status), kind, "status {status}");
         }
-    }
-
-    #[test]
-    fn only_config_fixable_kinds_are_permanent() {
-        assert!(ErrorKind::Spec.is_permanent());
-        assert!(ErrorKind::Permission.is_permanent());
-        assert!(ErrorKind::NotFound.is_permanent());
-        assert!(ErrorKind::Conflict.is_permanent());
-        assert!(!ErrorKind::Auth.is_permanent());
-        assert!(!ErrorKind::Transient.is_permanent());
     }
 
     #[test]

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use serde_json::{Map, Number, Value};
 
-use crate::wire::Malformed;
-
 /// A lifetime in seconds as an answer reported it, counted from when the answer arrived.
 ///
 /// The broker is not trusted: the value may be zero, negative, fractional or absurdly large.
 /// Parsing saturates to `i64`, keeps negatives negative and rounds fractions down (towards
-/// negative infinity); a field that is not a number at all makes the answer malformed. Judging
-/// the value (a floor, a ceiling, "already expired") is the caller's business; the helpers below
-/// never overflow.
+/// negative infinity); a number sent as a string (`"3600"`) is read as that number. A field that
+/// is no number at all is [`ReportedLifetime::Unreadable`], not an error: after a generate the
+/// broker has rotated, and throwing the new credential away would leave a revoked one stored.
+/// Judging the value (a floor, a ceiling, "already expired", unreadable) is the caller's
+/// business; the helpers below never overflow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ReportedLifetime {
     /// The reported number of seconds (saturated to `i64`, rounded down).
@@ -21,6 +21,9 @@ pub enum ReportedLifetime {
     /// The field was missing or `null`: the lifetime is unknown.
     #[default]
     NotReported,
+    /// The field was there but held no number (`"soon"`, `true`, an object): the lifetime is
+    /// unknown and the answer is suspect.
+    Unreadable,
 }
 
 impl ReportedLifetime {
@@ -28,7 +31,7 @@ impl ReportedLifetime {
     pub fn seconds(self) -> Option<i64> {
         match self {
             Self::Seconds(seconds) => Some(seconds),
-            Self::NotReported => None,
+            Self::NotReported | Self::Unreadable => None,
         }
     }
 
@@ -46,13 +49,19 @@ impl ReportedLifetime {
     }
 
     /// Reads `key` of a JSON object: missing or `null` is [`ReportedLifetime::NotReported`],
-    /// any number is [`ReportedLifetime::Seconds`], anything else is malformed.
-    pub(crate) fn from_field(object: &Map<String, Value>, key: &str) -> Result<Self, Malformed> {
+    /// a number (or a string holding one) is [`ReportedLifetime::Seconds`], anything else is
+    /// [`ReportedLifetime::Unreadable`]. The value is never quoted: it may be anything.
+    pub(crate) fn from_field(object: &Map<String, Value>, key: &str) -> Self {
         match object.get(key) {
-            None | Some(Value::Null) => Ok(Self::NotReported),
-            Some(Value::Number(number)) => Ok(Self::Seconds(saturating_seconds(number))),
-            // The value is not quoted: it may be anything, including a credential.
-            Some(_) => Err(Malformed::new(format!("{key} is not a number"))),
+            None | Some(Value::Null) => Self::NotReported,
+            Some(Value::Number(number)) => Self::Seconds(saturating_seconds(number)),
+            Some(Value::String(text)) => text
+                .trim()
+                .parse::<Number>()
+                .map_or(Self::Unreadable, |number| {
+                    Self::Seconds(saturating_seconds(&number))
+                }),
+            Some(_) => Self::Unreadable,
         }
     }
 }
@@ -79,7 +88,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(value: &Value) -> Result<ReportedLifetime, Malformed> {
+    fn parse(value: &Value) -> ReportedLifetime {
         let object = json!({ "expires_in": value });
         ReportedLifetime::from_field(object.as_object().expect("object"), "expires_in")
     }
@@ -98,25 +107,29 @@ mod tests {
             (json!(-1e30), ReportedLifetime::Seconds(i64::MIN)),
             (json!(i64::MIN), ReportedLifetime::Seconds(i64::MIN)),
             (Value::Null, ReportedLifetime::NotReported),
+            (json!("3600"), ReportedLifetime::Seconds(3600)),
+            (json!(" 90.5 "), ReportedLifetime::Seconds(90)),
         ];
         for (value, expected) in cases {
-            assert_eq!(parse(&value), Ok(expected), "{value}");
+            assert_eq!(parse(&value), expected, "{value}");
         }
         let missing = ReportedLifetime::from_field(&Map::new(), "expires_in");
-        assert_eq!(missing, Ok(ReportedLifetime::NotReported));
+        assert_eq!(missing, ReportedLifetime::NotReported);
     }
 
     #[test]
-    fn non_numbers_are_malformed_without_quoting_the_value() {
+    fn non_numbers_are_unreadable_and_unknown() {
         for value in [
-            json!("3600"),
             json!("hunter2"),
+            json!("1e"),
             json!(true),
             json!([1]),
             json!({}),
         ] {
-            let error = parse(&value).expect_err("not a number");
-            assert_eq!(error.0, "expires_in is not a number");
+            let lifetime = parse(&value);
+            assert_eq!(lifetime, ReportedLifetime::Unreadable, "{value}");
+            assert_eq!(lifetime.seconds(), None);
+            assert!(!lifetime.is_expired());
         }
     }
 

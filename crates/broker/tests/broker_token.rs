@@ -299,25 +299,39 @@ async fn token_answer_without_access_token_is_transient() {
 }
 
 #[tokio::test]
-async fn expires_in_that_is_not_a_number_is_malformed() {
-    for value in [
-        json!("later"),
-        json!("3600"),
-        json!(true),
-        json!({"seconds": 1}),
-    ] {
+async fn expires_in_that_is_not_a_number_is_an_unknown_lifetime_used_once() {
+    for value in [json!("later"), json!(true), json!({"seconds": 1})] {
         let broker = MockBroker::start().await;
         broker.set_token_expires_in(Some(value.clone()));
         let client = operator_client(&broker);
 
-        let error = expect_error(client.authenticate().await);
-
-        assert_eq!(error.kind(), ErrorKind::Transient, "{value}");
-        assert_eq!(
-            error.to_string(),
-            "get broker token: malformed response (200 expires_in is not a number)"
-        );
+        let status = client.authenticate().await.expect("authenticated");
+        assert_eq!(status.broker_token_expires_in, None, "{value}: unknown");
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .await
+            .expect("the token is still used once");
+        assert_eq!(broker.count(Route::BrokerToken), 2, "{value}: not cached");
     }
+}
+
+#[tokio::test]
+async fn expires_in_sent_as_a_string_holding_a_number_is_read_as_that_number() {
+    let broker = MockBroker::start().await;
+    broker.set_token_expires_in(Some(json!("3600")));
+    let client = operator_client(&broker);
+
+    let status = client.authenticate().await.expect("authenticated");
+    assert!(
+        status
+            .broker_token_expires_in
+            .is_some_and(|d| d.as_secs() > 3000)
+    );
+    client
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .await
+        .expect("generated");
+    assert_eq!(broker.count(Route::BrokerToken), 1, "cached");
 }
 
 #[tokio::test]

@@ -218,7 +218,7 @@ async fn answers_404_with_the_documented_message() {
         error.to_string(),
         "generate credentials: broker answered 404 Not Found: no sync-client configuration for directory 1b2c"
     );
-    assert!(error.kind().is_permanent());
+    assert_eq!(error.kind(), ErrorKind::NotFound);
 }
 
 #[tokio::test]

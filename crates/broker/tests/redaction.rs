@@ -13,7 +13,8 @@ use support::{
     vcenter_config,
 };
 use sync_client_broker::{
-    BrokerAuth, BrokerClient, BrokerConfig, IssuedCredential, SecretString, TlsConfig, TokenClient,
+    BrokerAuth, BrokerClient, BrokerConfig, ErrorKind, IssuedCredential, SecretString, TlsConfig,
+    TokenClient,
 };
 
 #[tokio::test]
@@ -170,7 +171,7 @@ fn configuration_errors_are_clear() {
             error.to_string().contains(expected),
             "{error} vs {expected}"
         );
-        assert!(error.kind().is_permanent());
+        assert_eq!(error.kind(), ErrorKind::Spec, "{error}");
     }
 }
 

@@ -17,6 +17,10 @@ use crate::controller::status::credential::Outcome;
 use crate::planner::{self, Expiry, FailureCategory, IssueReason, Policy, Record, SecretState};
 use crate::secret::{self, CredentialData, IssuedValues, KeyNames, RecordMeta};
 
+/// The longest lifetime a broker may report for a credential; longer ones are cut to it.
+pub const MAX_CREDENTIAL_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Issues for `trigger` and says what happened and when to look again.
 pub async fn run(
     ctx: &Context,
@@ -162,6 +166,7 @@ fn secret_data(
             expires_in,
         } => {
             let expires_at = expires_in
+                .clamped(MAX_CREDENTIAL_LIFETIME)
                 .and_then(|d| TimeDelta::from_std(d).ok())
                 .and_then(|d| issued_at.checked_add_signed(d));
             let values = IssuedValues::AccessToken {
