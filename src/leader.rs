@@ -34,7 +34,8 @@ pub enum LeaderError {
 }
 
 /// Runs `work` while this replica holds the lease. `work` receives a future that resolves when it
-/// must stop (shutdown requested or lease lost).
+/// must stop (shutdown requested or lease lost), and the lease state for fencing (`true` while
+/// held).
 pub async fn run_as_leader<S, W, F>(
     client: Client,
     config: &ElectionConfig,
@@ -44,7 +45,10 @@ pub async fn run_as_leader<S, W, F>(
 ) -> Result<(), LeaderError>
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
-    W: FnOnce(futures::future::Shared<futures::future::BoxFuture<'static, ()>>) -> F,
+    W: FnOnce(
+        futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+        tokio::sync::watch::Receiver<bool>,
+    ) -> F,
     F: Future<Output = ()>,
 {
     use futures::FutureExt;
@@ -105,7 +109,7 @@ where
         .boxed()
         .shared()
     };
-    work(stop).await;
+    work(stop, leader.clone()).await;
     lost_watch.abort();
     let lease_lost = lost.now_or_never() == Some(true) && !*leader.borrow();
     drop(leader);

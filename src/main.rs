@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
+use sync_client_operator::controller::fence::Fence;
 use sync_client_operator::controller::{self, Options};
 use sync_client_operator::leader::{self, ElectionConfig};
 use sync_client_operator::metrics::Metrics;
@@ -69,9 +70,21 @@ struct RunArgs {
     /// Namespace of the Lease (default: the pod's namespace, then `default`).
     #[arg(long, env = "POD_NAMESPACE")]
     lease_namespace: Option<String>,
+    /// At most one issue per credential per this interval, whatever asks for it (Go duration,
+    /// 1s to 1h). Every issue revokes the live credential.
+    #[arg(long, env = "MIN_ISSUE_INTERVAL", default_value = "30s", value_parser = issue_interval)]
+    min_issue_interval: chrono::TimeDelta,
     /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_duration_seconds: u64,
+}
+
+fn issue_interval(value: &str) -> Result<chrono::TimeDelta, String> {
+    let interval = sync_client_operator::duration::parse(value).map_err(|e| e.to_string())?;
+    if interval < chrono::TimeDelta::seconds(1) || interval > chrono::TimeDelta::hours(1) {
+        return Err("must be between 1s and 1h".into());
+    }
+    Ok(interval)
 }
 
 fn non_empty(value: &str) -> Result<String, String> {
@@ -178,6 +191,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         fingerprint_key,
         instance: Some(identity.clone()),
         default_broker_concurrency: usize::from(args.broker_concurrency),
+        min_issue_interval: args.min_issue_interval,
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = shutdown_signal().shared();
@@ -204,12 +218,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             shutdown.clone(),
             // A standby is healthy and ready to take over.
             move || standby_metrics.set_ready(true),
-            |stop| controller::run(client, options, metrics, stop),
+            |stop, leading| controller::run(client, options, metrics, Fence::leader(leading), stop),
         )
         .await
         .map_err(Into::into)
     } else {
-        controller::run(client, options, metrics, shutdown.clone()).await;
+        controller::run(client, options, metrics, Fence::single(), shutdown.clone()).await;
         Ok(())
     };
     if result.is_err() {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use kube::ResourceExt;
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -74,7 +75,10 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
     known: Mutex<BTreeSet<CredentialLabels>>,
-    store: OnceLock<Store<SyncClientCredential>>,
+    store: OnceLock<Store<DeserializeGuard<SyncClientCredential>>>,
+    panics: Counter,
+    verifications: Family<ResultLabels, Counter>,
+    preflights: Family<ResultLabels, Counter>,
     ready_flag: AtomicBool,
 }
 
@@ -86,80 +90,97 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("sync_client");
-        let expiration = Family::<CredentialLabels, Gauge>::default();
-        let renewal = Family::<CredentialLabels, Gauge>::default();
-        let ready = Family::<ReadyLabels, Gauge>::default();
-        let rotations = Family::<ResultLabels, Counter>::default();
-        let broker_requests = Family::<BrokerRequestLabels, Counter>::default();
-        let broker_request_duration =
-            Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+        let mut metrics = Self {
+            registry: Registry::with_prefix("sync_client"),
+            expiration: Family::default(),
+            renewal: Family::default(),
+            ready: Family::default(),
+            rotations: Family::default(),
+            broker_requests: Family::default(),
+            broker_request_duration: Family::new_with_constructor(|| {
                 Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
-            });
-        let broker_ready = Family::<BrokerReadyLabels, Gauge>::default();
-        let reconcile_duration =
-            Histogram::new([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "credential_expiration_timestamp_seconds",
-            "When the credential in the Secret expires (Unix seconds)",
-            expiration.clone(),
-        );
-        registry.register(
-            "credential_renewal_timestamp_seconds",
-            "When the next rotation is planned (Unix seconds)",
-            renewal.clone(),
-        );
-        registry.register(
-            "credential_ready_status",
-            "Ready condition of each credential (1 for the current condition value)",
-            ready.clone(),
-        );
-        registry.register(
-            "rotations",
-            "Issuance attempts by result (success or a failure reason)",
-            rotations.clone(),
-        );
-        registry.register(
-            "broker_requests",
-            "HTTP requests to brokers by endpoint and result",
-            broker_requests.clone(),
-        );
-        registry.register(
-            "broker_request_duration_seconds",
-            "Duration of HTTP requests to brokers by endpoint, until the whole answer was read",
-            broker_request_duration.clone(),
-        );
-        registry.register(
-            "broker_ready_status",
-            "Ready condition of each broker resource (1 for the current condition value)",
-            broker_ready.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Duration of credential reconciles",
-            reconcile_duration.clone(),
-        );
-        registry.register(
-            "reconcile_errors",
-            "Reconciles that failed on a Kubernetes call, by step",
-            reconcile_errors.clone(),
-        );
-        Self {
-            registry,
-            expiration,
-            renewal,
-            ready,
-            rotations,
-            broker_requests,
-            broker_request_duration,
-            broker_ready,
-            reconcile_duration,
-            reconcile_errors,
+            }),
+            broker_ready: Family::default(),
+            reconcile_duration: Histogram::new([
+                0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            reconcile_errors: Family::default(),
             known: Mutex::new(BTreeSet::new()),
             store: OnceLock::new(),
+            panics: Counter::default(),
+            verifications: Family::default(),
+            preflights: Family::default(),
             ready_flag: AtomicBool::new(false),
-        }
+        };
+        metrics.register_credential_metrics();
+        metrics.register_operation_metrics();
+        metrics
+    }
+
+    fn register_credential_metrics(&mut self) {
+        self.registry.register(
+            "reconcile_panics",
+            "Reconciles that panicked; each was contained to its object and retried",
+            self.panics.clone(),
+        );
+        self.registry.register(
+            "token_verifications",
+            "Probes of stored access tokens by result (valid, revoked, or a failure reason)",
+            self.verifications.clone(),
+        );
+        self.registry.register(
+            "preflights",
+            "Preflight checks by result (passed, or a failure reason)",
+            self.preflights.clone(),
+        );
+        self.registry.register(
+            "credential_expiration_timestamp_seconds",
+            "When the credential in the Secret expires (Unix seconds)",
+            self.expiration.clone(),
+        );
+        self.registry.register(
+            "credential_renewal_timestamp_seconds",
+            "When the next rotation is planned (Unix seconds)",
+            self.renewal.clone(),
+        );
+        self.registry.register(
+            "credential_ready_status",
+            "Ready condition of each credential (1 for the current condition value)",
+            self.ready.clone(),
+        );
+        self.registry.register(
+            "rotations",
+            "Issuance attempts by result (success or a failure reason)",
+            self.rotations.clone(),
+        );
+    }
+
+    fn register_operation_metrics(&mut self) {
+        self.registry.register(
+            "broker_requests",
+            "HTTP requests to brokers by endpoint and result",
+            self.broker_requests.clone(),
+        );
+        self.registry.register(
+            "broker_request_duration_seconds",
+            "Duration of HTTP requests to brokers by endpoint, until the whole answer was read",
+            self.broker_request_duration.clone(),
+        );
+        self.registry.register(
+            "broker_ready_status",
+            "Ready condition of each broker resource (1 for the current condition value)",
+            self.broker_ready.clone(),
+        );
+        self.registry.register(
+            "reconcile_duration_seconds",
+            "Duration of credential reconciles",
+            self.reconcile_duration.clone(),
+        );
+        self.registry.register(
+            "reconcile_errors",
+            "Reconciles that failed on a Kubernetes call, by step",
+            self.reconcile_errors.clone(),
+        );
     }
 
     /// The callback the broker clients report each HTTP request to.
@@ -209,6 +230,26 @@ impl Metrics {
         self.reconcile_errors
             .get_or_create(&ErrorLabels {
                 category: category.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_panic(&self) {
+        self.panics.inc();
+    }
+
+    pub fn record_verification(&self, result: &str) {
+        self.verifications
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_preflight(&self, result: &str) {
+        self.preflights
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
             })
             .inc();
     }
@@ -270,7 +311,7 @@ impl Metrics {
         }
     }
 
-    pub fn set_credential_store(&self, store: Store<SyncClientCredential>) {
+    pub fn set_credential_store(&self, store: Store<DeserializeGuard<SyncClientCredential>>) {
         let _ = self.store.set(store);
     }
 

@@ -1,8 +1,10 @@
-//! The pure planner: from the spec, the Secret's record, the failure history and the current
-//! time it decides to issue now, wait until a time, or stay blocked. No I/O and no clock reads:
-//! `now` and the jitter seed are inputs, so every decision is reproducible in a table test.
+//! The pure planner: from the spec, the Secret's record, the failure history, the requests on the
+//! resource and the current time it decides to issue now, wait until a time, stay blocked, probe
+//! the stored token, or run a preflight. No I/O and no clock reads: `now` and the jitter seed are
+//! inputs, so every decision is reproducible in a table test.
 //!
-//! The decision is a chain of small policies, cert-manager style; the first trigger wins.
+//! The decision is a chain of small policies, cert-manager style; the first that triggers wins.
+//! All time arithmetic is checked: no spec, record or broker value can overflow it.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -18,6 +20,8 @@ pub const MIN_RETRY_DELAY: TimeDelta = TimeDelta::seconds(1);
 pub const MAX_RENEWAL_JITTER: TimeDelta = TimeDelta::minutes(5);
 /// Schedule used when the broker reported no expiry and no `rotationInterval` is set.
 pub const UNKNOWN_EXPIRY_ROTATION: TimeDelta = TimeDelta::hours(24);
+/// Default of the operator's minimum interval between two issues of one credential.
+pub const DEFAULT_MIN_ISSUE_INTERVAL: TimeDelta = TimeDelta::seconds(30);
 
 /// When to renew before expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct Policy {
     pub renew: RenewPolicy,
     pub rotation_interval: Option<TimeDelta>,
     pub suspend: bool,
+    /// How often the stored token is probed with the broker (`None`: never).
+    pub verify_interval: Option<TimeDelta>,
     /// Hash of every spec field that changes what is issued (broker, directory, type, TTL, keys).
     pub spec_hash: String,
 }
@@ -57,7 +63,7 @@ pub struct Record {
     pub expiry: Expiry,
     pub revision: i64,
     pub spec_hash: Option<String>,
-    /// The data still matches the fingerprint written with it.
+    /// The data and the record still match the fingerprint written with them.
     pub data_intact: bool,
 }
 
@@ -72,14 +78,13 @@ pub enum SecretState {
     Owned(Record),
 }
 
-/// How a failure is retried, from the broker client's and the Kubernetes layer's error kinds.
+/// How a failure is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCategory {
-    /// Needs a spec change: the broker rejected the request (400), denied it (403), found no sync
-    /// client (404) or several (409).
+    /// Needs a change of the spec (or a new rotate request): the broker rejected the request,
+    /// denied it, found no sync client or several.
     Permanent,
-    /// May heal by itself: broker down, timeouts, auth (the broker's Secret may be fixed), a
-    /// broker resource not ready yet, Kubernetes write errors.
+    /// May heal by itself: broker down, timeouts, authentication, Kubernetes write errors.
     Retryable,
 }
 
@@ -92,6 +97,31 @@ pub struct Failures {
     pub generation: Option<i64>,
 }
 
+/// Values people set in annotations, and what status says was done with them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requests<'a> {
+    /// `syncclient.io/rotate-request`.
+    pub rotate: Option<&'a str>,
+    /// The rotate request last served (issued, or failed for good).
+    pub rotate_served: Option<&'a str>,
+    /// The rotate request last attempted: its retries follow the backoff.
+    pub rotate_attempted: Option<&'a str>,
+    /// `syncclient.io/preflight-request`.
+    pub preflight: Option<&'a str>,
+    /// The preflight request last served.
+    pub preflight_served: Option<&'a str>,
+    /// Whether any preflight ever ran for this resource.
+    pub preflight_ran: bool,
+}
+
+/// The last probe of the stored token with the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    pub at: DateTime<Utc>,
+    /// The broker refused the token: someone else revoked it.
+    pub revoked: bool,
+}
+
 /// Everything the planner decides from.
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
@@ -100,9 +130,15 @@ pub struct PlanInput<'a> {
     pub policy: &'a Policy,
     pub secret: &'a SecretState,
     pub failures: Failures,
-    pub rotate_request: Option<&'a str>,
-    pub observed_rotate_request: Option<&'a str>,
-    /// Stable per resource (derived from its uid); spreads renewals and retries.
+    pub requests: Requests<'a>,
+    /// When a credential was last issued for this resource (from the Secret or status).
+    pub last_issued_at: Option<DateTime<Utc>>,
+    pub last_verification: Option<Verification>,
+    /// An older credential rotates the same sync client: this one must never issue.
+    pub sync_client_taken: bool,
+    /// At most one issue per this interval, whatever asks for it.
+    pub min_issue_interval: TimeDelta,
+    /// Stable per resource (derived from its uid); spreads renewals, probes and retries.
     pub jitter_seed: u64,
 }
 
@@ -114,6 +150,7 @@ pub enum IssueReason {
     DataTampered,
     SpecChanged,
     ExpiryUnknown,
+    RevokedExternally,
     RotateRequested,
     Expired,
     RenewalDue,
@@ -127,6 +164,7 @@ impl IssueReason {
             Self::DataTampered => "DataTampered",
             Self::SpecChanged => "SpecChanged",
             Self::ExpiryUnknown => "ExpiryUnknown",
+            Self::RevokedExternally => "RevokedExternally",
             Self::RotateRequested => "RotateRequested",
             Self::Expired => "Expired",
             Self::RenewalDue => "RenewalDue",
@@ -144,8 +182,21 @@ impl IssueReason {
 pub enum BlockReason {
     Suspended,
     SecretNotOwned,
+    /// An older credential rotates the same sync client.
+    SyncClientInUse,
     /// A permanent failure at this generation; waits for a spec change or a new rotate request.
     PermanentFailure,
+}
+
+/// Why the planner waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Nothing is due before the next renewal (or probe).
+    Scheduled,
+    /// A retryable failure: the next attempt for this trigger waits out the backoff.
+    Backoff(IssueReason),
+    /// An issue for this trigger would come sooner than the minimum interval allows.
+    Throttled(IssueReason),
 }
 
 /// The planner's decision.
@@ -155,33 +206,48 @@ pub enum Plan {
     /// Nothing to do until `until` (`None`: nothing is scheduled).
     Wait {
         until: Option<DateTime<Utc>>,
-        /// Set when waiting out a backoff for this trigger.
-        backoff_for: Option<IssueReason>,
+        why: WaitReason,
     },
     Blocked(BlockReason),
+    /// Probe the stored token with the broker.
+    Verify,
+    /// Check login, broker token and sync client without minting.
+    Preflight,
 }
 
 /// Decides what to do now.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let policy = input.policy;
-    if policy.suspend {
+    if preflight_due(input) {
+        return Plan::Preflight;
+    }
+    if input.policy.suspend {
         return Plan::Blocked(BlockReason::Suspended);
     }
     if *input.secret == SecretState::NotOwned {
         return Plan::Blocked(BlockReason::SecretNotOwned);
     }
-    let manual_request = is_new_rotate_request(input);
-    let Some(trigger) = issue_trigger(input, manual_request) else {
-        let until = match input.secret {
-            SecretState::Owned(record) => renewal_time(policy, record, input.jitter_seed),
-            _ => None,
-        };
-        return Plan::Wait {
-            until,
-            backoff_for: None,
-        };
+    if input.sync_client_taken {
+        return Plan::Blocked(BlockReason::SyncClientInUse);
+    }
+    let manual = is_new_rotate_request(input);
+    let Some(trigger) = issue_trigger(input, manual) else {
+        return scheduled(input);
     };
-    if manual_request || input.failures.attempts == 0 {
+    let decision = issue_or_hold(input, trigger, manual);
+    match (decision, throttled_until(input)) {
+        (Plan::Issue(trigger), Some(until)) => Plan::Wait {
+            until: Some(until),
+            why: WaitReason::Throttled(trigger),
+        },
+        (decision, _) => decision,
+    }
+}
+
+/// A trigger is there: issue, unless a failure holds it back.
+fn issue_or_hold(input: &PlanInput<'_>, trigger: IssueReason, manual: bool) -> Plan {
+    // A rotate request is attempted at once once; after a failure its retries back off.
+    let fresh_request = manual && input.requests.rotate != input.requests.rotate_attempted;
+    if fresh_request || input.failures.attempts == 0 {
         return Plan::Issue(trigger);
     }
     match input.failures.category {
@@ -192,17 +258,53 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         Some(FailureCategory::Retryable) => match retry_time(input) {
             Some(at) if at > input.now => Plan::Wait {
                 until: Some(at),
-                backoff_for: Some(trigger),
+                why: WaitReason::Backoff(trigger),
             },
             _ => Plan::Issue(trigger),
         },
     }
 }
 
+/// Nothing to issue: probe the token if that is due, else wait for the renewal or the probe.
+fn scheduled(input: &PlanInput<'_>) -> Plan {
+    let SecretState::Owned(record) = input.secret else {
+        return Plan::Wait {
+            until: None,
+            why: WaitReason::Scheduled,
+        };
+    };
+    let renewal = renewal_time(input.policy, record, input.jitter_seed);
+    let verify = next_verification(input, record);
+    if verify.is_some_and(|at| at <= input.now) {
+        return Plan::Verify;
+    }
+    let until = match (renewal, verify) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Plan::Wait {
+        until,
+        why: WaitReason::Scheduled,
+    }
+}
+
 fn is_new_rotate_request(input: &PlanInput<'_>) -> bool {
     input
-        .rotate_request
-        .is_some_and(|request| Some(request) != input.observed_rotate_request)
+        .requests
+        .rotate
+        .is_some_and(|request| Some(request) != input.requests.rotate_served)
+}
+
+/// A new preflight request, or a credential created suspended that was never checked.
+fn preflight_due(input: &PlanInput<'_>) -> bool {
+    let requested = input
+        .requests
+        .preflight
+        .is_some_and(|request| Some(request) != input.requests.preflight_served);
+    let staged = input.policy.suspend
+        && !input.requests.preflight_ran
+        && *input.secret == SecretState::Missing;
+    requested || staged
 }
 
 /// The first policy that says the Secret needs a new credential.
@@ -224,6 +326,12 @@ fn issue_trigger(input: &PlanInput<'_>, manual_request: bool) -> Option<IssueRea
     {
         return Some(IssueReason::ExpiryUnknown);
     }
+    if input
+        .last_verification
+        .is_some_and(|v| v.revoked && v.at >= record.issued_at)
+    {
+        return Some(IssueReason::RevokedExternally);
+    }
     if manual_request {
         return Some(IssueReason::RotateRequested);
     }
@@ -238,25 +346,41 @@ fn issue_trigger(input: &PlanInput<'_>, manual_request: bool) -> Option<IssueRea
     }
 }
 
+/// Until when the minimum interval since the last issue holds a new one back. An issue time in
+/// the future (a clock jump, an edited status) is not trusted: it would hold issues forever.
+fn throttled_until(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
+    input
+        .last_issued_at
+        .filter(|at| *at <= input.now)
+        .and_then(|at| at.checked_add_signed(input.min_issue_interval))
+        .filter(|until| *until > input.now)
+}
+
 /// When the credential in `record` should be renewed, jitter included; `None`: never scheduled.
 pub fn renewal_time(policy: &Policy, record: &Record, jitter_seed: u64) -> Option<DateTime<Utc>> {
     let by_interval = policy
         .rotation_interval
-        .map(|interval| record.issued_at + interval);
+        .and_then(|interval| record.issued_at.checked_add_signed(interval));
     let by_expiry = match (policy.credential_type, &record.expiry) {
         (CredentialType::AccessToken, Expiry::At(expires_at)) => {
-            let lifetime = *expires_at - record.issued_at;
+            let lifetime = expires_at
+                .signed_duration_since(record.issued_at)
+                .max(TimeDelta::zero());
             let before = match policy.renew {
-                RenewPolicy::Before(before) if before < lifetime => before,
+                RenewPolicy::Before(before) if before > TimeDelta::zero() && before < lifetime => {
+                    Some(before)
+                }
                 // A renewBefore longer than the lifetime would renew at once, forever: fall back
                 // to the default, as cert-manager does.
-                RenewPolicy::Default | RenewPolicy::Before(_) => lifetime / 3,
-                RenewPolicy::Percentage(percent) => lifetime * percent / 100,
+                RenewPolicy::Default | RenewPolicy::Before(_) => Some(lifetime / 3),
+                RenewPolicy::Percentage(percent) => lifetime
+                    .checked_mul(percent.clamp(1, 99))
+                    .map(|scaled| scaled / 100),
             };
-            Some(*expires_at - before)
+            before.and_then(|before| expires_at.checked_sub_signed(before))
         }
         (CredentialType::AccessToken, Expiry::NotReported | Expiry::Missing) => {
-            Some(record.issued_at + UNKNOWN_EXPIRY_ROTATION)
+            record.issued_at.checked_add_signed(UNKNOWN_EXPIRY_ROTATION)
         }
         (CredentialType::ClientSecret, _) => None,
     };
@@ -264,13 +388,39 @@ pub fn renewal_time(policy: &Policy, record: &Record, jitter_seed: u64) -> Optio
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b)?,
     };
-    let window = (renewal - record.issued_at).max(TimeDelta::zero());
+    let window = renewal
+        .signed_duration_since(record.issued_at)
+        .max(TimeDelta::zero());
     let bound = (window / 10).min(MAX_RENEWAL_JITTER);
     let advance = scale(
         bound,
         unit_fraction(mix(jitter_seed, record.revision.unsigned_abs())),
     );
-    Some(renewal - advance)
+    renewal.checked_sub_signed(advance)
+}
+
+/// When the stored access token is next probed: `verifyInterval` after the last probe of this
+/// credential (or its issue), advanced by up to a tenth so probes of many credentials spread.
+fn next_verification(input: &PlanInput<'_>, record: &Record) -> Option<DateTime<Utc>> {
+    let interval = input.policy.verify_interval?;
+    if input.policy.credential_type != CredentialType::AccessToken || !record.data_intact {
+        return None;
+    }
+    let since = input
+        .last_verification
+        .map(|v| v.at)
+        .filter(|at| *at >= record.issued_at && *at <= input.now)
+        .unwrap_or(record.issued_at);
+    let advance = scale(
+        interval / 10,
+        unit_fraction(mix(
+            input.jitter_seed ^ 0x5645_5249_4659,
+            since.timestamp().unsigned_abs(),
+        )),
+    );
+    since
+        .checked_add_signed(interval)
+        .and_then(|at| at.checked_sub_signed(advance))
 }
 
 /// When the next attempt after a retryable failure may run.
@@ -290,15 +440,15 @@ pub fn retry_time(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
     }) = input.secret
         && *expires_at > last
     {
-        delay = delay.min(((*expires_at - last) / 2).max(MIN_RETRY_DELAY));
+        delay = delay.min((expires_at.signed_duration_since(last) / 2).max(MIN_RETRY_DELAY));
     }
-    Some(last + delay)
+    last.checked_add_signed(delay)
 }
 
 fn scale(delta: TimeDelta, fraction: f64) -> TimeDelta {
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     let ms = (delta.num_milliseconds() as f64 * fraction) as i64;
-    TimeDelta::milliseconds(ms)
+    TimeDelta::try_milliseconds(ms).unwrap_or(delta)
 }
 
 /// splitmix64: a fixed, well-spread mix of the seed and a counter.
@@ -316,5 +466,7 @@ fn unit_fraction(value: u64) -> f64 {
     fraction
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -146,19 +146,67 @@ impl FingerprintKey {
         Self(bytes.into())
     }
 
-    /// HMAC-SHA256 over the data, keyed by the operator key and the owner's uid.
-    pub fn fingerprint(&self, owner_uid: &str, data: &CredentialData) -> String {
+    /// HMAC-SHA256 over the owner's uid, the data and the record annotations (so that editing
+    /// `expires-at` cannot postpone a rotation unnoticed), keyed by the operator key.
+    pub fn fingerprint(
+        &self,
+        owner_uid: &str,
+        data: &CredentialData,
+        record: &RecordText,
+    ) -> String {
         #[allow(clippy::expect_used)] // HMAC accepts keys of any length.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
-        mac.update(owner_uid.as_bytes());
+        // Length prefixes keep ("ab","c") and ("a","bc") apart.
+        let mut field = |bytes: &[u8]| {
+            mac.update(&(bytes.len() as u64).to_be_bytes());
+            mac.update(bytes);
+        };
+        field(owner_uid.as_bytes());
         for (key, value) in &data.0 {
-            // Length prefixes keep ("ab","c") and ("a","bc") apart.
-            mac.update(&(key.len() as u64).to_be_bytes());
-            mac.update(key.as_bytes());
-            mac.update(&(value.len() as u64).to_be_bytes());
-            mac.update(value.as_bytes());
+            field(key.as_bytes());
+            field(value.as_bytes());
         }
-        format!("v1:{}", hex::encode(mac.finalize().into_bytes()))
+        for value in [
+            &record.issued_at,
+            &record.expires_at,
+            &record.revision,
+            &record.spec_hash,
+        ] {
+            field(value.as_bytes());
+        }
+        format!("v2:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// The record annotations as written (what the fingerprint covers besides the data).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordText {
+    pub issued_at: String,
+    pub expires_at: String,
+    pub revision: String,
+    pub spec_hash: String,
+}
+
+impl RecordText {
+    fn of(record: &RecordMeta) -> Self {
+        Self {
+            issued_at: rfc3339(record.issued_at),
+            expires_at: record
+                .expires_at
+                .map_or_else(|| EXPIRY_NOT_REPORTED.to_owned(), rfc3339),
+            revision: record.revision.to_string(),
+            spec_hash: record.spec_hash.clone(),
+        }
+    }
+
+    fn read(annotations: &BTreeMap<String, String>) -> Self {
+        let get = |key: &str| annotations.get(key).cloned().unwrap_or_default();
+        Self {
+            issued_at: get(ISSUED_AT_ANNOTATION),
+            expires_at: get(EXPIRES_AT_ANNOTATION),
+            revision: get(REVISION_ANNOTATION),
+            spec_hash: get(SPEC_HASH_ANNOTATION),
+        }
     }
 }
 
@@ -173,16 +221,15 @@ pub fn render(
 ) -> Secret {
     let uid = owner.uid().unwrap_or_default();
     let (labels, mut annotations) = template_metadata(owner);
-    annotations.insert(ISSUED_AT_ANNOTATION.into(), rfc3339(record.issued_at));
+    let text = RecordText::of(record);
     annotations.insert(
-        EXPIRES_AT_ANNOTATION.into(),
-        record
-            .expires_at
-            .map_or_else(|| EXPIRY_NOT_REPORTED.to_owned(), rfc3339),
+        FINGERPRINT_ANNOTATION.into(),
+        key.fingerprint(&uid, data, &text),
     );
-    annotations.insert(REVISION_ANNOTATION.into(), record.revision.to_string());
-    annotations.insert(SPEC_HASH_ANNOTATION.into(), record.spec_hash.clone());
-    annotations.insert(FINGERPRINT_ANNOTATION.into(), key.fingerprint(&uid, data));
+    annotations.insert(ISSUED_AT_ANNOTATION.into(), text.issued_at);
+    annotations.insert(EXPIRES_AT_ANNOTATION.into(), text.expires_at);
+    annotations.insert(REVISION_ANNOTATION.into(), text.revision);
+    annotations.insert(SPEC_HASH_ANNOTATION.into(), text.spec_hash);
     Secret {
         metadata: ObjectMeta {
             name: Some(secret_name.to_owned()),
@@ -219,7 +266,11 @@ pub fn template_metadata(
     let mut labels = template.labels;
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
     labels.insert(CREDENTIAL_LABEL.into(), owner.name_any());
-    (labels, template.annotations)
+    // The record annotations are the operator's: a template never writes them (the spec check
+    // refuses such a template; this keeps a metadata patch from touching the record anyway).
+    let mut annotations = template.annotations;
+    annotations.retain(|key, _| !key.starts_with(crate::api::shape::RESERVED_ANNOTATION_PREFIX));
+    (labels, annotations)
 }
 
 /// Template labels or annotations missing from (or different in) an owned Secret: a metadata
@@ -280,9 +331,10 @@ pub fn observe(
         None => Expiry::Missing,
     };
     let data = data_of(secret);
+    let record_text = RecordText::read(annotations);
     let data_intact = annotations
         .get(FINGERPRINT_ANNOTATION)
-        .is_some_and(|recorded| *recorded == key.fingerprint(owner_uid, &data));
+        .is_some_and(|recorded| *recorded == key.fingerprint(owner_uid, &data, &record_text));
     SecretState::Owned(Record {
         issued_at,
         expiry,

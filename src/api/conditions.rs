@@ -36,6 +36,7 @@ pub struct Condition {
 pub mod reasons {
     pub const READY: &str = "Ready";
     pub const ISSUING: &str = "Issuing";
+    pub const PREFLIGHT: &str = "Preflight";
 
     // Ready=True
     pub const CREDENTIAL_CURRENT: &str = "CredentialCurrent";
@@ -47,6 +48,10 @@ pub mod reasons {
     pub const IDLE: &str = "Idle";
     pub const BACKOFF: &str = "Backoff";
     pub const EXPIRED: &str = "Expired";
+    pub const THROTTLED: &str = "Throttled";
+    pub const SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
+    // Preflight=True
+    pub const PREFLIGHT_PASSED: &str = "PreflightPassed";
 
     // Events
     pub const EVENT_ISSUED: &str = "Issued";
@@ -55,6 +60,11 @@ pub mod reasons {
     pub const EVENT_SECRET_REPAIRED: &str = "SecretRepaired";
     pub const EVENT_ROLLOUT_RESTARTED: &str = "RolloutRestarted";
     pub const EVENT_SECRET_NOT_OWNED: &str = "SecretNotOwned";
+    pub const EVENT_SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
+    pub const EVENT_TOKEN_REVOKED: &str = "TokenRevoked";
+    pub const EVENT_PREFLIGHT_PASSED: &str = "PreflightPassed";
+    pub const EVENT_PREFLIGHT_FAILED: &str = "PreflightFailed";
+    pub const EVENT_BROKER_ANOMALY: &str = "BrokerAnomaly";
 }
 
 /// Sets a condition, keeping `lastTransitionTime` when the status did not change.

@@ -5,6 +5,7 @@ mod broker;
 mod conditions;
 mod credential;
 mod policy;
+pub mod shape;
 mod status;
 
 pub use broker::{
@@ -18,7 +19,10 @@ pub use credential::{
     MAX_TEMPLATE_ENTRIES, RolloutKind, RolloutTarget, SecretKeys, SecretTemplate,
     SyncClientCredential, SyncClientCredentialSpec, UUID_PATTERN,
 };
-pub use policy::{SpecError, secret_name, spec_hash, token_ttl_minutes};
+pub use policy::{
+    DEFAULT_VERIFY_INTERVAL, MAX_SPEC_DURATION, SpecError, secret_name, spec_hash,
+    token_ttl_minutes,
+};
 pub use status::{MAX_HISTORY, RotationRecord, SyncClientCredentialStatus};
 
 /// API group of every resource of the operator.

@@ -7,6 +7,7 @@ use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use super::SyncClientCredential;
+use super::shape::ShapeError;
 use crate::duration::DurationParseError;
 use crate::planner::{Policy, RenewPolicy};
 
@@ -28,7 +29,16 @@ pub enum SpecError {
     TokenTtlTooShort,
     #[error("spec.tokenTTL is too long")]
     TokenTtlTooLong,
+    #[error("spec.{field} must be at most 87600h (10 years)")]
+    TooLong { field: &'static str },
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
 }
+
+/// The longest duration any spec field may hold: 10 years.
+pub const MAX_SPEC_DURATION: TimeDelta = TimeDelta::days(3650);
+/// How often an access token is probed when `verifyInterval` is not set.
+pub const DEFAULT_VERIFY_INTERVAL: TimeDelta = TimeDelta::hours(1);
 
 impl Policy {
     /// The planner's view of a credential's spec.
@@ -45,6 +55,7 @@ impl Policy {
             (None, None) => RenewPolicy::Default,
         };
         token_ttl_minutes(cr)?;
+        super::shape::check(cr)?;
         Ok(Self {
             credential_type: spec.credential_type,
             renew,
@@ -53,9 +64,28 @@ impl Policy {
                 spec.rotation_interval.as_deref(),
             )?,
             suspend: spec.suspend,
+            verify_interval: verify_interval(cr)?,
             spec_hash: spec_hash(cr),
         })
     }
+}
+
+/// How often the stored access token is probed: `verifyInterval` (default 1h), `0s` never;
+/// client secrets have no probe.
+fn verify_interval(cr: &SyncClientCredential) -> Result<Option<TimeDelta>, SpecError> {
+    if cr.spec.credential_type != super::CredentialType::AccessToken {
+        return Ok(None);
+    }
+    let Some(text) = cr.spec.verify_interval.as_deref() else {
+        return Ok(Some(DEFAULT_VERIFY_INTERVAL));
+    };
+    let field = "verifyInterval";
+    let interval =
+        crate::duration::parse(text).map_err(|source| SpecError::Duration { field, source })?;
+    if interval > MAX_SPEC_DURATION {
+        return Err(SpecError::TooLong { field });
+    }
+    Ok(Some(interval).filter(|d| *d > TimeDelta::zero()))
 }
 
 fn positive_duration(
@@ -67,10 +97,12 @@ fn positive_duration(
     };
     let delta =
         crate::duration::parse(text).map_err(|source| SpecError::Duration { field, source })?;
-    if delta > TimeDelta::zero() {
-        Ok(Some(delta))
-    } else {
+    if delta <= TimeDelta::zero() {
         Err(SpecError::NotPositive { field })
+    } else if delta > MAX_SPEC_DURATION {
+        Err(SpecError::TooLong { field })
+    } else {
+        Ok(Some(delta))
     }
 }
 
@@ -83,6 +115,9 @@ pub fn token_ttl_minutes(cr: &SyncClientCredential) -> Result<Option<i32>, SpecE
         field: "tokenTTL",
         source,
     })?;
+    if ttl > MAX_SPEC_DURATION {
+        return Err(SpecError::TooLong { field: "tokenTTL" });
+    }
     let minutes = (ttl.num_seconds() + 59) / 60;
     if minutes < 1 {
         return Err(SpecError::TokenTtlTooShort);

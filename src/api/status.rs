@@ -36,6 +36,10 @@ pub struct SyncClientCredentialStatus {
     pub last_failure_message: Option<String>,
     /// The last `syncclient.io/rotate-request` value served.
     pub observed_rotate_request: Option<String>,
+    /// The last `syncclient.io/rotate-request` value attempted; after a failure its retries
+    /// follow the backoff (a new value is tried at once).
+    #[serde(default)]
+    pub attempted_rotate_request: Option<String>,
     /// The last `syncclient.io/preflight-request` value served.
     #[serde(default)]
     pub observed_preflight_request: Option<String>,

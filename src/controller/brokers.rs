@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
@@ -19,8 +19,9 @@ use sync_client_broker::{
 };
 use tokio::sync::Semaphore;
 
+use super::caches::Caches;
 use crate::api::{
-    BrokerConnection, BrokerKind, ClusterIdentityBroker, IdentityBroker, SecretKeyRef, TokenClient,
+    BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, SecretKeyRef, TokenClient,
 };
 
 /// Default timeout of one broker request.
@@ -76,12 +77,23 @@ pub struct ResolvedBroker {
     pub permits: Arc<Semaphore>,
     /// `{url}/usergroup/t/{tenant}/scim/v2`, written into access-token Secrets.
     pub scim_url: String,
+    /// Timeout of one request to this broker.
+    pub request_timeout: Duration,
 }
 
 struct Entry {
     fingerprint: [u8; 32],
     resolved: ResolvedBroker,
+    /// The settings and Secret namespace the client was built from, and when its Secrets were
+    /// read: within [`SECRET_RELOAD_INTERVAL`] they are not read again.
+    connection: BrokerConnection,
+    secret_namespace: String,
+    loaded_at: Instant,
 }
+
+/// How long a broker's Secrets (login, CA) are trusted before they are read again. Their
+/// changes are noticed within this, without watching every Secret in the cluster.
+pub const SECRET_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 type Observer = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
 
@@ -93,6 +105,15 @@ pub struct BrokerRegistry {
     namespaced_scope: bool,
     /// Concurrent rotations per broker when its resource sets no limit.
     default_max_concurrent: usize,
+}
+
+/// Which broker a credential asks for, and for what.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerRequest<'a> {
+    /// The credential's namespace.
+    pub namespace: &'a str,
+    pub broker: &'a BrokerRef,
+    pub directory_id: &'a str,
 }
 
 impl BrokerRegistry {
@@ -109,48 +130,105 @@ impl BrokerRegistry {
         }
     }
 
-    /// Finds the broker a credential in `namespace` refers to, checks it may be used from there,
-    /// loads its Secrets and returns the shared client.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BrokerKey, Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops a deleted broker's client and closes its vCenter session in the background.
+    pub fn forget(&self, key: &BrokerKey) {
+        if let Some(old) = self.lock().remove(key) {
+            tracing::info!(broker = %key, "broker deleted; closing its session");
+            tokio::spawn(async move { old.resolved.client.logout().await });
+        }
+    }
+
+    /// Keeps the clients of `kind` whose broker still exists (after a re-list).
+    pub fn retain(&self, kind: BrokerKind, exists: impl Fn(&BrokerKey) -> bool) {
+        let gone: Vec<BrokerKey> = self
+            .lock()
+            .keys()
+            .filter(|key| key.kind == kind && !exists(key))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.forget(&key);
+        }
+    }
+
+    /// Finds the broker a credential refers to (from the cache, else the API server), checks it
+    /// may be used from the credential's namespace and for its directory, and returns the shared
+    /// client.
     pub async fn resolve(
         &self,
         client: &Client,
-        namespace: &str,
-        kind: BrokerKind,
-        name: &str,
+        caches: Option<&Caches>,
+        request: BrokerRequest<'_>,
     ) -> Result<ResolvedBroker, ResolveError> {
+        let (namespace, name) = (request.namespace, request.broker.name.as_str());
         let key = BrokerKey {
-            kind,
-            namespace: match kind {
+            kind: request.broker.kind,
+            namespace: match request.broker.kind {
                 BrokerKind::IdentityBroker => namespace.to_owned(),
                 BrokerKind::ClusterIdentityBroker => String::new(),
             },
             name: name.to_owned(),
         };
-        let (connection, secret_namespace) = match kind {
+        let (connection, secret_namespace) = match request.broker.kind {
             BrokerKind::IdentityBroker => {
-                let api: Api<IdentityBroker> = Api::namespaced(client.clone(), namespace);
-                let broker = get_broker(&api, &key).await?;
+                let broker = match caches.and_then(|c| c.identity_broker(namespace, name)) {
+                    Some(broker) => broker,
+                    None => get_broker(&Api::namespaced(client.clone(), namespace), &key).await?,
+                };
                 (broker.spec.connection, namespace.to_owned())
             }
             BrokerKind::ClusterIdentityBroker => {
-                if self.namespaced_scope {
-                    return Err(ResolveError::NotAllowed {
-                        broker: key,
-                        namespace: namespace.to_owned(),
-                        why: "the operator watches a single namespace; use an IdentityBroker"
-                            .into(),
-                    });
-                }
-                let api: Api<ClusterIdentityBroker> = Api::all(client.clone());
-                let broker = get_broker(&api, &key).await?;
-                if let Some(selector) = &broker.spec.namespace_selector {
-                    check_namespace_allowed(client, &key, namespace, selector).await?;
-                }
+                let broker = self.cluster_broker(client, caches, &key, request).await?;
                 (broker.spec.connection, broker.spec.secret_namespace)
             }
         };
         self.client_for(client, key, &connection, &secret_namespace)
             .await
+    }
+
+    /// A cluster broker that allows the credential's namespace and directory.
+    async fn cluster_broker(
+        &self,
+        client: &Client,
+        caches: Option<&Caches>,
+        key: &BrokerKey,
+        request: BrokerRequest<'_>,
+    ) -> Result<ClusterIdentityBroker, ResolveError> {
+        let not_allowed = |why: String| ResolveError::NotAllowed {
+            broker: key.clone(),
+            namespace: request.namespace.to_owned(),
+            why,
+        };
+        if self.namespaced_scope {
+            return Err(not_allowed(
+                "the operator watches a single namespace; use an IdentityBroker".into(),
+            ));
+        }
+        let broker = match caches.and_then(|c| c.cluster_broker(&key.name)) {
+            Some(broker) => broker,
+            None => get_broker(&Api::all(client.clone()), key).await?,
+        };
+        if let Some(selector) = &broker.spec.namespace_selector {
+            check_namespace_allowed(client, key, request.namespace, selector).await?;
+        }
+        let allowed = &broker.spec.allowed_directories;
+        if !allowed.is_empty()
+            && !allowed
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(request.directory_id))
+        {
+            return Err(not_allowed(format!(
+                "directory {} is not in its allowedDirectories",
+                request.directory_id
+            )));
+        }
+        Ok(broker)
     }
 
     /// Builds (or reuses) the client for a broker's settings.
@@ -161,6 +239,13 @@ impl BrokerRegistry {
         connection: &BrokerConnection,
         secret_namespace: &str,
     ) -> Result<ResolvedBroker, ResolveError> {
+        if let Some(entry) = self.lock().get(&key)
+            && entry.connection == *connection
+            && entry.secret_namespace == secret_namespace
+            && entry.loaded_at.elapsed() < SECRET_RELOAD_INTERVAL
+        {
+            return Ok(entry.resolved.clone());
+        }
         let secrets: Api<Secret> = Api::namespaced(client.clone(), secret_namespace);
         let config = load_config(&secrets, &key, connection, self.observer.clone()).await?;
         let max_concurrent = connection
@@ -170,13 +255,13 @@ impl BrokerRegistry {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(self.default_max_concurrent);
         let fingerprint = config_fingerprint(&config, max_concurrent);
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(entry) = entries.get(&key)
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(&key)
             && entry.fingerprint == fingerprint
         {
+            entry.connection = connection.clone();
+            secret_namespace.clone_into(&mut entry.secret_namespace);
+            entry.loaded_at = Instant::now();
             return Ok(entry.resolved.clone());
         }
         let scim_url = format!(
@@ -184,6 +269,7 @@ impl BrokerRegistry {
             connection.url.trim_end_matches('/'),
             connection.tenant
         );
+        let request_timeout = config.request_timeout;
         let broker_client = BrokerClient::new(config).map_err(|e| ResolveError::ConfigInvalid {
             broker: key.clone(),
             message: e.to_string(),
@@ -193,12 +279,16 @@ impl BrokerRegistry {
             client: broker_client,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             scim_url,
+            request_timeout,
         };
         if let Some(old) = entries.insert(
             key,
             Entry {
                 fingerprint,
                 resolved: resolved.clone(),
+                connection: connection.clone(),
+                secret_namespace: secret_namespace.to_owned(),
+                loaded_at: Instant::now(),
             },
         ) {
             // Settings changed: end the old session in the background.
@@ -301,6 +391,9 @@ async fn load_config(
     let tls = connection.tls.clone().unwrap_or_default();
     if tls.insecure_skip_verify {
         tracing::warn!(broker = %key, "TLS verification is disabled for this broker (insecureSkipVerify): credentials can be intercepted");
+    }
+    if connection.allow_insecure_http && connection.url.starts_with("http://") {
+        tracing::warn!(broker = %key, "this broker is reached over plain http (allowInsecureHttp): the vCenter password and every credential cross the network unencrypted");
     }
     Ok(BrokerConfig {
         base_url: connection.url.clone(),

@@ -23,11 +23,14 @@ pub enum FailureReason {
     BrokerUnavailable,
     RotationStateUnknown,
     SecretWriteFailed,
+    BrokerResponseInvalid,
+    SecretWriteRejected,
+    ReconcilePanicked,
 }
 
 impl FailureReason {
     /// Every reason, for reading stored names back.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::SpecInvalid,
         Self::BrokerNotFound,
         Self::BrokerNotAllowed,
@@ -39,6 +42,9 @@ impl FailureReason {
         Self::BrokerUnavailable,
         Self::RotationStateUnknown,
         Self::SecretWriteFailed,
+        Self::BrokerResponseInvalid,
+        Self::SecretWriteRejected,
+        Self::ReconcilePanicked,
     ];
 
     /// The condition reason, as written into status and shown by `kubectl`.
@@ -55,6 +61,9 @@ impl FailureReason {
             Self::BrokerUnavailable => "BrokerUnavailable",
             Self::RotationStateUnknown => "RotationStateUnknown",
             Self::SecretWriteFailed => "SecretWriteFailed",
+            Self::BrokerResponseInvalid => "BrokerResponseInvalid",
+            Self::SecretWriteRejected => "SecretWriteRejected",
+            Self::ReconcilePanicked => "ReconcilePanicked",
         }
     }
 
@@ -77,7 +86,10 @@ impl FailureReason {
             | Self::AuthenticationFailed
             | Self::BrokerUnavailable
             | Self::RotationStateUnknown
-            | Self::SecretWriteFailed => FailureCategory::Retryable,
+            | Self::SecretWriteFailed
+            | Self::BrokerResponseInvalid
+            | Self::SecretWriteRejected
+            | Self::ReconcilePanicked => FailureCategory::Retryable,
         }
     }
 
@@ -109,6 +121,13 @@ impl FailureReason {
                 "the broker may have rotated without answering; a new credential is issued soon"
             }
             Self::SecretWriteFailed => "the Secret could not be written; it is retried",
+            Self::BrokerResponseInvalid => {
+                "the broker answered with an unusable credential lifetime; it is retried with backoff"
+            }
+            Self::SecretWriteRejected => {
+                "the API server refuses the Secret (policy, quota or validation); nothing is issued until that changes"
+            }
+            Self::ReconcilePanicked => "an internal error; it is retried with backoff",
         }
     }
 
@@ -150,6 +169,8 @@ pub struct Failure {
     pub message: String,
     /// The broker may have rotated although no answer arrived: the Secret may hold a dead token.
     pub outcome_unknown: bool,
+    /// How long the broker asked to be left alone (`Retry-After`, bounded by the client).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Failure {
@@ -158,6 +179,7 @@ impl Failure {
             reason,
             message: message.into(),
             outcome_unknown: false,
+            retry_after: None,
         }
     }
 
@@ -170,6 +192,7 @@ impl Failure {
             reason: FailureReason::of_broker_error(error),
             message: error.to_string(),
             outcome_unknown: error.outcome_unknown(),
+            retry_after: error.retry_after(),
         }
     }
 
@@ -181,13 +204,18 @@ impl Failure {
         Self::new(FailureReason::SpecInvalid, error.to_string())
     }
 
+    /// The API server refused the Secret the operator would write (found by a dry run, before
+    /// any credential was generated).
+    pub fn secret_rejected(message: impl Into<String>) -> Self {
+        Self::new(FailureReason::SecretWriteRejected, message)
+    }
+
     /// The new credential was generated but could not be stored: the Secret may hold a revoked
     /// token until the retry.
     pub fn secret_write(message: impl Into<String>) -> Self {
         Self {
-            reason: FailureReason::SecretWriteFailed,
-            message: message.into(),
             outcome_unknown: true,
+            ..Self::new(FailureReason::SecretWriteFailed, message)
         }
     }
 }

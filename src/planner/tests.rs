@@ -13,6 +13,7 @@ fn policy() -> Policy {
         renew: RenewPolicy::Default,
         rotation_interval: None,
         suspend: false,
+        verify_interval: None,
         spec_hash: "h1".into(),
     }
 }
@@ -36,6 +37,8 @@ struct Case {
     failures: Failures,
     rotate_request: Option<&'static str>,
     observed_rotate_request: Option<&'static str>,
+    attempted_rotate_request: Option<&'static str>,
+    last_issued_at: Option<i64>,
     expect: Plan,
 }
 
@@ -49,9 +52,11 @@ impl Default for Case {
             failures: Failures::default(),
             rotate_request: None,
             observed_rotate_request: None,
+            attempted_rotate_request: None,
+            last_issued_at: None,
             expect: Plan::Wait {
                 until: None,
-                backoff_for: None,
+                why: WaitReason::Scheduled,
             },
         }
     }
@@ -60,16 +65,34 @@ impl Default for Case {
 /// Jitter is zero for seed 0? Not necessarily; these tests use a seed and bounds instead.
 const SEED: u64 = 42;
 
+/// An input at `now` with nothing requested, never issued before, no probes, no rival.
+fn input<'a>(now: i64, policy: &'a Policy, secret: &'a SecretState, seed: u64) -> PlanInput<'a> {
+    PlanInput {
+        now: t(now),
+        generation: 3,
+        policy,
+        secret,
+        failures: Failures::default(),
+        requests: Requests::default(),
+        last_issued_at: None,
+        last_verification: None,
+        sync_client_taken: false,
+        min_issue_interval: DEFAULT_MIN_ISSUE_INTERVAL,
+        jitter_seed: seed,
+    }
+}
+
 fn run(case: &Case) -> Plan {
     plan(&PlanInput {
-        now: t(case.now),
-        generation: 3,
-        policy: &case.policy,
-        secret: &case.secret,
         failures: case.failures,
-        rotate_request: case.rotate_request,
-        observed_rotate_request: case.observed_rotate_request,
-        jitter_seed: SEED,
+        requests: Requests {
+            rotate: case.rotate_request,
+            rotate_served: case.observed_rotate_request,
+            rotate_attempted: case.attempted_rotate_request,
+            ..Requests::default()
+        },
+        last_issued_at: case.last_issued_at.map(t),
+        ..input(case.now, &case.policy, &case.secret, SEED)
     })
 }
 
@@ -162,7 +185,7 @@ fn triggers_decide_issue_block_or_wait() {
             observed_rotate_request: Some("2026-11-23"),
             expect: Plan::Wait {
                 until: renewal_time(&policy(), &record(), SEED),
-                backoff_for: None,
+                why: WaitReason::Scheduled,
             },
             ..Case::default()
         },
@@ -183,7 +206,7 @@ fn triggers_decide_issue_block_or_wait() {
             now: 1000,
             expect: Plan::Wait {
                 until: renewal_time(&policy(), &record(), SEED),
-                backoff_for: None,
+                why: WaitReason::Scheduled,
             },
             ..Case::default()
         },
@@ -207,7 +230,7 @@ fn triggers_decide_issue_block_or_wait() {
             now: 10_000_000,
             expect: Plan::Wait {
                 until: None,
-                backoff_for: None,
+                why: WaitReason::Scheduled,
             },
             ..Case::default()
         },
@@ -232,7 +255,7 @@ fn triggers_decide_issue_block_or_wait() {
             secret: owned(|r| r.expiry = Expiry::Missing),
             expect: Plan::Wait {
                 until: None,
-                backoff_for: None,
+                why: WaitReason::Scheduled,
             },
             ..Case::default()
         },
@@ -265,16 +288,10 @@ fn triggers_decide_issue_block_or_wait() {
             now: 101,
             expect: Plan::Wait {
                 until: retry_time(&PlanInput {
-                    now: t(101),
-                    generation: 3,
-                    policy: &policy(),
-                    secret: &SecretState::Missing,
                     failures: retryable(1, 100),
-                    rotate_request: None,
-                    observed_rotate_request: None,
-                    jitter_seed: SEED,
+                    ..input(101, &policy(), &SecretState::Missing, SEED)
                 }),
-                backoff_for: Some(IssueReason::SecretMissing),
+                why: WaitReason::Backoff(IssueReason::SecretMissing),
             },
             ..Case::default()
         },
@@ -378,15 +395,10 @@ fn jitter_changes_with_each_revision() {
 }
 
 fn retry_after(attempts: u32, secret: &SecretState, seed: u64) -> TimeDelta {
+    let policy = policy();
     let input = PlanInput {
-        now: t(100),
-        generation: 3,
-        policy: &policy(),
-        secret,
         failures: retryable(attempts, 100),
-        rotate_request: None,
-        observed_rotate_request: None,
-        jitter_seed: seed,
+        ..input(100, &policy, secret, seed)
     };
     retry_time(&input).unwrap() - t(100)
 }
@@ -430,4 +442,232 @@ fn retry_just_before_expiry_waits_the_minimum_delay() {
     // Expires one second after the failure: half of that is below the floor of one second.
     let secret = owned(|r| r.expiry = Expiry::At(t(101)));
     assert_eq!(retry_after(4, &secret, SEED), MIN_RETRY_DELAY);
+}
+
+#[test]
+fn no_trigger_issues_twice_within_the_minimum_interval() {
+    let cases = [
+        Case {
+            name: "a deleted Secret is recreated only after the minimum interval",
+            secret: SecretState::Missing,
+            now: 110,
+            last_issued_at: Some(100),
+            expect: Plan::Wait {
+                until: Some(t(130)),
+                why: WaitReason::Throttled(IssueReason::SecretMissing),
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "a rotate request waits for the minimum interval too",
+            rotate_request: Some("again"),
+            observed_rotate_request: Some("before"),
+            now: 10,
+            last_issued_at: Some(0),
+            expect: Plan::Wait {
+                until: Some(t(30)),
+                why: WaitReason::Throttled(IssueReason::RotateRequested),
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "an edited Secret is repaired once the interval has passed",
+            secret: owned(|r| r.data_intact = false),
+            now: 130,
+            last_issued_at: Some(100),
+            expect: Plan::Issue(IssueReason::DataTampered),
+            ..Case::default()
+        },
+        Case {
+            name: "an issue time in the future is not trusted to hold issues back",
+            secret: SecretState::Missing,
+            now: 100,
+            last_issued_at: Some(1_000_000),
+            expect: Plan::Issue(IssueReason::SecretMissing),
+            ..Case::default()
+        },
+        Case {
+            name: "a permanent failure is reported as such, not as throttling",
+            secret: SecretState::Missing,
+            failures: permanent(3),
+            now: 60,
+            last_issued_at: Some(50),
+            expect: Plan::Blocked(BlockReason::PermanentFailure),
+            ..Case::default()
+        },
+    ];
+    for case in &cases {
+        assert_eq!(run(case), case.expect, "case {}", case.name);
+    }
+}
+
+#[test]
+fn a_rotate_request_is_tried_at_once_once_then_backs_off() {
+    let cases = [
+        Case {
+            name: "a new request skips the backoff of an earlier failure",
+            rotate_request: Some("r2"),
+            attempted_rotate_request: Some("r1"),
+            failures: retryable(3, 100),
+            now: 101,
+            expect: Plan::Issue(IssueReason::RotateRequested),
+            ..Case::default()
+        },
+        Case {
+            name: "a request that failed retries with the backoff",
+            rotate_request: Some("r2"),
+            attempted_rotate_request: Some("r2"),
+            failures: retryable(1, 100),
+            now: 101,
+            expect: Plan::Wait {
+                until: retry_time(&PlanInput {
+                    failures: retryable(1, 100),
+                    ..input(101, &policy(), &SecretState::Owned(record()), SEED)
+                }),
+                why: WaitReason::Backoff(IssueReason::RotateRequested),
+            },
+            ..Case::default()
+        },
+    ];
+    for case in &cases {
+        assert_eq!(run(case), case.expect, "case {}", case.name);
+    }
+}
+
+#[test]
+fn a_token_revoked_elsewhere_is_replaced_and_probes_follow_the_interval() {
+    let verifying = Policy {
+        verify_interval: Some(TimeDelta::seconds(600)),
+        ..policy()
+    };
+    let owned = SecretState::Owned(record());
+    let at = |now: i64, verification: Option<Verification>| {
+        plan(&PlanInput {
+            last_verification: verification,
+            ..input(now, &verifying, &owned, SEED)
+        })
+    };
+    // First probe: up to a tenth before 600 s after the issue.
+    assert!(
+        matches!(at(100, None), Plan::Wait { until: Some(u), .. } if u <= t(600) && u >= t(540))
+    );
+    assert_eq!(at(600, None), Plan::Verify);
+    let valid = Verification {
+        at: t(600),
+        revoked: false,
+    };
+    assert!(matches!(at(700, Some(valid)), Plan::Wait { until: Some(u), .. } if u > t(1100)));
+    let revoked = Verification {
+        at: t(600),
+        revoked: true,
+    };
+    assert_eq!(
+        at(601, Some(revoked)),
+        Plan::Issue(IssueReason::RevokedExternally)
+    );
+    // A verdict from before the current credential was issued says nothing about it.
+    let stale = Verification {
+        at: t(-5),
+        revoked: true,
+    };
+    assert!(matches!(at(100, Some(stale)), Plan::Wait { .. }));
+    // Client secrets are never probed.
+    let client_secret = Policy {
+        credential_type: CredentialType::ClientSecret,
+        ..verifying.clone()
+    };
+    assert!(matches!(
+        plan(&input(100_000, &client_secret, &owned, SEED)),
+        Plan::Wait { .. }
+    ));
+}
+
+#[test]
+fn preflight_runs_on_request_and_once_for_a_staged_credential() {
+    let suspended = Policy {
+        suspend: true,
+        ..policy()
+    };
+    let missing = SecretState::Missing;
+    assert_eq!(
+        plan(&input(0, &suspended, &missing, SEED)),
+        Plan::Preflight,
+        "created suspended: checked once"
+    );
+    let ran = Requests {
+        preflight_ran: true,
+        ..Requests::default()
+    };
+    assert_eq!(
+        plan(&PlanInput {
+            requests: ran,
+            ..input(0, &suspended, &missing, SEED)
+        }),
+        Plan::Blocked(BlockReason::Suspended)
+    );
+    let requested = Requests {
+        preflight: Some("p2"),
+        preflight_served: Some("p1"),
+        preflight_ran: true,
+        ..Requests::default()
+    };
+    let owned = SecretState::Owned(record());
+    assert_eq!(
+        plan(&PlanInput {
+            requests: requested,
+            ..input(100, &policy(), &owned, SEED)
+        }),
+        Plan::Preflight
+    );
+    let served = Requests {
+        preflight_served: Some("p2"),
+        ..requested
+    };
+    assert!(matches!(
+        plan(&PlanInput {
+            requests: served,
+            ..input(100, &policy(), &owned, SEED)
+        }),
+        Plan::Wait { .. }
+    ));
+}
+
+#[test]
+fn a_sync_client_owned_by_an_older_credential_is_never_issued() {
+    let missing = SecretState::Missing;
+    assert_eq!(
+        plan(&PlanInput {
+            sync_client_taken: true,
+            requests: Requests {
+                rotate: Some("now"),
+                ..Requests::default()
+            },
+            ..input(0, &policy(), &missing, SEED)
+        }),
+        Plan::Blocked(BlockReason::SyncClientInUse)
+    );
+}
+
+#[test]
+fn absurd_records_never_overflow() {
+    let far = Record {
+        issued_at: DateTime::<Utc>::MAX_UTC - TimeDelta::seconds(10),
+        expiry: Expiry::At(DateTime::<Utc>::MAX_UTC),
+        ..record()
+    };
+    let longest = Policy {
+        rotation_interval: Some(TimeDelta::MAX),
+        verify_interval: Some(TimeDelta::MAX),
+        renew: RenewPolicy::Percentage(99),
+        ..policy()
+    };
+    let secret = SecretState::Owned(far.clone());
+    let _ = plan(&input(0, &longest, &secret, SEED));
+    let _ = renewal_time(&longest, &far, SEED);
+    let ancient = Record {
+        issued_at: DateTime::<Utc>::MIN_UTC,
+        expiry: Expiry::At(DateTime::<Utc>::MAX_UTC),
+        ..record()
+    };
+    let _ = renewal_time(&longest, &ancient, u64::MAX);
 }

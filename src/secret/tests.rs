@@ -98,6 +98,25 @@ fn edited_data_is_detected_as_tampered() {
 }
 
 #[test]
+fn an_edited_expiry_annotation_is_detected_as_tampering() {
+    let key = FingerprintKey::new(b"k".to_vec());
+    let (data, meta) = issued(1_800_000_000);
+    let mut secret = render(&credential(), "app", &data, &meta, &key);
+    secret
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(EXPIRES_AT_ANNOTATION.into(), "2099-01-01T00:00:00Z".into());
+    let SecretState::Owned(record) =
+        observe(Some(&secret), "uid-1", CredentialType::AccessToken, &key)
+    else {
+        panic!("expected an owned record");
+    };
+    assert!(!record.data_intact, "postponing the expiry is noticed");
+}
+
+#[test]
 fn secret_of_another_owner_is_not_ours() {
     let key = FingerprintKey::new(b"k".to_vec());
     let (data, meta) = issued(1_800_000_000);

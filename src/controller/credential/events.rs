@@ -91,3 +91,17 @@ pub fn issued(
         )
     }
 }
+
+pub async fn sync_client_in_use(ctx: &Context, observation: &Observation, owner: &str) {
+    let note = format!(
+        "SyncClientCredential {owner} already rotates this sync client; this one issues nothing"
+    );
+    publish(
+        ctx,
+        &observation.cr,
+        EventType::Warning,
+        reasons::EVENT_SYNC_CLIENT_IN_USE,
+        &note,
+    )
+    .await;
+}

@@ -10,13 +10,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 
+use super::ownership;
 use crate::api::{
-    ROTATE_REQUEST_ANNOTATION, SpecError, SyncClientCredential, SyncClientCredentialStatus,
-    secret_name,
+    PREFLIGHT_REQUEST_ANNOTATION, ROTATE_REQUEST_ANNOTATION, SpecError, SyncClientCredential,
+    SyncClientCredentialStatus, secret_name,
 };
+use crate::controller::pending::Pending;
 use crate::controller::status::credential::failures_from_status;
 use crate::controller::{Context, Error};
-use crate::planner::{Failures, PlanInput, Policy, SecretState};
+use crate::planner::{Failures, PlanInput, Policy, Requests, SecretState, Verification};
 use crate::secret;
 
 /// Where the resource in an observation was read from.
@@ -28,8 +30,12 @@ pub enum Source {
     Fresh,
 }
 
+/// What the status says was last verified (a probe done in this reconcile replaces it).
+pub const VERIFY_VALID: &str = "Valid";
+pub const VERIFY_REVOKED: &str = "Revoked";
+
 /// One consistent view of a credential: the resource, its Secret, the parsed policy, the
-/// failures so far and the time.
+/// failures so far, the requests on it, a credential waiting to be stored, and the time.
 pub struct Observation {
     pub cr: Arc<SyncClientCredential>,
     pub source: Source,
@@ -42,6 +48,17 @@ pub struct Observation {
     pub state: SecretState,
     pub failures: Failures,
     pub rotate_request: Option<String>,
+    pub preflight_request: Option<String>,
+    /// The last probe of the stored token (updated when this reconcile probes).
+    pub verification: Option<Verification>,
+    /// Whether a preflight ran for this resource (updated when this reconcile runs one).
+    pub preflight_ran: bool,
+    /// The preflight request served (updated when this reconcile serves one).
+    pub preflight_served: Option<String>,
+    /// An older credential that rotates the same sync client, `namespace/name`.
+    pub sync_client_owner: Option<String>,
+    /// A credential generated for this resource and not yet stored.
+    pub pending: Option<Pending>,
     pub jitter_seed: u64,
 }
 
@@ -67,23 +84,55 @@ impl Observation {
         self.cr.status.clone().unwrap_or_default()
     }
 
-    pub fn observed_rotate_request(&self) -> Option<&str> {
-        self.cr
-            .status
-            .as_ref()
-            .and_then(|s| s.observed_rotate_request.as_deref())
+    fn status_field<'a, T: ?Sized>(
+        &'a self,
+        field: impl FnOnce(&'a SyncClientCredentialStatus) -> Option<&'a T>,
+    ) -> Option<&'a T> {
+        self.cr.status.as_ref().and_then(field)
+    }
+
+    /// The revision the Secret holds (or status remembers, when the Secret is gone).
+    pub fn current_revision(&self) -> Option<i64> {
+        match &self.state {
+            SecretState::Owned(record) => Some(record.revision),
+            _ => self.cr.status.as_ref().and_then(|s| s.revision),
+        }
+    }
+
+    /// When a credential was last issued for this resource.
+    pub fn last_issued_at(&self) -> Option<DateTime<Utc>> {
+        let from_secret = match &self.state {
+            SecretState::Owned(record) => Some(record.issued_at),
+            _ => None,
+        };
+        let from_status = self.cr.status.as_ref().and_then(|s| s.last_rotation_time);
+        from_secret.max(from_status)
     }
 
     /// The planner's input for this observation under `policy`.
-    pub fn plan_input<'a>(&'a self, policy: &'a Policy) -> PlanInput<'a> {
+    pub fn plan_input<'a>(
+        &'a self,
+        policy: &'a Policy,
+        min_issue_interval: chrono::TimeDelta,
+    ) -> PlanInput<'a> {
         PlanInput {
             now: self.now,
             generation: self.generation(),
             policy,
             secret: &self.state,
             failures: self.failures,
-            rotate_request: self.rotate_request.as_deref(),
-            observed_rotate_request: self.observed_rotate_request(),
+            requests: Requests {
+                rotate: self.rotate_request.as_deref(),
+                rotate_served: self.status_field(|s| s.observed_rotate_request.as_deref()),
+                rotate_attempted: self.status_field(|s| s.attempted_rotate_request.as_deref()),
+                preflight: self.preflight_request.as_deref(),
+                preflight_served: self.preflight_served.as_deref(),
+                preflight_ran: self.preflight_ran,
+            },
+            last_issued_at: self.last_issued_at(),
+            last_verification: self.verification,
+            sync_client_taken: self.sync_client_owner.is_some(),
+            min_issue_interval,
             jitter_seed: self.jitter_seed,
         }
     }
@@ -113,7 +162,8 @@ pub enum Fresh {
 }
 
 /// Re-reads the resource from the API server. The Secret was read from the API server a moment
-/// ago, not from a cache, and is reused unless the spec now names another one.
+/// ago, not from a cache, and is reused unless the spec now names another one. What this
+/// reconcile already did (a probe, a preflight) carries over.
 pub async fn fresh(ctx: &Context, cached: &Observation) -> Result<Fresh, Error> {
     let api: Api<SyncClientCredential> = Api::namespaced(ctx.client.clone(), &cached.namespace());
     let latest = api
@@ -131,14 +181,24 @@ pub async fn fresh(ctx: &Context, cached: &Observation) -> Result<Fresh, Error> 
         return Ok(Fresh::SecretRenamed);
     }
     let policy = Policy::from_resource(&latest);
-    Ok(Fresh::Observed(Box::new(observe(
+    let mut fresh = observe(
         ctx,
         Arc::new(latest),
         Source::Fresh,
         cached.now,
         policy,
         cached.secret.clone(),
-    ))))
+    );
+    fresh.verification = match (cached.verification, fresh.verification) {
+        (Some(ours), Some(stored)) if ours.at >= stored.at => Some(ours),
+        (Some(ours), None) => Some(ours),
+        (_, stored) => stored,
+    };
+    fresh.preflight_ran |= cached.preflight_ran;
+    if cached.preflight_served.is_some() {
+        fresh.preflight_served.clone_from(&cached.preflight_served);
+    }
+    Ok(Fresh::Observed(Box::new(fresh)))
 }
 
 async fn read_secret(ctx: &Context, cr: &SyncClientCredential) -> Result<Option<Secret>, Error> {
@@ -173,10 +233,23 @@ fn observe(
         ),
         Err(_) => SecretState::Missing,
     };
+    let status = cr.status.clone().unwrap_or_default();
+    let verification = status.last_verify_time.map(|at| Verification {
+        at,
+        revoked: status.last_verify_result.as_deref() == Some(VERIFY_REVOKED),
+    });
     Observation {
         secret_name: secret_name(&cr),
-        failures: failures_from_status(&cr.status.clone().unwrap_or_default()),
+        failures: failures_from_status(&status),
         rotate_request: cr.annotations().get(ROTATE_REQUEST_ANNOTATION).cloned(),
+        preflight_request: cr.annotations().get(PREFLIGHT_REQUEST_ANNOTATION).cloned(),
+        verification,
+        preflight_ran: status.last_preflight_time.is_some(),
+        preflight_served: status.observed_preflight_request.clone(),
+        sync_client_owner: ctx
+            .caches()
+            .and_then(|caches| ownership::older_owner(&cr, caches)),
+        pending: ctx.pending.get(&uid, now),
         jitter_seed: secret::jitter_seed(&uid),
         cr,
         source,

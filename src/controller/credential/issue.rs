@@ -1,25 +1,42 @@
-//! Issue: resolve the broker, generate (which revokes the live credential), and write the new one
-//! into the Secret at once, with its record. Then events, metrics and rollouts; or, on failure,
-//! the backoff the planner sets.
+//! Issue: resolve the broker, prove the Secret write with a dry run, generate (which revokes the
+//! live credential) only while this process may, and store the new credential at once. If that
+//! write fails the credential is kept and the write retried, never the generate. Then events,
+//! metrics and rollouts; or, on failure, the backoff the planner sets.
+
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential};
+use sha2::{Digest, Sha256};
+use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime};
 
 use super::gather::Observation;
-use super::{events, requeue_at, rollout, write};
+use super::write::{SecretWrite, WriteError, needs_dry_run};
+use super::{events, requeue_at, rollout};
 use crate::api::{CredentialType, token_ttl_minutes};
 use crate::controller::Context;
-use crate::controller::brokers::ResolvedBroker;
-use crate::controller::failure::Failure;
+use crate::controller::brokers::{BrokerRequest, ResolvedBroker};
+use crate::controller::failure::{Failure, FailureReason};
+use crate::controller::pending::Pending;
 use crate::controller::status::credential::Outcome;
-use crate::planner::{self, Expiry, FailureCategory, IssueReason, Policy, Record, SecretState};
+use crate::planner::{self, Expiry, FailureCategory, IssueReason, Policy, Record};
 use crate::secret::{self, CredentialData, IssuedValues, KeyNames, RecordMeta};
 
 /// The longest lifetime a broker may report for a credential; longer ones are cut to it.
-pub const MAX_CREDENTIAL_LIFETIME: std::time::Duration =
-    std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+pub const MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Short backoff of a write retried for a credential already generated.
+const PENDING_RETRY_BASE: TimeDelta = TimeDelta::seconds(1);
+const PENDING_RETRY_CAP: TimeDelta = TimeDelta::seconds(30);
+
+/// A credential the broker issued, ready to be written.
+struct Minted {
+    record: Record,
+    fingerprint: String,
+    secret: k8s_openapi::api::core::v1::Secret,
+    /// The broker answered with a lifetime that cannot be used as is.
+    anomaly: Option<Failure>,
+}
 
 /// Issues for `trigger` and says what happened and when to look again.
 pub async fn run(
@@ -28,40 +45,161 @@ pub async fn run(
     policy: &Policy,
     trigger: IssueReason,
 ) -> (Outcome, Action) {
-    let now = observation.now;
-    let rotate_request = observation.rotate_request.clone();
-    match mint_and_store(ctx, observation, policy).await {
-        Ok(record) => {
-            let renewal_time = planner::renewal_time(policy, &record, observation.jitter_seed);
-            after_issue(ctx, observation, trigger, &record).await;
-            let outcome = Outcome::Issued {
-                record,
-                renewal_time,
-                rotate_request,
-            };
-            (outcome, requeue_at(renewal_time, now))
+    let revision = next_revision(observation);
+    let minted = match mint(ctx, observation, policy, revision).await {
+        Ok(minted) => minted,
+        Err(failure) => return failed(ctx, observation, policy, trigger, failure, revision).await,
+    };
+    let expires_at = match minted.record.expiry {
+        Expiry::At(at) => Some(at),
+        _ => None,
+    };
+    let pending = Pending {
+        secret: minted.secret,
+        record: minted.record,
+        based_on: observation.current_revision(),
+        trigger,
+        fingerprint: minted.fingerprint,
+        rotate_request: observation.rotate_request.clone(),
+        expires_at,
+        attempts: 0,
+        next_attempt: observation.now,
+    };
+    match (store(ctx, observation, pending).await, minted.anomaly) {
+        // Stored, since the old credential is revoked; reported as the broker's failure.
+        (
+            Ok((
+                Outcome::Issued {
+                    record,
+                    fingerprint,
+                    ..
+                },
+                _,
+            )),
+            Some(anomaly),
+        ) => {
+            let mut outcome = failed(ctx, observation, policy, trigger, anomaly, revision).await;
+            if let Outcome::Failed { stored, .. } = &mut outcome.0 {
+                *stored = Some((record, fingerprint));
+            }
+            outcome
         }
-        Err(failure) => {
-            ctx.metrics.record_rotation(failure.reason.as_str());
-            tracing::warn!(
-                namespace = %observation.namespace(), name = %observation.name(),
-                reason = %failure.reason, trigger = trigger.as_str(), message = %failure.message,
-                "issuing failed"
-            );
-            events::issue_failed(ctx, observation, &failure).await;
-            let next_retry = next_retry(observation, policy, &failure);
-            let outcome = Outcome::Failed {
-                failure,
-                trigger,
-                next_retry,
-                rotate_request,
-            };
-            (outcome, requeue_at(next_retry, now))
-        }
+        (Ok(outcome) | Err(outcome), _) => outcome,
     }
 }
 
-/// When a retryable failure is tried again (permanent ones wait for a change).
+/// Writes a credential generated earlier whose write failed.
+pub async fn store_pending(
+    ctx: &Context,
+    observation: &Observation,
+    pending: Pending,
+) -> (Outcome, Action) {
+    match store(ctx, observation, pending).await {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+/// Stores `pending` now. On success: events, rollouts, and the next renewal; on failure the
+/// credential is kept for a retry with a short backoff (`Err`).
+async fn store(
+    ctx: &Context,
+    observation: &Observation,
+    mut pending: Pending,
+) -> Result<(Outcome, Action), (Outcome, Action)> {
+    let uid = observation.uid();
+    let write = SecretWrite::new(ctx, observation, pending.based_on);
+    let failure = match write.store(&pending.secret).await {
+        Ok(()) => {
+            ctx.pending.remove(&uid);
+            return Ok(issued(ctx, observation, pending).await);
+        }
+        Err(WriteError::Superseded) => {
+            ctx.pending.remove(&uid);
+            tracing::warn!(namespace = %observation.namespace(), name = %observation.name(), "a newer credential was stored meanwhile; this one is dropped");
+            Failure::secret_write("a newer credential was stored meanwhile by another writer")
+        }
+        Err(
+            WriteError::Rejected(failure)
+            | WriteError::Failed(failure)
+            | WriteError::Foreign(failure),
+        ) => {
+            pending.attempts = pending.attempts.saturating_add(1);
+            let delay = PENDING_RETRY_BASE
+                .checked_mul(1_i32 << pending.attempts.min(5))
+                .unwrap_or(PENDING_RETRY_CAP)
+                .min(PENDING_RETRY_CAP);
+            pending.next_attempt = observation
+                .now
+                .checked_add_signed(delay)
+                .unwrap_or(observation.now);
+            if !ctx.pending.keep(&uid, pending.clone()) {
+                tracing::error!(namespace = %observation.namespace(), name = %observation.name(), "too many credentials wait to be stored; this one is lost");
+            }
+            failure
+        }
+    };
+    ctx.metrics.record_rotation(failure.reason.as_str());
+    events::issue_failed(ctx, observation, &failure).await;
+    let outcome = Outcome::Failed {
+        failure,
+        trigger: pending.trigger,
+        next_retry: Some(pending.next_attempt),
+        rotate_request: pending.rotate_request.clone(),
+        revision: pending.record.revision,
+        stored: None,
+    };
+    Err((
+        outcome,
+        requeue_at(Some(pending.next_attempt), observation.now),
+    ))
+}
+
+/// The outcome of a stored credential: events, metrics, rollouts and the next renewal.
+async fn issued(ctx: &Context, observation: &Observation, pending: Pending) -> (Outcome, Action) {
+    let policy = observation.policy.as_ref().ok();
+    let renewal_time =
+        policy.and_then(|p| planner::renewal_time(p, &pending.record, observation.jitter_seed));
+    after_issue(ctx, observation, pending.trigger, &pending.record).await;
+    let outcome = Outcome::Issued {
+        record: pending.record,
+        renewal_time,
+        rotate_request: pending.rotate_request,
+        trigger: pending.trigger,
+        fingerprint: pending.fingerprint,
+    };
+    (outcome, requeue_at(renewal_time, observation.now))
+}
+
+/// A failed attempt: its report and its backoff.
+async fn failed(
+    ctx: &Context,
+    observation: &Observation,
+    policy: &Policy,
+    trigger: IssueReason,
+    failure: Failure,
+    revision: i64,
+) -> (Outcome, Action) {
+    ctx.metrics.record_rotation(failure.reason.as_str());
+    tracing::warn!(
+        namespace = %observation.namespace(), name = %observation.name(),
+        reason = %failure.reason, trigger = trigger.as_str(), message = %failure.message,
+        "issuing failed"
+    );
+    events::issue_failed(ctx, observation, &failure).await;
+    let next_retry = next_retry(observation, policy, &failure);
+    let outcome = Outcome::Failed {
+        failure,
+        trigger,
+        next_retry,
+        rotate_request: observation.rotate_request.clone(),
+        revision,
+        stored: None,
+    };
+    (outcome, requeue_at(next_retry, observation.now))
+}
+
+/// When a retryable failure is tried again (permanent ones wait for a change). A broker's
+/// `Retry-After` is honoured when it asks for longer.
 fn next_retry(
     observation: &Observation,
     policy: &Policy,
@@ -70,28 +208,38 @@ fn next_retry(
     if failure.category() == FailureCategory::Permanent {
         return None;
     }
-    let mut input = observation.plan_input(policy);
+    let mut input = observation.plan_input(policy, TimeDelta::zero());
     input.failures.attempts = input.failures.attempts.saturating_add(1);
     input.failures.last_failure_time = Some(observation.now);
     input.failures.category = Some(failure.category());
     input.failures.generation = Some(observation.generation());
-    planner::retry_time(&input)
+    let backoff = planner::retry_time(&input)?;
+    let asked = failure
+        .retry_after
+        .and_then(|d| TimeDelta::from_std(d).ok())
+        .and_then(|d| observation.now.checked_add_signed(d));
+    Some(asked.map_or(backoff, |asked| asked.max(backoff)))
 }
 
-/// Resolves the broker, generates, and writes the Secret at once.
-async fn mint_and_store(
+/// Resolves the broker, proves the write, generates, and renders the Secret.
+async fn mint(
     ctx: &Context,
     observation: &Observation,
     policy: &Policy,
-) -> Result<Record, Failure> {
+    revision: i64,
+) -> Result<Minted, Failure> {
     let cr = &observation.cr;
+    let namespace = observation.namespace();
     let broker = ctx
         .brokers
         .resolve(
             &ctx.client,
-            &observation.namespace(),
-            cr.spec.broker_ref.kind,
-            &cr.spec.broker_ref.name,
+            ctx.caches(),
+            BrokerRequest {
+                namespace: &namespace,
+                broker: &cr.spec.broker_ref,
+                directory_id: &cr.spec.directory_id,
+            },
         )
         .await
         .map_err(|e| Failure::from_resolve(&e))?;
@@ -102,50 +250,106 @@ async fn mint_and_store(
         },
         token_ttl_minutes: token_ttl_minutes(cr).map_err(|e| Failure::from_spec(&e))?,
     };
-    let issued = generate(&broker, &cr.spec.directory_id, &request).await?;
-    // From here on the old credential is revoked: the new one must reach the Secret now.
     // Whole seconds: the Secret's annotations record seconds, and status must match them.
     let issued_at = observation.now.trunc_subsecs(0);
     let keys = KeyNames::from_spec(cr.spec.keys.as_ref());
-    let (data, expires_at) = secret_data(&keys, &issued, issued_at, &broker.scim_url);
-    let meta = RecordMeta {
+    let meta = |expires_at| RecordMeta {
         issued_at,
         expires_at,
-        revision: next_revision(observation),
+        revision,
         spec_hash: policy.spec_hash.clone(),
     };
-    let desired = secret::render(
+    prove_write(ctx, observation, &keys, &meta(None), &broker.scim_url).await?;
+    if !ctx.pending.has_room() {
+        return Err(Failure::secret_write(
+            "too many generated credentials wait to be stored; none is generated until they are",
+        ));
+    }
+    let issued = generate(ctx, &broker, &cr.spec.directory_id, &request).await?;
+    // From here on the old credential is revoked: the new one must reach the Secret now.
+    let floor = ctx.min_issue_interval * 2;
+    let (lifetime, anomaly) = judge_lifetime(&issued, floor);
+    let expires_at = lifetime
+        .and_then(|d| TimeDelta::from_std(d).ok())
+        .and_then(|d| issued_at.checked_add_signed(d));
+    let data = secret_data(&keys, &issued, expires_at, &broker.scim_url);
+    let secret = secret::render(
         cr,
         &observation.secret_name,
         &data,
-        &meta,
+        &meta(expires_at),
         &ctx.fingerprint_key,
     );
-    write::store(ctx, observation, desired).await?;
-    Ok(Record {
-        issued_at,
-        expiry: match (cr.spec.credential_type, expires_at) {
-            (_, Some(at)) => Expiry::At(at),
-            _ => Expiry::NotReported,
+    Ok(Minted {
+        record: Record {
+            issued_at,
+            expiry: expires_at.map_or(Expiry::NotReported, Expiry::At),
+            revision,
+            spec_hash: Some(policy.spec_hash.clone()),
+            data_intact: true,
         },
-        revision: meta.revision,
-        spec_hash: Some(meta.spec_hash),
-        data_intact: true,
+        fingerprint: fingerprint(&issued),
+        secret,
+        anomaly,
     })
 }
 
-/// One `generate_credentials` call, within the broker's concurrency limit.
+/// Sends the write that would store a credential as a server-side dry run, with placeholder
+/// values, unless the Secret already has the shape that will be written.
+async fn prove_write(
+    ctx: &Context,
+    observation: &Observation,
+    keys: &KeyNames,
+    meta: &RecordMeta,
+    scim_url: &str,
+) -> Result<(), Failure> {
+    let placeholder = match observation.cr.spec.credential_type {
+        CredentialType::AccessToken => IssuedValues::AccessToken {
+            token: "dry-run",
+            expires_at: Some(meta.issued_at),
+            scim_url,
+        },
+        CredentialType::ClientSecret => IssuedValues::ClientSecret {
+            client_id: "dry-run",
+            client_secret: "dry-run",
+        },
+    };
+    let desired = secret::render(
+        &observation.cr,
+        &observation.secret_name,
+        &secret::credential_data(keys, &placeholder),
+        meta,
+        &ctx.fingerprint_key,
+    );
+    if !needs_dry_run(observation.secret.as_ref(), &desired) {
+        return Ok(());
+    }
+    let write = SecretWrite::new(ctx, observation, observation.current_revision());
+    match write.dry_run(&desired).await {
+        Ok(()) => Ok(()),
+        Err(WriteError::Rejected(f) | WriteError::Failed(f) | WriteError::Foreign(f)) => Err(f),
+        Err(WriteError::Superseded) => Err(Failure::secret_write("the Secret changed meanwhile")),
+    }
+}
+
+/// One `generate_credentials` call, within the broker's concurrency limit and only while the
+/// fence is open: checked after the permit is acquired, right before the call.
 async fn generate(
+    ctx: &Context,
     broker: &ResolvedBroker,
     directory_id: &str,
     request: &GenerateRequest,
 ) -> Result<IssuedCredential, Failure> {
+    ctx.fence.settle(broker.request_timeout).await;
     let _permit = broker.permits.acquire().await.map_err(|_| {
         Failure::new(
-            crate::controller::failure::FailureReason::BrokerUnavailable,
+            FailureReason::BrokerUnavailable,
             "the broker client is shutting down",
         )
     })?;
+    ctx.fence
+        .check()
+        .map_err(|fenced| Failure::new(FailureReason::BrokerUnavailable, fenced.to_string()))?;
     broker
         .client
         .generate_credentials(directory_id, request)
@@ -153,54 +357,92 @@ async fn generate(
         .map_err(|e| Failure::from_broker(&e))
 }
 
-/// The broker's answer as Secret data, and the expiry it reports.
+/// The usable lifetime of an issued access token, cut to 10 years; zero, negative or below
+/// `floor` is a broker anomaly (the token is stored, since the old one is revoked, and the issue
+/// is retried with backoff).
+fn judge_lifetime(
+    issued: &IssuedCredential,
+    floor: TimeDelta,
+) -> (Option<Duration>, Option<Failure>) {
+    let IssuedCredential::AccessToken { expires_in, .. } = issued else {
+        return (None, None);
+    };
+    let lifetime = expires_in.clamped(MAX_CREDENTIAL_LIFETIME);
+    let anomaly = |what: String| {
+        Some(Failure {
+            outcome_unknown: true,
+            ..Failure::new(
+                FailureReason::BrokerResponseInvalid,
+                format!(
+                    "the broker issued a token {what}; it is stored, and replaced with backoff"
+                ),
+            )
+        })
+    };
+    match (*expires_in, lifetime) {
+        (ReportedLifetime::Seconds(seconds), _) if seconds <= 0 => (
+            lifetime,
+            anomaly(format!(
+                "already expired (access_token_expire_in {seconds})"
+            )),
+        ),
+        (_, Some(d)) if TimeDelta::from_std(d).is_ok_and(|d| d < floor) => (
+            lifetime,
+            anomaly(format!(
+                "that expires in {} s, too soon to rotate in time",
+                d.as_secs()
+            )),
+        ),
+        (ReportedLifetime::Unreadable, _) => {
+            tracing::warn!(
+                "the broker's access_token_expire_in is not a number; the token is rotated as one without an expiry"
+            );
+            (None, None)
+        }
+        _ => (lifetime, None),
+    }
+}
+
+/// The broker's answer as Secret data.
 fn secret_data(
     keys: &KeyNames,
     issued: &IssuedCredential,
-    issued_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
     scim_url: &str,
-) -> (CredentialData, Option<DateTime<Utc>>) {
-    match issued {
-        IssuedCredential::AccessToken {
-            access_token,
-            expires_in,
-        } => {
-            let expires_at = expires_in
-                .clamped(MAX_CREDENTIAL_LIFETIME)
-                .and_then(|d| TimeDelta::from_std(d).ok())
-                .and_then(|d| issued_at.checked_add_signed(d));
-            let values = IssuedValues::AccessToken {
-                token: access_token.expose(),
-                expires_at,
-                scim_url,
-            };
-            (secret::credential_data(keys, &values), expires_at)
-        }
+) -> CredentialData {
+    let values = match issued {
+        IssuedCredential::AccessToken { access_token, .. } => IssuedValues::AccessToken {
+            token: access_token.expose(),
+            expires_at,
+            scim_url,
+        },
         IssuedCredential::ClientSecret {
             client_id,
             client_secret,
-        } => {
-            let values = IssuedValues::ClientSecret {
-                client_id,
-                client_secret: client_secret.expose(),
-            };
-            (secret::credential_data(keys, &values), None)
-        }
-    }
+        } => IssuedValues::ClientSecret {
+            client_id,
+            client_secret: client_secret.expose(),
+        },
+    };
+    secret::credential_data(keys, &values)
+}
+
+/// `sha256:` and 12 hex digits of the credential: enough to tell two apart, useless to guess one.
+fn fingerprint(issued: &IssuedCredential) -> String {
+    let value = match issued {
+        IssuedCredential::AccessToken { access_token, .. } => access_token.expose(),
+        IssuedCredential::ClientSecret { client_secret, .. } => client_secret.expose(),
+    };
+    let digest = Sha256::digest(value.as_bytes());
+    format!("sha256:{}", &hex::encode(digest)[..12])
 }
 
 /// The revision after the one in the Secret (or in status, when the Secret is gone).
 fn next_revision(observation: &Observation) -> i64 {
-    let current = match &observation.state {
-        SecretState::Owned(record) => record.revision,
-        _ => observation
-            .cr
-            .status
-            .as_ref()
-            .and_then(|s| s.revision)
-            .unwrap_or(0),
-    };
-    current.saturating_add(1)
+    observation
+        .current_revision()
+        .unwrap_or(0)
+        .saturating_add(1)
 }
 
 /// Events, metrics and rollout restarts after a successful write.

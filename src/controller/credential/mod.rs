@@ -1,16 +1,22 @@
 //! Reconciles one `SyncClientCredential`: gather (the resource, its Secret, the policy, the
-//! failures, the time), decide with the pure planner, act (at most one broker call and one Secret
-//! write), then record the status, patched only when it changed.
+//! failures, the requests, the time), decide with the pure planner, act (at most one broker call
+//! that revokes, and the Secret write that must not lose its result), then record the status,
+//! patched only when it changed.
 //!
 //! - [`gather`]: the observation, from the cache and, before any issue, fresh;
-//! - [`issue`]: broker call, Secret data and the write that must not lose the new credential;
-//! - [`rollout`]: restarts of the workloads that mount the Secret;
-//! - [`events`]: what is published on the resource.
+//! - [`issue`]: broker call and the Secret data, proven writable first;
+//! - [`write`]: the Secret write (and its dry run), never taking over a foreign Secret;
+//! - [`verify`], [`preflight`]: broker checks that mint nothing;
+//! - [`ownership`]: one sync client, one owner;
+//! - [`rollout`], [`events`]: what follows an issue.
 
 mod events;
 mod gather;
 mod issue;
+mod ownership;
+mod preflight;
 mod rollout;
+mod verify;
 mod write;
 
 use std::sync::Arc;
@@ -25,11 +31,13 @@ pub use events::publish;
 use gather::{Fresh, Observation, Source};
 pub use rollout::RESTARTED_AT_ANNOTATION;
 
+use super::pending::Pending;
 use super::status::credential::{Outcome, StatusInput, compute};
+use super::status::notes::Notes;
 use super::status::{self, Guard, StatusWrite};
 use super::{Context, Error};
 use crate::api::{SpecError, SyncClientCredential};
-use crate::planner::{self, BlockReason, Plan, Policy, SecretState};
+use crate::planner::{self, BlockReason, Plan, Policy, SecretState, WaitReason};
 use crate::secret;
 
 /// How often a credential blocked by a foreign Secret looks again (that Secret is not watched).
@@ -53,36 +61,93 @@ async fn reconcile_at(
     now: DateTime<Utc>,
 ) -> Result<Action, Error> {
     let mut observation = gather::from_cache(ctx, cr, now).await?;
-    let mut decision = decide(&observation);
-    if matches!(decision, Decision::Plan(Plan::Issue(_), _)) {
+    let mut notes = Notes::default();
+    let mut decision = checked(ctx, &mut observation, &mut notes).await;
+    if decision.issues() {
         // Every issue revokes the previous credential: it is decided again on a fresh read.
         observation = match gather::fresh(ctx, &observation).await? {
             Fresh::Observed(fresh) => *fresh,
             Fresh::SecretRenamed => return Ok(Action::requeue(RENAMED_RETRY)),
             Fresh::Gone => return Ok(Action::await_change()),
         };
-        decision = decide(&observation);
+        decision = decide(ctx, &observation);
     }
     tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), ?decision, "decided");
     let (outcome, action) = act(ctx, &observation, decision).await?;
-    record(ctx, &observation, &outcome, action).await
+    record(ctx, &observation, &outcome, &notes, action).await
 }
 
 /// What to do, decided purely from an observation.
 #[derive(Debug)]
 enum Decision {
     SpecInvalid(SpecError),
+    /// Write a credential generated earlier whose write failed; never generate again for it.
+    StorePending(Box<Pending>),
+    /// Wait out the short backoff before writing that credential again.
+    HoldPending {
+        until: DateTime<Utc>,
+        trigger: planner::IssueReason,
+    },
     Plan(Plan, Policy),
 }
 
-fn decide(observation: &Observation) -> Decision {
+impl Decision {
+    fn issues(&self) -> bool {
+        matches!(self, Self::Plan(Plan::Issue(_), _) | Self::StorePending(_))
+    }
+}
+
+fn decide(ctx: &Context, observation: &Observation) -> Decision {
+    if let Some(pending) = &observation.pending
+        && !pending_is_superseded(observation, pending)
+        && observation.state != SecretState::NotOwned
+    {
+        if pending.next_attempt > observation.now {
+            return Decision::HoldPending {
+                until: pending.next_attempt,
+                trigger: pending.trigger,
+            };
+        }
+        return Decision::StorePending(Box::new(pending.clone()));
+    }
     match &observation.policy {
         Ok(policy) => Decision::Plan(
-            planner::plan(&observation.plan_input(policy)),
+            planner::plan(&observation.plan_input(policy, ctx.min_issue_interval)),
             policy.clone(),
         ),
         Err(error) => Decision::SpecInvalid(error.clone()),
     }
+}
+
+/// The Secret already holds this credential (its write landed after all) or a newer one.
+fn pending_is_superseded(observation: &Observation, pending: &Pending) -> bool {
+    matches!(&observation.state, SecretState::Owned(record) if record.revision >= pending.record.revision)
+}
+
+/// Decides, running the broker checks that mint nothing (a probe of the stored token, a
+/// preflight) first when they are due, at most once each.
+async fn checked(ctx: &Context, observation: &mut Observation, notes: &mut Notes) -> Decision {
+    let mut decision = decide(ctx, observation);
+    for _ in 0..2 {
+        match decision {
+            Decision::Plan(Plan::Verify, _) => {
+                let (note, verification) = verify::probe(ctx, observation).await;
+                observation.verification = Some(verification);
+                notes.verification = Some(note);
+            }
+            Decision::Plan(Plan::Preflight, _) => {
+                let note = preflight::run(ctx, observation).await;
+                observation.preflight_ran = true;
+                if note.request.is_some() {
+                    observation.preflight_served.clone_from(&note.request);
+                }
+                notes.preflight = Some(note);
+            }
+            _ => break,
+        }
+        decision = decide(ctx, observation);
+    }
+    decision
 }
 
 async fn act(
@@ -91,12 +156,25 @@ async fn act(
     decision: Decision,
 ) -> Result<(Outcome, Action), Error> {
     let now = observation.now;
-    match decision {
-        Decision::SpecInvalid(error) => Ok((
+    if let Some(pending) = &observation.pending
+        && pending_is_superseded(observation, pending)
+    {
+        ctx.pending.remove(&observation.uid());
+    }
+    Ok(match decision {
+        Decision::SpecInvalid(error) => (
             Outcome::SpecInvalid(error.to_string()),
             Action::await_change(),
-        )),
-        Decision::Plan(Plan::Wait { until, backoff_for }, policy) => {
+        ),
+        Decision::StorePending(pending) => issue::store_pending(ctx, observation, *pending).await,
+        Decision::HoldPending { until, trigger } => (
+            Outcome::Waiting {
+                renewal_time: None,
+                held: Some((WaitReason::Backoff(trigger), until)),
+            },
+            requeue_at(Some(until), now),
+        ),
+        Decision::Plan(Plan::Wait { until, why }, policy) => {
             patch_metadata_drift(ctx, observation).await?;
             let renewal_time = match &observation.state {
                 SecretState::Owned(record) => {
@@ -104,11 +182,17 @@ async fn act(
                 }
                 _ => None,
             };
-            let outcome = Outcome::Waiting {
-                renewal_time,
-                backoff: backoff_for.zip(until),
+            let held = match why {
+                WaitReason::Scheduled => None,
+                reason => until.map(|at| (reason, at)),
             };
-            Ok((outcome, requeue_at(until, now)))
+            let outcome = Outcome::Waiting { renewal_time, held };
+            (outcome, requeue_at(until, now))
+        }
+        Decision::Plan(Plan::Blocked(BlockReason::SyncClientInUse), _) => {
+            let owner = observation.sync_client_owner.clone().unwrap_or_default();
+            events::sync_client_in_use(ctx, observation, &owner).await;
+            (Outcome::InUse { owner }, Action::await_change())
         }
         Decision::Plan(Plan::Blocked(reason), _) => {
             let action = if reason == BlockReason::SecretNotOwned {
@@ -117,12 +201,20 @@ async fn act(
             } else {
                 Action::await_change()
             };
-            Ok((Outcome::Blocked(reason), action))
+            (Outcome::Blocked(reason), action)
         }
         Decision::Plan(Plan::Issue(trigger), policy) => {
-            Ok(issue::run(ctx, observation, &policy, trigger).await)
+            issue::run(ctx, observation, &policy, trigger).await
         }
-    }
+        // Checks already ran in this reconcile; their next turn is planned by the next one.
+        Decision::Plan(Plan::Verify | Plan::Preflight, _) => (
+            Outcome::Waiting {
+                renewal_time: None,
+                held: None,
+            },
+            Action::requeue(Duration::from_secs(1)),
+        ),
+    })
 }
 
 /// Brings template labels and annotations missing from an owned Secret in, without a new
@@ -154,6 +246,7 @@ async fn record(
     ctx: &Context,
     observation: &Observation,
     outcome: &Outcome,
+    notes: &Notes,
     action: Action,
 ) -> Result<Action, Error> {
     let new = compute(
@@ -164,6 +257,7 @@ async fn record(
             secret_name: &observation.secret_name,
             secret: &observation.state,
             outcome,
+            notes,
         },
     );
     let guard = match observation.source {

@@ -1,5 +1,7 @@
-//! Stores a newly issued credential: create, or replace at the version read, re-reading on a
-//! conflict and never taking over a Secret someone else created meanwhile.
+//! Writes the Secret: a server-side dry run before a credential is generated (so a write the API
+//! server would refuse costs no revocation), then the real write at once after it, never taking
+//! over a Secret someone else created, and never overwriting a newer revision than the one this
+//! credential was generated from.
 
 use std::collections::BTreeMap;
 
@@ -9,50 +11,193 @@ use kube::api::{Api, PostParams};
 use super::gather::Observation;
 use crate::controller::Context;
 use crate::controller::failure::Failure;
-use crate::secret;
+use crate::secret::{self, REVISION_ANNOTATION};
 
 /// Attempts to write the Secret when it changes underneath (409 Conflict).
 const WRITE_ATTEMPTS: usize = 3;
 
-/// Creates or replaces the Secret with `desired`.
-pub async fn store(
-    ctx: &Context,
-    observation: &Observation,
-    desired: Secret,
-) -> Result<(), Failure> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &observation.namespace());
-    let name = observation.secret_name.as_str();
-    let uid = observation.uid();
-    let mut current = observation.secret.clone();
-    let mut last_error = None;
-    for _ in 0..WRITE_ATTEMPTS {
-        let result = match &current {
-            None => secrets.create(&PostParams::default(), &desired).await,
-            Some(existing) => {
-                if !secret::is_controlled_by(existing, &uid) {
-                    return Err(Failure::secret_write(format!(
-                        "Secret {name} was created by someone else meanwhile; the new credential could not be stored"
-                    )));
-                }
-                let replacement = merged_for_replace(existing, &desired);
-                secrets
-                    .replace(name, &PostParams::default(), &replacement)
-                    .await
-            }
-        };
-        match result {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                current = secrets
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| Failure::secret_write(format!("re-reading Secret {name}: {e}")))?;
-                last_error = Some(format!("conflict writing Secret {name}"));
-            }
-            Err(e) => return Err(Failure::secret_write(format!("writing Secret {name}: {e}"))),
+/// Why a write did not happen.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The API server refused it for a reason a retry will not change (validation, policy,
+    /// quota): HTTP 400, 403, 413 or 422.
+    Rejected(Failure),
+    /// It may work later (conflicts, server errors, the network).
+    Failed(Failure),
+    /// The Secret holds a newer revision than the one this credential was generated from:
+    /// another writer (a newer leader) issued after it, so it must not be stored.
+    Superseded,
+    /// A Secret by that name appeared that this credential does not control: never overwritten.
+    Foreign(Failure),
+}
+
+/// Why one create or replace did not happen.
+enum Attempt {
+    Foreign,
+    Api(kube::Error),
+}
+
+/// A write that was prepared from `observed` (the Secret read when deciding).
+pub struct SecretWrite<'a> {
+    pub secrets: Api<Secret>,
+    pub name: &'a str,
+    pub owner_uid: String,
+    pub observed: Option<Secret>,
+    /// The revision `observed` held: a conflict re-read must still hold it.
+    pub based_on: Option<i64>,
+}
+
+impl<'a> SecretWrite<'a> {
+    pub fn new(ctx: &Context, observation: &'a Observation, based_on: Option<i64>) -> Self {
+        Self {
+            secrets: Api::namespaced(ctx.client.clone(), &observation.namespace()),
+            name: &observation.secret_name,
+            owner_uid: observation.uid(),
+            observed: observation.secret.clone(),
+            based_on,
         }
     }
-    Err(Failure::secret_write(last_error.unwrap_or_default()))
+
+    /// Proves the write with a server-side dry run; nothing is stored.
+    pub async fn dry_run(&self, desired: &Secret) -> Result<(), WriteError> {
+        let params = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        match self.attempt(self.observed.as_ref(), desired, &params).await {
+            Ok(()) => Ok(()),
+            Err(Attempt::Foreign) => Err(self.foreign()),
+            Err(Attempt::Api(e)) => Err(classify(self.name, &e, true)),
+        }
+    }
+
+    /// Creates or replaces the Secret with `desired`.
+    pub async fn store(&self, desired: &Secret) -> Result<(), WriteError> {
+        let mut current = self.observed.clone();
+        let mut last = None;
+        for _ in 0..WRITE_ATTEMPTS {
+            match self
+                .attempt(current.as_ref(), desired, &PostParams::default())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(Attempt::Foreign) => return Err(self.foreign()),
+                // Deleted or created meanwhile, or changed underneath: read it again.
+                Err(Attempt::Api(kube::Error::Api(status))) if matches!(status.code, 404 | 409) => {
+                    current = self.secrets.get_opt(self.name).await.map_err(|e| {
+                        WriteError::Failed(Failure::secret_write(format!(
+                            "re-reading Secret {}: {e}",
+                            self.name
+                        )))
+                    })?;
+                    if self.superseded_by(current.as_ref()) {
+                        return Err(WriteError::Superseded);
+                    }
+                    last = Some(status.message);
+                }
+                Err(Attempt::Api(e)) => return Err(classify(self.name, &e, false)),
+            }
+        }
+        Err(WriteError::Failed(Failure::secret_write(format!(
+            "writing Secret {}: it kept changing ({})",
+            self.name,
+            last.unwrap_or_default()
+        ))))
+    }
+
+    fn foreign(&self) -> WriteError {
+        WriteError::Foreign(Failure::secret_write(format!(
+            "Secret {} was created by someone else meanwhile; the new credential could not be stored and the Secret is left untouched",
+            self.name
+        )))
+    }
+
+    /// Whether `current` holds a revision newer than the one this write was prepared from.
+    fn superseded_by(&self, current: Option<&Secret>) -> bool {
+        let revision = current
+            .filter(|s| secret::is_controlled_by(s, &self.owner_uid))
+            .and_then(|s| s.metadata.annotations.as_ref())
+            .and_then(|a| a.get(REVISION_ANNOTATION))
+            .and_then(|r| r.parse::<i64>().ok());
+        revision.is_some_and(|now| now > self.based_on.unwrap_or(0))
+    }
+
+    async fn attempt(
+        &self,
+        current: Option<&Secret>,
+        desired: &Secret,
+        params: &PostParams,
+    ) -> Result<(), Attempt> {
+        let result = match current {
+            None => self.secrets.create(params, desired).await.map(|_| ()),
+            Some(existing) if !secret::is_controlled_by(existing, &self.owner_uid) => {
+                return Err(Attempt::Foreign);
+            }
+            Some(existing) => {
+                let replacement = merged_for_replace(existing, desired);
+                self.secrets
+                    .replace(self.name, params, &replacement)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        result.map_err(Attempt::Api)
+    }
+}
+
+/// Whether the API server may refuse `desired` where it accepted `existing`: a dry run is only
+/// needed when what is written changed shape (a new Secret, other data keys, template labels or
+/// annotations it does not hold yet). The data values and the record annotations change on every
+/// issue and are not the shape.
+pub fn needs_dry_run(existing: Option<&Secret>, desired: &Secret) -> bool {
+    let Some(existing) = existing else {
+        return true;
+    };
+    let keys = |s: &Secret| {
+        s.data
+            .as_ref()
+            .map(|d| d.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let contains = |have: &Option<BTreeMap<String, String>>,
+                    want: &Option<BTreeMap<String, String>>,
+                    skip_record: bool| {
+        want.iter().flatten().all(|(k, v)| {
+            (skip_record && k.starts_with(crate::api::shape::RESERVED_ANNOTATION_PREFIX))
+                || have.as_ref().and_then(|h| h.get(k)) == Some(v)
+        })
+    };
+    keys(existing) != keys(desired)
+        || !contains(&existing.metadata.labels, &desired.metadata.labels, false)
+        || !contains(
+            &existing.metadata.annotations,
+            &desired.metadata.annotations,
+            true,
+        )
+}
+
+/// Sorts an API error into what can be retried and what cannot.
+fn classify(name: &str, error: &kube::Error, dry_run: bool) -> WriteError {
+    let doing = if dry_run {
+        "the dry run of writing"
+    } else {
+        "writing"
+    };
+    match error {
+        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 413 | 422) => {
+            WriteError::Rejected(Failure::secret_rejected(format!(
+                "the API server refused {doing} Secret {name} ({} {}): {}",
+                status.code, status.reason, status.message
+            )))
+        }
+        _ if dry_run => WriteError::Failed(Failure::new(
+            crate::controller::failure::FailureReason::SecretWriteFailed,
+            format!("{doing} Secret {name}: {error}"),
+        )),
+        _ => WriteError::Failed(Failure::secret_write(format!(
+            "{doing} Secret {name}: {error}"
+        ))),
+    }
 }
 
 /// Keeps labels and annotations others added to our Secret; ours win. The type is immutable.

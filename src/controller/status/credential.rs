@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 
 use super::bounded;
+use super::notes::{Notes, apply_notes, record_attempt};
 use crate::api::{Condition, ConditionStatus, SyncClientCredentialStatus, reasons, set_condition};
 use crate::controller::failure::{Failure, FailureReason};
-use crate::planner::{BlockReason, Expiry, Failures, IssueReason, Record, SecretState};
+use crate::planner::{BlockReason, Expiry, Failures, IssueReason, Record, SecretState, WaitReason};
 use crate::secret::rfc3339;
 
 /// What the reconcile did, for the status.
@@ -18,18 +19,31 @@ pub enum Outcome {
         record: Record,
         renewal_time: Option<DateTime<Utc>>,
         rotate_request: Option<String>,
+        trigger: IssueReason,
+        /// Short fingerprint of the new credential, for the history.
+        fingerprint: String,
     },
     Failed {
         failure: Failure,
         trigger: IssueReason,
         next_retry: Option<DateTime<Utc>>,
         rotate_request: Option<String>,
+        /// The revision that was being issued.
+        revision: i64,
+        /// A credential stored although the attempt failed (a broker anomaly), with its
+        /// fingerprint.
+        stored: Option<(Record, String)>,
     },
     Waiting {
         renewal_time: Option<DateTime<Utc>>,
-        backoff: Option<(IssueReason, DateTime<Utc>)>,
+        /// Why an issue that is due waits (backoff or the minimum interval), and until when.
+        held: Option<(WaitReason, DateTime<Utc>)>,
     },
     Blocked(BlockReason),
+    /// An older credential rotates the same sync client (`namespace/name`).
+    InUse {
+        owner: String,
+    },
     SpecInvalid(String),
 }
 
@@ -41,6 +55,8 @@ pub struct StatusInput<'a> {
     /// The Secret as observed before acting.
     pub secret: &'a SecretState,
     pub outcome: &'a Outcome,
+    /// What else this reconcile did: a probe of the token, a preflight.
+    pub notes: &'a Notes,
 }
 
 /// One condition's value.
@@ -94,11 +110,14 @@ pub fn compute(
         record_fields(&mut status, record);
     }
     let current = record.is_some_and(|r| r.data_intact && !is_expired(r, input.now));
+    apply_notes(&mut status, input);
+    record_attempt(&mut status, input);
     let (ready, issuing) = match input.outcome {
         Outcome::Issued {
             record,
             renewal_time,
             rotate_request,
+            ..
         } => issued(
             &mut status,
             input,
@@ -111,24 +130,31 @@ pub fn compute(
             trigger,
             next_retry,
             rotate_request,
-        } => failed(
-            &mut status,
-            input,
-            current,
-            failure,
-            *trigger,
-            *next_retry,
-            rotate_request.as_deref(),
-        ),
-        Outcome::Waiting {
-            renewal_time,
-            backoff,
+            stored,
+            ..
         } => {
+            let current = match stored {
+                Some((record, _)) => {
+                    record_fields(&mut status, record);
+                    false
+                }
+                None => current,
+            };
+            let attempt = FailedAttempt {
+                failure,
+                trigger: *trigger,
+                next_retry: *next_retry,
+                rotate_request: rotate_request.as_deref(),
+            };
+            failed(&mut status, input, current, &attempt)
+        }
+        Outcome::Waiting { renewal_time, held } => {
             status.renewal_time = *renewal_time;
             let ready = ready_from_record(input.secret_name, record, current, old);
-            (ready, waiting_issuing(&mut status, *renewal_time, *backoff))
+            (ready, waiting_issuing(&mut status, *renewal_time, *held))
         }
         Outcome::Blocked(reason) => blocked(&mut status, old, input, current, *reason),
+        Outcome::InUse { owner } => in_use(&mut status, owner),
         Outcome::SpecInvalid(message) => {
             status.renewal_time = None;
             status.next_retry_time = None;
@@ -143,6 +169,16 @@ pub fn compute(
     };
     set_conditions(&mut status, old, input, ready, issuing);
     status
+}
+
+fn in_use(status: &mut SyncClientCredentialStatus, owner: &str) -> (Verdict, Verdict) {
+    status.renewal_time = None;
+    status.next_retry_time = None;
+    let message = bounded(&format!(
+        "SyncClientCredential {owner} already rotates this sync client (same broker endpoint, tenant and directory) and is older: this one issues nothing, or each would revoke the other's token. Delete one of them"
+    ));
+    let verdict = Verdict::new(ConditionStatus::False, reasons::SYNC_CLIENT_IN_USE, message);
+    (verdict.clone(), verdict)
 }
 
 /// Mirrors the Secret's record for people.
@@ -167,6 +203,7 @@ fn issued(
     clear_failures(status);
     if let Some(request) = rotate_request {
         status.observed_rotate_request = Some(request.to_owned());
+        status.attempted_rotate_request = None;
     }
     (
         Verdict::new(
@@ -182,26 +219,43 @@ fn issued(
     )
 }
 
+/// A failed attempt, as the status reports it.
+struct FailedAttempt<'a> {
+    failure: &'a Failure,
+    trigger: IssueReason,
+    next_retry: Option<DateTime<Utc>>,
+    rotate_request: Option<&'a str>,
+}
+
 fn failed(
     status: &mut SyncClientCredentialStatus,
     input: &StatusInput<'_>,
     current: bool,
-    failure: &Failure,
-    trigger: IssueReason,
-    next_retry: Option<DateTime<Utc>>,
-    rotate_request: Option<&str>,
+    attempt: &FailedAttempt<'_>,
 ) -> (Verdict, Verdict) {
+    let FailedAttempt {
+        failure,
+        trigger,
+        next_retry,
+        rotate_request,
+    } = *attempt;
     status.failed_attempts = status.failed_attempts.saturating_add(1);
     status.last_failure_time = Some(input.now);
     status.last_failure_reason = Some(failure.reason.as_str().to_owned());
     status.last_failure_generation = Some(input.generation);
     status.last_failure_message = Some(bounded(&failure.message));
     status.next_retry_time = next_retry;
-    if failure.category() == crate::planner::FailureCategory::Permanent
-        && let Some(request) = rotate_request
-    {
-        // Served, though it failed: a new value asks again.
-        status.observed_rotate_request = Some(request.to_owned());
+    if let Some(request) = rotate_request {
+        match failure.category() {
+            // Served, though it failed: a new value asks again.
+            crate::planner::FailureCategory::Permanent => {
+                status.observed_rotate_request = Some(request.to_owned());
+            }
+            // Attempted: its retries follow the backoff.
+            crate::planner::FailureCategory::Retryable => {
+                status.attempted_rotate_request = Some(request.to_owned());
+            }
+        }
     }
     let message = bounded(&format!(
         "{} failed ({}): {}",
@@ -244,10 +298,10 @@ fn failed(
 fn waiting_issuing(
     status: &mut SyncClientCredentialStatus,
     renewal_time: Option<DateTime<Utc>>,
-    backoff: Option<(IssueReason, DateTime<Utc>)>,
+    held: Option<(WaitReason, DateTime<Utc>)>,
 ) -> Verdict {
-    match backoff {
-        Some((trigger, at)) => {
+    match held {
+        Some((WaitReason::Backoff(trigger), at)) => {
             status.next_retry_time = Some(at);
             Verdict::new(
                 ConditionStatus::True,
@@ -260,7 +314,16 @@ fn waiting_issuing(
                 )),
             )
         }
-        None => Verdict::new(
+        Some((WaitReason::Throttled(trigger), at)) => Verdict::new(
+            ConditionStatus::True,
+            reasons::THROTTLED,
+            bounded(&format!(
+                "{} waits until {}: a credential is issued at most once per minimum interval",
+                trigger_action(trigger),
+                rfc3339(at)
+            )),
+        ),
+        Some((WaitReason::Scheduled, _)) | None => Verdict::new(
             ConditionStatus::False,
             reasons::IDLE,
             schedule_message(renewal_time),
@@ -286,6 +349,10 @@ fn blocked(
                 "Secret {} exists and is not controlled by this SyncClientCredential; it is left untouched. Delete or rename it, or set spec.secretName",
                 input.secret_name
             ),
+        ),
+        BlockReason::SyncClientInUse => (
+            reasons::SYNC_CLIENT_IN_USE,
+            "another, older SyncClientCredential rotates this sync client".to_owned(),
         ),
         BlockReason::PermanentFailure => (
             stored_reason(old).map_or(FailureReason::SpecInvalid.as_str(), FailureReason::as_str),
@@ -348,7 +415,7 @@ fn set_conditions(
     let keep_messages = matches!(
         input.outcome,
         Outcome::Waiting {
-            backoff: Some(_),
+            held: Some((WaitReason::Backoff(_), _)),
             ..
         } | Outcome::Blocked(BlockReason::PermanentFailure)
     );
@@ -413,6 +480,7 @@ pub fn trigger_action(trigger: IssueReason) -> &'static str {
         IssueReason::SpecChanged => "issuing for the changed spec",
         IssueReason::ExpiryUnknown => "issuing (expiry unknown)",
         IssueReason::RotateRequested => "rotating on request",
+        IssueReason::RevokedExternally => "replacing the token revoked elsewhere",
         IssueReason::Expired => "replacing the expired credential",
         IssueReason::RenewalDue => "scheduled rotation",
     }

@@ -1,0 +1,72 @@
+//! The controllers' caches: credentials, both broker kinds and the metadata of owned Secrets,
+//! each kept by a reflector from its watch. Reconciles read brokers here instead of calling the
+//! API server, and find other credentials that name the same sync client.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{
+    BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, IdentityBroker,
+    SyncClientCredential,
+};
+
+/// The readers of every cache the controllers keep.
+#[derive(Clone)]
+pub struct Caches {
+    pub credentials: Store<DeserializeGuard<SyncClientCredential>>,
+    pub identity_brokers: Store<DeserializeGuard<IdentityBroker>>,
+    /// Absent when the operator watches one namespace.
+    pub cluster_brokers: Option<Store<DeserializeGuard<ClusterIdentityBroker>>>,
+    /// Metadata of the Secrets the operator owns (label selected).
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+}
+
+impl Caches {
+    /// The cached IdentityBroker `namespace/name`, when the cache holds a readable one.
+    pub fn identity_broker(&self, namespace: &str, name: &str) -> Option<IdentityBroker> {
+        let found = self
+            .identity_brokers
+            .get(&ObjectRef::new(name).within(namespace))?;
+        found.0.clone().ok()
+    }
+
+    /// The cached ClusterIdentityBroker `name`.
+    pub fn cluster_broker(&self, name: &str) -> Option<ClusterIdentityBroker> {
+        let found = self.cluster_brokers.as_ref()?.get(&ObjectRef::new(name))?;
+        found.0.clone().ok()
+    }
+
+    /// How the broker a credential in `namespace` refers to is reached, from the cache.
+    pub fn connection_of(&self, namespace: &str, broker: &BrokerRef) -> Option<BrokerConnection> {
+        match broker.kind {
+            BrokerKind::IdentityBroker => self
+                .identity_broker(namespace, &broker.name)
+                .map(|b| b.spec.connection),
+            BrokerKind::ClusterIdentityBroker => {
+                self.cluster_broker(&broker.name).map(|b| b.spec.connection)
+            }
+        }
+    }
+
+    /// Every readable credential in the cache.
+    pub fn all_credentials(&self) -> Vec<std::sync::Arc<DeserializeGuard<SyncClientCredential>>> {
+        self.credentials.state()
+    }
+
+    /// Whether the cache holds owned-Secret metadata named `name` in `namespace`.
+    pub fn has_secret(&self, namespace: &str, name: &str) -> bool {
+        self.secrets
+            .get(&ObjectRef::new(name).within(namespace))
+            .is_some()
+    }
+
+    /// The credential named by a Secret's `syncclient.io/credential` label.
+    pub fn credential_of_secret(
+        secret: &PartialObjectMeta<Secret>,
+    ) -> Option<ObjectRef<DeserializeGuard<SyncClientCredential>>> {
+        let name = secret.labels().get(crate::secret::CREDENTIAL_LABEL)?;
+        Some(ObjectRef::new(name).within(&secret.namespace()?))
+    }
+}

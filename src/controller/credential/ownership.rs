@@ -1,0 +1,133 @@
+//! One sync client, one owner. Two credentials that name the same broker endpoint, tenant and
+//! directory (in any namespaces) would revoke each other's token on every rotation: the older one
+//! keeps the sync client, the newer one issues nothing and says which credential owns it.
+
+use kube::ResourceExt;
+
+use crate::api::{BrokerKind, SyncClientCredential};
+use crate::controller::caches::Caches;
+
+/// What identifies a sync client at a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncClientKey {
+    /// The broker is known: its endpoint, tenant and the directory.
+    Endpoint {
+        url: String,
+        tenant: String,
+        directory: String,
+    },
+    /// The broker is not in the cache: the reference itself and the directory.
+    Reference {
+        kind: BrokerKind,
+        namespace: String,
+        name: String,
+        directory: String,
+    },
+}
+
+/// The sync client `cr` rotates.
+pub fn key_of(cr: &SyncClientCredential, caches: &Caches) -> SyncClientKey {
+    let namespace = cr.namespace().unwrap_or_default();
+    let directory = cr.spec.directory_id.to_ascii_lowercase();
+    match caches.connection_of(&namespace, &cr.spec.broker_ref) {
+        Some(connection) => SyncClientKey::Endpoint {
+            url: normalize_url(&connection.url),
+            tenant: connection.tenant,
+            directory,
+        },
+        None => SyncClientKey::Reference {
+            kind: cr.spec.broker_ref.kind,
+            namespace: match cr.spec.broker_ref.kind {
+                BrokerKind::IdentityBroker => namespace,
+                BrokerKind::ClusterIdentityBroker => String::new(),
+            },
+            name: cr.spec.broker_ref.name.clone(),
+            directory,
+        },
+    }
+}
+
+/// Scheme and host are case-insensitive; a trailing slash changes nothing.
+fn normalize_url(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    match trimmed.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+            let mut out = format!(
+                "{}://{}",
+                scheme.to_ascii_lowercase(),
+                host.to_ascii_lowercase()
+            );
+            if !path.is_empty() {
+                out.push('/');
+                out.push_str(path);
+            }
+            out
+        }
+        None => trimmed.to_owned(),
+    }
+}
+
+/// The older credential that rotates the same sync client as `cr`, as `namespace/name`.
+pub fn older_owner(cr: &SyncClientCredential, caches: &Caches) -> Option<String> {
+    let directory = &cr.spec.directory_id;
+    let mut key = None;
+    let mut owner: Option<(&SyncClientCredential, std::sync::Arc<_>)> = None;
+    let all = caches.all_credentials();
+    for guard in &all {
+        let Ok(other) = &guard.0 else { continue };
+        // Cheap filters first: most credentials name other directories.
+        if !other.spec.directory_id.eq_ignore_ascii_case(directory)
+            || other.uid() == cr.uid()
+            || other.metadata.deletion_timestamp.is_some()
+            || !is_older(other, cr)
+        {
+            continue;
+        }
+        let mine = key.get_or_insert_with(|| key_of(cr, caches));
+        if key_of(other, caches) == *mine
+            && owner
+                .as_ref()
+                .is_none_or(|(current, _)| is_older(other, current))
+        {
+            owner = Some((other, guard.clone()));
+        }
+    }
+    owner.map(|(other, _)| {
+        format!(
+            "{}/{}",
+            other.namespace().unwrap_or_default(),
+            other.name_any()
+        )
+    })
+}
+
+/// Creation time, then namespace and name: a total order every replica agrees on.
+fn is_older(a: &SyncClientCredential, b: &SyncClientCredential) -> bool {
+    let rank = |cr: &SyncClientCredential| {
+        (
+            cr.metadata.creation_timestamp.clone(),
+            cr.namespace().unwrap_or_default(),
+            cr.name_any(),
+        )
+    };
+    rank(a) < rank(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_compare_without_case_in_scheme_and_host_or_a_trailing_slash() {
+        assert_eq!(
+            normalize_url("HTTPS://VC.Example.com/"),
+            normalize_url("https://vc.example.com")
+        );
+        assert_ne!(
+            normalize_url("https://vc.example.com/A"),
+            normalize_url("https://vc.example.com/a"),
+            "paths are case-sensitive"
+        );
+    }
+}

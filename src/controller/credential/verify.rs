@@ -1,0 +1,93 @@
+//! The probe of a stored access token (`spec.verifyInterval`): the broker's SCIM endpoint is
+//! called with the token. A refusal means someone revoked it (an administrator pressing
+//! "Generate" in the vSphere Client, another tool): it is replaced at once. Any other failure
+//! is reported and never triggers an issue. Nothing is minted.
+
+use kube::runtime::events::EventType;
+use sync_client_broker::SecretString;
+
+use super::events::publish;
+use super::gather::{Observation, VERIFY_REVOKED, VERIFY_VALID};
+use crate::api::reasons;
+use crate::controller::Context;
+use crate::controller::brokers::BrokerRequest;
+use crate::controller::failure::Failure;
+use crate::controller::status::notes::VerifyNote;
+use crate::planner::Verification;
+use crate::secret::{self, KeyNames};
+
+/// Probes the token in the observed Secret.
+pub async fn probe(ctx: &Context, observation: &Observation) -> (VerifyNote, Verification) {
+    let at = observation.now;
+    let result = match probe_token(ctx, observation).await {
+        Ok(true) => VERIFY_VALID.to_owned(),
+        Ok(false) => {
+            let note = format!(
+                "the broker refused the token in Secret {}: it was revoked elsewhere and is replaced now",
+                observation.secret_name
+            );
+            tracing::warn!(namespace = %observation.namespace(), name = %observation.name(), "stored token was revoked elsewhere");
+            publish(
+                ctx,
+                &observation.cr,
+                EventType::Warning,
+                reasons::EVENT_TOKEN_REVOKED,
+                &note,
+            )
+            .await;
+            VERIFY_REVOKED.to_owned()
+        }
+        Err(failure) => {
+            tracing::info!(namespace = %observation.namespace(), name = %observation.name(), reason = %failure.reason, message = %failure.message, "could not verify the stored token");
+            format!("{}: {}", failure.reason, failure.message)
+        }
+    };
+    let label = match result.as_str() {
+        VERIFY_VALID => "valid",
+        VERIFY_REVOKED => "revoked",
+        _ => "failed",
+    };
+    ctx.metrics.record_verification(label);
+    let revoked = result == VERIFY_REVOKED;
+    (VerifyNote { at, result }, Verification { at, revoked })
+}
+
+async fn probe_token(ctx: &Context, observation: &Observation) -> Result<bool, Failure> {
+    let keys = KeyNames::from_spec(observation.cr.spec.keys.as_ref());
+    let token = observation
+        .secret
+        .as_ref()
+        .map(secret::data_of)
+        .and_then(|data| data.get(&keys.access_token).map(SecretString::from))
+        .ok_or_else(|| {
+            Failure::new(
+                crate::controller::failure::FailureReason::SpecInvalid,
+                "the Secret holds no access token to verify",
+            )
+        })?;
+    let namespace = observation.namespace();
+    let broker = ctx
+        .brokers
+        .resolve(
+            &ctx.client,
+            ctx.caches(),
+            BrokerRequest {
+                namespace: &namespace,
+                broker: &observation.cr.spec.broker_ref,
+                directory_id: &observation.cr.spec.directory_id,
+            },
+        )
+        .await
+        .map_err(|e| Failure::from_resolve(&e))?;
+    let _permit = broker.permits.acquire().await.map_err(|_| {
+        Failure::new(
+            crate::controller::failure::FailureReason::BrokerUnavailable,
+            "the broker client is shutting down",
+        )
+    })?;
+    broker
+        .client
+        .probe_token(&token)
+        .await
+        .map_err(|e| Failure::from_broker(&e))
+}

@@ -1,0 +1,349 @@
+//! Wires the controllers: the watches and their caches, the triggers between them, and the
+//! guards around each credential reconcile (an object that cannot be read is reported and
+//! skipped; a panic is contained to its object).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{FutureExt, Stream, StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{Controller, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+
+use super::brokers::BrokerKey;
+use super::caches::Caches;
+use super::fence::Fence;
+use super::{Context, Error, Options, broker_status, credential};
+use crate::api::{
+    BrokerKind, ClusterIdentityBroker, IdentityBroker, SyncClientCredential, reasons, secret_name,
+};
+use crate::controller::status::bounded;
+use crate::metrics::Metrics;
+
+type Guarded<K> = DeserializeGuard<K>;
+
+/// Runs the controllers until `shutdown` resolves, then lets running reconciles finish. No
+/// generate starts after `shutdown` (nor while `fence` is closed).
+pub async fn run(
+    client: Client,
+    options: Options,
+    metrics: Arc<Metrics>,
+    fence: Fence,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let shutdown = shutdown.shared();
+    tokio::spawn({
+        let (fence, shutdown) = (fence.clone(), shutdown.clone());
+        async move {
+            shutdown.await;
+            fence.close();
+        }
+    });
+    let (credentials, credential_writer) = reflector::store();
+    let (identity_brokers, identity_writer) = reflector::store();
+    let (cluster_brokers, cluster_writer) = reflector::store();
+    let (secrets, secret_writer) = reflector::store();
+    let ctx = Context::new(client.clone(), &options, metrics.clone()).with_fence(fence);
+    let caches = Caches {
+        credentials: credentials.clone(),
+        identity_brokers,
+        cluster_brokers: options.namespace.is_none().then_some(cluster_brokers),
+        secrets,
+    };
+    let _ = ctx.caches.set(caches.clone());
+    let ctx = Arc::new(ctx);
+    metrics.set_credential_store(credentials.clone());
+    tokio::spawn(report_ready_once_synced(credentials.clone(), metrics));
+
+    let scope = options.namespace.as_deref();
+    let credential_events = watcher(api(&client, scope), watcher::Config::default())
+        .reflect(credential_writer)
+        .applied_objects();
+    let (relist_tx, relist_rx) = mpsc::unbounded();
+    let secret_events = watcher(
+        api::<PartialObjectMeta<Secret>>(&client, scope),
+        watcher::Config::default().labels(&crate::secret::managed_selector()),
+    )
+    .reflect(secret_writer)
+    .inspect({
+        let caches = caches.clone();
+        move |event| {
+            if let Ok(Event::InitDone) = event {
+                for missing in credentials_missing_their_secret(&caches) {
+                    let _ = relist_tx.unbounded_send(missing);
+                }
+            }
+        }
+    })
+    .touched_objects();
+    let mut controller = Controller::for_stream(credential_events, credentials.clone())
+        .owns_stream(secret_events)
+        .reconcile_on(relist_rx)
+        .watches_stream(
+            broker_events(api(&client, scope), identity_writer, &ctx),
+            mapper(&credentials, BrokerKind::IdentityBroker),
+        );
+    if scope.is_none() {
+        controller = controller.watches_stream(
+            broker_events(Api::all(client.clone()), cluster_writer, &ctx),
+            mapper(&credentials, BrokerKind::ClusterIdentityBroker),
+        );
+    }
+    let credential_loop = controller
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile_credential, credential_error_policy, ctx.clone())
+        .for_each(|result| {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+            future::ready(())
+        });
+    let broker_loops = broker_status::run(client, &options, ctx.clone(), shutdown.clone());
+    tracing::info!(namespace = scope.unwrap_or("<all>"), "controllers started");
+    future::join(credential_loop, broker_loops).await;
+    tracing::info!("controllers stopped");
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watch with backoff whose objects are kept without `managedFields` (never read, and the
+/// larger part of a small object).
+fn watcher<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, config)
+        .default_backoff()
+        .modify(|obj: &mut K| obj.managed_fields_mut().clear())
+}
+
+/// A broker watch kept in its cache. A deleted broker's client is dropped and its vCenter session
+/// closed; after a re-list, so are those of brokers deleted while the watch was down.
+fn broker_events<K>(
+    api: Api<Guarded<K>>,
+    writer: reflector::store::Writer<Guarded<K>>,
+    ctx: &Arc<Context>,
+) -> impl Stream<Item = Result<Guarded<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K: BrokerKindOf,
+{
+    let reader = writer.as_reader();
+    let ctx = ctx.clone();
+    watcher(api, watcher::Config::default())
+        .reflect(writer)
+        .inspect(move |event| match event {
+            Ok(Event::Delete(broker)) => ctx.brokers.forget(&broker_key::<K>(broker.meta())),
+            Ok(Event::InitDone) => {
+                let live: Vec<BrokerKey> = reader
+                    .state()
+                    .iter()
+                    .map(|b| broker_key::<K>(b.meta()))
+                    .collect();
+                ctx.brokers.retain(K::KIND, |key| live.contains(key));
+            }
+            _ => {}
+        })
+        .touched_objects()
+}
+
+/// The broker kind a resource type is.
+pub trait BrokerKindOf {
+    const KIND: BrokerKind;
+}
+
+impl BrokerKindOf for IdentityBroker {
+    const KIND: BrokerKind = BrokerKind::IdentityBroker;
+}
+
+impl BrokerKindOf for ClusterIdentityBroker {
+    const KIND: BrokerKind = BrokerKind::ClusterIdentityBroker;
+}
+
+fn broker_key<K: BrokerKindOf>(meta: &kube::api::ObjectMeta) -> BrokerKey {
+    BrokerKey {
+        kind: K::KIND,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Maps a broker change to the credentials that use it.
+fn mapper<B: Resource>(
+    credentials: &Store<Guarded<SyncClientCredential>>,
+    kind: BrokerKind,
+) -> impl Fn(B) -> Vec<ObjectRef<Guarded<SyncClientCredential>>> + Send + Sync + 'static {
+    let credentials = credentials.clone();
+    move |broker: B| {
+        let namespace = broker.meta().namespace.clone();
+        let name = broker.meta().name.clone().unwrap_or_default();
+        credentials
+            .state()
+            .iter()
+            .filter(|guard| {
+                guard.0.as_ref().is_ok_and(|cr| {
+                    cr.spec.broker_ref.kind == kind
+                        && cr.spec.broker_ref.name == name
+                        && namespace
+                            .as_deref()
+                            .is_none_or(|ns| cr.namespace().as_deref() == Some(ns))
+                })
+            })
+            .map(|guard| ObjectRef::from_obj(guard.as_ref()))
+            .collect()
+    }
+}
+
+/// After the owned-Secret watch re-listed: credentials that have issued before and whose Secret
+/// is gone (deleted while the watch was down, so no deletion was seen).
+fn credentials_missing_their_secret(
+    caches: &Caches,
+) -> Vec<ObjectRef<Guarded<SyncClientCredential>>> {
+    caches
+        .all_credentials()
+        .iter()
+        .filter(|guard| {
+            guard.0.as_ref().is_ok_and(|cr| {
+                cr.status.as_ref().is_some_and(|s| s.revision.is_some())
+                    && !caches.has_secret(&cr.namespace().unwrap_or_default(), &secret_name(cr))
+            })
+        })
+        .map(|guard| ObjectRef::from_obj(guard.as_ref()))
+        .collect()
+}
+
+fn object_key<K: Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+async fn reconcile_credential(
+    guard: Arc<Guarded<SyncClientCredential>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let key = object_key(guard.as_ref());
+    let cr = match &guard.0 {
+        Ok(cr) => Arc::new(cr.clone()),
+        Err(invalid) => {
+            report_unreadable(&ctx, guard.meta(), &invalid.error).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let reconcile = Box::pin(credential::reconcile(cr, ctx.clone()));
+    let action = contain_panics(&ctx, guard.meta(), reconcile).await?;
+    ctx.clear_errors(&key);
+    Ok(action)
+}
+
+/// Runs one reconcile; a panic in it becomes an error of that object (retried with backoff,
+/// counted) instead of ending the process and stopping every other credential.
+pub async fn contain_panics(
+    ctx: &Context,
+    meta: &kube::api::ObjectMeta,
+    reconcile: impl Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    match std::panic::AssertUnwindSafe(reconcile).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            ctx.metrics.record_panic();
+            let error = Error::Panicked {
+                namespace: meta.namespace.clone().unwrap_or_default(),
+                name: meta.name.clone().unwrap_or_default(),
+                message: bounded(&message),
+            };
+            tracing::error!(%error, "reconcile panicked; contained to this object");
+            Err(error)
+        }
+    }
+}
+
+/// A credential that cannot be deserialized (stored under an older schema, or written around
+/// validation) is reported on itself, once per change, and otherwise skipped.
+async fn report_unreadable(ctx: &Context, meta: &kube::api::ObjectMeta, error: &str) {
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let message = bounded(&format!(
+        "the resource cannot be read by this operator version, so it is skipped; correct it: {error}"
+    ));
+    tracing::warn!(%namespace, %name, %message, "skipping an unreadable SyncClientCredential");
+    ctx.metrics.record_reconcile_error("unreadable");
+    let now = crate::secret::rfc3339(ctx.clock.now());
+    let patch = serde_json::json!({"status": {
+        "observedGeneration": meta.generation,
+        "conditions": [
+            {"type": reasons::READY, "status": "False", "reason": "SpecInvalid",
+             "message": message, "lastTransitionTime": now, "observedGeneration": meta.generation},
+            {"type": reasons::ISSUING, "status": "False", "reason": "SpecInvalid",
+             "message": message, "lastTransitionTime": now, "observedGeneration": meta.generation},
+        ],
+    }});
+    let api: Api<Guarded<SyncClientCredential>> = Api::namespaced(ctx.client.clone(), &namespace);
+    if let Err(e) = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(%namespace, %name, error = %e, "could not report the unreadable resource");
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // kube's Controller::run passes these by value
+fn credential_error_policy(
+    guard: Arc<Guarded<SyncClientCredential>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let delay = ctx.error_backoff(object_key(guard.as_ref()));
+    tracing::warn!(namespace = %guard.namespace().unwrap_or_default(), name = %guard.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
+    ctx.metrics.record_reconcile_error(error.category());
+    Action::requeue(delay)
+}
+
+/// Ready once the credential cache has synced. The store's readiness signal wakes only its
+/// latest waiter (the controller's runner also waits on it), so it is re-polled briefly until
+/// set; this loop runs only at start.
+async fn report_ready_once_synced(
+    store: Store<Guarded<SyncClientCredential>>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready()).await {
+            Ok(Ok(())) => {
+                tracing::info!("credential cache synced; ready");
+                metrics.set_ready(true);
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "credential cache will never sync");
+                return;
+            }
+            Err(_elapsed) => {}
+        }
+    }
+}
