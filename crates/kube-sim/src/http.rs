@@ -19,7 +19,7 @@ use crate::faults::RequestTarget;
 use crate::patch::PatchKind;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{DeleteOptions, WriteOptions, WriteOutcome};
+use crate::store::{DeleteOptions, ListQuery, Target, WriteOptions, WriteOutcome};
 use crate::table::{self, IncludeObject};
 use crate::validation::FieldValidation;
 use crate::watch::{self, WatchRequest, WatchStart};
@@ -307,10 +307,15 @@ async fn dispatch(
                     )));
                 }
             };
-            match resource_request(shared, &r, query, content_type, accept, &body) {
-                Ok(response) => response,
-                Err(error) => error_response(&error),
-            }
+            let call = Call {
+                shared,
+                r: &r,
+                query,
+                content_type,
+                accept,
+                body: &body,
+            };
+            resource_request(&call).unwrap_or_else(|error| error_response(&error))
         }
     }
 }
@@ -391,31 +396,48 @@ fn object_response(
     json_response(status, object)
 }
 
-fn write_response(
-    r: &ResourceRequest,
-    outcome: &WriteOutcome,
-    accept: &str,
-    query: &Query,
-    created_status: u16,
-) -> Response {
-    let status = if outcome.created { created_status } else { 200 };
-    with_warnings(
-        object_response(r, status, &outcome.object, accept, query),
-        &outcome.warnings,
-    )
+fn write_response(call: &Call<'_>, outcome: &WriteOutcome) -> Response {
+    let status = if outcome.created { 201 } else { 200 };
+    with_warnings(call.respond(status, &outcome.object), &outcome.warnings)
 }
 
-fn resource_request(
-    shared: &Arc<Shared>,
-    r: &ResourceRequest,
-    query: &Query,
-    content_type: Option<&str>,
-    accept: &str,
-    body: &[u8],
-) -> Result<Response, SimError> {
-    let ns = r.namespace.as_deref();
-    let sub = r.subresource.as_deref();
-    if let Some(sub) = sub
+/// One request for objects of a resource type, with everything its handler needs.
+struct Call<'a> {
+    shared: &'a Arc<Shared>,
+    r: &'a ResourceRequest,
+    query: &'a Query,
+    content_type: Option<&'a str>,
+    accept: &'a str,
+    body: &'a [u8],
+}
+
+impl Call<'_> {
+    fn name(&self) -> &str {
+        self.r.name.as_deref().unwrap_or_default()
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target {
+            rt: &self.r.rt,
+            version: &self.r.version,
+            namespace: self.r.namespace.as_deref(),
+            name: self.name(),
+            subresource: self.r.subresource.as_deref(),
+        }
+    }
+
+    fn respond(&self, status: u16, object: &Value) -> Response {
+        object_response(self.r, status, object, self.accept, self.query)
+    }
+}
+
+fn list_metadata(resource_version: u64) -> Value {
+    json!({"resourceVersion": resource_version.to_string()})
+}
+
+fn resource_request(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    if let Some(sub) = r.subresource.as_deref()
         && !(sub == "status" && r.rt.status_subresource)
     {
         return Err(SimError::new(
@@ -425,223 +447,233 @@ fn resource_request(
         ));
     }
     match r.verb {
-        "get" => {
-            let name = r.name.as_deref().unwrap_or_default();
-            let object = shared.lock_store().get(&r.rt, &r.version, ns, name)?;
-            Ok(object_response(r, 200, &object, accept, query))
-        }
-        "list" => {
-            let (labels, fields) = selectors(query, None)?;
-            let limit = query.get("limit").and_then(|l| l.parse().ok());
-            let page = shared.lock_store().list(
-                &r.rt,
-                &r.version,
-                ns,
-                &labels,
-                &fields,
-                limit,
-                query.get("continue").map(String::as_str),
-            )?;
-            let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
-            if let Some(token) = &page.continue_token {
-                metadata["continue"] = json!(token);
-            }
-            if let Some(remaining) = page.remaining {
-                metadata["remainingItemCount"] = json!(remaining);
-            }
-            if table::wants_table(accept) {
-                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
-                let doc = table::table(&r.rt, &r.version, &page.items, &metadata, include);
-                return Ok(json_response_typed(200, &doc, table::TABLE_CONTENT_TYPE));
-            }
-            if table::wants_metadata_only(accept) {
-                let items: Vec<Value> = page.items.iter().map(table::partial_metadata).collect();
-                let doc = json!({
-                    "kind": "PartialObjectMetadataList",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": metadata,
-                    "items": items,
-                });
-                return Ok(json_response_typed(
-                    200,
-                    &doc,
-                    table::METADATA_LIST_CONTENT_TYPE,
-                ));
-            }
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": r.rt.list_kind,
-                    "apiVersion": r.rt.api_version(&r.version),
-                    "metadata": metadata,
-                    "items": page.items,
-                }),
-            ))
-        }
-        "watch" => {
-            let (labels, fields) = selectors(query, r.name.as_deref())?;
-            let rv = query.get("resourceVersion").map_or("", String::as_str);
-            let start = if flag(query, "sendInitialEvents") {
-                WatchStart::InitialEvents
-            } else if rv.is_empty() || rv == "0" {
-                WatchStart::Now
-            } else {
-                WatchStart::After(rv.parse().map_err(|_| {
-                    SimError::bad_request(format!("invalid resource version: {rv}"))
-                })?)
-            };
-            let timeout = query
-                .get("timeoutSeconds")
-                .and_then(|t| t.parse::<u64>().ok())
-                .filter(|t| *t > 0)
-                .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
-            let table = table::wants_table(accept)
-                .then(|| IncludeObject::parse(query.get("includeObject").map(String::as_str)));
-            let metadata_only = table.is_none() && table::wants_metadata_only(accept);
-            let content_type = if table.is_some() {
-                table::TABLE_CONTENT_TYPE
-            } else if metadata_only {
-                table::METADATA_CONTENT_TYPE
-            } else {
-                "application/json"
-            };
-            let rx = watch::spawn(
-                Arc::clone(shared),
-                WatchRequest {
-                    rt: Arc::clone(&r.rt),
-                    version: r.version.clone(),
-                    namespace: r.namespace.clone(),
-                    labels,
-                    fields,
-                    start,
-                    bookmarks: flag(query, "allowWatchBookmarks"),
-                    timeout,
-                    table,
-                    metadata_only,
-                },
-            );
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|chunk| (chunk, rx))
-            });
-            let mut response = Response::new(Body::from_stream(stream));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            response.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache, private"),
-            );
-            Ok(response)
-        }
-        "create" => {
-            let object = parse_body(body, content_type)?;
-            let outcome = shared.write(|store| {
-                store.create(&r.rt, &r.version, ns, object, &write_options(query))
-            })?;
-            Ok(write_response(r, &outcome, accept, query, 201))
-        }
-        "update" => {
-            let object = parse_body(body, content_type)?;
-            let name = r.name.as_deref().unwrap_or_default();
-            let outcome = shared.write(|store| {
-                store.update(
-                    &r.rt,
-                    &r.version,
-                    ns,
-                    name,
-                    object,
-                    sub,
-                    &write_options(query),
-                )
-            })?;
-            Ok(write_response(r, &outcome, accept, query, 201))
-        }
-        "patch" => {
-            let raw_type = content_type.unwrap_or("");
-            let kind = PatchKind::from_content_type(raw_type).ok_or_else(|| {
-                SimError::unsupported_media_type(format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {raw_type:?})"
-                ))
-            })?;
-            let patch = if kind == PatchKind::Apply {
-                crate::yaml::parse_one(body)?
-            } else {
-                parse_body(body, Some("application/json"))?
-            };
-            let name = r.name.as_deref().unwrap_or_default();
-            let outcome = shared.write(|store| {
-                store.patch(
-                    &r.rt,
-                    &r.version,
-                    ns,
-                    name,
-                    kind,
-                    &patch,
-                    sub,
-                    &write_options(query),
-                )
-            })?;
-            Ok(write_response(r, &outcome, accept, query, 201))
-        }
-        "delete" => {
-            let options = delete_options(query, body)?;
-            let name = r.name.as_deref().unwrap_or_default();
-            let deleted =
-                shared.write(|store| store.delete(&r.rt, &r.version, ns, name, &options))?;
-            let pending =
-                deleted.pointer("/metadata/deletionTimestamp").is_some() && !options.dry_run;
-            Ok(object_response(
-                r,
-                if pending { 202 } else { 200 },
-                &deleted,
-                accept,
-                query,
-            ))
-        }
-        "deletecollection" => {
-            let options = delete_options(query, body)?;
-            let (labels, fields) = selectors(query, None)?;
-            let deleted = shared.write(|store| {
-                let names: Vec<(String, String)> = store
-                    .snapshot(&r.rt, ns, &labels, &fields)
-                    .iter()
-                    .map(|o| {
-                        let m = |f: &str| {
-                            o.pointer(&format!("/metadata/{f}"))
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_owned()
-                        };
-                        (m("namespace"), m("name"))
-                    })
-                    .collect();
-                let mut deleted = Vec::new();
-                for (obj_ns, name) in names {
-                    let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
-                    deleted.push(store.delete(
-                        &r.rt,
-                        &r.version,
-                        obj_ns.as_deref(),
-                        &name,
-                        &options,
-                    )?);
-                }
-                Ok(deleted)
-            })?;
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": r.rt.list_kind,
-                    "apiVersion": r.rt.api_version(&r.version),
-                    "metadata": {"resourceVersion": shared.lock_store().current_rv().to_string()},
-                    "items": deleted,
-                }),
-            ))
-        }
+        "get" => get_object(call),
+        "list" => list_objects(call),
+        "watch" => watch_objects(call),
+        "create" => create_object(call),
+        "update" => update_object(call),
+        "patch" => patch_object(call),
+        "delete" => delete_object(call),
+        "deletecollection" => delete_collection(call),
         _ => Err(SimError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),
     }
+}
+
+fn get_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let object =
+        call.shared
+            .lock_store()
+            .get(&r.rt, &r.version, r.namespace.as_deref(), call.name())?;
+    Ok(call.respond(200, &object))
+}
+
+fn list_objects(call: &Call<'_>) -> Result<Response, SimError> {
+    let (r, query, accept) = (call.r, call.query, call.accept);
+    let (labels, fields) = selectors(query, None)?;
+    let list_query = ListQuery {
+        labels,
+        fields,
+        limit: query.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: query.get("continue").map(String::as_str),
+    };
+    let page =
+        call.shared
+            .lock_store()
+            .list(&r.rt, &r.version, r.namespace.as_deref(), &list_query)?;
+    let mut metadata = list_metadata(page.resource_version);
+    if let Some(token) = &page.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    if let Some(remaining) = page.remaining {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    if table::wants_table(accept) {
+        let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+        let doc = table::table(&r.rt, &r.version, &page.items, &metadata, include);
+        return Ok(json_response_typed(200, &doc, table::TABLE_CONTENT_TYPE));
+    }
+    if table::wants_metadata_only(accept) {
+        let items: Vec<Value> = page.items.iter().map(table::partial_metadata).collect();
+        let doc = json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": metadata,
+            "items": items,
+        });
+        return Ok(json_response_typed(
+            200,
+            &doc,
+            table::METADATA_LIST_CONTENT_TYPE,
+        ));
+    }
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": r.rt.list_kind,
+            "apiVersion": r.rt.api_version(&r.version),
+            "metadata": metadata,
+            "items": page.items,
+        }),
+    ))
+}
+
+/// Where a watch starts, from `sendInitialEvents` and `resourceVersion`.
+fn watch_start(query: &Query) -> Result<WatchStart, SimError> {
+    let rv = query.get("resourceVersion").map_or("", String::as_str);
+    Ok(if flag(query, "sendInitialEvents") {
+        WatchStart::InitialEvents
+    } else if rv.is_empty() || rv == "0" {
+        WatchStart::Now
+    } else {
+        WatchStart::After(
+            rv.parse()
+                .map_err(|_| SimError::bad_request(format!("invalid resource version: {rv}")))?,
+        )
+    })
+}
+
+fn watch_objects(call: &Call<'_>) -> Result<Response, SimError> {
+    let (r, query, accept) = (call.r, call.query, call.accept);
+    let (labels, fields) = selectors(query, r.name.as_deref())?;
+    let start = watch_start(query)?;
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let table = table::wants_table(accept)
+        .then(|| IncludeObject::parse(query.get("includeObject").map(String::as_str)));
+    let metadata_only = table.is_none() && table::wants_metadata_only(accept);
+    let content_type = if table.is_some() {
+        table::TABLE_CONTENT_TYPE
+    } else if metadata_only {
+        table::METADATA_CONTENT_TYPE
+    } else {
+        "application/json"
+    };
+    let rx = watch::spawn(
+        Arc::clone(call.shared),
+        WatchRequest {
+            rt: Arc::clone(&r.rt),
+            version: r.version.clone(),
+            namespace: r.namespace.clone(),
+            labels,
+            fields,
+            start,
+            bookmarks: flag(query, "allowWatchBookmarks"),
+            timeout,
+            table,
+            metadata_only,
+        },
+    );
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(response)
+}
+
+fn create_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let object = parse_body(call.body, call.content_type)?;
+    let options = write_options(call.query);
+    let outcome = call
+        .shared
+        .write(|store| store.create(&r.rt, &r.version, r.namespace.as_deref(), object, &options))?;
+    Ok(write_response(call, &outcome))
+}
+
+fn update_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let object = parse_body(call.body, call.content_type)?;
+    let options = write_options(call.query);
+    let target = call.target();
+    let outcome = call
+        .shared
+        .write(|store| store.update(&target, object, &options))?;
+    Ok(write_response(call, &outcome))
+}
+
+fn patch_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let raw_type = call.content_type.unwrap_or("");
+    let kind = PatchKind::from_content_type(raw_type).ok_or_else(|| {
+        SimError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {raw_type:?})"
+        ))
+    })?;
+    let patch = if kind == PatchKind::Apply {
+        crate::yaml::parse_one(call.body)?
+    } else {
+        parse_body(call.body, Some("application/json"))?
+    };
+    let options = write_options(call.query);
+    let target = call.target();
+    let outcome = call
+        .shared
+        .write(|store| store.patch(&target, kind, &patch, &options))?;
+    Ok(write_response(call, &outcome))
+}
+
+fn delete_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let options = delete_options(call.query, call.body)?;
+    let deleted = call.shared.write(|store| {
+        store.delete(
+            &r.rt,
+            &r.version,
+            r.namespace.as_deref(),
+            call.name(),
+            &options,
+        )
+    })?;
+    let pending = deleted.pointer("/metadata/deletionTimestamp").is_some() && !options.dry_run;
+    Ok(call.respond(if pending { 202 } else { 200 }, &deleted))
+}
+
+fn delete_collection(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let options = delete_options(call.query, call.body)?;
+    let (labels, fields) = selectors(call.query, None)?;
+    let deleted = call.shared.write(|store| {
+        let names: Vec<(String, String)> = store
+            .snapshot(&r.rt, r.namespace.as_deref(), &labels, &fields)
+            .iter()
+            .map(|o| {
+                let m = |f: &str| {
+                    o.pointer(&format!("/metadata/{f}"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                (m("namespace"), m("name"))
+            })
+            .collect();
+        let mut deleted = Vec::new();
+        for (obj_ns, name) in names {
+            let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
+            deleted.push(store.delete(&r.rt, &r.version, obj_ns.as_deref(), &name, &options)?);
+        }
+        Ok(deleted)
+    })?;
+    let resource_version = call.shared.lock_store().current_rv();
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": r.rt.list_kind,
+            "apiVersion": r.rt.api_version(&r.version),
+            "metadata": list_metadata(resource_version),
+            "items": deleted,
+        }),
+    ))
 }
 
 fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, SimError> {

@@ -103,7 +103,7 @@ pub use faults::Fault;
 pub use patch::PatchKind;
 
 use faults::Faults;
-use store::{DeleteOptions, Store, WriteOptions};
+use store::{DeleteOptions, Store, Target, WriteOptions};
 use watch::Disconnect;
 
 /// State shared by the HTTP handlers, watch tasks and the test-facing handle.
@@ -195,6 +195,13 @@ pub struct KubeSim {
     shared: Arc<Shared>,
     address: SocketAddr,
     server: Option<JoinHandle<()>>,
+}
+
+fn object_name(obj: &Value) -> String {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn split_api_version(api_version: &str) -> (&str, &str) {
@@ -351,33 +358,25 @@ impl KubeSim {
     pub fn replace(&self, obj: Value) -> Result<Value, SimError> {
         let (rt, version) = self.resource_of(&obj)?;
         let ns = Self::namespace_of(&rt, &obj);
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let name = object_name(&obj);
         let status = obj.get("status").cloned();
         let opts = WriteOptions::default();
-        self.shared.write(move |store| {
-            let mut written = store
-                .update(&rt, &version, ns.as_deref(), &name, obj, None, &opts)?
-                .object;
+        let mut target = Target {
+            rt: &rt,
+            version: &version,
+            namespace: ns.as_deref(),
+            name: &name,
+            subresource: None,
+        };
+        self.shared.write(|store| {
+            let mut written = store.update(&target, obj, &opts)?.object;
             if rt.status_subresource
                 && let Some(status) = status
             {
                 let mut with_status = written.clone();
                 with_status["status"] = status;
-                written = store
-                    .update(
-                        &rt,
-                        &version,
-                        ns.as_deref(),
-                        &name,
-                        with_status,
-                        Some("status"),
-                        &opts,
-                    )?
-                    .object;
+                target.subresource = Some("status");
+                written = store.update(&target, with_status, &opts)?.object;
             }
             Ok(written)
         })
@@ -387,29 +386,22 @@ impl KubeSim {
     pub fn replace_status(&self, obj: Value) -> Result<Value, SimError> {
         let (rt, version) = self.resource_of(&obj)?;
         let ns = Self::namespace_of(&rt, &obj);
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let name = object_name(&obj);
+        let target = Target {
+            rt: &rt,
+            version: &version,
+            namespace: ns.as_deref(),
+            name: &name,
+            subresource: Some("status"),
+        };
         self.shared
-            .write(|store| {
-                store.update(
-                    &rt,
-                    &version,
-                    ns.as_deref(),
-                    &name,
-                    obj,
-                    Some("status"),
-                    &WriteOptions::default(),
-                )
-            })
+            .write(|store| store.update(&target, obj, &WriteOptions::default()))
             .map(|o| o.object)
     }
 
     /// Patches an object (or, with `subresource = Some("status")`, its status). Apply patches
     /// are made by the field manager `kube-sim-test` with `force=true`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // a stable public signature the operator's tests use
     pub fn patch(
         &self,
         api_version: &str,
@@ -427,19 +419,15 @@ impl KubeSim {
             force: true,
             ..WriteOptions::default()
         };
+        let target = Target {
+            rt: &rt,
+            version,
+            namespace,
+            name,
+            subresource,
+        };
         self.shared
-            .write(|store| {
-                store.patch(
-                    &rt,
-                    version,
-                    namespace,
-                    name,
-                    kind,
-                    patch,
-                    subresource,
-                    &opts,
-                )
-            })
+            .write(|store| store.patch(&target, kind, patch, &opts))
             .map(|o| o.object)
     }
 
@@ -449,11 +437,7 @@ impl KubeSim {
         for obj in yaml::parse_manifests(yaml)? {
             let (rt, version) = self.resource_of(&obj)?;
             let ns = Self::namespace_of(&rt, &obj);
-            let name = obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let name = object_name(&obj);
             if self
                 .shared
                 .lock_store()

@@ -156,21 +156,28 @@ fn type_matches(expected: &str, value: &Value) -> bool {
     }
 }
 
-fn duration_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$").expect("duration regex")
+/// A regex compiled once; `None` (logged) if the pattern does not compile, which would be a bug
+/// in the simulator: the check it serves is then skipped rather than failing every request.
+fn cached_regex(cell: &'static OnceLock<Option<Regex>>, pattern: &str) -> Option<&'static Regex> {
+    cell.get_or_init(|| {
+        Regex::new(pattern)
+            .map_err(|e| tracing::error!(pattern, error = %e, "built-in regex does not compile"))
+            .ok()
     })
+    .as_ref()
 }
 
-fn uuid_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(
-            r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
-        )
-        .expect("uuid regex")
-    })
+fn duration_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    cached_regex(&RE, r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$")
+}
+
+fn uuid_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    cached_regex(
+        &RE,
+        r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+    )
 }
 
 /// Checks of the `format`s the simulator knows; unknown formats pass, as in kube-apiserver.
@@ -184,12 +191,12 @@ fn format_error(format: &str, value: &Value) -> Option<String> {
             .parse::<jiff::civil::Date>()
             .is_err()
             .then(|| "a valid date".to_owned()),
-        ("uuid", Value::String(s)) => {
-            (!uuid_regex().is_match(s)).then(|| "a valid uuid".to_owned())
-        }
-        ("duration", Value::String(s)) => {
-            (!duration_regex().is_match(s)).then(|| "a valid duration".to_owned())
-        }
+        ("uuid", Value::String(s)) => uuid_regex()
+            .is_some_and(|re| !re.is_match(s))
+            .then(|| "a valid uuid".to_owned()),
+        ("duration", Value::String(s)) => duration_regex()
+            .is_some_and(|re| !re.is_match(s))
+            .then(|| "a valid duration".to_owned()),
         ("byte", Value::String(s)) => {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD
@@ -259,36 +266,8 @@ impl SchemaValidator {
     }
 
     fn scalar_constraints(&mut self, schema: &Value, value: &Value, shown: &str) {
-        let number = |key: &str| schema.get(key).and_then(Value::as_f64);
         if let Value::String(s) = value {
-            let length = s.chars().count() as u64;
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-                && length > max
-            {
-                self.causes.push(FieldCause::too_long(shown, max));
-            }
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-                && length < min
-            {
-                self.causes.push(FieldCause::invalid(
-                    shown,
-                    value,
-                    &format!("{shown} in body should be at least {min} chars long"),
-                ));
-            }
-            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-                match Regex::new(pattern) {
-                    Ok(re) if !re.is_match(s) => self.causes.push(FieldCause::invalid(
-                        shown,
-                        value,
-                        &format!("{shown} in body should match '{pattern}'"),
-                    )),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(pattern, error = %e, "schema pattern not understood, skipped");
-                    }
-                }
-            }
+            self.string_constraints(schema, s, value, shown);
         }
         if let Some(format) = schema.get("format").and_then(Value::as_str)
             && let Some(expected) = format_error(format, value)
@@ -300,55 +279,91 @@ impl SchemaValidator {
             ));
         }
         if let Some(n) = value.as_f64() {
-            if let Some(min) = number("minimum") {
-                let exclusive = is_true(schema, "exclusiveMinimum");
-                if n < min || (exclusive && n <= min) {
-                    let relation = if exclusive {
-                        "greater than"
-                    } else {
-                        "greater than or equal to"
-                    };
-                    self.causes.push(FieldCause::invalid(
-                        shown,
-                        value,
-                        &format!(
-                            "{shown} in body should be {relation} {}",
-                            number_text(&schema["minimum"])
-                        ),
-                    ));
+            self.number_constraints(schema, n, value, shown);
+        }
+    }
+
+    fn string_constraints(&mut self, schema: &Value, s: &str, value: &Value, shown: &str) {
+        let length = s.chars().count() as u64;
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && length > max
+        {
+            self.causes.push(FieldCause::too_long(shown, max));
+        }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && length < min
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                value,
+                &format!("{shown} in body should be at least {min} chars long"),
+            ));
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+            match Regex::new(pattern) {
+                Ok(re) if !re.is_match(s) => self.causes.push(FieldCause::invalid(
+                    shown,
+                    value,
+                    &format!("{shown} in body should match '{pattern}'"),
+                )),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(pattern, error = %e, "schema pattern not understood, skipped");
                 }
             }
-            if let Some(max) = number("maximum") {
-                let exclusive = is_true(schema, "exclusiveMaximum");
-                if n > max || (exclusive && n >= max) {
-                    let relation = if exclusive {
-                        "less than"
-                    } else {
-                        "less than or equal to"
-                    };
-                    self.causes.push(FieldCause::invalid(
-                        shown,
-                        value,
-                        &format!(
-                            "{shown} in body should be {relation} {}",
-                            number_text(&schema["maximum"])
-                        ),
-                    ));
-                }
-            }
-            if let Some(step) = number("multipleOf")
-                && step > 0.0
-                && (n / step).fract().abs() > f64::EPSILON
-            {
+        }
+    }
+
+    fn number_constraints(&mut self, schema: &Value, n: f64, value: &Value, shown: &str) {
+        let number = |key: &str| schema.get(key).and_then(Value::as_f64);
+        if let Some(min) = number("minimum") {
+            let exclusive = is_true(schema, "exclusiveMinimum");
+            if n < min || (exclusive && n <= min) {
+                let relation = if exclusive {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
                 self.causes.push(FieldCause::invalid(
                     shown,
                     value,
                     &format!(
-                        "{shown} in body should be a multiple of {}",
-                        number_text(&schema["multipleOf"])
+                        "{shown} in body should be {relation} {}",
+                        number_text(&schema["minimum"])
                     ),
                 ));
             }
+        }
+        if let Some(max) = number("maximum") {
+            let exclusive = is_true(schema, "exclusiveMaximum");
+            if n > max || (exclusive && n >= max) {
+                let relation = if exclusive {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                self.causes.push(FieldCause::invalid(
+                    shown,
+                    value,
+                    &format!(
+                        "{shown} in body should be {relation} {}",
+                        number_text(&schema["maximum"])
+                    ),
+                ));
+            }
+        }
+        if let Some(step) = number("multipleOf")
+            && step > 0.0
+            && (n / step).fract().abs() > f64::EPSILON
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                value,
+                &format!(
+                    "{shown} in body should be a multiple of {}",
+                    number_text(&schema["multipleOf"])
+                ),
+            ));
         }
     }
 
@@ -604,19 +619,21 @@ pub(crate) fn process_custom_resource(
     }
 }
 
-fn dns_subdomain_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-            .expect("dns regex")
-    })
+fn dns_subdomain_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    cached_regex(
+        &RE,
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    )
 }
 
-fn label_value_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").expect("label regex")
-    })
+fn label_value_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    cached_regex(&RE, r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+}
+
+fn matches(re: Option<&Regex>, text: &str) -> bool {
+    re.is_none_or(|re| re.is_match(text))
 }
 
 fn qualified_name_error(key: &str) -> Option<String> {
@@ -625,11 +642,11 @@ fn qualified_name_error(key: &str) -> Option<String> {
         None => (None, key),
     };
     if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || !dns_subdomain_regex().is_match(p))
+        && (p.is_empty() || p.len() > 253 || !matches(dns_subdomain_regex(), p))
     {
         return Some("prefix part must be a lowercase RFC 1123 subdomain".to_owned());
     }
-    if name.is_empty() || name.len() > 63 || !label_value_regex().is_match(name) {
+    if name.is_empty() || name.len() > 63 || !matches(label_value_regex(), name) {
         return Some(
             "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character".to_owned(),
         );
@@ -653,7 +670,7 @@ pub(crate) fn validate_metadata(
     } else if strict_names {
         let max = if name_is_dns_label { 63 } else { 253 };
         let ok = name.len() <= max
-            && dns_subdomain_regex().is_match(name)
+            && matches(dns_subdomain_regex(), name)
             && !(name_is_dns_label && name.contains('.'));
         if !ok {
             causes.push(FieldCause::invalid(
@@ -669,7 +686,7 @@ pub(crate) fn validate_metadata(
                 causes.push(FieldCause::invalid("metadata.labels", &json!(key), &why));
             }
             match value.as_str() {
-                Some(v) if v.len() <= 63 && label_value_regex().is_match(v) => {}
+                Some(v) if v.len() <= 63 && matches(label_value_regex(), v) => {}
                 _ => causes.push(FieldCause::invalid(
                     "metadata.labels",
                     value,

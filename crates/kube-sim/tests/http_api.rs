@@ -1,4 +1,6 @@
 //! HTTP-level behaviour of the simulator: what a Kubernetes client sees on the wire.
+// Test scenarios read as scripts and fail loudly: long functions and unwrap/expect are fine.
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

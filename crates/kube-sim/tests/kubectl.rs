@@ -1,5 +1,7 @@
 //! Acceptance: the stock `kubectl` works against the simulator with the project's real CRDs
 //! and example resources.
+// Test scenarios read as scripts and fail loudly: long functions and unwrap/expect are fine.
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
