@@ -150,13 +150,15 @@ impl SimError {
             )
         };
         let mut details = json!({
-            "name": subject.name,
             "kind": subject.kind,
             "causes": causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect::<Vec<_>>(),
         });
+        if !subject.name.is_empty() {
+            details["name"] = json!(subject.name);
+        }
         if !subject.group.is_empty() {
             details["group"] = json!(subject.group);
         }

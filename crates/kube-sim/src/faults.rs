@@ -11,6 +11,29 @@ pub enum FaultAction {
     Delay(Duration),
 }
 
+/// Which requests a fault matches by dry-run-ness. A real admission webhook or quota refuses a
+/// dry run as it refuses the real write, hence the default [`DryRunMatch::Both`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DryRunMatch {
+    /// Dry runs and real requests.
+    #[default]
+    Both,
+    /// Only `dryRun=All` requests.
+    DryRunOnly,
+    /// Only requests that are not dry runs.
+    RealOnly,
+}
+
+impl DryRunMatch {
+    fn matches(self, dry_run: bool) -> bool {
+        match self {
+            Self::Both => true,
+            Self::DryRunOnly => dry_run,
+            Self::RealOnly => !dry_run,
+        }
+    }
+}
+
 /// A rule that matches requests by verb, resource and optionally name and namespace.
 ///
 /// ```
@@ -28,6 +51,7 @@ pub struct Fault {
     namespace: Option<String>,
     /// Remaining matches; `None` = unlimited.
     remaining: Option<usize>,
+    dry_run: DryRunMatch,
     action: FaultAction,
 }
 
@@ -43,6 +67,7 @@ impl Fault {
             name: None,
             namespace: None,
             remaining: Some(1),
+            dry_run: DryRunMatch::Both,
             action: FaultAction::Fail {
                 status: 500,
                 message: "injected fault".to_owned(),
@@ -88,6 +113,13 @@ impl Fault {
         self
     }
 
+    /// Whether dry runs, real requests or both (the default) match.
+    #[must_use]
+    pub fn dry_run(mut self, which: DryRunMatch) -> Self {
+        self.dry_run = which;
+        self
+    }
+
     #[must_use]
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_owned());
@@ -109,6 +141,7 @@ impl Fault {
                 .namespace
                 .as_deref()
                 .is_none_or(|n| Some(n) == request.namespace)
+            && self.dry_run.matches(request.dry_run)
     }
 }
 
@@ -118,6 +151,7 @@ pub(crate) struct RequestTarget<'a> {
     pub resource: &'a str,
     pub name: Option<&'a str>,
     pub namespace: Option<&'a str>,
+    pub dry_run: bool,
 }
 
 /// The active faults, in the order they were injected.
@@ -172,6 +206,7 @@ mod tests {
             resource,
             name,
             namespace: Some("default"),
+            dry_run: false,
         }
     }
 

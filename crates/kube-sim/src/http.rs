@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::accounting::RecordedRequest;
 use crate::discovery;
-use crate::error::SimError;
+use crate::error::{FieldCause, SimError, Subject};
 use crate::faults::RequestTarget;
 use crate::patch::PatchKind;
 use crate::resources::ResourceType;
@@ -177,17 +177,74 @@ fn not_found_response() -> Response {
     ))
 }
 
+/// The parts of an HTTP request the simulator looks at, body included.
+pub(crate) struct Incoming {
+    method: Method,
+    path: String,
+    raw_query: String,
+    query: Query,
+    content_type: Option<String>,
+    accept: Option<String>,
+    user_agent: Option<String>,
+    body: Result<Bytes, SimError>,
+}
+
+impl Incoming {
+    async fn read(request: Request) -> Self {
+        let (parts, body) = request.into_parts();
+        let raw_query = parts.uri.query().unwrap_or("").to_owned();
+        let query: Query = form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect();
+        let body = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .map_err(|e| SimError::bad_request(format!("reading the request body failed: {e}")));
+        Self {
+            path: parts.uri.path().to_owned(),
+            raw_query,
+            query,
+            content_type: header_string(&parts.headers, header::CONTENT_TYPE),
+            accept: header_string(&parts.headers, header::ACCEPT),
+            user_agent: header_string(&parts.headers, header::USER_AGENT),
+            method: parts.method,
+            body,
+        }
+    }
+
+    fn body(&self) -> &[u8] {
+        self.body.as_ref().map_or(&[], |b| b.as_ref())
+    }
+
+    /// Every `dryRun` query parameter, in order (the parameter may repeat).
+    fn dry_run_values(&self) -> Vec<String> {
+        form_urlencoded::parse(self.raw_query.as_bytes())
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    /// Whether a write asks for a dry run: `dryRun=All` in the query, or for deletes in the
+    /// `DeleteOptions` body (which, when present, replaces the query parameters).
+    fn asks_dry_run(&self, verb: &str) -> bool {
+        if matches!(verb, "delete" | "deletecollection") && !is_blank(self.body()) {
+            return serde_json::from_slice::<Value>(self.body())
+                .ok()
+                .and_then(|b| b.get("dryRun").and_then(Value::as_array).cloned())
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
+        }
+        WRITE_VERBS.contains(&verb) && self.dry_run_values().iter().any(|v| v == "All")
+    }
+}
+
+const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let raw_query = request.uri().query().unwrap_or("").to_owned();
-    let query: Query = form_urlencoded::parse(raw_query.as_bytes())
-        .into_owned()
-        .collect();
-    let content_type = header_string(request.headers(), header::CONTENT_TYPE);
-    let user_agent = header_string(request.headers(), header::USER_AGENT);
-    let accept = header_string(request.headers(), header::ACCEPT);
-    let route = route(&shared, &method, &path, &query);
+    let incoming = Incoming::read(request).await;
+    let route = route(&shared, &incoming.method, &incoming.path, &incoming.query);
     let (verb, resource, namespace, name) = match &route {
         Route::Resource(r) => (
             Some(r.verb.to_owned()),
@@ -197,67 +254,54 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         ),
         _ => (None, None, None, None),
     };
+    let dry_run = verb.as_deref().is_some_and(|v| incoming.asks_dry_run(v));
     let log_index = shared.record_request(RecordedRequest {
-        method: method.to_string(),
-        path: path.clone(),
-        query: raw_query,
-        content_type: content_type.clone(),
-        accept: accept.clone(),
-        user_agent,
-        verb: verb.clone(),
-        resource: resource.clone(),
-        namespace: namespace.clone(),
-        name: name.clone(),
+        method: incoming.method.to_string(),
+        path: incoming.path.clone(),
+        query: incoming.raw_query.clone(),
+        content_type: incoming.content_type.clone(),
+        accept: incoming.accept.clone(),
+        user_agent: incoming.user_agent.clone(),
+        verb,
+        resource,
+        namespace,
+        name,
+        dry_run,
         status: 0,
     });
-    let response = if let (Some(verb), Some(resource)) = (&verb, &resource) {
-        let (delay, failure) = shared.faults().take(&RequestTarget {
-            verb,
-            resource,
-            name: name.as_deref(),
-            namespace: namespace.as_deref(),
-        });
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        match failure {
-            Some((status, message)) => error_response(&SimError::injected(status, &message)),
-            None => {
-                dispatch(
-                    &shared,
-                    route,
-                    request,
-                    &query,
-                    content_type.as_deref(),
-                    accept.as_deref(),
-                )
-                .await
-            }
-        }
-    } else {
-        dispatch(
-            &shared,
-            route,
-            request,
-            &query,
-            content_type.as_deref(),
-            accept.as_deref(),
-        )
-        .await
-    };
+    let response = answer(&shared, route, &incoming, dry_run).await;
     shared.set_request_status(log_index, response.status().as_u16());
     response
 }
 
-async fn dispatch(
+/// Injected faults first (delays, then at most one failure), then the real handler.
+async fn answer(
     shared: &Arc<Shared>,
     route: Route,
-    request: Request,
-    query: &Query,
-    content_type: Option<&str>,
-    accept: Option<&str>,
+    incoming: &Incoming,
+    dry_run: bool,
 ) -> Response {
-    let accept = accept.unwrap_or("application/json");
+    if let Route::Resource(r) = &route {
+        let resource = r.resource_label();
+        let (delay, failure) = shared.faults().take(&RequestTarget {
+            verb: r.verb,
+            resource: &resource,
+            name: r.name.as_deref(),
+            namespace: r.namespace.as_deref(),
+            dry_run,
+        });
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some((status, message)) = failure {
+            return error_response(&SimError::injected(status, &message));
+        }
+    }
+    dispatch(shared, route, incoming)
+}
+
+fn dispatch(shared: &Arc<Shared>, route: Route, incoming: &Incoming) -> Response {
+    let accept = incoming.accept.as_deref().unwrap_or("application/json");
     match route {
         Route::Version => json_response(200, &discovery::version()),
         Route::Health => {
@@ -299,21 +343,18 @@ async fn dispatch(
         }
         Route::NotFound => not_found_response(),
         Route::Resource(r) => {
-            let body = match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
+            let body = match &incoming.body {
                 Ok(body) => body,
-                Err(e) => {
-                    return error_response(&SimError::bad_request(format!(
-                        "reading the request body failed: {e}"
-                    )));
-                }
+                Err(error) => return error_response(error),
             };
             let call = Call {
                 shared,
+                incoming,
                 r: &r,
-                query,
-                content_type,
+                query: &incoming.query,
+                content_type: incoming.content_type.as_deref(),
                 accept,
-                body: &body,
+                body,
             };
             resource_request(&call).unwrap_or_else(|error| error_response(&error))
         }
@@ -340,13 +381,42 @@ fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, SimError
     }
 }
 
-fn write_options(query: &Query) -> WriteOptions {
-    WriteOptions {
-        dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+/// The `dryRun` values a write asked for, checked as `ValidateDryRun`
+/// (`k8s.io/apimachinery/pkg/api/validation`) does: only `All` is allowed, anything else is a
+/// 422 about the options kind (`CreateOptions`, `UpdateOptions`, `PatchOptions`,
+/// `DeleteOptions`), as the handlers in `k8s.io/apiserver/pkg/endpoints/handlers` answer.
+fn check_dry_run(options_kind: &str, values: &[String]) -> Result<bool, SimError> {
+    if values.iter().all(|v| v == "All") {
+        return Ok(!values.is_empty());
+    }
+    let quoted: Vec<String> = values.iter().map(|v| json!(v).to_string()).collect();
+    let cause = FieldCause {
+        reason: "FieldValueNotSupported",
+        field: "dryRun".to_owned(),
+        message: format!(
+            "Unsupported value: []string{{{}}}: supported values: \"All\"",
+            quoted.join(", ")
+        ),
+    };
+    Err(SimError::invalid(
+        Subject {
+            group: "meta.k8s.io",
+            plural: "",
+            kind: options_kind,
+            name: "",
+        },
+        &[cause],
+    ))
+}
+
+fn write_options(call: &Call<'_>, options_kind: &str) -> Result<WriteOptions, SimError> {
+    let query = call.query;
+    Ok(WriteOptions {
+        dry_run: check_dry_run(options_kind, &call.incoming.dry_run_values())?,
         field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str)),
         field_manager: query.get("fieldManager").cloned(),
         force: flag(query, "force"),
-    }
+    })
 }
 
 fn selectors(
@@ -404,6 +474,7 @@ fn write_response(call: &Call<'_>, outcome: &WriteOutcome) -> Response {
 /// One request for objects of a resource type, with everything its handler needs.
 struct Call<'a> {
     shared: &'a Arc<Shared>,
+    incoming: &'a Incoming,
     r: &'a ResourceRequest,
     query: &'a Query,
     content_type: Option<&'a str>,
@@ -586,7 +657,7 @@ fn watch_objects(call: &Call<'_>) -> Result<Response, SimError> {
 fn create_object(call: &Call<'_>) -> Result<Response, SimError> {
     let r = call.r;
     let object = parse_body(call.body, call.content_type)?;
-    let options = write_options(call.query);
+    let options = write_options(call, "CreateOptions")?;
     let outcome = call
         .shared
         .write(|store| store.create(&r.rt, &r.version, r.namespace.as_deref(), object, &options))?;
@@ -595,7 +666,7 @@ fn create_object(call: &Call<'_>) -> Result<Response, SimError> {
 
 fn update_object(call: &Call<'_>) -> Result<Response, SimError> {
     let object = parse_body(call.body, call.content_type)?;
-    let options = write_options(call.query);
+    let options = write_options(call, "UpdateOptions")?;
     let target = call.target();
     let outcome = call
         .shared
@@ -615,7 +686,7 @@ fn patch_object(call: &Call<'_>) -> Result<Response, SimError> {
     } else {
         parse_body(call.body, Some("application/json"))?
     };
-    let options = write_options(call.query);
+    let options = write_options(call, "PatchOptions")?;
     let target = call.target();
     let outcome = call
         .shared
@@ -625,7 +696,7 @@ fn patch_object(call: &Call<'_>) -> Result<Response, SimError> {
 
 fn delete_object(call: &Call<'_>) -> Result<Response, SimError> {
     let r = call.r;
-    let options = delete_options(call.query, call.body)?;
+    let options = delete_options(call)?;
     let deleted = call.shared.write(|store| {
         store.delete(
             &r.rt,
@@ -641,7 +712,7 @@ fn delete_object(call: &Call<'_>) -> Result<Response, SimError> {
 
 fn delete_collection(call: &Call<'_>) -> Result<Response, SimError> {
     let r = call.r;
-    let options = delete_options(call.query, call.body)?;
+    let options = delete_options(call)?;
     let (labels, fields) = selectors(call.query, None)?;
     let deleted = call.shared.write(|store| {
         let names: Vec<(String, String)> = store
@@ -676,32 +747,41 @@ fn delete_collection(call: &Call<'_>) -> Result<Response, SimError> {
     ))
 }
 
-fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, SimError> {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
+/// `DeleteOptions` from the body or, without a body, from the query parameters: the real
+/// handler decodes one or the other, never both.
+fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, SimError> {
+    let options: Value = if is_blank(call.body) {
+        let mut options = json!({"dryRun": call.incoming.dry_run_values()});
+        for key in ["propagationPolicy", "orphanDependents"] {
+            if let Some(value) = call.query.get(key) {
+                options[key] = json!(value);
+            }
+        }
+        options
     } else {
-        serde_json::from_slice(body)
+        serde_json::from_slice(call.body)
             .map_err(|e| SimError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
-    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-    let propagation = query
-        .get("propagationPolicy")
-        .cloned()
-        .or_else(|| text("propagationPolicy"));
-    let orphan = propagation.as_deref() == Some("Orphan")
-        || body.get("orphanDependents") == Some(&Value::Bool(true));
-    let dry_run = query.get("dryRun").is_some_and(|v| v == "All")
-        || body
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    let dry_run_values: Vec<String> = options
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = |key: &str| options.get(key).and_then(Value::as_str).map(str::to_owned);
+    let orphan = text("propagationPolicy").as_deref() == Some("Orphan")
+        || options.get("orphanDependents") == Some(&Value::Bool(true))
+        || text("orphanDependents").as_deref() == Some("true");
     Ok(DeleteOptions {
-        dry_run,
-        uid: body
+        dry_run: check_dry_run("DeleteOptions", &dry_run_values)?,
+        uid: options
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        resource_version: body
+        resource_version: options
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_owned),

@@ -99,7 +99,7 @@ use tokio::task::JoinHandle;
 
 pub use accounting::{RecordedRequest, RequestCounts};
 pub use error::{FieldCause, SimError};
-pub use faults::Fault;
+pub use faults::{DryRunMatch, Fault};
 pub use patch::PatchKind;
 
 use faults::Faults;
