@@ -137,17 +137,17 @@ impl SimError {
     }
 
     pub(crate) fn invalid(subject: Subject<'_>, causes: &[FieldCause]) -> Self {
-        let summary = if causes.len() == 1 {
-            causes[0].full_message()
+        // `ErrorList.ToAggregate`: one message per distinct error, bracketed when several.
+        let mut messages: Vec<String> = Vec::new();
+        for message in causes.iter().map(FieldCause::full_message) {
+            if !messages.contains(&message) {
+                messages.push(message);
+            }
+        }
+        let summary = if messages.len() == 1 {
+            messages.remove(0)
         } else {
-            format!(
-                "[{}]",
-                causes
-                    .iter()
-                    .map(FieldCause::full_message)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("[{}]", messages.join(", "))
         };
         let mut details = json!({
             "kind": subject.kind,
@@ -262,6 +262,15 @@ impl FieldCause {
             reason: "FieldValueRequired",
             field: field.to_owned(),
             message: "Required value".to_owned(),
+        }
+    }
+
+    /// `field.Required` with a detail: `Required value: <detail>`.
+    pub(crate) fn required_because(field: &str, detail: &str) -> Self {
+        Self {
+            reason: "FieldValueRequired",
+            field: field.to_owned(),
+            message: format!("Required value: {detail}"),
         }
     }
 

@@ -5,14 +5,15 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::apply::{self, ApplyRequest, ApplyScope};
 use crate::error::{FieldCause, SimError, Subject};
 use crate::gc;
+use crate::objectmeta::{self, NameRule};
 use crate::patch::{self, PatchKind};
 use crate::resources::{self, Registry, ResourceType};
+use crate::secret;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::validation::{self, FieldValidation};
 
@@ -577,52 +578,15 @@ impl Store {
         Ok(())
     }
 
-    /// Kind-specific rules of built-in types that the simulator models.
-    fn normalize_builtin(
+    /// Decoding and defaulting of built-in kinds the simulator models: Secret `stringData` and
+    /// base64 `data` (a 400 when it does not decode) and `type`; the namespace name label and
+    /// finalizer. Returns a Secret's decoded data, for validation.
+    fn decode_builtin(
         rt: &ResourceType,
         obj: &mut Value,
-        old: Option<&Value>,
-    ) -> Vec<FieldCause> {
-        let mut causes = Vec::new();
+    ) -> Result<Option<Map<String, Value>>, SimError> {
         match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "secrets") => {
-                if let Some(Value::Object(string_data)) =
-                    obj.as_object_mut().and_then(|m| m.remove("stringData"))
-                {
-                    let data = obj
-                        .as_object_mut()
-                        .map(|m| m.entry("data").or_insert_with(|| json!({})))
-                        .and_then(Value::as_object_mut);
-                    if let Some(data) = data {
-                        for (k, v) in string_data {
-                            let text = v.as_str().unwrap_or_default();
-                            data.insert(
-                                k,
-                                json!(base64::engine::general_purpose::STANDARD.encode(text)),
-                            );
-                        }
-                    }
-                }
-                if let Some(data) = obj.get("data").and_then(Value::as_object) {
-                    for (k, v) in data {
-                        let decodable = v.as_str().is_some_and(|s| {
-                            base64::engine::general_purpose::STANDARD.decode(s).is_ok()
-                        });
-                        if !decodable {
-                            causes.push(FieldCause::invalid(
-                                &format!("data[{k}]"),
-                                v,
-                                "illegal base64 data",
-                            ));
-                        }
-                    }
-                }
-                if obj.get("type").is_none_or(|t| t.is_null() || t == "") {
-                    obj["type"] = json!("Opaque");
-                }
-                causes.extend(Self::immutable_data(obj, old));
-            }
-            ("", "configmaps") => causes.extend(Self::immutable_data(obj, old)),
+            ("", "secrets") => return secret::decode(obj).map(Some),
             ("", "namespaces") => {
                 let name = meta(obj, "name").unwrap_or_default();
                 with_meta(obj, |metadata| {
@@ -637,16 +601,31 @@ impl Store {
             }
             _ => {}
         }
-        causes
+        Ok(None)
     }
 
-    fn immutable_data(obj: &Value, old: Option<&Value>) -> Vec<FieldCause> {
-        let Some(old) = old else { return Vec::new() };
+    /// The update rules of built-in kinds: `ValidateSecretUpdate` and `ValidateConfigMapUpdate`
+    /// (`pkg/apis/core/validation/validation.go`).
+    fn validate_builtin_update(rt: &ResourceType, obj: &Value, old: &Value) -> Vec<FieldCause> {
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("", "secrets") => secret::validate_update(obj, old),
+            ("", "configmaps") => Self::immutable_config_map(obj, old),
+            _ => Vec::new(),
+        }
+    }
+
+    fn immutable_config_map(obj: &Value, old: &Value) -> Vec<FieldCause> {
         if old.get("immutable").and_then(Value::as_bool) != Some(true) {
             return Vec::new();
         }
         let mut causes = Vec::new();
-        for field in ["data", "binaryData", "immutable"] {
+        if obj.get("immutable").and_then(Value::as_bool) != Some(true) {
+            causes.push(FieldCause::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
+        }
+        for field in ["data", "binaryData"] {
             if obj.get(field) != old.get(field) {
                 causes.push(FieldCause::forbidden(
                     field,
@@ -655,6 +634,16 @@ impl Store {
             }
         }
         causes
+    }
+
+    fn name_rule(rt: &ResourceType) -> NameRule {
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            NameRule::DnsLabel
+        } else if rt.group == "rbac.authorization.k8s.io" {
+            NameRule::PathSegment
+        } else {
+            NameRule::DnsSubdomain
+        }
     }
 
     /// Schema processing of custom resources; returns warnings for dropped unknown fields.
@@ -700,12 +689,16 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<Vec<String>, SimError> {
         let name = meta(obj, "name").unwrap_or_default();
-        let mut causes = validation::validate_metadata(
-            obj,
-            rt.plural == "namespaces" && rt.group.is_empty(),
-            !rt.group.starts_with("rbac."),
-        );
-        causes.extend(Self::normalize_builtin(rt, obj, old));
+        let secret_data = Self::decode_builtin(rt, obj)?;
+        let mut causes = Vec::new();
+        if let Some(old) = old {
+            causes.extend(objectmeta::validate_no_new_finalizers(obj, old));
+            causes.extend(Self::validate_builtin_update(rt, obj, old));
+        }
+        causes.extend(objectmeta::validate_object_meta(obj, Self::name_rule(rt)));
+        if let Some(data) = &secret_data {
+            causes.extend(secret::validate(obj, data));
+        }
         if !causes.is_empty() {
             return Err(SimError::invalid(rt.subject(&name), &causes));
         }
@@ -966,34 +959,6 @@ impl Store {
         new
     }
 
-    /// While an object is being deleted, finalizers can only be removed.
-    fn check_no_new_finalizers(
-        target: &Target<'_>,
-        live: &Value,
-        new: &Value,
-    ) -> Result<(), SimError> {
-        if live.pointer("/metadata/deletionTimestamp").is_none() {
-            return Ok(());
-        }
-        let old_f = live
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array);
-        let adds_finalizer = new
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|new_f| new_f.iter().any(|f| !old_f.is_some_and(|o| o.contains(f))));
-        if adds_finalizer {
-            return Err(SimError::invalid(
-                target.subject(),
-                &[FieldCause::forbidden(
-                    "metadata.finalizers",
-                    "no new finalizers can be added if the object is being deleted",
-                )],
-            ));
-        }
-        Ok(())
-    }
-
     /// The end of every modification: status subresource rules, server-owned metadata,
     /// validation, generation, finalizer-completed deletion, no-op detection, commit.
     fn finish_update(
@@ -1013,7 +978,6 @@ impl Store {
             apply::release_changed_fields(&live, &mut new);
         }
         let warnings = Self::validate_object(rt, version, &mut new, Some(&live), opts)?;
-        Self::check_no_new_finalizers(target, &live, &new)?;
         if rt.tracks_generation && generation_relevant(rt, &new) != generation_relevant(rt, &live) {
             let generation = live
                 .pointer("/metadata/generation")

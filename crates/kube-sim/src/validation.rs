@@ -579,7 +579,7 @@ pub(crate) struct SchemaOutcome {
 }
 
 /// Prunes, defaults and validates a custom resource against its version's schema.
-/// `metadata` is left to [`validate_metadata`].
+/// `metadata` is left to `objectmeta.rs`.
 pub(crate) fn process_custom_resource(
     schema: &Value,
     obj: &mut Value,
@@ -617,106 +617,6 @@ pub(crate) fn process_custom_resource(
         unknown_fields: unknown,
         causes: validator.causes,
     }
-}
-
-fn dns_subdomain_regex() -> Option<&'static Regex> {
-    static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    cached_regex(
-        &RE,
-        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-    )
-}
-
-fn label_value_regex() -> Option<&'static Regex> {
-    static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    cached_regex(&RE, r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-}
-
-fn matches(re: Option<&Regex>, text: &str) -> bool {
-    re.is_none_or(|re| re.is_match(text))
-}
-
-fn qualified_name_error(key: &str) -> Option<String> {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || !matches(dns_subdomain_regex(), p))
-    {
-        return Some("prefix part must be a lowercase RFC 1123 subdomain".to_owned());
-    }
-    if name.is_empty() || name.len() > 63 || !matches(label_value_regex(), name) {
-        return Some(
-            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character".to_owned(),
-        );
-    }
-    None
-}
-
-/// Rules of `metadata` common to all kinds: name format, label keys and values, annotation keys.
-pub(crate) fn validate_metadata(
-    obj: &Value,
-    name_is_dns_label: bool,
-    strict_names: bool,
-) -> Vec<FieldCause> {
-    let mut causes = Vec::new();
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if name.is_empty() {
-        causes.push(FieldCause::required("metadata.name"));
-    } else if strict_names {
-        let max = if name_is_dns_label { 63 } else { 253 };
-        let ok = name.len() <= max
-            && matches(dns_subdomain_regex(), name)
-            && !(name_is_dns_label && name.contains('.'));
-        if !ok {
-            causes.push(FieldCause::invalid(
-                "metadata.name",
-                &json!(name),
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-            ));
-        }
-    }
-    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
-        for (key, value) in labels {
-            if let Some(why) = qualified_name_error(key) {
-                causes.push(FieldCause::invalid("metadata.labels", &json!(key), &why));
-            }
-            match value.as_str() {
-                Some(v) if v.len() <= 63 && matches(label_value_regex(), v) => {}
-                _ => causes.push(FieldCause::invalid(
-                    "metadata.labels",
-                    value,
-                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                )),
-            }
-        }
-    }
-    if let Some(annotations) = obj
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-    {
-        for (key, value) in annotations {
-            if let Some(why) = qualified_name_error(&key.to_ascii_lowercase()) {
-                causes.push(FieldCause::invalid(
-                    "metadata.annotations",
-                    &json!(key),
-                    &why,
-                ));
-            }
-            if !value.is_string() {
-                causes.push(FieldCause::type_invalid(
-                    &format!("metadata.annotations.{key}"),
-                    value,
-                    "string",
-                ));
-            }
-        }
-    }
-    causes
 }
 
 #[cfg(test)]
@@ -787,18 +687,5 @@ mod tests {
         );
         let (_, wrong_type) = run(json!({"spec": {"name": "ab", "count": "3"}}));
         assert_eq!(wrong_type.causes[0].reason, "FieldValueTypeInvalid");
-    }
-
-    #[test]
-    fn metadata_rules_reject_bad_names_and_labels() {
-        assert!(
-            validate_metadata(&json!({"metadata": {"name": "ok-name"}}), false, true).is_empty()
-        );
-        assert_eq!(
-            validate_metadata(&json!({"metadata": {"name": "Bad_Name"}}), false, true).len(),
-            1
-        );
-        let bad_label = json!({"metadata": {"name": "x", "labels": {"t": "2024-01-01T00:00:00Z"}}});
-        assert_eq!(validate_metadata(&bad_label, false, true).len(), 1);
     }
 }
