@@ -23,6 +23,10 @@ pub struct RecordedRequest {
     /// A server-side dry run (`dryRun=All` in the query, or for deletes in the
     /// `DeleteOptions` body): validated and answered like the real write, nothing stored.
     pub dry_run: bool,
+    /// The authenticated user (`admin`, `system:serviceaccount:<ns>:<name>`), when the request
+    /// carried a token the simulator issued; `None` otherwise (with RBAC off, any token is
+    /// accepted but only issued ones identify a user).
+    pub user: Option<String>,
     /// HTTP status of the answer (for watches: of the response head).
     pub status: u16,
 }

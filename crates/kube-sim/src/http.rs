@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::accounting::RecordedRequest;
+use crate::auth::{self, Attributes, User};
 use crate::discovery;
 use crate::error::{FieldCause, SimError, Subject};
 use crate::faults::RequestTarget;
@@ -59,6 +60,8 @@ enum Route {
     GroupVersion(String, String),
     OpenApiV3Root,
     OpenApiV3(String, String),
+    /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i`).
+    SelfSubjectAccessReview,
     Resource(ResourceRequest),
     NotFound,
 }
@@ -84,6 +87,14 @@ fn route(shared: &Shared, method: &Method, path: &str, query: &Query) -> Route {
         ["openapi", "v3", "api", v] => return Route::OpenApiV3(String::new(), (*v).to_owned()),
         ["openapi", "v3", "apis", g, v] => {
             return Route::OpenApiV3((*g).to_owned(), (*v).to_owned());
+        }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] if *method == Method::POST => {
+            return Route::SelfSubjectAccessReview;
         }
         ["api"] => return Route::CoreVersions,
         ["apis"] => return Route::GroupList,
@@ -186,6 +197,10 @@ pub(crate) struct Incoming {
     content_type: Option<String>,
     accept: Option<String>,
     user_agent: Option<String>,
+    /// The `Authorization` header: never logged or recorded.
+    authorization: Option<String>,
+    /// Who sent the request, when its token is one the simulator issued.
+    user: Option<User>,
     body: Result<Bytes, SimError>,
 }
 
@@ -206,6 +221,8 @@ impl Incoming {
             content_type: header_string(&parts.headers, header::CONTENT_TYPE),
             accept: header_string(&parts.headers, header::ACCEPT),
             user_agent: header_string(&parts.headers, header::USER_AGENT),
+            authorization: header_string(&parts.headers, header::AUTHORIZATION),
+            user: None,
             method: parts.method,
             body,
         }
@@ -213,6 +230,14 @@ impl Incoming {
 
     fn body(&self) -> &[u8] {
         self.body.as_ref().map_or(&[], |b| b.as_ref())
+    }
+
+    /// The request as the authorizer sees it.
+    fn attributes(&self) -> Attributes {
+        let query: Vec<(String, String)> = form_urlencoded::parse(self.raw_query.as_bytes())
+            .into_owned()
+            .collect();
+        auth::attributes(self.method.as_str(), &self.path, &query)
     }
 
     /// Every `dryRun` query parameter, in order (the parameter may repeat).
@@ -243,7 +268,15 @@ fn is_blank(body: &[u8]) -> bool {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let incoming = Incoming::read(request).await;
+    let mut incoming = Incoming::read(request).await;
+    incoming.user = {
+        let tokens = shared.tokens();
+        auth::authenticate(
+            &tokens,
+            &shared.lock_store(),
+            incoming.authorization.as_deref(),
+        )
+    };
     let route = route(&shared, &incoming.method, &incoming.path, &incoming.query);
     let (verb, resource, namespace, name) = match &route {
         Route::Resource(r) => (
@@ -251,6 +284,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             Some(r.resource_label()),
             r.namespace.clone(),
             r.name.clone(),
+        ),
+        Route::SelfSubjectAccessReview => (
+            Some("create".to_owned()),
+            Some("selfsubjectaccessreviews".to_owned()),
+            None,
+            None,
         ),
         _ => (None, None, None, None),
     };
@@ -267,11 +306,28 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         namespace,
         name,
         dry_run,
+        user: incoming.user.as_ref().map(|u| u.name.clone()),
         status: 0,
     });
-    let response = answer(&shared, route, &incoming, dry_run).await;
+    let response = match check_access(&shared, &incoming) {
+        Ok(()) => answer(&shared, route, &incoming, dry_run).await,
+        Err(error) => error_response(&error),
+    };
     shared.set_request_status(log_index, response.status().as_u16());
     response
+}
+
+/// With RBAC on: 401 without a valid token, 403 unless the user may make the request.
+fn check_access(shared: &Shared, incoming: &Incoming) -> Result<(), SimError> {
+    if !shared.rbac {
+        return Ok(());
+    }
+    let user = incoming.user.as_ref().ok_or_else(auth::unauthorized)?;
+    let attrs = incoming.attributes();
+    match auth::authorize(&shared.lock_store(), user, &attrs) {
+        Some(_) => Ok(()),
+        None => Err(auth::forbidden(user, &attrs)),
+    }
 }
 
 /// Injected faults first (delays, then at most one failure), then the real handler.
@@ -342,6 +398,8 @@ fn dispatch(shared: &Arc<Shared>, route: Route, incoming: &Incoming) -> Response
                 .map_or_else(not_found_response, |doc| json_response(200, &doc))
         }
         Route::NotFound => not_found_response(),
+        Route::SelfSubjectAccessReview => self_subject_access_review(shared, incoming)
+            .unwrap_or_else(|error| error_response(&error)),
         Route::Resource(r) => {
             let body = match &incoming.body {
                 Ok(body) => body,
@@ -359,6 +417,53 @@ fn dispatch(shared: &Arc<Shared>, route: Route, incoming: &Incoming) -> Response
             resource_request(&call).unwrap_or_else(|error| error_response(&error))
         }
     }
+}
+
+/// Answers whether the requesting user may do what the review's `spec` describes.
+fn self_subject_access_review(shared: &Shared, incoming: &Incoming) -> Result<Response, SimError> {
+    let review = parse_body(incoming.body(), incoming.content_type.as_deref())?;
+    let spec = review.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let text = |pointer: &str| {
+        spec.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let attrs = if spec.get("nonResourceAttributes").is_some() {
+        Attributes::NonResource {
+            verb: text("/nonResourceAttributes/verb"),
+            path: text("/nonResourceAttributes/path"),
+        }
+    } else {
+        Attributes::Resource(auth::ResourceAttributes {
+            verb: text("/resourceAttributes/verb"),
+            group: text("/resourceAttributes/group"),
+            version: text("/resourceAttributes/version"),
+            namespace: text("/resourceAttributes/namespace"),
+            resource: text("/resourceAttributes/resource"),
+            subresource: text("/resourceAttributes/subresource"),
+            name: text("/resourceAttributes/name"),
+        })
+    };
+    let decision = match (&incoming.user, shared.rbac) {
+        (_, false) => Some(String::new()),
+        (Some(user), true) => auth::authorize(&shared.lock_store(), user, &attrs),
+        (None, true) => None,
+    };
+    let mut status = json!({"allowed": decision.is_some()});
+    if let Some(reason) = decision.filter(|r| !r.is_empty()) {
+        status["reason"] = json!(reason);
+    }
+    Ok(json_response(
+        201,
+        &json!({
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": spec,
+            "status": status,
+        }),
+    ))
 }
 
 fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, SimError> {

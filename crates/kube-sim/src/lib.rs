@@ -72,6 +72,7 @@
 
 mod accounting;
 mod apply;
+mod auth;
 mod cel;
 mod discovery;
 mod error;
@@ -84,8 +85,10 @@ mod protobuf;
 mod resources;
 mod secret;
 mod selectors;
+mod server;
 mod store;
 mod table;
+mod tls;
 mod validation;
 mod watch;
 mod yaml;
@@ -95,8 +98,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::Value;
-use tokio::sync::watch as signal;
+use tokio::sync::{mpsc, oneshot, watch as signal};
 use tokio::task::JoinHandle;
 
 pub use accounting::{RecordedRequest, RequestCounts};
@@ -104,6 +108,7 @@ pub use error::{FieldCause, SimError};
 pub use faults::{DryRunMatch, Fault};
 pub use patch::PatchKind;
 
+use auth::Tokens;
 use faults::Faults;
 use store::{DeleteOptions, Store, Target, WriteOptions};
 use watch::Disconnect;
@@ -120,6 +125,9 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     bookmark_interval: Mutex<Duration>,
     address: String,
+    /// Require a valid token and authorize every request with RBAC.
+    rbac: bool,
+    tokens: Mutex<Tokens>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -130,7 +138,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn new(address: SocketAddr) -> Self {
+    fn new(address: SocketAddr, rbac: bool, tokens: Tokens) -> Self {
         Self {
             store: Mutex::new(Store::new()),
             changes: signal::Sender::new(0),
@@ -140,7 +148,13 @@ impl Shared {
             requests: Mutex::new(Vec::new()),
             bookmark_interval: Mutex::new(Duration::from_secs(1)),
             address: address.to_string(),
+            rbac,
+            tokens: Mutex::new(tokens),
         }
+    }
+
+    pub(crate) fn tokens(&self) -> MutexGuard<'_, Tokens> {
+        lock(&self.tokens)
     }
 
     pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
@@ -192,10 +206,34 @@ impl Shared {
     }
 }
 
+/// How to start a simulator: [`KubeSim::start_with`].
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use sync_client_kube_sim::{KubeSim, KubeSimConfig};
+/// let sim = KubeSim::start_with(KubeSimConfig { tls: true, rbac: true, ..KubeSimConfig::default() }).await?;
+/// # let _ = sim; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeSimConfig {
+    /// Serve HTTPS with a certificate from a CA generated at start ([`KubeSim::ca_pem`]),
+    /// valid for `127.0.0.1`, `::1`, `localhost` and the in-cluster `kubernetes[.default[.svc
+    /// [.cluster.local]]]` names.
+    pub tls: bool,
+    /// Require a bearer token the simulator issued (401 otherwise) and authorize every request
+    /// against the stored RBAC objects (403 otherwise). Without it every request is allowed,
+    /// whatever its token.
+    pub rbac: bool,
+    /// Port on 127.0.0.1; `None` (or 0) picks a free one.
+    pub port: Option<u16>,
+}
+
 /// A running simulator. The server stops on [`KubeSim::shutdown`] or when dropped.
 pub struct KubeSim {
     shared: Arc<Shared>,
     address: SocketAddr,
+    ca_pem: Option<String>,
+    commands: mpsc::UnboundedSender<server::Command>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -219,56 +257,163 @@ fn unknown_resource(api_version: &str, what: &str) -> SimError {
 }
 
 impl KubeSim {
-    /// Starts on an ephemeral port of 127.0.0.1.
+    /// Starts on an ephemeral port of 127.0.0.1: plain HTTP, every request allowed.
     pub async fn start() -> std::io::Result<Self> {
-        Self::start_on_port(0).await
+        Self::start_with(KubeSimConfig::default()).await
     }
 
-    /// Starts on a given port of 127.0.0.1 (0 = ephemeral).
+    /// Starts on a given port of 127.0.0.1 (0 = ephemeral): plain HTTP, every request allowed.
     pub async fn start_on_port(port: u16) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        Self::start_with(KubeSimConfig {
+            port: Some(port),
+            ..KubeSimConfig::default()
+        })
+        .await
+    }
+
+    /// Starts with TLS and/or token authentication and RBAC authorization.
+    pub async fn start_with(config: KubeSimConfig) -> std::io::Result<Self> {
+        let address = SocketAddr::from(([127, 0, 0, 1], config.port.unwrap_or(0)));
+        let listener = server::bind(address).await?;
         let address = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(address));
+        let tls = if config.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared::new(address, config.rbac, Tokens::new()?));
         let router = http::router(Arc::clone(&shared));
-        let mut stop = shared.shutdown.subscribe();
-        let server = tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
-                tracing::warn!(error = %e, "kube-sim server ended with an error");
-            }
-        });
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let server = tokio::spawn(server::run(
+            listener,
+            router,
+            tls.as_ref().map(|t| server::acceptor(&t.server_config)),
+            receiver,
+            shared.shutdown.subscribe(),
+        ));
         Ok(Self {
             shared,
             address,
+            ca_pem: tls.map(|t| t.ca_pem),
+            commands,
             server: Some(server),
         })
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://...` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.address)
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
     }
 
-    /// A kubeconfig with cluster, user (token `sim-token`) and context all named `sim`,
-    /// default namespace `default`.
+    /// The PEM of the CA that signed the server certificate (`None` without TLS).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The token of the user `admin` (groups `system:masters`, `system:authenticated`),
+    /// allowed everything.
+    pub fn admin_token(&self) -> String {
+        self.shared.tokens().admin().to_owned()
+    }
+
+    /// A new bearer token for the ServiceAccount `namespace/name` (user
+    /// `system:serviceaccount:<namespace>:<name>`). It is accepted only while that
+    /// ServiceAccount exists; if it exists now, only while it is the same object (same uid).
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        let uid = self
+            .get("v1", "serviceaccounts", Some(namespace), name)
+            .and_then(|sa| {
+                sa.pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+        self.shared.tokens().issue(namespace, name, uid)
+    }
+
+    /// Writes what a kubelet mounts at `/var/run/secrets/kubernetes.io/serviceaccount` for a
+    /// pod of this ServiceAccount into `dir` (created if needed): `token` (a new
+    /// [`KubeSim::service_account_token`]), `namespace` and, with TLS, `ca.crt`.
+    pub fn service_account_files(
+        &self,
+        namespace: &str,
+        name: &str,
+        dir: &Path,
+    ) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("token"),
+            self.service_account_token(namespace, name),
+        )?;
+        std::fs::write(dir.join("namespace"), namespace)?;
+        if let Some(ca) = &self.ca_pem {
+            std::fs::write(dir.join("ca.crt"), ca)?;
+        }
+        Ok(())
+    }
+
+    /// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` as a pod would see them, for
+    /// in-cluster clients (`kube::Config::incluster_env`).
+    pub fn in_cluster_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KUBERNETES_SERVICE_HOST", self.address.ip().to_string()),
+            ("KUBERNETES_SERVICE_PORT", self.address.port().to_string()),
+        ]
+    }
+
+    /// A kubeconfig with cluster, user and context all named `sim`, default namespace
+    /// `default`. The user's token is `sim-token` (any token is accepted) unless TLS or RBAC
+    /// is on: then it is the [`KubeSim::admin_token`], and with TLS the cluster carries
+    /// `certificate-authority-data`.
     pub fn kubeconfig_yaml(&self) -> String {
+        let token = if self.ca_pem.is_some() || self.shared.rbac {
+            self.admin_token()
+        } else {
+            "sim-token".to_owned()
+        };
+        let ca = self.ca_pem.as_ref().map_or_else(String::new, |pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        });
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\nusers:\n- name: sim\n  user:\n    token: sim-token\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\n{ca}users:\n- name: sim\n  user:\n    token: {token}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\npreferences: {{}}\n",
             self.url()
         )
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Makes the simulator unreachable (`true`): the listening socket closes, so new
+    /// connections are refused, and every open connection (watches included) is dropped.
+    /// `false` listens again on the same address. Returns once done; coming back fails if
+    /// something else took the port meanwhile.
+    pub async fn set_offline(&self, offline: bool) -> std::io::Result<()> {
+        let gone = || std::io::Error::other("the simulator's server has stopped");
+        if offline {
+            let (done, finished) = oneshot::channel();
+            self.commands
+                .send(server::Command::Offline(done))
+                .map_err(|_| gone())?;
+            finished.await.map_err(|_| gone())
+        } else {
+            let (done, finished) = oneshot::channel();
+            self.commands
+                .send(server::Command::Online(done))
+                .map_err(|_| gone())?;
+            finished.await.map_err(|_| gone())?
+        }
     }
 
     fn resource(

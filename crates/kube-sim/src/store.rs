@@ -415,6 +415,21 @@ impl Store {
         self.remove(key, orphan_dependents)
     }
 
+    /// The stored objects of one type in one namespace ("" for cluster-scoped types).
+    pub(crate) fn objects_in<'a>(
+        &'a self,
+        group: &str,
+        plural: &str,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .get(&(group.to_owned(), plural.to_owned()))
+            .into_iter()
+            .flat_map(|objects| objects.iter())
+            .filter(move |((ns, _), _)| ns == namespace)
+            .map(|(_, obj)| obj)
+    }
+
     pub(crate) fn keys_of_type(&self, type_key: &TypeKey) -> Vec<ObjectKey> {
         self.objects
             .get(type_key)
