@@ -47,7 +47,10 @@ impl Subject<'_> {
     }
 
     fn details(&self) -> Value {
-        let mut details = json!({"name": self.name, "kind": self.plural});
+        let mut details = json!({"kind": self.plural});
+        if !self.name.is_empty() {
+            details["name"] = json!(self.name);
+        }
         if !self.group.is_empty() {
             details["group"] = json!(self.group);
         }
@@ -144,10 +147,10 @@ impl SimError {
                 messages.push(message);
             }
         }
-        let summary = if messages.len() == 1 {
-            messages.remove(0)
-        } else {
-            format!("[{}]", messages.join(", "))
+        let summary = match messages.len() {
+            0 => String::new(),
+            1 => format!(": {}", messages.remove(0)),
+            _ => format!(": [{}]", messages.join(", ")),
         };
         let mut details = json!({
             "kind": subject.kind,
@@ -168,7 +171,7 @@ impl SimError {
                 422,
                 "Invalid",
                 format!(
-                    "{} \"{}\" is invalid: {summary}",
+                    "{} \"{}\" is invalid{summary}",
                     subject.qualified_kind(),
                     subject.name
                 ),
@@ -188,10 +191,31 @@ impl SimError {
         Self::new(415, "UnsupportedMediaType", message)
     }
 
-    /// A status code chosen by a test (fault injection), with the reason the real server uses
-    /// for that code.
-    pub(crate) fn injected(code: u16, message: &str) -> Self {
-        Self::new(code, reason_for_code(code), message)
+    /// `NewForbidden`: `<resource> "<name>" is forbidden: <why>` (without a name:
+    /// `<resource> is forbidden: <why>`), as admission plugins (quota, webhooks) answer.
+    pub(crate) fn forbidden(subject: Subject<'_>, why: &str) -> Self {
+        let resource = subject.qualified_resource();
+        let message = if subject.name.is_empty() {
+            format!("{resource} is forbidden: {why}")
+        } else {
+            format!("{resource} \"{}\" is forbidden: {why}", subject.name)
+        };
+        Self {
+            details: Some(subject.details()),
+            ..Self::new(403, "Forbidden", message)
+        }
+    }
+
+    /// `NewInternalError`: `Internal error occurred: <why>`, the error as the only cause.
+    pub(crate) fn internal(why: &str) -> Self {
+        Self {
+            details: Some(json!({"causes": [{"message": why}]})),
+            ..Self::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {why}"),
+            )
+        }
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -271,6 +295,27 @@ impl FieldCause {
             reason: "FieldValueRequired",
             field: field.to_owned(),
             message: format!("Required value: {detail}"),
+        }
+    }
+
+    /// A cause given as the real server words its message; the reason follows the message's
+    /// error type (`Required value`, `Forbidden`, `Too long`, ...; `Invalid value` otherwise).
+    pub(crate) fn custom(field: &str, message: &str) -> Self {
+        let reason = [
+            ("Required value", "FieldValueRequired"),
+            ("Forbidden", "FieldValueForbidden"),
+            ("Too long", "FieldValueTooLong"),
+            ("Too many", "FieldValueTooMany"),
+            ("Unsupported value", "FieldValueNotSupported"),
+            ("Duplicate value", "FieldValueDuplicate"),
+        ]
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("FieldValueInvalid", |(_, reason)| reason);
+        Self {
+            reason,
+            field: field.to_owned(),
+            message: message.to_owned(),
         }
     }
 

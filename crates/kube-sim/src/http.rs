@@ -349,8 +349,14 @@ async fn answer(
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        if let Some((status, message)) = failure {
-            return error_response(&SimError::injected(status, &message));
+        if let Some(failure) = failure {
+            let mut response = error_response(&failure.to_error(&r.rt, r.name.as_deref()));
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            return response;
         }
     }
     dispatch(shared, route, incoming)
