@@ -1,5 +1,6 @@
 //! HTTP front end: routes Kubernetes API paths to discovery, the store and watches; records
-//! every request; applies injected faults.
+//! every request (with its user and whether it is a dry run); with RBAC on, authenticates and
+//! authorizes it; applies injected faults.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,24 +1,33 @@
 //! In-memory Kubernetes API server simulator for end-to-end tests.
 //!
-//! Serves plain HTTP on `127.0.0.1` what a kube-rs controller and the stock `kubectl` use:
-//! discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a minimal `/openapi/v3`,
-//! CRUD on built-in kinds and on every resource a `CustomResourceDefinition` created through
-//! it defines, the `/status` subresource, merge / JSON / strategic merge / server-side apply
-//! patches, label and field selectors, pagination, watches with resource-version replay,
-//! bookmarks and `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`, validation of
-//! custom resources against the CRD schema (with a CEL subset), owner-reference garbage
-//! collection, finalizers, namespace termination, fault injection and request accounting.
-//! Objects are plain `serde_json::Value`s.
+//! Serves on `127.0.0.1`, over plain HTTP ([`KubeSim::start`]) or HTTPS with bearer-token
+//! authentication and RBAC authorization ([`KubeSim::start_with`]), what a kube-rs controller
+//! and the stock `kubectl` use: discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a
+//! minimal `/openapi/v3`, CRUD on built-in kinds and on every resource a
+//! `CustomResourceDefinition` created through it defines, the `/status` subresource, merge /
+//! JSON / strategic merge / server-side apply patches, server-side dry run (`dryRun=All`),
+//! label and field selectors, pagination, watches with resource-version replay, bookmarks and
+//! `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`, validation of custom
+//! resources against the CRD schema (with a CEL subset) and of object metadata and Secrets as
+//! kube-apiserver validates them, owner-reference garbage collection, finalizers, namespace
+//! termination, `SelfSubjectAccessReview` (`kubectl auth can-i`), fault injection (failures
+//! with the real `Status` bodies, latency, going offline) and request accounting (verb,
+//! resource, user, dry run). Objects are plain `serde_json::Value`s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use sync_client_kube_sim::{Fault, KubeSim};
+//! use sync_client_kube_sim::{Fault, KubeSim, KubeSimConfig};
 //! let sim = KubeSim::start().await?;
 //! sim.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
 //! sim.apply_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\n")?;
 //! sim.inject(Fault::fail("patch", "secrets").times(1).status(500));
 //! assert_eq!(sim.counts().get("patch", "secrets"), 0);
 //! sim.shutdown().await;
+//!
+//! // In-cluster style: HTTPS, and a ServiceAccount that may do only what RBAC allows it.
+//! let secure = KubeSim::start_with(KubeSimConfig { tls: true, rbac: true, port: None }).await?;
+//! secure.apply_yaml("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: op, namespace: default}\n")?;
+//! secure.service_account_files("default", "op", std::path::Path::new("/tmp/sa"))?;
 //! # Ok(()) }
 //! ```
 //!
@@ -35,6 +44,11 @@
 //!   `conditions`, ...), union of `finalizers`, and the `$patch`, `$retainKeys`,
 //!   `$setElementOrder`, `$deleteFromPrimitiveList` directives. It is refused (415) for custom
 //!   resources, as by the real server.
+//! - **Dry run** (`dryRun=All` on create, update, patch, apply, delete and deletecollection,
+//!   status included) validates, defaults and passes injected faults like the real write and
+//!   answers with the object the write would produce, without storing, versioning, watch
+//!   events, garbage collection, finalization or namespace termination. Any other `dryRun`
+//!   value is a 422 about `CreateOptions`/`UpdateOptions`/`PatchOptions`/`DeleteOptions`.
 //! - **Lists** always read the latest state: `resourceVersion`/`resourceVersionMatch` on a
 //!   list are accepted and ignored; continue tokens page through the live state (no snapshot).
 //! - **Watch history** keeps the last 10 000 changes (or less after
@@ -47,9 +61,16 @@
 //!   `fieldValidation=Strict`, a `Warning` header otherwise), `default`s, and
 //!   `x-kubernetes-validations` CEL rules in the subset described in `cel.rs` (no durations,
 //!   timestamps, quantities, optionals or Kubernetes library functions; rules outside it are
-//!   skipped with a log warning; `messageExpression` is ignored). Built-in kinds are only
-//!   checked for metadata (name format, label and annotation keys and values), Secret `data`
-//!   base64 (`stringData` is folded into `data`) and immutable Secrets/ConfigMaps.
+//!   skipped with a log warning; `messageExpression` is ignored).
+//! - **Validation of built-in kinds** covers object metadata for every kind (name format,
+//!   `generateName`, label keys and values, annotation keys and their 256 KiB total, owner
+//!   references, finalizers, no new finalizers while deleting; see `objectmeta.rs`) and
+//!   Secrets in full (`stringData` merged into `data`, base64 `data` as a 400 decoding
+//!   error, data keys, the 1 MiB total, the rules of the `kubernetes.io/*` types, immutable
+//!   `type`, `immutable` Secrets; see `secret.rs`), plus immutable ConfigMaps. Messages use
+//!   Kubernetes 1.34 wording. Other fields of built-in kinds (pod specs, lease specs, ...) are
+//!   not validated, and an update's metadata is checked once (the real Secret validation
+//!   lists some metadata errors twice in `details.causes`).
 //! - **CRD versions**: every served version reads and writes the same stored object (the
 //!   `None` conversion strategy); no conversion webhooks. Only the `status` subresource exists
 //!   (no `scale`).
@@ -58,17 +79,33 @@
 //!   is treated as background. Objects whose owners (of a kind the simulator serves) all do
 //!   not exist are deleted when written (disable with [`KubeSim::set_orphan_collection`]).
 //!   Deleting a CRD removes its custom resources at once, ignoring their finalizers.
+//! - **Deletes** answer with the object for every kind (200, or 202 while finalizers are
+//!   pending); the real server answers a `Status` of `Success` for kinds without
+//!   `ReturnDeletedObject` (Secrets, ConfigMaps, Leases, ...) and 202 only when
+//!   `orphanDependents=false` was asked for.
 //! - **Namespaces**: deletion marks the namespace `Terminating`, deletes its objects within
 //!   the same request (objects with finalizers wait for them) and removes the namespace once
 //!   it is empty; the real namespace controller does this asynchronously.
+//! - **Authentication and authorization** only with [`KubeSimConfig::rbac`]: the admin token
+//!   and tokens from [`KubeSim::service_account_token`] are accepted (a ServiceAccount token
+//!   only while that ServiceAccount, same uid, exists); anything else is 401 (no anonymous
+//!   user, no client certificates, no token expiry or audiences, no impersonation). RBAC
+//!   reads the stored Roles, ClusterRoles and bindings on every request; ClusterRole
+//!   `aggregationRule` is ignored (only a role's own `rules` count); the default
+//!   `system:discovery`, `system:public-info-viewer` and `system:basic-user` bindings are
+//!   built in. Without `rbac`, any token (or none) is accepted.
+//! - **TLS** serves HTTP/2 and HTTP/1.1; the listener is on `127.0.0.1` only, although the
+//!   certificate also names `::1`.
 //! - `events.k8s.io/v1` and core `v1` Events are stored separately (no conversion between
 //!   them). Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
-//! - No authentication or authorization (any token is accepted), admission webhooks,
-//!   `scale`/`exec`/`log`/`proxy` subresources, pods or controllers that act on workloads,
-//!   protobuf request bodies other than `v1` Secret, ConfigMap, Namespace and ServiceAccount
-//!   (what `kubectl create secret|configmap|namespace|serviceaccount` sends), CBOR, protobuf
-//!   answers (JSON is served to every `Accept`), `/openapi/v2` (404; the v3 document carries
-//!   paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old versions.
+//! - No admission webhooks or quotas (inject them with [`Fault`]), `scale`/`exec`/`log`/
+//!   `proxy` subresources, `SelfSubjectRulesReview` (`kubectl auth can-i --list`), pods or
+//!   controllers that act on workloads, protobuf request bodies other than `v1` Secret,
+//!   ConfigMap, Namespace, ServiceAccount, RBAC roles and bindings and
+//!   `SelfSubjectAccessReview` (what `kubectl create ...` and `kubectl auth can-i` send), CBOR,
+//!   protobuf answers (JSON is served to every `Accept`), `/openapi/v2` (404; the v3 document
+//!   carries paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old
+//!   versions. The `authorization.k8s.io` group is not listed in discovery.
 
 mod accounting;
 mod apply;
