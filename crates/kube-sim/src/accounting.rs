@@ -20,6 +20,13 @@ pub struct RecordedRequest {
     pub resource: Option<String>,
     pub namespace: Option<String>,
     pub name: Option<String>,
+    /// A server-side dry run (`dryRun=All` in the query, or for deletes in the
+    /// `DeleteOptions` body): validated and answered like the real write, nothing stored.
+    pub dry_run: bool,
+    /// The authenticated user (`admin`, `system:serviceaccount:<ns>:<name>`), when the request
+    /// carried a token the simulator issued; `None` otherwise (with RBAC off, any token is
+    /// accepted but only issued ones identify a user).
+    pub user: Option<String>,
     /// HTTP status of the answer (for watches: of the response head).
     pub status: u16,
 }
@@ -33,10 +40,20 @@ impl RecordedRequest {
     }
 }
 
-/// Request counts by (verb, resource).
+/// Request counts by (verb, resource). Dry runs count as requests of their verb and are also
+/// counted on their own ([`RequestCounts::dry_runs`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestCounts {
     counts: BTreeMap<(String, String), usize>,
+    dry_runs: BTreeMap<(String, String), usize>,
+}
+
+fn matching(counts: &BTreeMap<(String, String), usize>, verb: &str, resource: &str) -> usize {
+    counts
+        .iter()
+        .filter(|((v, r), _)| (verb == "*" || v == verb) && (resource == "*" || r == resource))
+        .map(|(_, n)| n)
+        .sum()
 }
 
 const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
@@ -44,26 +61,48 @@ const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecol
 impl RequestCounts {
     pub(crate) fn from_requests(requests: &[RecordedRequest]) -> Self {
         let mut counts = BTreeMap::new();
+        let mut dry_runs = BTreeMap::new();
         for request in requests {
             if let (Some(verb), Some(resource)) = (&request.verb, &request.resource) {
-                *counts.entry((verb.clone(), resource.clone())).or_insert(0) += 1;
+                let key = (verb.clone(), resource.clone());
+                if request.dry_run {
+                    *dry_runs.entry(key.clone()).or_insert(0) += 1;
+                }
+                *counts.entry(key).or_insert(0) += 1;
             }
         }
-        Self { counts }
+        Self { counts, dry_runs }
     }
 
-    /// Requests with this verb on this resource (`*` matches any verb or resource).
+    /// Requests with this verb on this resource (`*` matches any verb or resource), dry runs
+    /// included.
     pub fn get(&self, verb: &str, resource: &str) -> usize {
-        self.counts
-            .iter()
-            .filter(|((v, r), _)| (verb == "*" || v == verb) && (resource == "*" || r == resource))
-            .map(|(_, n)| n)
-            .sum()
+        matching(&self.counts, verb, resource)
     }
 
-    /// All create, update, patch and delete requests.
+    /// Dry-run requests with this verb on this resource (`*` matches any).
+    pub fn dry_runs(&self, verb: &str, resource: &str) -> usize {
+        matching(&self.dry_runs, verb, resource)
+    }
+
+    /// Requests with this verb on this resource that were not dry runs.
+    pub fn real(&self, verb: &str, resource: &str) -> usize {
+        self.get(verb, resource) - self.dry_runs(verb, resource)
+    }
+
+    /// All create, update, patch and delete requests, dry runs included.
     pub fn total_writes(&self) -> usize {
         WRITE_VERBS.iter().map(|verb| self.get(verb, "*")).sum()
+    }
+
+    /// All create, update, patch and delete requests that were not dry runs.
+    pub fn total_real_writes(&self) -> usize {
+        self.total_writes() - self.total_dry_runs()
+    }
+
+    /// All dry-run requests.
+    pub fn total_dry_runs(&self) -> usize {
+        self.dry_runs.values().sum()
     }
 
     pub fn total(&self) -> usize {

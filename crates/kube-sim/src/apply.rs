@@ -253,14 +253,37 @@ pub(crate) struct ApplyRequest<'a> {
 }
 
 pub(crate) fn apply(request: &ApplyRequest<'_>) -> Result<Value, Vec<ApplyConflict>> {
-    let subresource = request.scope.subresource();
     let applied_paths = leaf_paths(request.applied);
     let mut all = entries(request.live);
-    let is_ours =
-        |e: &ManagerEntry| e.manager == request.manager && e.subresource.as_deref() == subresource;
+    let conflicts = take_over_fields(request, &mut all, &applied_paths);
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    let mut result = request.live.clone();
+    drop_abandoned_fields(request, &all, &applied_paths, &mut result);
+    merge_patch(&mut result, request.applied);
+    let managed = managed_fields(request, &all, &applied_paths);
+    if let Some(meta) = result.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("managedFields".to_owned(), Value::Array(managed));
+    }
+    Ok(result)
+}
 
+impl ApplyRequest<'_> {
+    fn owns(&self, entry: &ManagerEntry) -> bool {
+        entry.manager == self.manager && entry.subresource.as_deref() == self.scope.subresource()
+    }
+}
+
+/// Removes the fields the configuration changes from other managers' sets (with `force`), or
+/// reports them as conflicts (sorted, without duplicates).
+fn take_over_fields(
+    request: &ApplyRequest<'_>,
+    all: &mut [ManagerEntry],
+    applied_paths: &[FieldPath],
+) -> Vec<ApplyConflict> {
     let mut conflicts = Vec::new();
-    for entry in all.iter_mut().filter(|e| !is_ours(e)) {
+    for entry in all.iter_mut().filter(|e| !request.owns(e)) {
         let mut kept = Vec::new();
         for owned in std::mem::take(&mut entry.paths) {
             let clash = applied_paths.iter().find(|p| {
@@ -280,33 +303,45 @@ pub(crate) fn apply(request: &ApplyRequest<'_>) -> Result<Value, Vec<ApplyConfli
         }
         entry.paths = kept;
     }
-    if !conflicts.is_empty() {
-        conflicts.sort_by(|a, b| (&a.manager, &a.field).cmp(&(&b.manager, &b.field)));
-        conflicts.dedup();
-        return Err(conflicts);
-    }
+    conflicts.sort_by(|a, b| (&a.manager, &a.field).cmp(&(&b.manager, &b.field)));
+    conflicts.dedup();
+    conflicts
+}
 
-    let mut result = request.live.clone();
-    let previously_owned: Vec<FieldPath> = all
+/// Removes fields this manager applied before but no longer applies, unless another apply
+/// manager owns them.
+fn drop_abandoned_fields(
+    request: &ApplyRequest<'_>,
+    all: &[ManagerEntry],
+    applied_paths: &[FieldPath],
+    result: &mut Value,
+) {
+    let previously_owned = all
         .iter()
-        .filter(|e| is_ours(e))
-        .flat_map(|e| e.paths.clone())
-        .collect();
+        .filter(|e| request.owns(e))
+        .flat_map(|e| e.paths.iter());
     for path in previously_owned {
-        let still_applied = applied_paths.iter().any(|p| overlaps(p, &path));
+        let still_applied = applied_paths.iter().any(|p| overlaps(p, path));
         let owned_by_other = all
             .iter()
-            .filter(|e| !is_ours(e))
-            .any(|e| e.paths.iter().any(|p| overlaps(p, &path)));
+            .filter(|e| !request.owns(e))
+            .any(|e| e.paths.iter().any(|p| overlaps(p, path)));
         if !still_applied && !owned_by_other {
-            remove_at(&mut result, &path);
+            remove_at(result, path);
         }
     }
-    merge_patch(&mut result, request.applied);
+}
 
+/// The new `managedFields`: the other managers (apply managers with their remaining sets,
+/// empty ones dropped), then this manager's entry.
+fn managed_fields(
+    request: &ApplyRequest<'_>,
+    all: &[ManagerEntry],
+    applied_paths: &[FieldPath],
+) -> Vec<Value> {
     let mut managed: Vec<Value> = all
         .iter()
-        .filter(|e| !is_ours(e))
+        .filter(|e| !request.owns(e))
         .map(|e| {
             let mut raw = e.raw.clone();
             if raw.get("operation").and_then(Value::as_str) == Some("Apply") {
@@ -328,16 +363,13 @@ pub(crate) fn apply(request: &ApplyRequest<'_>) -> Result<Value, Vec<ApplyConfli
         "apiVersion": request.api_version,
         "time": request.now,
         "fieldsType": "FieldsV1",
-        "fieldsV1": to_fields_v1(&applied_paths),
+        "fieldsV1": to_fields_v1(applied_paths),
     });
-    if let Some(sub) = subresource {
+    if let Some(sub) = request.scope.subresource() {
         entry["subresource"] = json!(sub);
     }
     managed.push(entry);
-    if let Some(meta) = result.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("managedFields".to_owned(), Value::Array(managed));
-    }
-    Ok(result)
+    managed
 }
 
 #[cfg(test)]

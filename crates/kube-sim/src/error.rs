@@ -47,7 +47,10 @@ impl Subject<'_> {
     }
 
     fn details(&self) -> Value {
-        let mut details = json!({"name": self.name, "kind": self.plural});
+        let mut details = json!({"kind": self.plural});
+        if !self.name.is_empty() {
+            details["name"] = json!(self.name);
+        }
         if !self.group.is_empty() {
             details["group"] = json!(self.group);
         }
@@ -137,26 +140,28 @@ impl SimError {
     }
 
     pub(crate) fn invalid(subject: Subject<'_>, causes: &[FieldCause]) -> Self {
-        let summary = if causes.len() == 1 {
-            causes[0].full_message()
-        } else {
-            format!(
-                "[{}]",
-                causes
-                    .iter()
-                    .map(FieldCause::full_message)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+        // `ErrorList.ToAggregate`: one message per distinct error, bracketed when several.
+        let mut messages: Vec<String> = Vec::new();
+        for message in causes.iter().map(FieldCause::full_message) {
+            if !messages.contains(&message) {
+                messages.push(message);
+            }
+        }
+        let summary = match messages.len() {
+            0 => String::new(),
+            1 => format!(": {}", messages.remove(0)),
+            _ => format!(": [{}]", messages.join(", ")),
         };
         let mut details = json!({
-            "name": subject.name,
             "kind": subject.kind,
             "causes": causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect::<Vec<_>>(),
         });
+        if !subject.name.is_empty() {
+            details["name"] = json!(subject.name);
+        }
         if !subject.group.is_empty() {
             details["group"] = json!(subject.group);
         }
@@ -166,7 +171,7 @@ impl SimError {
                 422,
                 "Invalid",
                 format!(
-                    "{} \"{}\" is invalid: {summary}",
+                    "{} \"{}\" is invalid{summary}",
                     subject.qualified_kind(),
                     subject.name
                 ),
@@ -186,10 +191,31 @@ impl SimError {
         Self::new(415, "UnsupportedMediaType", message)
     }
 
-    /// A status code chosen by a test (fault injection), with the reason the real server uses
-    /// for that code.
-    pub(crate) fn injected(code: u16, message: &str) -> Self {
-        Self::new(code, reason_for_code(code), message)
+    /// `NewForbidden`: `<resource> "<name>" is forbidden: <why>` (without a name:
+    /// `<resource> is forbidden: <why>`), as admission plugins (quota, webhooks) answer.
+    pub(crate) fn forbidden(subject: Subject<'_>, why: &str) -> Self {
+        let resource = subject.qualified_resource();
+        let message = if subject.name.is_empty() {
+            format!("{resource} is forbidden: {why}")
+        } else {
+            format!("{resource} \"{}\" is forbidden: {why}", subject.name)
+        };
+        Self {
+            details: Some(subject.details()),
+            ..Self::new(403, "Forbidden", message)
+        }
+    }
+
+    /// `NewInternalError`: `Internal error occurred: <why>`, the error as the only cause.
+    pub(crate) fn internal(why: &str) -> Self {
+        Self {
+            details: Some(json!({"causes": [{"message": why}]})),
+            ..Self::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {why}"),
+            )
+        }
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -260,6 +286,36 @@ impl FieldCause {
             reason: "FieldValueRequired",
             field: field.to_owned(),
             message: "Required value".to_owned(),
+        }
+    }
+
+    /// `field.Required` with a detail: `Required value: <detail>`.
+    pub(crate) fn required_because(field: &str, detail: &str) -> Self {
+        Self {
+            reason: "FieldValueRequired",
+            field: field.to_owned(),
+            message: format!("Required value: {detail}"),
+        }
+    }
+
+    /// A cause given as the real server words its message; the reason follows the message's
+    /// error type (`Required value`, `Forbidden`, `Too long`, ...; `Invalid value` otherwise).
+    pub(crate) fn custom(field: &str, message: &str) -> Self {
+        let reason = [
+            ("Required value", "FieldValueRequired"),
+            ("Forbidden", "FieldValueForbidden"),
+            ("Too long", "FieldValueTooLong"),
+            ("Too many", "FieldValueTooMany"),
+            ("Unsupported value", "FieldValueNotSupported"),
+            ("Duplicate value", "FieldValueDuplicate"),
+        ]
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("FieldValueInvalid", |(_, reason)| reason);
+        Self {
+            reason,
+            field: field.to_owned(),
+            message: message.to_owned(),
         }
     }
 

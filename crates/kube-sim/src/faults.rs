@@ -1,24 +1,124 @@
-//! Fault injection: failing or slowing requests that match a verb and resource.
+//! Fault injection: failing or slowing requests that match a verb and resource. Failures
+//! answer with the `Status` body the real server sends for that code (quota and admission
+//! refusals, validation errors, conflicts, internal errors), naming the addressed object.
 
 use std::time::Duration;
 
+use serde_json::json;
+
+use crate::error::{FieldCause, SimError, reason_for_code};
+use crate::resources::ResourceType;
+
 /// What an injected fault does to a matching request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FaultAction {
-    /// Answer with this HTTP status (and a matching `Status` body) without touching the store.
-    Fail { status: u16, message: String },
+pub(crate) enum FaultAction {
+    /// Answer with this HTTP status and a realistic `Status` body without touching the store.
+    Fail(Failure),
     /// Wait this long, then handle the request normally.
     Delay(Duration),
 }
 
-/// A rule that matches requests by verb, resource and optionally name and namespace.
+/// An injected failure: the code, the variable part of the message, and `Invalid` causes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    status: u16,
+    message: Option<String>,
+    causes: Vec<(String, String)>,
+}
+
+/// The message of the quota admission plugin when a quota is used up.
+fn quota_message(resource: &str) -> String {
+    let plural = resource.split('/').next().unwrap_or(resource);
+    format!(
+        "exceeded quota: sim-quota, requested: count/{plural}=1, used: count/{plural}=10, limited: count/{plural}=10"
+    )
+}
+
+impl Failure {
+    /// The error the real server would answer with, about `name` of `rt` (`None` for
+    /// collections and creates without a name).
+    pub(crate) fn to_error(&self, rt: &ResourceType, name: Option<&str>) -> SimError {
+        let subject = rt.subject(name.unwrap_or(""));
+        let detail = |default: &str| self.message.clone().unwrap_or_else(|| default.to_owned());
+        let mut error = match self.status {
+            403 => SimError::forbidden(subject, &detail("injected fault")),
+            404 => SimError::not_found(subject),
+            409 => SimError::conflict(
+                subject,
+                &detail(
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ),
+            ),
+            422 => {
+                let causes: Vec<FieldCause> = self
+                    .causes
+                    .iter()
+                    .map(|(field, message)| FieldCause::custom(field, message))
+                    .collect();
+                let mut error = SimError::invalid(subject, &causes);
+                if causes.is_empty() {
+                    error.message = format!("{}: {}", error.message, detail("injected fault"));
+                }
+                error
+            }
+            500 => SimError::internal(&detail("injected fault")),
+            429 => SimError {
+                details: Some(json!({"retryAfterSeconds": 1})),
+                ..SimError::new(
+                    429,
+                    "TooManyRequests",
+                    detail("Too many requests, please try again later."),
+                )
+            },
+            code => SimError::new(code, reason_for_code(code), detail("injected fault")),
+        };
+        if self.status == 404
+            && let Some(message) = &self.message
+        {
+            error.message.clone_from(message);
+        }
+        error
+    }
+}
+
+/// Which requests a fault matches by dry-run-ness. A real admission webhook or quota refuses a
+/// dry run as it refuses the real write, hence the default [`DryRunMatch::Both`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DryRunMatch {
+    /// Dry runs and real requests.
+    #[default]
+    Both,
+    /// Only `dryRun=All` requests.
+    DryRunOnly,
+    /// Only requests that are not dry runs.
+    RealOnly,
+}
+
+impl DryRunMatch {
+    fn matches(self, dry_run: bool) -> bool {
+        match self {
+            Self::Both => true,
+            Self::DryRunOnly => dry_run,
+            Self::RealOnly => !dry_run,
+        }
+    }
+}
+
+/// A rule that matches requests by verb, resource and optionally name, namespace and
+/// dry-run-ness.
 ///
 /// ```
 /// use std::time::Duration;
-/// use sync_client_kube_sim::Fault;
+/// use sync_client_kube_sim::{DryRunMatch, Fault};
 /// let fail = Fault::fail("patch", "secrets").times(2).status(500);
 /// let slow = Fault::latency("list", "*", Duration::from_millis(200));
-/// # let _ = (fail, slow);
+/// let quota = Fault::quota_exceeded("create", "secrets").always();
+/// let webhook = Fault::fail("update", "secrets")
+///     .status(422)
+///     .cause("data[password]", "Invalid value: \"<redacted>\": too weak")
+///     .dry_run(DryRunMatch::RealOnly);
+/// let conflicts = Fault::fail(Fault::WRITES, "secrets").status(409).always();
+/// # let _ = (fail, slow, quota, webhook, conflicts);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -28,14 +128,19 @@ pub struct Fault {
     namespace: Option<String>,
     /// Remaining matches; `None` = unlimited.
     remaining: Option<usize>,
+    dry_run: DryRunMatch,
     action: FaultAction,
 }
 
 impl Fault {
+    /// The verb pattern of every write: create, update, patch, delete, deletecollection.
+    pub const WRITES: &'static str = "create|update|patch|delete|deletecollection";
+
     /// Fails the next matching request (change with [`Fault::times`]) with 500 (change with
     /// [`Fault::status`]). `verb` is get, list, watch, create, update, patch, delete or
-    /// deletecollection; `resource` is a plural, optionally with a subresource
-    /// (`syncclientcredentials/status`). Either may be `*`.
+    /// deletecollection, several of them joined by `|` (see [`Fault::WRITES`]), or `*`;
+    /// `resource` is a plural, optionally with a subresource (`syncclientcredentials/status`),
+    /// or `*`.
     pub fn fail(verb: &str, resource: &str) -> Self {
         Self {
             verb: verb.to_owned(),
@@ -43,11 +148,23 @@ impl Fault {
             name: None,
             namespace: None,
             remaining: Some(1),
-            action: FaultAction::Fail {
+            dry_run: DryRunMatch::Both,
+            action: FaultAction::Fail(Failure {
                 status: 500,
-                message: "injected fault".to_owned(),
-            },
+                message: None,
+                causes: Vec::new(),
+            }),
         }
+    }
+
+    /// A 403 as the ResourceQuota admission plugin answers when a quota is used up:
+    /// `secrets "x" is forbidden: exceeded quota: sim-quota, requested: count/secrets=1,
+    /// used: count/secrets=10, limited: count/secrets=10` (replace the part after
+    /// `is forbidden: ` with [`Fault::message`]).
+    pub fn quota_exceeded(verb: &str, resource: &str) -> Self {
+        Self::fail(verb, resource)
+            .status(403)
+            .message(&quota_message(resource))
     }
 
     /// Delays every matching request (limit with [`Fault::times`]).
@@ -72,19 +189,45 @@ impl Fault {
         self
     }
 
+    /// The HTTP status of the failure; the body is the `Status` kube-apiserver sends with it:
+    /// 403 `Forbidden` (`<resource> "<name>" is forbidden: <message>`), 404 `NotFound`, 409
+    /// `Conflict` (`Operation cannot be fulfilled on <resource> "<name>": <message>`, by
+    /// default the stale-resourceVersion text), 422 `Invalid` (`<Kind> "<name>" is invalid:
+    /// <causes>`, see [`Fault::cause`]), 429 `TooManyRequests` (with `Retry-After: 1`), 500
+    /// `InternalError` (`Internal error occurred: <message>`), and for other codes the reason
+    /// of the code with the message as given.
     #[must_use]
     pub fn status(mut self, status: u16) -> Self {
-        if let FaultAction::Fail { status: s, .. } = &mut self.action {
-            *s = status;
+        if let FaultAction::Fail(failure) = &mut self.action {
+            failure.status = status;
         }
         self
     }
 
+    /// The variable part of the failure message (the reason after `is forbidden: `, the
+    /// conflict, the internal error; for 404 and codes without a frame, the whole message).
     #[must_use]
     pub fn message(mut self, message: &str) -> Self {
-        if let FaultAction::Fail { message: m, .. } = &mut self.action {
-            message.clone_into(m);
+        if let FaultAction::Fail(failure) = &mut self.action {
+            failure.message = Some(message.to_owned());
         }
+        self
+    }
+
+    /// Adds a cause to a 422 `Invalid` failure: `field` and its message as the real server
+    /// words it (e.g. `Invalid value: "x": must be no more than 63 characters`).
+    #[must_use]
+    pub fn cause(mut self, field: &str, message: &str) -> Self {
+        if let FaultAction::Fail(failure) = &mut self.action {
+            failure.causes.push((field.to_owned(), message.to_owned()));
+        }
+        self
+    }
+
+    /// Whether dry runs, real requests or both (the default) match.
+    #[must_use]
+    pub fn dry_run(mut self, which: DryRunMatch) -> Self {
+        self.dry_run = which;
         self
     }
 
@@ -102,13 +245,14 @@ impl Fault {
 
     fn matches(&self, request: &RequestTarget<'_>) -> bool {
         let field = |pattern: &str, actual: &str| pattern == "*" || pattern == actual;
-        field(&self.verb, request.verb)
-            && field(&self.resource, request.resource)
+        let verb = self.verb == "*" || self.verb.split('|').any(|v| v == request.verb);
+        verb && field(&self.resource, request.resource)
             && self.name.as_deref().is_none_or(|n| Some(n) == request.name)
             && self
                 .namespace
                 .as_deref()
                 .is_none_or(|n| Some(n) == request.namespace)
+            && self.dry_run.matches(request.dry_run)
     }
 }
 
@@ -118,6 +262,7 @@ pub(crate) struct RequestTarget<'a> {
     pub resource: &'a str,
     pub name: Option<&'a str>,
     pub namespace: Option<&'a str>,
+    pub dry_run: bool,
 }
 
 /// The active faults, in the order they were injected.
@@ -137,7 +282,7 @@ impl Faults {
 
     /// The actions for a request: every matching delay, then at most one failure; each
     /// matching fault uses up one of its remaining matches.
-    pub fn take(&mut self, request: &RequestTarget<'_>) -> (Duration, Option<(u16, String)>) {
+    pub fn take(&mut self, request: &RequestTarget<'_>) -> (Duration, Option<Failure>) {
         let mut delay = Duration::ZERO;
         let mut failure = None;
         for fault in &mut self.active {
@@ -146,11 +291,11 @@ impl Faults {
             }
             match &fault.action {
                 FaultAction::Delay(d) => delay += *d,
-                FaultAction::Fail { status, message } => {
+                FaultAction::Fail(f) => {
                     if failure.is_some() {
                         continue;
                     }
-                    failure = Some((*status, message.clone()));
+                    failure = Some(f.clone());
                 }
             }
             if let Some(n) = fault.remaining.as_mut() {
@@ -172,6 +317,7 @@ mod tests {
             resource,
             name,
             namespace: Some("default"),
+            dry_run: false,
         }
     }
 
@@ -189,7 +335,7 @@ mod tests {
             faults
                 .take(&target("patch", "secrets", Some("a")))
                 .1
-                .map(|f| f.0),
+                .map(|f| f.status),
             Some(503)
         );
         assert!(
@@ -199,6 +345,24 @@ mod tests {
                 .is_some()
         );
         assert_eq!(faults.take(&target("patch", "secrets", Some("a"))).1, None);
+    }
+
+    #[test]
+    fn verb_lists_match_each_verb() {
+        let mut faults = Faults::default();
+        faults.add(Fault::fail(Fault::WRITES, "secrets").always());
+        for verb in ["create", "update", "patch", "delete", "deletecollection"] {
+            assert!(
+                faults.take(&target(verb, "secrets", None)).1.is_some(),
+                "{verb}"
+            );
+        }
+        for verb in ["get", "list", "watch"] {
+            assert!(
+                faults.take(&target(verb, "secrets", None)).1.is_none(),
+                "{verb}"
+            );
+        }
     }
 
     #[test]

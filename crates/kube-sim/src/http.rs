@@ -1,11 +1,12 @@
 //! HTTP front end: routes Kubernetes API paths to discovery, the store and watches; records
-//! every request; applies injected faults.
+//! every request (with its user and whether it is a dry run); with RBAC on, authenticates and
+//! authorizes it; applies injected faults.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -13,13 +14,14 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::accounting::RecordedRequest;
+use crate::auth::{self, Attributes, User};
 use crate::discovery;
-use crate::error::SimError;
+use crate::error::{FieldCause, SimError, Subject};
 use crate::faults::RequestTarget;
 use crate::patch::PatchKind;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{DeleteOptions, WriteOptions, WriteOutcome};
+use crate::store::{DeleteOptions, ListQuery, Target, WriteOptions, WriteOutcome};
 use crate::table::{self, IncludeObject};
 use crate::validation::FieldValidation;
 use crate::watch::{self, WatchRequest, WatchStart};
@@ -59,6 +61,8 @@ enum Route {
     GroupVersion(String, String),
     OpenApiV3Root,
     OpenApiV3(String, String),
+    /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i`).
+    SelfSubjectAccessReview,
     Resource(ResourceRequest),
     NotFound,
 }
@@ -84,6 +88,14 @@ fn route(shared: &Shared, method: &Method, path: &str, query: &Query) -> Route {
         ["openapi", "v3", "api", v] => return Route::OpenApiV3(String::new(), (*v).to_owned()),
         ["openapi", "v3", "apis", g, v] => {
             return Route::OpenApiV3((*g).to_owned(), (*v).to_owned());
+        }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] if *method == Method::POST => {
+            return Route::SelfSubjectAccessReview;
         }
         ["api"] => return Route::CoreVersions,
         ["apis"] => return Route::GroupList,
@@ -177,17 +189,96 @@ fn not_found_response() -> Response {
     ))
 }
 
+/// The parts of an HTTP request the simulator looks at, body included.
+pub(crate) struct Incoming {
+    method: Method,
+    path: String,
+    raw_query: String,
+    query: Query,
+    content_type: Option<String>,
+    accept: Option<String>,
+    user_agent: Option<String>,
+    /// The `Authorization` header: never logged or recorded.
+    authorization: Option<String>,
+    /// Who sent the request, when its token is one the simulator issued.
+    user: Option<User>,
+    body: Result<Bytes, SimError>,
+}
+
+impl Incoming {
+    async fn read(request: Request) -> Self {
+        let (parts, body) = request.into_parts();
+        let raw_query = parts.uri.query().unwrap_or("").to_owned();
+        let query: Query = form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect();
+        let body = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .map_err(|e| SimError::bad_request(format!("reading the request body failed: {e}")));
+        Self {
+            path: parts.uri.path().to_owned(),
+            raw_query,
+            query,
+            content_type: header_string(&parts.headers, header::CONTENT_TYPE),
+            accept: header_string(&parts.headers, header::ACCEPT),
+            user_agent: header_string(&parts.headers, header::USER_AGENT),
+            authorization: header_string(&parts.headers, header::AUTHORIZATION),
+            user: None,
+            method: parts.method,
+            body,
+        }
+    }
+
+    fn body(&self) -> &[u8] {
+        self.body.as_ref().map_or(&[], |b| b.as_ref())
+    }
+
+    /// The request as the authorizer sees it.
+    fn attributes(&self) -> Attributes {
+        let query: Vec<(String, String)> = form_urlencoded::parse(self.raw_query.as_bytes())
+            .into_owned()
+            .collect();
+        auth::attributes(self.method.as_str(), &self.path, &query)
+    }
+
+    /// Every `dryRun` query parameter, in order (the parameter may repeat).
+    fn dry_run_values(&self) -> Vec<String> {
+        form_urlencoded::parse(self.raw_query.as_bytes())
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    /// Whether a write asks for a dry run: `dryRun=All` in the query, or for deletes in the
+    /// `DeleteOptions` body (which, when present, replaces the query parameters).
+    fn asks_dry_run(&self, verb: &str) -> bool {
+        if matches!(verb, "delete" | "deletecollection") && !is_blank(self.body()) {
+            return serde_json::from_slice::<Value>(self.body())
+                .ok()
+                .and_then(|b| b.get("dryRun").and_then(Value::as_array).cloned())
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
+        }
+        WRITE_VERBS.contains(&verb) && self.dry_run_values().iter().any(|v| v == "All")
+    }
+}
+
+const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let raw_query = request.uri().query().unwrap_or("").to_owned();
-    let query: Query = form_urlencoded::parse(raw_query.as_bytes())
-        .into_owned()
-        .collect();
-    let content_type = header_string(request.headers(), header::CONTENT_TYPE);
-    let user_agent = header_string(request.headers(), header::USER_AGENT);
-    let accept = header_string(request.headers(), header::ACCEPT);
-    let route = route(&shared, &method, &path, &query);
+    let mut incoming = Incoming::read(request).await;
+    incoming.user = {
+        let tokens = shared.tokens();
+        auth::authenticate(
+            &tokens,
+            &shared.lock_store(),
+            incoming.authorization.as_deref(),
+        )
+    };
+    let route = route(&shared, &incoming.method, &incoming.path, &incoming.query);
     let (verb, resource, namespace, name) = match &route {
         Route::Resource(r) => (
             Some(r.verb.to_owned()),
@@ -195,69 +286,85 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             r.namespace.clone(),
             r.name.clone(),
         ),
+        Route::SelfSubjectAccessReview => (
+            Some("create".to_owned()),
+            Some("selfsubjectaccessreviews".to_owned()),
+            None,
+            None,
+        ),
         _ => (None, None, None, None),
     };
+    let dry_run = verb.as_deref().is_some_and(|v| incoming.asks_dry_run(v));
     let log_index = shared.record_request(RecordedRequest {
-        method: method.to_string(),
-        path: path.clone(),
-        query: raw_query,
-        content_type: content_type.clone(),
-        accept: accept.clone(),
-        user_agent,
-        verb: verb.clone(),
-        resource: resource.clone(),
-        namespace: namespace.clone(),
-        name: name.clone(),
+        method: incoming.method.to_string(),
+        path: incoming.path.clone(),
+        query: incoming.raw_query.clone(),
+        content_type: incoming.content_type.clone(),
+        accept: incoming.accept.clone(),
+        user_agent: incoming.user_agent.clone(),
+        verb,
+        resource,
+        namespace,
+        name,
+        dry_run,
+        user: incoming.user.as_ref().map(|u| u.name.clone()),
         status: 0,
     });
-    let response = if let (Some(verb), Some(resource)) = (&verb, &resource) {
-        let (delay, failure) = shared.faults().take(&RequestTarget {
-            verb,
-            resource,
-            name: name.as_deref(),
-            namespace: namespace.as_deref(),
-        });
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        match failure {
-            Some((status, message)) => error_response(&SimError::injected(status, &message)),
-            None => {
-                dispatch(
-                    &shared,
-                    route,
-                    request,
-                    &query,
-                    content_type.as_deref(),
-                    accept.as_deref(),
-                )
-                .await
-            }
-        }
-    } else {
-        dispatch(
-            &shared,
-            route,
-            request,
-            &query,
-            content_type.as_deref(),
-            accept.as_deref(),
-        )
-        .await
+    let response = match check_access(&shared, &incoming) {
+        Ok(()) => answer(&shared, route, &incoming, dry_run).await,
+        Err(error) => error_response(&error),
     };
     shared.set_request_status(log_index, response.status().as_u16());
     response
 }
 
-async fn dispatch(
+/// With RBAC on: 401 without a valid token, 403 unless the user may make the request.
+fn check_access(shared: &Shared, incoming: &Incoming) -> Result<(), SimError> {
+    if !shared.rbac {
+        return Ok(());
+    }
+    let user = incoming.user.as_ref().ok_or_else(auth::unauthorized)?;
+    let attrs = incoming.attributes();
+    match auth::authorize(&shared.lock_store(), user, &attrs) {
+        Some(_) => Ok(()),
+        None => Err(auth::forbidden(user, &attrs)),
+    }
+}
+
+/// Injected faults first (delays, then at most one failure), then the real handler.
+async fn answer(
     shared: &Arc<Shared>,
     route: Route,
-    request: Request,
-    query: &Query,
-    content_type: Option<&str>,
-    accept: Option<&str>,
+    incoming: &Incoming,
+    dry_run: bool,
 ) -> Response {
-    let accept = accept.unwrap_or("application/json");
+    if let Route::Resource(r) = &route {
+        let resource = r.resource_label();
+        let (delay, failure) = shared.faults().take(&RequestTarget {
+            verb: r.verb,
+            resource: &resource,
+            name: r.name.as_deref(),
+            namespace: r.namespace.as_deref(),
+            dry_run,
+        });
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(failure) = failure {
+            let mut response = error_response(&failure.to_error(&r.rt, r.name.as_deref()));
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            return response;
+        }
+    }
+    dispatch(shared, route, incoming)
+}
+
+fn dispatch(shared: &Arc<Shared>, route: Route, incoming: &Incoming) -> Response {
+    let accept = incoming.accept.as_deref().unwrap_or("application/json");
     match route {
         Route::Version => json_response(200, &discovery::version()),
         Route::Health => {
@@ -298,21 +405,72 @@ async fn dispatch(
                 .map_or_else(not_found_response, |doc| json_response(200, &doc))
         }
         Route::NotFound => not_found_response(),
+        Route::SelfSubjectAccessReview => self_subject_access_review(shared, incoming)
+            .unwrap_or_else(|error| error_response(&error)),
         Route::Resource(r) => {
-            let body = match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
+            let body = match &incoming.body {
                 Ok(body) => body,
-                Err(e) => {
-                    return error_response(&SimError::bad_request(format!(
-                        "reading the request body failed: {e}"
-                    )));
-                }
+                Err(error) => return error_response(error),
             };
-            match resource_request(shared, &r, query, content_type, accept, &body) {
-                Ok(response) => response,
-                Err(error) => error_response(&error),
-            }
+            let call = Call {
+                shared,
+                incoming,
+                r: &r,
+                query: &incoming.query,
+                content_type: incoming.content_type.as_deref(),
+                accept,
+                body,
+            };
+            resource_request(&call).unwrap_or_else(|error| error_response(&error))
         }
     }
+}
+
+/// Answers whether the requesting user may do what the review's `spec` describes.
+fn self_subject_access_review(shared: &Shared, incoming: &Incoming) -> Result<Response, SimError> {
+    let review = parse_body(incoming.body(), incoming.content_type.as_deref())?;
+    let spec = review.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let text = |pointer: &str| {
+        spec.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let attrs = if spec.get("nonResourceAttributes").is_some() {
+        Attributes::NonResource {
+            verb: text("/nonResourceAttributes/verb"),
+            path: text("/nonResourceAttributes/path"),
+        }
+    } else {
+        Attributes::Resource(auth::ResourceAttributes {
+            verb: text("/resourceAttributes/verb"),
+            group: text("/resourceAttributes/group"),
+            version: text("/resourceAttributes/version"),
+            namespace: text("/resourceAttributes/namespace"),
+            resource: text("/resourceAttributes/resource"),
+            subresource: text("/resourceAttributes/subresource"),
+            name: text("/resourceAttributes/name"),
+        })
+    };
+    let decision = match (&incoming.user, shared.rbac) {
+        (_, false) => Some(String::new()),
+        (Some(user), true) => auth::authorize(&shared.lock_store(), user, &attrs),
+        (None, true) => None,
+    };
+    let mut status = json!({"allowed": decision.is_some()});
+    if let Some(reason) = decision.filter(|r| !r.is_empty()) {
+        status["reason"] = json!(reason);
+    }
+    Ok(json_response(
+        201,
+        &json!({
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": spec,
+            "status": status,
+        }),
+    ))
 }
 
 fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, SimError> {
@@ -335,13 +493,42 @@ fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, SimError
     }
 }
 
-fn write_options(query: &Query) -> WriteOptions {
-    WriteOptions {
-        dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+/// The `dryRun` values a write asked for, checked as `ValidateDryRun`
+/// (`k8s.io/apimachinery/pkg/api/validation`) does: only `All` is allowed, anything else is a
+/// 422 about the options kind (`CreateOptions`, `UpdateOptions`, `PatchOptions`,
+/// `DeleteOptions`), as the handlers in `k8s.io/apiserver/pkg/endpoints/handlers` answer.
+fn check_dry_run(options_kind: &str, values: &[String]) -> Result<bool, SimError> {
+    if values.iter().all(|v| v == "All") {
+        return Ok(!values.is_empty());
+    }
+    let quoted: Vec<String> = values.iter().map(|v| json!(v).to_string()).collect();
+    let cause = FieldCause {
+        reason: "FieldValueNotSupported",
+        field: "dryRun".to_owned(),
+        message: format!(
+            "Unsupported value: []string{{{}}}: supported values: \"All\"",
+            quoted.join(", ")
+        ),
+    };
+    Err(SimError::invalid(
+        Subject {
+            group: "meta.k8s.io",
+            plural: "",
+            kind: options_kind,
+            name: "",
+        },
+        &[cause],
+    ))
+}
+
+fn write_options(call: &Call<'_>, options_kind: &str) -> Result<WriteOptions, SimError> {
+    let query = call.query;
+    Ok(WriteOptions {
+        dry_run: check_dry_run(options_kind, &call.incoming.dry_run_values())?,
         field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str)),
         field_manager: query.get("fieldManager").cloned(),
         force: flag(query, "force"),
-    }
+    })
 }
 
 fn selectors(
@@ -391,31 +578,49 @@ fn object_response(
     json_response(status, object)
 }
 
-fn write_response(
-    r: &ResourceRequest,
-    outcome: &WriteOutcome,
-    accept: &str,
-    query: &Query,
-    created_status: u16,
-) -> Response {
-    let status = if outcome.created { created_status } else { 200 };
-    with_warnings(
-        object_response(r, status, &outcome.object, accept, query),
-        &outcome.warnings,
-    )
+fn write_response(call: &Call<'_>, outcome: &WriteOutcome) -> Response {
+    let status = if outcome.created { 201 } else { 200 };
+    with_warnings(call.respond(status, &outcome.object), &outcome.warnings)
 }
 
-fn resource_request(
-    shared: &Arc<Shared>,
-    r: &ResourceRequest,
-    query: &Query,
-    content_type: Option<&str>,
-    accept: &str,
-    body: &[u8],
-) -> Result<Response, SimError> {
-    let ns = r.namespace.as_deref();
-    let sub = r.subresource.as_deref();
-    if let Some(sub) = sub
+/// One request for objects of a resource type, with everything its handler needs.
+struct Call<'a> {
+    shared: &'a Arc<Shared>,
+    incoming: &'a Incoming,
+    r: &'a ResourceRequest,
+    query: &'a Query,
+    content_type: Option<&'a str>,
+    accept: &'a str,
+    body: &'a [u8],
+}
+
+impl Call<'_> {
+    fn name(&self) -> &str {
+        self.r.name.as_deref().unwrap_or_default()
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target {
+            rt: &self.r.rt,
+            version: &self.r.version,
+            namespace: self.r.namespace.as_deref(),
+            name: self.name(),
+            subresource: self.r.subresource.as_deref(),
+        }
+    }
+
+    fn respond(&self, status: u16, object: &Value) -> Response {
+        object_response(self.r, status, object, self.accept, self.query)
+    }
+}
+
+fn list_metadata(resource_version: u64) -> Value {
+    json!({"resourceVersion": resource_version.to_string()})
+}
+
+fn resource_request(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    if let Some(sub) = r.subresource.as_deref()
         && !(sub == "status" && r.rt.status_subresource)
     {
         return Err(SimError::new(
@@ -425,251 +630,270 @@ fn resource_request(
         ));
     }
     match r.verb {
-        "get" => {
-            let name = r.name.as_deref().unwrap_or_default();
-            let object = shared.lock_store().get(&r.rt, &r.version, ns, name)?;
-            Ok(object_response(r, 200, &object, accept, query))
-        }
-        "list" => {
-            let (labels, fields) = selectors(query, None)?;
-            let limit = query.get("limit").and_then(|l| l.parse().ok());
-            let page = shared.lock_store().list(
-                &r.rt,
-                &r.version,
-                ns,
-                &labels,
-                &fields,
-                limit,
-                query.get("continue").map(String::as_str),
-            )?;
-            let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
-            if let Some(token) = &page.continue_token {
-                metadata["continue"] = json!(token);
-            }
-            if let Some(remaining) = page.remaining {
-                metadata["remainingItemCount"] = json!(remaining);
-            }
-            if table::wants_table(accept) {
-                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
-                let doc = table::table(&r.rt, &r.version, &page.items, &metadata, include);
-                return Ok(json_response_typed(200, &doc, table::TABLE_CONTENT_TYPE));
-            }
-            if table::wants_metadata_only(accept) {
-                let items: Vec<Value> = page.items.iter().map(table::partial_metadata).collect();
-                let doc = json!({
-                    "kind": "PartialObjectMetadataList",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": metadata,
-                    "items": items,
-                });
-                return Ok(json_response_typed(
-                    200,
-                    &doc,
-                    table::METADATA_LIST_CONTENT_TYPE,
-                ));
-            }
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": r.rt.list_kind,
-                    "apiVersion": r.rt.api_version(&r.version),
-                    "metadata": metadata,
-                    "items": page.items,
-                }),
-            ))
-        }
-        "watch" => {
-            let (labels, fields) = selectors(query, r.name.as_deref())?;
-            let rv = query.get("resourceVersion").map_or("", String::as_str);
-            let start = if flag(query, "sendInitialEvents") {
-                WatchStart::InitialEvents
-            } else if rv.is_empty() || rv == "0" {
-                WatchStart::Now
-            } else {
-                WatchStart::After(rv.parse().map_err(|_| {
-                    SimError::bad_request(format!("invalid resource version: {rv}"))
-                })?)
-            };
-            let timeout = query
-                .get("timeoutSeconds")
-                .and_then(|t| t.parse::<u64>().ok())
-                .filter(|t| *t > 0)
-                .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
-            let table = table::wants_table(accept)
-                .then(|| IncludeObject::parse(query.get("includeObject").map(String::as_str)));
-            let metadata_only = table.is_none() && table::wants_metadata_only(accept);
-            let content_type = if table.is_some() {
-                table::TABLE_CONTENT_TYPE
-            } else if metadata_only {
-                table::METADATA_CONTENT_TYPE
-            } else {
-                "application/json"
-            };
-            let rx = watch::spawn(
-                Arc::clone(shared),
-                WatchRequest {
-                    rt: Arc::clone(&r.rt),
-                    version: r.version.clone(),
-                    namespace: r.namespace.clone(),
-                    labels,
-                    fields,
-                    start,
-                    bookmarks: flag(query, "allowWatchBookmarks"),
-                    timeout,
-                    table,
-                    metadata_only,
-                },
-            );
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|chunk| (chunk, rx))
-            });
-            let mut response = Response::new(Body::from_stream(stream));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            response.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache, private"),
-            );
-            Ok(response)
-        }
-        "create" => {
-            let object = parse_body(body, content_type)?;
-            let outcome = shared.write(|store| {
-                store.create(&r.rt, &r.version, ns, object, &write_options(query))
-            })?;
-            Ok(write_response(r, &outcome, accept, query, 201))
-        }
-        "update" => {
-            let object = parse_body(body, content_type)?;
-            let name = r.name.as_deref().unwrap_or_default();
-            let outcome = shared.write(|store| {
-                store.update(
-                    &r.rt,
-                    &r.version,
-                    ns,
-                    name,
-                    object,
-                    sub,
-                    &write_options(query),
-                )
-            })?;
-            Ok(write_response(r, &outcome, accept, query, 201))
-        }
-        "patch" => {
-            let raw_type = content_type.unwrap_or("");
-            let kind = PatchKind::from_content_type(raw_type).ok_or_else(|| {
-                SimError::unsupported_media_type(format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {raw_type:?})"
-                ))
-            })?;
-            let patch = if kind == PatchKind::Apply {
-                crate::yaml::parse_one(body)?
-            } else {
-                parse_body(body, Some("application/json"))?
-            };
-            let name = r.name.as_deref().unwrap_or_default();
-            let outcome = shared.write(|store| {
-                store.patch(
-                    &r.rt,
-                    &r.version,
-                    ns,
-                    name,
-                    kind,
-                    &patch,
-                    sub,
-                    &write_options(query),
-                )
-            })?;
-            Ok(write_response(r, &outcome, accept, query, 201))
-        }
-        "delete" => {
-            let options = delete_options(query, body)?;
-            let name = r.name.as_deref().unwrap_or_default();
-            let deleted =
-                shared.write(|store| store.delete(&r.rt, &r.version, ns, name, &options))?;
-            let pending =
-                deleted.pointer("/metadata/deletionTimestamp").is_some() && !options.dry_run;
-            Ok(object_response(
-                r,
-                if pending { 202 } else { 200 },
-                &deleted,
-                accept,
-                query,
-            ))
-        }
-        "deletecollection" => {
-            let options = delete_options(query, body)?;
-            let (labels, fields) = selectors(query, None)?;
-            let deleted = shared.write(|store| {
-                let names: Vec<(String, String)> = store
-                    .snapshot(&r.rt, ns, &labels, &fields)
-                    .iter()
-                    .map(|o| {
-                        let m = |f: &str| {
-                            o.pointer(&format!("/metadata/{f}"))
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_owned()
-                        };
-                        (m("namespace"), m("name"))
-                    })
-                    .collect();
-                let mut deleted = Vec::new();
-                for (obj_ns, name) in names {
-                    let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
-                    deleted.push(store.delete(
-                        &r.rt,
-                        &r.version,
-                        obj_ns.as_deref(),
-                        &name,
-                        &options,
-                    )?);
-                }
-                Ok(deleted)
-            })?;
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": r.rt.list_kind,
-                    "apiVersion": r.rt.api_version(&r.version),
-                    "metadata": {"resourceVersion": shared.lock_store().current_rv().to_string()},
-                    "items": deleted,
-                }),
-            ))
-        }
+        "get" => get_object(call),
+        "list" => list_objects(call),
+        "watch" => watch_objects(call),
+        "create" => create_object(call),
+        "update" => update_object(call),
+        "patch" => patch_object(call),
+        "delete" => delete_object(call),
+        "deletecollection" => delete_collection(call),
         _ => Err(SimError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),
     }
 }
 
-fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, SimError> {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
+fn get_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let object =
+        call.shared
+            .lock_store()
+            .get(&r.rt, &r.version, r.namespace.as_deref(), call.name())?;
+    Ok(call.respond(200, &object))
+}
+
+fn list_objects(call: &Call<'_>) -> Result<Response, SimError> {
+    let (r, query, accept) = (call.r, call.query, call.accept);
+    let (labels, fields) = selectors(query, None)?;
+    let list_query = ListQuery {
+        labels,
+        fields,
+        limit: query.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: query.get("continue").map(String::as_str),
+    };
+    let page =
+        call.shared
+            .lock_store()
+            .list(&r.rt, &r.version, r.namespace.as_deref(), &list_query)?;
+    let mut metadata = list_metadata(page.resource_version);
+    if let Some(token) = &page.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    if let Some(remaining) = page.remaining {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    if table::wants_table(accept) {
+        let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+        let doc = table::table(&r.rt, &r.version, &page.items, &metadata, include);
+        return Ok(json_response_typed(200, &doc, table::TABLE_CONTENT_TYPE));
+    }
+    if table::wants_metadata_only(accept) {
+        let items: Vec<Value> = page.items.iter().map(table::partial_metadata).collect();
+        let doc = json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": metadata,
+            "items": items,
+        });
+        return Ok(json_response_typed(
+            200,
+            &doc,
+            table::METADATA_LIST_CONTENT_TYPE,
+        ));
+    }
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": r.rt.list_kind,
+            "apiVersion": r.rt.api_version(&r.version),
+            "metadata": metadata,
+            "items": page.items,
+        }),
+    ))
+}
+
+/// Where a watch starts, from `sendInitialEvents` and `resourceVersion`.
+fn watch_start(query: &Query) -> Result<WatchStart, SimError> {
+    let rv = query.get("resourceVersion").map_or("", String::as_str);
+    Ok(if flag(query, "sendInitialEvents") {
+        WatchStart::InitialEvents
+    } else if rv.is_empty() || rv == "0" {
+        WatchStart::Now
     } else {
-        serde_json::from_slice(body)
+        WatchStart::After(
+            rv.parse()
+                .map_err(|_| SimError::bad_request(format!("invalid resource version: {rv}")))?,
+        )
+    })
+}
+
+fn watch_objects(call: &Call<'_>) -> Result<Response, SimError> {
+    let (r, query, accept) = (call.r, call.query, call.accept);
+    let (labels, fields) = selectors(query, r.name.as_deref())?;
+    let start = watch_start(query)?;
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let table = table::wants_table(accept)
+        .then(|| IncludeObject::parse(query.get("includeObject").map(String::as_str)));
+    let metadata_only = table.is_none() && table::wants_metadata_only(accept);
+    let content_type = if table.is_some() {
+        table::TABLE_CONTENT_TYPE
+    } else if metadata_only {
+        table::METADATA_CONTENT_TYPE
+    } else {
+        "application/json"
+    };
+    let rx = watch::spawn(
+        Arc::clone(call.shared),
+        WatchRequest {
+            rt: Arc::clone(&r.rt),
+            version: r.version.clone(),
+            namespace: r.namespace.clone(),
+            labels,
+            fields,
+            start,
+            bookmarks: flag(query, "allowWatchBookmarks"),
+            timeout,
+            table,
+            metadata_only,
+        },
+    );
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(response)
+}
+
+fn create_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let object = parse_body(call.body, call.content_type)?;
+    let options = write_options(call, "CreateOptions")?;
+    let outcome = call
+        .shared
+        .write(|store| store.create(&r.rt, &r.version, r.namespace.as_deref(), object, &options))?;
+    Ok(write_response(call, &outcome))
+}
+
+fn update_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let object = parse_body(call.body, call.content_type)?;
+    let options = write_options(call, "UpdateOptions")?;
+    let target = call.target();
+    let outcome = call
+        .shared
+        .write(|store| store.update(&target, object, &options))?;
+    Ok(write_response(call, &outcome))
+}
+
+fn patch_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let raw_type = call.content_type.unwrap_or("");
+    let kind = PatchKind::from_content_type(raw_type).ok_or_else(|| {
+        SimError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {raw_type:?})"
+        ))
+    })?;
+    let patch = if kind == PatchKind::Apply {
+        crate::yaml::parse_one(call.body)?
+    } else {
+        parse_body(call.body, Some("application/json"))?
+    };
+    let options = write_options(call, "PatchOptions")?;
+    let target = call.target();
+    let outcome = call
+        .shared
+        .write(|store| store.patch(&target, kind, &patch, &options))?;
+    Ok(write_response(call, &outcome))
+}
+
+fn delete_object(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let options = delete_options(call)?;
+    let deleted = call.shared.write(|store| {
+        store.delete(
+            &r.rt,
+            &r.version,
+            r.namespace.as_deref(),
+            call.name(),
+            &options,
+        )
+    })?;
+    let pending = deleted.pointer("/metadata/deletionTimestamp").is_some() && !options.dry_run;
+    Ok(call.respond(if pending { 202 } else { 200 }, &deleted))
+}
+
+fn delete_collection(call: &Call<'_>) -> Result<Response, SimError> {
+    let r = call.r;
+    let options = delete_options(call)?;
+    let (labels, fields) = selectors(call.query, None)?;
+    let deleted = call.shared.write(|store| {
+        let names: Vec<(String, String)> = store
+            .snapshot(&r.rt, r.namespace.as_deref(), &labels, &fields)
+            .iter()
+            .map(|o| {
+                let m = |f: &str| {
+                    o.pointer(&format!("/metadata/{f}"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                (m("namespace"), m("name"))
+            })
+            .collect();
+        let mut deleted = Vec::new();
+        for (obj_ns, name) in names {
+            let obj_ns = (!obj_ns.is_empty()).then_some(obj_ns);
+            deleted.push(store.delete(&r.rt, &r.version, obj_ns.as_deref(), &name, &options)?);
+        }
+        Ok(deleted)
+    })?;
+    let resource_version = call.shared.lock_store().current_rv();
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": r.rt.list_kind,
+            "apiVersion": r.rt.api_version(&r.version),
+            "metadata": list_metadata(resource_version),
+            "items": deleted,
+        }),
+    ))
+}
+
+/// `DeleteOptions` from the body or, without a body, from the query parameters: the real
+/// handler decodes one or the other, never both.
+fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, SimError> {
+    let options: Value = if is_blank(call.body) {
+        let mut options = json!({"dryRun": call.incoming.dry_run_values()});
+        for key in ["propagationPolicy", "orphanDependents"] {
+            if let Some(value) = call.query.get(key) {
+                options[key] = json!(value);
+            }
+        }
+        options
+    } else {
+        serde_json::from_slice(call.body)
             .map_err(|e| SimError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
-    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-    let propagation = query
-        .get("propagationPolicy")
-        .cloned()
-        .or_else(|| text("propagationPolicy"));
-    let orphan = propagation.as_deref() == Some("Orphan")
-        || body.get("orphanDependents") == Some(&Value::Bool(true));
-    let dry_run = query.get("dryRun").is_some_and(|v| v == "All")
-        || body
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    let dry_run_values: Vec<String> = options
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = |key: &str| options.get(key).and_then(Value::as_str).map(str::to_owned);
+    let orphan = text("propagationPolicy").as_deref() == Some("Orphan")
+        || options.get("orphanDependents") == Some(&Value::Bool(true))
+        || text("orphanDependents").as_deref() == Some("true");
     Ok(DeleteOptions {
-        dry_run,
-        uid: body
+        dry_run: check_dry_run("DeleteOptions", &dry_run_values)?,
+        uid: options
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        resource_version: body
+        resource_version: options
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_owned),

@@ -1,24 +1,33 @@
 //! In-memory Kubernetes API server simulator for end-to-end tests.
 //!
-//! Serves plain HTTP on `127.0.0.1` what a kube-rs controller and the stock `kubectl` use:
-//! discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a minimal `/openapi/v3`,
-//! CRUD on built-in kinds and on every resource a `CustomResourceDefinition` created through
-//! it defines, the `/status` subresource, merge / JSON / strategic merge / server-side apply
-//! patches, label and field selectors, pagination, watches with resource-version replay,
-//! bookmarks and `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`, validation of
-//! custom resources against the CRD schema (with a CEL subset), owner-reference garbage
-//! collection, finalizers, namespace termination, fault injection and request accounting.
-//! Objects are plain `serde_json::Value`s.
+//! Serves on `127.0.0.1`, over plain HTTP ([`KubeSim::start`]) or HTTPS with bearer-token
+//! authentication and RBAC authorization ([`KubeSim::start_with`]), what a kube-rs controller
+//! and the stock `kubectl` use: discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a
+//! minimal `/openapi/v3`, CRUD on built-in kinds and on every resource a
+//! `CustomResourceDefinition` created through it defines, the `/status` subresource, merge /
+//! JSON / strategic merge / server-side apply patches, server-side dry run (`dryRun=All`),
+//! label and field selectors, pagination, watches with resource-version replay, bookmarks and
+//! `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`, validation of custom
+//! resources against the CRD schema (with a CEL subset) and of object metadata and Secrets as
+//! kube-apiserver validates them, owner-reference garbage collection, finalizers, namespace
+//! termination, `SelfSubjectAccessReview` (`kubectl auth can-i`), fault injection (failures
+//! with the real `Status` bodies, latency, going offline) and request accounting (verb,
+//! resource, user, dry run). Objects are plain `serde_json::Value`s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use sync_client_kube_sim::{Fault, KubeSim};
+//! use sync_client_kube_sim::{Fault, KubeSim, KubeSimConfig};
 //! let sim = KubeSim::start().await?;
 //! sim.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
 //! sim.apply_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\n")?;
 //! sim.inject(Fault::fail("patch", "secrets").times(1).status(500));
 //! assert_eq!(sim.counts().get("patch", "secrets"), 0);
 //! sim.shutdown().await;
+//!
+//! // In-cluster style: HTTPS, and a ServiceAccount that may do only what RBAC allows it.
+//! let secure = KubeSim::start_with(KubeSimConfig { tls: true, rbac: true, port: None }).await?;
+//! secure.apply_yaml("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: op, namespace: default}\n")?;
+//! secure.service_account_files("default", "op", std::path::Path::new("/tmp/sa"))?;
 //! # Ok(()) }
 //! ```
 //!
@@ -35,6 +44,11 @@
 //!   `conditions`, ...), union of `finalizers`, and the `$patch`, `$retainKeys`,
 //!   `$setElementOrder`, `$deleteFromPrimitiveList` directives. It is refused (415) for custom
 //!   resources, as by the real server.
+//! - **Dry run** (`dryRun=All` on create, update, patch, apply, delete and deletecollection,
+//!   status included) validates, defaults and passes injected faults like the real write and
+//!   answers with the object the write would produce, without storing, versioning, watch
+//!   events, garbage collection, finalization or namespace termination. Any other `dryRun`
+//!   value is a 422 about `CreateOptions`/`UpdateOptions`/`PatchOptions`/`DeleteOptions`.
 //! - **Lists** always read the latest state: `resourceVersion`/`resourceVersionMatch` on a
 //!   list are accepted and ignored; continue tokens page through the live state (no snapshot).
 //! - **Watch history** keeps the last 10 000 changes (or less after
@@ -47,9 +61,16 @@
 //!   `fieldValidation=Strict`, a `Warning` header otherwise), `default`s, and
 //!   `x-kubernetes-validations` CEL rules in the subset described in `cel.rs` (no durations,
 //!   timestamps, quantities, optionals or Kubernetes library functions; rules outside it are
-//!   skipped with a log warning; `messageExpression` is ignored). Built-in kinds are only
-//!   checked for metadata (name format, label and annotation keys and values), Secret `data`
-//!   base64 (`stringData` is folded into `data`) and immutable Secrets/ConfigMaps.
+//!   skipped with a log warning; `messageExpression` is ignored).
+//! - **Validation of built-in kinds** covers object metadata for every kind (name format,
+//!   `generateName`, label keys and values, annotation keys and their 256 KiB total, owner
+//!   references, finalizers, no new finalizers while deleting; see `objectmeta.rs`) and
+//!   Secrets in full (`stringData` merged into `data`, base64 `data` as a 400 decoding
+//!   error, data keys, the 1 MiB total, the rules of the `kubernetes.io/*` types, immutable
+//!   `type`, `immutable` Secrets; see `secret.rs`), plus immutable ConfigMaps. Messages use
+//!   Kubernetes 1.34 wording. Other fields of built-in kinds (pod specs, lease specs, ...) are
+//!   not validated, and an update's metadata is checked once (the real Secret validation
+//!   lists some metadata errors twice in `details.causes`).
 //! - **CRD versions**: every served version reads and writes the same stored object (the
 //!   `None` conversion strategy); no conversion webhooks. Only the `status` subresource exists
 //!   (no `scale`).
@@ -58,32 +79,53 @@
 //!   is treated as background. Objects whose owners (of a kind the simulator serves) all do
 //!   not exist are deleted when written (disable with [`KubeSim::set_orphan_collection`]).
 //!   Deleting a CRD removes its custom resources at once, ignoring their finalizers.
+//! - **Deletes** answer with the object for every kind (200, or 202 while finalizers are
+//!   pending); the real server answers a `Status` of `Success` for kinds without
+//!   `ReturnDeletedObject` (Secrets, ConfigMaps, Leases, ...) and 202 only when
+//!   `orphanDependents=false` was asked for.
 //! - **Namespaces**: deletion marks the namespace `Terminating`, deletes its objects within
 //!   the same request (objects with finalizers wait for them) and removes the namespace once
 //!   it is empty; the real namespace controller does this asynchronously.
+//! - **Authentication and authorization** only with [`KubeSimConfig::rbac`]: the admin token
+//!   and tokens from [`KubeSim::service_account_token`] are accepted (a ServiceAccount token
+//!   only while that ServiceAccount, same uid, exists); anything else is 401 (no anonymous
+//!   user, no client certificates, no token expiry or audiences, no impersonation). RBAC
+//!   reads the stored Roles, ClusterRoles and bindings on every request; ClusterRole
+//!   `aggregationRule` is ignored (only a role's own `rules` count); the default
+//!   `system:discovery`, `system:public-info-viewer` and `system:basic-user` bindings are
+//!   built in. Without `rbac`, any token (or none) is accepted.
+//! - **TLS** serves HTTP/2 and HTTP/1.1; the listener is on `127.0.0.1` only, although the
+//!   certificate also names `::1`.
 //! - `events.k8s.io/v1` and core `v1` Events are stored separately (no conversion between
 //!   them). Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
-//! - No authentication or authorization (any token is accepted), admission webhooks,
-//!   `scale`/`exec`/`log`/`proxy` subresources, pods or controllers that act on workloads,
-//!   protobuf request bodies other than `v1` Secret, ConfigMap, Namespace and ServiceAccount
-//!   (what `kubectl create secret|configmap|namespace|serviceaccount` sends), CBOR, protobuf
-//!   answers (JSON is served to every `Accept`), `/openapi/v2` (404; the v3 document carries
-//!   paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old versions.
+//! - No admission webhooks or quotas (inject them with [`Fault`]), `scale`/`exec`/`log`/
+//!   `proxy` subresources, `SelfSubjectRulesReview` (`kubectl auth can-i --list`), pods or
+//!   controllers that act on workloads, protobuf request bodies other than `v1` Secret,
+//!   ConfigMap, Namespace, ServiceAccount, RBAC roles and bindings and
+//!   `SelfSubjectAccessReview` (what `kubectl create ...` and `kubectl auth can-i` send), CBOR,
+//!   protobuf answers (JSON is served to every `Accept`), `/openapi/v2` (404; the v3 document
+//!   carries paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old
+//!   versions. The `authorization.k8s.io` group is not listed in discovery.
 
 mod accounting;
 mod apply;
+mod auth;
 mod cel;
 mod discovery;
 mod error;
 mod faults;
 mod gc;
 mod http;
+mod objectmeta;
 mod patch;
 mod protobuf;
 mod resources;
+mod secret;
 mod selectors;
+mod server;
 mod store;
 mod table;
+mod tls;
 mod validation;
 mod watch;
 mod yaml;
@@ -93,17 +135,19 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::Value;
-use tokio::sync::watch as signal;
+use tokio::sync::{mpsc, oneshot, watch as signal};
 use tokio::task::JoinHandle;
 
 pub use accounting::{RecordedRequest, RequestCounts};
 pub use error::{FieldCause, SimError};
-pub use faults::Fault;
+pub use faults::{DryRunMatch, Fault};
 pub use patch::PatchKind;
 
+use auth::Tokens;
 use faults::Faults;
-use store::{DeleteOptions, Store, WriteOptions};
+use store::{DeleteOptions, Store, Target, WriteOptions};
 use watch::Disconnect;
 
 /// State shared by the HTTP handlers, watch tasks and the test-facing handle.
@@ -118,6 +162,9 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     bookmark_interval: Mutex<Duration>,
     address: String,
+    /// Require a valid token and authorize every request with RBAC.
+    rbac: bool,
+    tokens: Mutex<Tokens>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,7 +175,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn new(address: SocketAddr) -> Self {
+    fn new(address: SocketAddr, rbac: bool, tokens: Tokens) -> Self {
         Self {
             store: Mutex::new(Store::new()),
             changes: signal::Sender::new(0),
@@ -138,7 +185,13 @@ impl Shared {
             requests: Mutex::new(Vec::new()),
             bookmark_interval: Mutex::new(Duration::from_secs(1)),
             address: address.to_string(),
+            rbac,
+            tokens: Mutex::new(tokens),
         }
+    }
+
+    pub(crate) fn tokens(&self) -> MutexGuard<'_, Tokens> {
+        lock(&self.tokens)
     }
 
     pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
@@ -190,11 +243,42 @@ impl Shared {
     }
 }
 
+/// How to start a simulator: [`KubeSim::start_with`].
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use sync_client_kube_sim::{KubeSim, KubeSimConfig};
+/// let sim = KubeSim::start_with(KubeSimConfig { tls: true, rbac: true, ..KubeSimConfig::default() }).await?;
+/// # let _ = sim; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeSimConfig {
+    /// Serve HTTPS with a certificate from a CA generated at start ([`KubeSim::ca_pem`]),
+    /// valid for `127.0.0.1`, `::1`, `localhost` and the in-cluster `kubernetes[.default[.svc
+    /// [.cluster.local]]]` names.
+    pub tls: bool,
+    /// Require a bearer token the simulator issued (401 otherwise) and authorize every request
+    /// against the stored RBAC objects (403 otherwise). Without it every request is allowed,
+    /// whatever its token.
+    pub rbac: bool,
+    /// Port on 127.0.0.1; `None` (or 0) picks a free one.
+    pub port: Option<u16>,
+}
+
 /// A running simulator. The server stops on [`KubeSim::shutdown`] or when dropped.
 pub struct KubeSim {
     shared: Arc<Shared>,
     address: SocketAddr,
+    ca_pem: Option<String>,
+    commands: mpsc::UnboundedSender<server::Command>,
     server: Option<JoinHandle<()>>,
+}
+
+fn object_name(obj: &Value) -> String {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn split_api_version(api_version: &str) -> (&str, &str) {
@@ -210,56 +294,163 @@ fn unknown_resource(api_version: &str, what: &str) -> SimError {
 }
 
 impl KubeSim {
-    /// Starts on an ephemeral port of 127.0.0.1.
+    /// Starts on an ephemeral port of 127.0.0.1: plain HTTP, every request allowed.
     pub async fn start() -> std::io::Result<Self> {
-        Self::start_on_port(0).await
+        Self::start_with(KubeSimConfig::default()).await
     }
 
-    /// Starts on a given port of 127.0.0.1 (0 = ephemeral).
+    /// Starts on a given port of 127.0.0.1 (0 = ephemeral): plain HTTP, every request allowed.
     pub async fn start_on_port(port: u16) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        Self::start_with(KubeSimConfig {
+            port: Some(port),
+            ..KubeSimConfig::default()
+        })
+        .await
+    }
+
+    /// Starts with TLS and/or token authentication and RBAC authorization.
+    pub async fn start_with(config: KubeSimConfig) -> std::io::Result<Self> {
+        let address = SocketAddr::from(([127, 0, 0, 1], config.port.unwrap_or(0)));
+        let listener = server::bind(address).await?;
         let address = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(address));
+        let tls = if config.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared::new(address, config.rbac, Tokens::new()?));
         let router = http::router(Arc::clone(&shared));
-        let mut stop = shared.shutdown.subscribe();
-        let server = tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
-                tracing::warn!(error = %e, "kube-sim server ended with an error");
-            }
-        });
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let server = tokio::spawn(server::run(
+            listener,
+            router,
+            tls.as_ref().map(|t| server::acceptor(&t.server_config)),
+            receiver,
+            shared.shutdown.subscribe(),
+        ));
         Ok(Self {
             shared,
             address,
+            ca_pem: tls.map(|t| t.ca_pem),
+            commands,
             server: Some(server),
         })
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://...` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.address)
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
     }
 
-    /// A kubeconfig with cluster, user (token `sim-token`) and context all named `sim`,
-    /// default namespace `default`.
+    /// The PEM of the CA that signed the server certificate (`None` without TLS).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The token of the user `admin` (groups `system:masters`, `system:authenticated`),
+    /// allowed everything.
+    pub fn admin_token(&self) -> String {
+        self.shared.tokens().admin().to_owned()
+    }
+
+    /// A new bearer token for the ServiceAccount `namespace/name` (user
+    /// `system:serviceaccount:<namespace>:<name>`). It is accepted only while that
+    /// ServiceAccount exists; if it exists now, only while it is the same object (same uid).
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        let uid = self
+            .get("v1", "serviceaccounts", Some(namespace), name)
+            .and_then(|sa| {
+                sa.pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+        self.shared.tokens().issue(namespace, name, uid)
+    }
+
+    /// Writes what a kubelet mounts at `/var/run/secrets/kubernetes.io/serviceaccount` for a
+    /// pod of this ServiceAccount into `dir` (created if needed): `token` (a new
+    /// [`KubeSim::service_account_token`]), `namespace` and, with TLS, `ca.crt`.
+    pub fn service_account_files(
+        &self,
+        namespace: &str,
+        name: &str,
+        dir: &Path,
+    ) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("token"),
+            self.service_account_token(namespace, name),
+        )?;
+        std::fs::write(dir.join("namespace"), namespace)?;
+        if let Some(ca) = &self.ca_pem {
+            std::fs::write(dir.join("ca.crt"), ca)?;
+        }
+        Ok(())
+    }
+
+    /// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` as a pod would see them, for
+    /// in-cluster clients (`kube::Config::incluster_env`).
+    pub fn in_cluster_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KUBERNETES_SERVICE_HOST", self.address.ip().to_string()),
+            ("KUBERNETES_SERVICE_PORT", self.address.port().to_string()),
+        ]
+    }
+
+    /// A kubeconfig with cluster, user and context all named `sim`, default namespace
+    /// `default`. The user's token is `sim-token` (any token is accepted) unless TLS or RBAC
+    /// is on: then it is the [`KubeSim::admin_token`], and with TLS the cluster carries
+    /// `certificate-authority-data`.
     pub fn kubeconfig_yaml(&self) -> String {
+        let token = if self.ca_pem.is_some() || self.shared.rbac {
+            self.admin_token()
+        } else {
+            "sim-token".to_owned()
+        };
+        let ca = self.ca_pem.as_ref().map_or_else(String::new, |pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        });
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\nusers:\n- name: sim\n  user:\n    token: sim-token\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\n{ca}users:\n- name: sim\n  user:\n    token: {token}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\npreferences: {{}}\n",
             self.url()
         )
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Makes the simulator unreachable (`true`): the listening socket closes, so new
+    /// connections are refused, and every open connection (watches included) is dropped.
+    /// `false` listens again on the same address. Returns once done; coming back fails if
+    /// something else took the port meanwhile.
+    pub async fn set_offline(&self, offline: bool) -> std::io::Result<()> {
+        let gone = || std::io::Error::other("the simulator's server has stopped");
+        if offline {
+            let (done, finished) = oneshot::channel();
+            self.commands
+                .send(server::Command::Offline(done))
+                .map_err(|_| gone())?;
+            finished.await.map_err(|_| gone())
+        } else {
+            let (done, finished) = oneshot::channel();
+            self.commands
+                .send(server::Command::Online(done))
+                .map_err(|_| gone())?;
+            finished.await.map_err(|_| gone())?
+        }
     }
 
     fn resource(
@@ -351,33 +542,25 @@ impl KubeSim {
     pub fn replace(&self, obj: Value) -> Result<Value, SimError> {
         let (rt, version) = self.resource_of(&obj)?;
         let ns = Self::namespace_of(&rt, &obj);
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let name = object_name(&obj);
         let status = obj.get("status").cloned();
         let opts = WriteOptions::default();
-        self.shared.write(move |store| {
-            let mut written = store
-                .update(&rt, &version, ns.as_deref(), &name, obj, None, &opts)?
-                .object;
+        let mut target = Target {
+            rt: &rt,
+            version: &version,
+            namespace: ns.as_deref(),
+            name: &name,
+            subresource: None,
+        };
+        self.shared.write(|store| {
+            let mut written = store.update(&target, obj, &opts)?.object;
             if rt.status_subresource
                 && let Some(status) = status
             {
                 let mut with_status = written.clone();
                 with_status["status"] = status;
-                written = store
-                    .update(
-                        &rt,
-                        &version,
-                        ns.as_deref(),
-                        &name,
-                        with_status,
-                        Some("status"),
-                        &opts,
-                    )?
-                    .object;
+                target.subresource = Some("status");
+                written = store.update(&target, with_status, &opts)?.object;
             }
             Ok(written)
         })
@@ -387,29 +570,22 @@ impl KubeSim {
     pub fn replace_status(&self, obj: Value) -> Result<Value, SimError> {
         let (rt, version) = self.resource_of(&obj)?;
         let ns = Self::namespace_of(&rt, &obj);
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let name = object_name(&obj);
+        let target = Target {
+            rt: &rt,
+            version: &version,
+            namespace: ns.as_deref(),
+            name: &name,
+            subresource: Some("status"),
+        };
         self.shared
-            .write(|store| {
-                store.update(
-                    &rt,
-                    &version,
-                    ns.as_deref(),
-                    &name,
-                    obj,
-                    Some("status"),
-                    &WriteOptions::default(),
-                )
-            })
+            .write(|store| store.update(&target, obj, &WriteOptions::default()))
             .map(|o| o.object)
     }
 
     /// Patches an object (or, with `subresource = Some("status")`, its status). Apply patches
     /// are made by the field manager `kube-sim-test` with `force=true`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // a stable public signature the operator's tests use
     pub fn patch(
         &self,
         api_version: &str,
@@ -427,19 +603,15 @@ impl KubeSim {
             force: true,
             ..WriteOptions::default()
         };
+        let target = Target {
+            rt: &rt,
+            version,
+            namespace,
+            name,
+            subresource,
+        };
         self.shared
-            .write(|store| {
-                store.patch(
-                    &rt,
-                    version,
-                    namespace,
-                    name,
-                    kind,
-                    patch,
-                    subresource,
-                    &opts,
-                )
-            })
+            .write(|store| store.patch(&target, kind, patch, &opts))
             .map(|o| o.object)
     }
 
@@ -449,11 +621,7 @@ impl KubeSim {
         for obj in yaml::parse_manifests(yaml)? {
             let (rt, version) = self.resource_of(&obj)?;
             let ns = Self::namespace_of(&rt, &obj);
-            let name = obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let name = object_name(&obj);
             if self
                 .shared
                 .lock_store()

@@ -1,5 +1,7 @@
 //! Decoding of the Kubernetes protobuf request encoding for the few kinds `kubectl create`
-//! generators send that way (`kubectl create secret|configmap|namespace|serviceaccount`).
+//! generators send that way (`kubectl create secret|configmap|namespace|serviceaccount`)
+//! `kubectl create role|clusterrole|rolebinding|clusterrolebinding`, and for the
+//! `SelfSubjectAccessReview` of `kubectl auth can-i`.
 //! Answers are always JSON, which those clients also accept.
 
 use base64::Engine as _;
@@ -85,6 +87,68 @@ const SERVICE_ACCOUNT: &[(u32, &str, Field)] = &[
         Field::RepeatedMessage(LOCAL_OBJECT_REFERENCE),
     ),
     (4, "automountServiceAccountToken", Field::Bool),
+];
+
+const POLICY_RULE: &[(u32, &str, Field)] = &[
+    (1, "verbs", Field::RepeatedString),
+    (2, "apiGroups", Field::RepeatedString),
+    (3, "resources", Field::RepeatedString),
+    (4, "resourceNames", Field::RepeatedString),
+    (5, "nonResourceURLs", Field::RepeatedString),
+];
+
+/// Role and ClusterRole (`aggregationRule`, field 3 of ClusterRole, is not decoded).
+const ROLE: &[(u32, &str, Field)] = &[
+    (1, "metadata", Field::Message(OBJECT_META)),
+    (2, "rules", Field::RepeatedMessage(POLICY_RULE)),
+];
+
+const SUBJECT: &[(u32, &str, Field)] = &[
+    (1, "kind", Field::String),
+    (2, "apiGroup", Field::String),
+    (3, "name", Field::String),
+    (4, "namespace", Field::String),
+];
+
+const ROLE_REF: &[(u32, &str, Field)] = &[
+    (1, "apiGroup", Field::String),
+    (2, "kind", Field::String),
+    (3, "name", Field::String),
+];
+
+/// RoleBinding and ClusterRoleBinding.
+const ROLE_BINDING: &[(u32, &str, Field)] = &[
+    (1, "metadata", Field::Message(OBJECT_META)),
+    (2, "subjects", Field::RepeatedMessage(SUBJECT)),
+    (3, "roleRef", Field::Message(ROLE_REF)),
+];
+
+const RESOURCE_ATTRIBUTES: &[(u32, &str, Field)] = &[
+    (1, "namespace", Field::String),
+    (2, "verb", Field::String),
+    (3, "group", Field::String),
+    (4, "version", Field::String),
+    (5, "resource", Field::String),
+    (6, "subresource", Field::String),
+    (7, "name", Field::String),
+];
+
+const NON_RESOURCE_ATTRIBUTES: &[(u32, &str, Field)] =
+    &[(1, "path", Field::String), (2, "verb", Field::String)];
+
+const SELF_SUBJECT_ACCESS_REVIEW_SPEC: &[(u32, &str, Field)] = &[
+    (1, "resourceAttributes", Field::Message(RESOURCE_ATTRIBUTES)),
+    (
+        2,
+        "nonResourceAttributes",
+        Field::Message(NON_RESOURCE_ATTRIBUTES),
+    ),
+];
+
+/// What `kubectl auth can-i` sends.
+const SELF_SUBJECT_ACCESS_REVIEW: &[(u32, &str, Field)] = &[
+    (1, "metadata", Field::Message(OBJECT_META)),
+    (2, "spec", Field::Message(SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
 ];
 
 const TYPE_META: &[(u32, &str, Field)] =
@@ -283,9 +347,12 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, SimError> {
         ("v1", "ConfigMap") => CONFIG_MAP,
         ("v1", "Namespace") => NAMESPACE,
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => ROLE,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
         _ => {
             return Err(SimError::unsupported_media_type(format!(
-                "the simulator decodes protobuf only for v1 Secret, ConfigMap, Namespace and ServiceAccount, not {api_version} {kind}; send application/json"
+                "the simulator decodes protobuf only for v1 Secret, ConfigMap, Namespace, ServiceAccount, rbac.authorization.k8s.io/v1 roles and bindings and authorization.k8s.io/v1 SelfSubjectAccessReview, not {api_version} {kind}; send application/json"
             )));
         }
     };

@@ -279,12 +279,13 @@ impl Registry {
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for t in &self.types {
-            let entry = if let Some(pos) = groups.iter().position(|(g, _)| *g == t.group) {
-                &mut groups[pos].1
+            let pos = if let Some(pos) = groups.iter().position(|(g, _)| *g == t.group) {
+                pos
             } else {
                 groups.push((t.group.clone(), Vec::new()));
-                &mut groups.last_mut().expect("just pushed").1
+                groups.len() - 1
             };
+            let entry = &mut groups[pos].1;
             for v in &t.versions {
                 if !entry.contains(&v.name) {
                     entry.push(v.name.clone());

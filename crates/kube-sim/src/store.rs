@@ -5,14 +5,15 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::apply::{self, ApplyRequest, ApplyScope};
-use crate::error::{FieldCause, SimError};
+use crate::error::{FieldCause, SimError, Subject};
 use crate::gc;
+use crate::objectmeta::{self, NameRule};
 use crate::patch::{self, PatchKind};
 use crate::resources::{self, Registry, ResourceType};
+use crate::secret;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::validation::{self, FieldValidation};
 
@@ -84,6 +85,36 @@ pub(crate) struct WriteOptions {
     pub force: bool,
 }
 
+/// The object a write addresses: its type, the version the client speaks, where it lives and
+/// (for `/status`) the subresource.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub rt: &'a Arc<ResourceType>,
+    pub version: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub subresource: Option<&'a str>,
+}
+
+impl Target<'_> {
+    fn key(&self) -> ObjectKey {
+        ObjectKey::of(self.rt, self.namespace.unwrap_or(""), self.name)
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        self.rt.subject(self.name)
+    }
+}
+
+/// What a list asks for: selectors and one page.
+#[derive(Default)]
+pub(crate) struct ListQuery<'a> {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub limit: Option<usize>,
+    pub continue_token: Option<&'a str>,
+}
+
 pub(crate) struct WriteOutcome {
     pub object: Value,
     pub warnings: Vec<String>,
@@ -130,13 +161,22 @@ fn meta(obj: &Value, field: &str) -> Option<String> {
     obj.get("metadata")?.get(field)?.as_str().map(str::to_owned)
 }
 
-fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        obj["metadata"] = json!({});
+/// Runs `edit` on the object's `metadata` map (created empty when absent or not a map).
+/// Objects reaching the store are JSON objects (checked on entry); anything else is left as is.
+pub(crate) fn with_meta<R>(obj: &mut Value, edit: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
+    let mut metadata = match obj.get_mut("metadata").map(Value::take) {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let result = edit(&mut metadata);
+    if let Some(root) = obj.as_object_mut() {
+        root.insert("metadata".to_owned(), Value::Object(metadata));
     }
-    obj.get_mut("metadata")
-        .and_then(Value::as_object_mut)
-        .expect("metadata was just made an object")
+    result
+}
+
+fn set_meta(obj: &mut Value, field: &str, value: Value) {
+    with_meta(obj, |m| m.insert(field.to_owned(), value));
 }
 
 /// The object as a client of `version` sees it.
@@ -218,20 +258,23 @@ impl Store {
             id_state: seed | 1,
             collect_orphans: true,
         };
+        let namespaces = store.registry.find("", "v1", "namespaces");
         for ns in ["default", "kube-system"] {
-            let namespaces = store
-                .registry
-                .find("", "v1", "namespaces")
-                .expect("namespaces are built in");
-            store
-                .create(
-                    &namespaces,
+            let created = namespaces.as_ref().map(|namespaces| {
+                store.create(
+                    namespaces,
                     "v1",
                     None,
                     json!({"metadata": {"name": ns}}),
                     &WriteOptions::default(),
                 )
-                .expect("initial namespace");
+            });
+            if !matches!(created, Some(Ok(_))) {
+                tracing::error!(
+                    namespace = ns,
+                    "the simulator could not create an initial namespace"
+                );
+            }
         }
         store
     }
@@ -305,7 +348,7 @@ impl Store {
     /// Stores a new or changed object with the next resource version.
     fn commit(&mut self, key: &ObjectKey, mut obj: Value, previous: Option<Value>) -> Value {
         self.rv += 1;
-        meta_mut(&mut obj).insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
+        set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
         if let Some(uid) = meta(&obj, "uid") {
             self.uids.insert(uid, key.clone());
         }
@@ -329,7 +372,7 @@ impl Store {
             .get_mut(&key.type_key())?
             .remove(&(key.namespace.clone(), key.name.clone()))?;
         self.rv += 1;
-        meta_mut(&mut obj).insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
+        set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
         let uid = meta(&obj, "uid").unwrap_or_default();
         self.uids.remove(&uid);
         self.record(key.clone(), EventType::Deleted, obj.clone(), None);
@@ -357,18 +400,34 @@ impl Store {
             }
             let mut marked = live.clone();
             let now = now();
-            let metadata = meta_mut(&mut marked);
-            metadata.insert("deletionTimestamp".to_owned(), json!(now));
-            metadata.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
-            if let Some(generation) = metadata.get("generation").and_then(Value::as_i64) {
-                metadata.insert("generation".to_owned(), json!(generation + 1));
-            }
+            with_meta(&mut marked, |metadata| {
+                metadata.insert("deletionTimestamp".to_owned(), json!(now));
+                metadata.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
+                if let Some(generation) = metadata.get("generation").and_then(Value::as_i64) {
+                    metadata.insert("generation".to_owned(), json!(generation + 1));
+                }
+            });
             return Some(self.commit(key, marked, Some(live)));
         }
         if key.group.is_empty() && key.plural == "namespaces" {
             return Some(gc::terminate_namespace(self, key, live));
         }
         self.remove(key, orphan_dependents)
+    }
+
+    /// The stored objects of one type in one namespace ("" for cluster-scoped types).
+    pub(crate) fn objects_in<'a>(
+        &'a self,
+        group: &str,
+        plural: &str,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .get(&(group.to_owned(), plural.to_owned()))
+            .into_iter()
+            .flat_map(|objects| objects.iter())
+            .filter(move |((ns, _), _)| ns == namespace)
+            .map(|(_, obj)| obj)
     }
 
     pub(crate) fn keys_of_type(&self, type_key: &TypeKey) -> Vec<ObjectKey> {
@@ -416,17 +475,19 @@ impl Store {
             .ok_or_else(|| SimError::not_found(rt.subject(name)))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn list(
         &self,
         rt: &ResourceType,
         version: &str,
         ns: Option<&str>,
-        labels: &LabelSelector,
-        fields: &FieldSelector,
-        limit: Option<usize>,
-        continue_token: Option<&str>,
+        query: &ListQuery<'_>,
     ) -> Result<ListPage, SimError> {
+        let ListQuery {
+            labels,
+            fields,
+            limit,
+            continue_token,
+        } = query;
         let (list_rv, start_after) = match continue_token.filter(|t| !t.is_empty()) {
             Some(token) => {
                 let (rv, ns, name) = decode_continue(token)
@@ -444,7 +505,7 @@ impl Store {
             .filter(|(key, _)| start_after.as_ref().is_none_or(|after| *key > after))
             .filter(|(_, obj)| labels.matches(obj) && fields.matches(obj))
             .collect();
-        let take = match limit {
+        let take = match *limit {
             Some(l) if l > 0 => l.min(matching.len()),
             _ => matching.len(),
         };
@@ -532,75 +593,54 @@ impl Store {
         Ok(())
     }
 
-    /// Kind-specific rules of built-in types that the simulator models.
-    fn normalize_builtin(
+    /// Decoding and defaulting of built-in kinds the simulator models: Secret `stringData` and
+    /// base64 `data` (a 400 when it does not decode) and `type`; the namespace name label and
+    /// finalizer. Returns a Secret's decoded data, for validation.
+    fn decode_builtin(
         rt: &ResourceType,
         obj: &mut Value,
-        old: Option<&Value>,
-    ) -> Vec<FieldCause> {
-        let mut causes = Vec::new();
+    ) -> Result<Option<Map<String, Value>>, SimError> {
         match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "secrets") => {
-                if let Some(Value::Object(string_data)) =
-                    obj.as_object_mut().and_then(|m| m.remove("stringData"))
-                {
-                    let data = obj
-                        .as_object_mut()
-                        .map(|m| m.entry("data").or_insert_with(|| json!({})))
-                        .and_then(Value::as_object_mut);
-                    if let Some(data) = data {
-                        for (k, v) in string_data {
-                            let text = v.as_str().unwrap_or_default();
-                            data.insert(
-                                k,
-                                json!(base64::engine::general_purpose::STANDARD.encode(text)),
-                            );
-                        }
-                    }
-                }
-                if let Some(data) = obj.get("data").and_then(Value::as_object) {
-                    for (k, v) in data {
-                        let decodable = v.as_str().is_some_and(|s| {
-                            base64::engine::general_purpose::STANDARD.decode(s).is_ok()
-                        });
-                        if !decodable {
-                            causes.push(FieldCause::invalid(
-                                &format!("data[{k}]"),
-                                v,
-                                "illegal base64 data",
-                            ));
-                        }
-                    }
-                }
-                if obj.get("type").is_none_or(|t| t.is_null() || t == "") {
-                    obj["type"] = json!("Opaque");
-                }
-                causes.extend(Self::immutable_data(obj, old));
-            }
-            ("", "configmaps") => causes.extend(Self::immutable_data(obj, old)),
+            ("", "secrets") => return secret::decode(obj).map(Some),
             ("", "namespaces") => {
                 let name = meta(obj, "name").unwrap_or_default();
-                let metadata = meta_mut(obj);
-                let labels = metadata.entry("labels").or_insert_with(|| json!({}));
-                if let Some(labels) = labels.as_object_mut() {
-                    labels.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
-                }
+                with_meta(obj, |metadata| {
+                    let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+                    if let Some(labels) = labels.as_object_mut() {
+                        labels.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
+                    }
+                });
                 if obj.pointer("/spec/finalizers").is_none() {
                     obj["spec"] = json!({"finalizers": ["kubernetes"]});
                 }
             }
             _ => {}
         }
-        causes
+        Ok(None)
     }
 
-    fn immutable_data(obj: &Value, old: Option<&Value>) -> Vec<FieldCause> {
-        let Some(old) = old else { return Vec::new() };
+    /// The update rules of built-in kinds: `ValidateSecretUpdate` and `ValidateConfigMapUpdate`
+    /// (`pkg/apis/core/validation/validation.go`).
+    fn validate_builtin_update(rt: &ResourceType, obj: &Value, old: &Value) -> Vec<FieldCause> {
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("", "secrets") => secret::validate_update(obj, old),
+            ("", "configmaps") => Self::immutable_config_map(obj, old),
+            _ => Vec::new(),
+        }
+    }
+
+    fn immutable_config_map(obj: &Value, old: &Value) -> Vec<FieldCause> {
         if old.get("immutable").and_then(Value::as_bool) != Some(true) {
             return Vec::new();
         }
         let mut causes = Vec::new();
-        for field in ["data", "binaryData", "immutable"] {
+        if obj.get("immutable").and_then(Value::as_bool) != Some(true) {
+            causes.push(FieldCause::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
+        }
+        for field in ["data", "binaryData"] {
             if obj.get(field) != old.get(field) {
                 causes.push(FieldCause::forbidden(
                     field,
@@ -609,6 +649,16 @@ impl Store {
             }
         }
         causes
+    }
+
+    fn name_rule(rt: &ResourceType) -> NameRule {
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            NameRule::DnsLabel
+        } else if rt.group == "rbac.authorization.k8s.io" {
+            NameRule::PathSegment
+        } else {
+            NameRule::DnsSubdomain
+        }
     }
 
     /// Schema processing of custom resources; returns warnings for dropped unknown fields.
@@ -654,12 +704,16 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<Vec<String>, SimError> {
         let name = meta(obj, "name").unwrap_or_default();
-        let mut causes = validation::validate_metadata(
-            obj,
-            rt.plural == "namespaces" && rt.group.is_empty(),
-            !rt.group.starts_with("rbac."),
-        );
-        causes.extend(Self::normalize_builtin(rt, obj, old));
+        let secret_data = Self::decode_builtin(rt, obj)?;
+        let mut causes = Vec::new();
+        if let Some(old) = old {
+            causes.extend(objectmeta::validate_no_new_finalizers(obj, old));
+            causes.extend(Self::validate_builtin_update(rt, obj, old));
+        }
+        causes.extend(objectmeta::validate_object_meta(obj, Self::name_rule(rt)));
+        if let Some(data) = &secret_data {
+            causes.extend(secret::validate(obj, data));
+        }
         if !causes.is_empty() {
             return Err(SimError::invalid(rt.subject(&name), &causes));
         }
@@ -686,45 +740,7 @@ impl Store {
             ));
         }
         Self::check_identity(rt, version, &obj)?;
-        let namespace = if rt.namespaced {
-            let url_ns = ns.unwrap_or("");
-            let body_ns = meta(&obj, "namespace").unwrap_or_default();
-            if !body_ns.is_empty() && !url_ns.is_empty() && body_ns != url_ns {
-                return Err(SimError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-            let namespace = if url_ns.is_empty() {
-                body_ns
-            } else {
-                url_ns.to_owned()
-            };
-            if namespace.is_empty() {
-                return Err(SimError::bad_request(
-                    "a namespace must be given for a namespaced resource",
-                ));
-            }
-            match self.namespace_state(&namespace) {
-                None => return Err(SimError::namespace_not_found(&namespace)),
-                Some(true) => {
-                    return Err(SimError::new(
-                        403,
-                        "Forbidden",
-                        format!(
-                            "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                            rt.plural,
-                            meta(&obj, "name").unwrap_or_default()
-                        ),
-                    ));
-                }
-                Some(false) => {}
-            }
-            meta_mut(&mut obj).insert("namespace".to_owned(), json!(namespace));
-            namespace
-        } else {
-            meta_mut(&mut obj).remove("namespace");
-            String::new()
-        };
+        let namespace = self.namespace_for_create(rt, ns, &mut obj)?;
         if meta(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
             return Err(SimError::new(
                 500,
@@ -737,40 +753,16 @@ impl Store {
             && let Some(prefix) = meta(&obj, "generateName").filter(|p| !p.is_empty())
         {
             name = format!("{prefix}{}", self.generated_suffix());
-            meta_mut(&mut obj).insert("name".to_owned(), json!(name));
-        }
-        let key = ObjectKey::of(rt, &namespace, &name);
-        if !name.is_empty() && self.lookup(&key).is_some() {
-            return Err(SimError::already_exists(rt.subject(&name)));
+            set_meta(&mut obj, "name", json!(name));
         }
         let now = now();
         let uid = self.new_uid();
-        {
-            let metadata = meta_mut(&mut obj);
-            metadata.insert("uid".to_owned(), json!(uid));
-            metadata.insert("creationTimestamp".to_owned(), json!(now));
-            for server_field in [
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "selfLink",
-            ] {
-                metadata.remove(server_field);
-            }
-            if rt.tracks_generation {
-                metadata.insert("generation".to_owned(), json!(1));
-            } else {
-                metadata.remove("generation");
-            }
-            if metadata.get("managedFields").is_some_and(|m| !m.is_array()) {
-                metadata.remove("managedFields");
-            }
-        }
-        obj["apiVersion"] = json!(rt.api_version(version));
-        obj["kind"] = json!(rt.kind);
-        if rt.status_subresource {
-            obj.as_object_mut().map(|m| m.remove("status"));
-        }
+        Self::stamp_created(rt, version, &mut obj, &uid, &now);
         let warnings = Self::validate_object(rt, version, &mut obj, None, opts)?;
+        let key = ObjectKey::of(rt, &namespace, &name);
+        if self.lookup(&key).is_some() {
+            return Err(SimError::already_exists(rt.subject(&name)));
+        }
         match (rt.group.as_str(), rt.plural.as_str()) {
             ("", "namespaces") => obj["status"] = json!({"phase": "Active"}),
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
@@ -798,24 +790,96 @@ impl Store {
         })
     }
 
+    /// The namespace a new object goes to (URL first, then the body), which must exist and
+    /// not be terminating; written into the object's metadata.
+    fn namespace_for_create(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        obj: &mut Value,
+    ) -> Result<String, SimError> {
+        if !rt.namespaced {
+            with_meta(obj, |m| m.remove("namespace"));
+            return Ok(String::new());
+        }
+        let url_ns = ns.unwrap_or("");
+        let body_ns = meta(obj, "namespace").unwrap_or_default();
+        if !body_ns.is_empty() && !url_ns.is_empty() && body_ns != url_ns {
+            return Err(SimError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let namespace = if url_ns.is_empty() {
+            body_ns
+        } else {
+            url_ns.to_owned()
+        };
+        if namespace.is_empty() {
+            return Err(SimError::bad_request(
+                "a namespace must be given for a namespaced resource",
+            ));
+        }
+        match self.namespace_state(&namespace) {
+            None => return Err(SimError::namespace_not_found(&namespace)),
+            Some(true) => {
+                return Err(SimError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                        rt.plural,
+                        meta(obj, "name").unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(false) => {}
+        }
+        set_meta(obj, "namespace", json!(namespace));
+        Ok(namespace)
+    }
+
+    /// Server-set fields of a new object: uid, creation time, generation, type identity.
+    fn stamp_created(rt: &ResourceType, version: &str, obj: &mut Value, uid: &str, now: &str) {
+        with_meta(obj, |metadata| {
+            metadata.insert("uid".to_owned(), json!(uid));
+            metadata.insert("creationTimestamp".to_owned(), json!(now));
+            for server_field in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                metadata.remove(server_field);
+            }
+            if rt.tracks_generation {
+                metadata.insert("generation".to_owned(), json!(1));
+            } else {
+                metadata.remove("generation");
+            }
+            if metadata.get("managedFields").is_some_and(|m| !m.is_array()) {
+                metadata.remove("managedFields");
+            }
+        });
+        obj["apiVersion"] = json!(rt.api_version(version));
+        obj["kind"] = json!(rt.kind);
+        if rt.status_subresource {
+            obj.as_object_mut().map(|m| m.remove("status"));
+        }
+    }
+
     /// Replaces an object (PUT), or its status (PUT `/status`).
-    #[allow(clippy::too_many_arguments)]
     pub fn update(
         &mut self,
-        rt: &Arc<ResourceType>,
-        version: &str,
-        ns: Option<&str>,
-        name: &str,
+        target: &Target<'_>,
         obj: Value,
-        subresource: Option<&str>,
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, SimError> {
+        let (rt, name) = (target.rt, target.name);
         if !obj.is_object() {
             return Err(SimError::bad_request(
                 "the body of the request must be an object",
             ));
         }
-        Self::check_identity(rt, version, &obj)?;
+        Self::check_identity(rt, target.version, &obj)?;
         let body_name = meta(&obj, "name").unwrap_or_default();
         if body_name != name {
             return Err(SimError::bad_request(format!(
@@ -823,7 +887,7 @@ impl Store {
             )));
         }
         if rt.namespaced
-            && let (Some(url_ns), Some(body_ns)) = (ns, meta(&obj, "namespace"))
+            && let (Some(url_ns), Some(body_ns)) = (target.namespace, meta(&obj, "namespace"))
             && !body_ns.is_empty()
             && body_ns != url_ns
         {
@@ -831,8 +895,7 @@ impl Store {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
-        let key = ObjectKey::of(rt, ns.unwrap_or(""), name);
-        let Some(live) = self.lookup(&key).cloned() else {
+        let Some(live) = self.lookup(&target.key()).cloned() else {
             return Err(SimError::not_found(rt.subject(name)));
         };
         let expected_rv = meta(&obj, "resourceVersion").unwrap_or_default();
@@ -840,28 +903,21 @@ impl Store {
         {
             return Err(SimError::stale_resource_version(rt.subject(name)));
         }
-        self.finish_update(rt, version, &key, live, obj, subresource, opts, Vec::new())
+        self.finish_update(target, live, obj, opts)
     }
 
-    /// The end of every modification: status subresource rules, server-owned metadata,
-    /// validation, generation, finalizer-completed deletion, no-op detection, commit.
-    #[allow(clippy::too_many_arguments)]
-    fn finish_update(
-        &mut self,
-        rt: &Arc<ResourceType>,
-        version: &str,
-        key: &ObjectKey,
-        live: Value,
+    /// The object a write of `incoming` produces: for `/status` the live object with the new
+    /// status; for the main resource `incoming` with the live status and server-owned metadata.
+    fn updated_object(
+        target: &Target<'_>,
+        live: &Value,
         incoming: Value,
-        subresource: Option<&str>,
-        opts: &WriteOptions,
-        mut warnings: Vec<String>,
-    ) -> Result<WriteOutcome, SimError> {
-        let name = key.name.clone();
-        let mut new = match subresource {
+    ) -> Result<Value, SimError> {
+        let rt = target.rt;
+        match target.subresource {
             Some("status") => {
                 if !rt.status_subresource {
-                    return Err(SimError::not_found(rt.subject(&name)));
+                    return Err(SimError::not_found(target.subject()));
                 }
                 let mut new = live.clone();
                 match incoming.get("status") {
@@ -871,46 +927,64 @@ impl Store {
                     }
                 }
                 if let Some(managed) = incoming.pointer("/metadata/managedFields") {
-                    meta_mut(&mut new).insert("managedFields".to_owned(), managed.clone());
+                    set_meta(&mut new, "managedFields", managed.clone());
                 }
-                new
+                Ok(new)
             }
-            Some(other) => {
-                return Err(SimError::not_found(rt.subject(&format!("{name}/{other}"))));
+            Some(other) => Err(SimError::not_found(
+                rt.subject(&format!("{}/{other}", target.name)),
+            )),
+            None => Ok(Self::with_server_fields(rt, live, incoming)),
+        }
+    }
+
+    /// A full-object write keeps the live status (with a status subresource) and the metadata
+    /// fields only the server sets.
+    fn with_server_fields(rt: &ResourceType, live: &Value, incoming: Value) -> Value {
+        let mut new = incoming;
+        if rt.status_subresource {
+            match live.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    new.as_object_mut().map(|m| m.remove("status"));
+                }
             }
-            None => {
-                let mut new = incoming;
-                if rt.status_subresource {
-                    match live.get("status") {
-                        Some(status) => new["status"] = status.clone(),
-                        None => {
-                            new.as_object_mut().map(|m| m.remove("status"));
-                        }
-                    }
-                }
-                let live_meta = live.get("metadata").cloned().unwrap_or_else(|| json!({}));
-                let metadata = meta_mut(&mut new);
-                for server_field in [
-                    "uid",
-                    "creationTimestamp",
-                    "generation",
-                    "deletionTimestamp",
-                    "deletionGracePeriodSeconds",
-                    "namespace",
-                ] {
-                    match live_meta.get(server_field) {
-                        Some(v) => metadata.insert(server_field.to_owned(), v.clone()),
-                        None => metadata.remove(server_field),
-                    };
-                }
-                if !metadata.get("managedFields").is_some_and(Value::is_array)
-                    && let Some(managed) = live_meta.get("managedFields")
-                {
-                    metadata.insert("managedFields".to_owned(), managed.clone());
-                }
-                new
+        }
+        let live_meta = live.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        with_meta(&mut new, |metadata| {
+            for server_field in [
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "namespace",
+            ] {
+                match live_meta.get(server_field) {
+                    Some(v) => metadata.insert(server_field.to_owned(), v.clone()),
+                    None => metadata.remove(server_field),
+                };
             }
-        };
+            if !metadata.get("managedFields").is_some_and(Value::is_array)
+                && let Some(managed) = live_meta.get("managedFields")
+            {
+                metadata.insert("managedFields".to_owned(), managed.clone());
+            }
+        });
+        new
+    }
+
+    /// The end of every modification: status subresource rules, server-owned metadata,
+    /// validation, generation, finalizer-completed deletion, no-op detection, commit.
+    fn finish_update(
+        &mut self,
+        target: &Target<'_>,
+        live: Value,
+        incoming: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, SimError> {
+        let (rt, version) = (target.rt, target.version);
+        let mut new = Self::updated_object(target, &live, incoming)?;
         new["apiVersion"] = json!(rt.api_version(version));
         new["kind"] = json!(rt.kind);
         // An apply rewrites managedFields itself; any other write carries them over unchanged
@@ -918,75 +992,28 @@ impl Store {
         if new.pointer("/metadata/managedFields") == live.pointer("/metadata/managedFields") {
             apply::release_changed_fields(&live, &mut new);
         }
-        warnings.extend(Self::validate_object(
-            rt,
-            version,
-            &mut new,
-            Some(&live),
-            opts,
-        )?);
-        if live.pointer("/metadata/deletionTimestamp").is_some() {
-            let adds_finalizer = new
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|new_f| {
-                    let old_f = live
-                        .pointer("/metadata/finalizers")
-                        .and_then(Value::as_array);
-                    new_f.iter().any(|f| !old_f.is_some_and(|o| o.contains(f)))
-                });
-            if adds_finalizer {
-                return Err(SimError::invalid(
-                    rt.subject(&name),
-                    &[FieldCause::forbidden(
-                        "metadata.finalizers",
-                        "no new finalizers can be added if the object is being deleted",
-                    )],
-                ));
-            }
-        }
+        let warnings = Self::validate_object(rt, version, &mut new, Some(&live), opts)?;
         if rt.tracks_generation && generation_relevant(rt, &new) != generation_relevant(rt, &live) {
             let generation = live
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            meta_mut(&mut new).insert("generation".to_owned(), json!(generation + 1));
+            set_meta(&mut new, "generation", json!(generation + 1));
         }
-        meta_mut(&mut new).insert(
-            "resourceVersion".to_owned(),
+        set_meta(
+            &mut new,
+            "resourceVersion",
             live.pointer("/metadata/resourceVersion")
                 .cloned()
                 .unwrap_or(Value::Null),
         );
-        if comparable(&new) == comparable(&live) {
-            return Ok(WriteOutcome {
-                object: output(rt, version, &live),
-                warnings,
-                created: false,
-            });
-        }
-        if opts.dry_run {
-            return Ok(WriteOutcome {
-                object: output(rt, version, &new),
-                warnings,
-                created: false,
-            });
-        }
-        let finalized = live.pointer("/metadata/deletionTimestamp").is_some()
-            && new
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty);
-        let stored = self.commit(key, new, Some(live));
-        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
-            self.registry.register_crd(&stored);
-        }
-        let object = output(rt, version, &stored);
-        if finalized {
-            self.remove(key, false);
+        let object = if comparable(&new) == comparable(&live) {
+            output(rt, version, &live)
+        } else if opts.dry_run {
+            output(rt, version, &new)
         } else {
-            gc::collect_if_orphaned(self, key);
-        }
+            self.commit_update(target, live, new)
+        };
         Ok(WriteOutcome {
             object,
             warnings,
@@ -994,52 +1021,73 @@ impl Store {
         })
     }
 
+    /// Stores a changed object; removes it when its last finalizer went while it was being
+    /// deleted; collects it when all its owners are gone.
+    fn commit_update(&mut self, target: &Target<'_>, live: Value, new: Value) -> Value {
+        let rt = target.rt;
+        let key = target.key();
+        let finalized = live.pointer("/metadata/deletionTimestamp").is_some()
+            && new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
+        let stored = self.commit(&key, new, Some(live));
+        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+            self.registry.register_crd(&stored);
+        }
+        let object = output(rt, target.version, &stored);
+        if finalized {
+            self.remove(&key, false);
+        } else {
+            gc::collect_if_orphaned(self, &key);
+        }
+        object
+    }
+
     /// PATCH of an object or its status, in any of the four patch formats.
-    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &mut self,
-        rt: &Arc<ResourceType>,
-        version: &str,
-        ns: Option<&str>,
-        name: &str,
+        target: &Target<'_>,
         kind: PatchKind,
         body: &Value,
-        subresource: Option<&str>,
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, SimError> {
+        let (rt, name) = (target.rt, target.name);
         if kind == PatchKind::Strategic && rt.is_custom() {
             return Err(SimError::unsupported_media_type(
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
             ));
         }
-        let key = ObjectKey::of(rt, ns.unwrap_or(""), name);
-        let live = self.lookup(&key).cloned();
+        let live = self.lookup(&target.key()).cloned();
         if kind == PatchKind::Apply {
-            return self.apply(rt, version, ns, name, body, subresource, opts, live);
+            return self.apply(target, body, opts, live);
         }
         let Some(live) = live else {
             return Err(SimError::not_found(rt.subject(name)));
         };
-        let current = output(rt, version, &live);
+        let current = output(rt, target.version, &live);
         let patched = match kind {
             PatchKind::Merge => {
-                let mut target = current.clone();
-                patch::merge_patch(&mut target, body);
-                target
+                let mut patched = current;
+                patch::merge_patch(&mut patched, body);
+                patched
             }
             PatchKind::Strategic => {
-                let mut target = current.clone();
-                patch::strategic_merge_patch(&mut target, body);
-                target
+                let mut patched = current;
+                patch::strategic_merge_patch(&mut patched, body);
+                patched
             }
-            PatchKind::Json => patch::json_patch(&current, body).map_err(|e| {
-                SimError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?,
-            PatchKind::Apply => unreachable!("handled above"),
+            PatchKind::Json | PatchKind::Apply => {
+                patch::json_patch(&current, body).map_err(|e| {
+                    SimError::new(
+                        422,
+                        "Invalid",
+                        format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                    )
+                })?
+            }
         };
         if meta(&patched, "name").as_deref() != Some(name) {
             return Err(SimError::bad_request(
@@ -1050,30 +1098,15 @@ impl Store {
         if !expected.is_empty() && Some(&expected) != meta(&live, "resourceVersion").as_ref() {
             return Err(SimError::stale_resource_version(rt.subject(name)));
         }
-        self.finish_update(
-            rt,
-            version,
-            &key,
-            live,
-            patched,
-            subresource,
-            opts,
-            Vec::new(),
-        )
+        self.finish_update(target, live, patched, opts)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &mut self,
-        rt: &Arc<ResourceType>,
-        version: &str,
-        ns: Option<&str>,
-        name: &str,
+    /// The checks of an applied configuration itself; returns the field manager.
+    fn check_applied(
+        target: &Target<'_>,
         body: &Value,
-        subresource: Option<&str>,
         opts: &WriteOptions,
-        live: Option<Value>,
-    ) -> Result<WriteOutcome, SimError> {
+    ) -> Result<String, SimError> {
         let manager = opts
             .field_manager
             .clone()
@@ -1088,27 +1121,38 @@ impl Store {
                 "the applied configuration must be an object",
             ));
         }
-        if body
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            || body
-                .get("kind")
+        let blank = |field: &str| {
+            body.get(field)
                 .and_then(Value::as_str)
                 .is_none_or(str::is_empty)
-        {
+        };
+        if blank("apiVersion") || blank("kind") {
             return Err(SimError::bad_request(
                 "apiVersion and kind must be set in an applied configuration",
             ));
         }
-        Self::check_identity(rt, version, body)?;
-        if meta(body, "name").is_some_and(|n| n != name) {
+        Self::check_identity(target.rt, target.version, body)?;
+        if let Some(body_name) = meta(body, "name").filter(|n| n != target.name) {
             return Err(SimError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta(body, "name").unwrap_or_default()
+                "the name of the object ({body_name}) does not match the name on the URL ({})",
+                target.name
             )));
         }
-        let scope = match subresource {
+        Ok(manager)
+    }
+
+    /// Server-side apply: creates the object when absent, else merges the configuration with
+    /// field ownership (see `apply.rs`).
+    fn apply(
+        &mut self,
+        target: &Target<'_>,
+        body: &Value,
+        opts: &WriteOptions,
+        live: Option<Value>,
+    ) -> Result<WriteOutcome, SimError> {
+        let (rt, name) = (target.rt, target.name);
+        let manager = Self::check_applied(target, body, opts)?;
+        let scope = match target.subresource {
             Some("status") if rt.status_subresource => ApplyScope::Status,
             Some(_) => return Err(SimError::not_found(rt.subject(name))),
             None => ApplyScope::Main {
@@ -1117,83 +1161,43 @@ impl Store {
         };
         let mut applied = scope.restrict(body);
         if scope != ApplyScope::Status {
-            meta_mut(&mut applied).remove("resourceVersion");
+            with_meta(&mut applied, |m| m.remove("resourceVersion"));
         }
         let now = now();
-        let api_version = rt.api_version(version);
+        let api_version = rt.api_version(target.version);
+        let mut request = ApplyRequest {
+            live: &json!({"metadata": {}}),
+            applied: &applied,
+            manager: &manager,
+            force: true,
+            scope,
+            api_version: &api_version,
+            now: &now,
+        };
         let Some(live) = live else {
             if scope == ApplyScope::Status {
                 return Err(SimError::not_found(rt.subject(name)));
             }
             let mut obj = applied.clone();
-            meta_mut(&mut obj).insert("name".to_owned(), json!(name));
-            let request = ApplyRequest {
-                live: &json!({"metadata": {}}),
-                applied: &applied,
-                manager: &manager,
-                force: true,
-                scope,
-                api_version: &api_version,
-                now: &now,
-            };
+            set_meta(&mut obj, "name", json!(name));
             let with_fields =
                 apply::apply(&request).map_err(|_| SimError::bad_request("apply failed"))?;
             if let Some(managed) = with_fields.pointer("/metadata/managedFields") {
-                meta_mut(&mut obj).insert("managedFields".to_owned(), managed.clone());
+                set_meta(&mut obj, "managedFields", managed.clone());
             }
-            return self.create(rt, version, ns, obj, opts);
+            return self.create(rt, target.version, target.namespace, obj, opts);
         };
         if let Some(expected) = meta(body, "resourceVersion").filter(|rv| !rv.is_empty())
             && Some(&expected) != meta(&live, "resourceVersion").as_ref()
         {
             return Err(SimError::stale_resource_version(rt.subject(name)));
         }
-        let current = output(rt, version, &live);
-        let request = ApplyRequest {
-            live: &current,
-            applied: &applied,
-            manager: &manager,
-            force: opts.force,
-            scope,
-            api_version: &api_version,
-            now: &now,
-        };
-        let merged = apply::apply(&request).map_err(|conflicts| {
-            let summary: Vec<String> = conflicts
-                .iter()
-                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
-                .collect();
-            let plural = if conflicts.len() == 1 { "" } else { "s" };
-            let causes: Vec<Value> = conflicts
-                .iter()
-                .map(|c| {
-                    json!({"reason": "FieldManagerConflict",
-                           "message": format!("conflict with \"{}\"", c.manager),
-                           "field": c.field})
-                })
-                .collect();
-            let mut error = SimError::conflict(rt.subject(name), "apply conflict");
-            error.message = format!(
-                "Apply failed with {} conflict{plural}: {}",
-                conflicts.len(),
-                summary.join("\n")
-            );
-            if let Some(details) = error.details.as_mut() {
-                details["causes"] = Value::Array(causes);
-            }
-            error
-        })?;
-        let key = ObjectKey::of(rt, ns.unwrap_or(""), name);
-        self.finish_update(
-            rt,
-            version,
-            &key,
-            live,
-            merged,
-            subresource,
-            opts,
-            Vec::new(),
-        )
+        let current = output(rt, target.version, &live);
+        request.live = &current;
+        request.force = opts.force;
+        let merged =
+            apply::apply(&request).map_err(|conflicts| apply_conflict_error(target, &conflicts))?;
+        self.finish_update(target, live, merged, opts)
     }
 
     pub fn delete(
@@ -1231,9 +1235,66 @@ impl Store {
             ));
         }
         if opts.dry_run {
-            return Ok(output(rt, version, &live));
+            return Ok(output(rt, version, &Self::deletion_preview(&key, live)));
         }
         let result = self.delete_key(&key, opts.orphan).unwrap_or(live);
         Ok(output(rt, version, &result))
     }
+
+    /// What a delete answers with, without deleting: an object with finalizers (and a
+    /// namespace) gets a deletion timestamp; anything else is answered as it is.
+    fn deletion_preview(key: &ObjectKey, live: Value) -> Value {
+        let has_finalizers = live
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let is_namespace = key.group.is_empty() && key.plural == "namespaces";
+        if live.pointer("/metadata/deletionTimestamp").is_some()
+            || !(has_finalizers || is_namespace)
+        {
+            return live;
+        }
+        let mut marked = live;
+        let now = now();
+        with_meta(&mut marked, |metadata| {
+            metadata.insert("deletionTimestamp".to_owned(), json!(now));
+            if has_finalizers {
+                metadata.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
+                if let Some(generation) = metadata.get("generation").and_then(Value::as_i64) {
+                    metadata.insert("generation".to_owned(), json!(generation + 1));
+                }
+            }
+        });
+        if is_namespace {
+            marked["status"] = json!({"phase": "Terminating"});
+        }
+        marked
+    }
+}
+
+/// The 409 an apply answers when other apply managers own fields it changes.
+fn apply_conflict_error(target: &Target<'_>, conflicts: &[apply::ApplyConflict]) -> SimError {
+    let summary: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+        .collect();
+    let plural = if conflicts.len() == 1 { "" } else { "s" };
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| {
+            json!({"reason": "FieldManagerConflict",
+                   "message": format!("conflict with \"{}\"", c.manager),
+                   "field": c.field})
+        })
+        .collect();
+    let mut error = SimError::conflict(target.subject(), "apply conflict");
+    error.message = format!(
+        "Apply failed with {} conflict{plural}: {}",
+        conflicts.len(),
+        summary.join("\n")
+    );
+    if let Some(details) = error.details.as_mut() {
+        details["causes"] = Value::Array(causes);
+    }
+    error
 }

@@ -156,21 +156,28 @@ fn type_matches(expected: &str, value: &Value) -> bool {
     }
 }
 
-fn duration_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$").expect("duration regex")
+/// A regex compiled once; `None` (logged) if the pattern does not compile, which would be a bug
+/// in the simulator: the check it serves is then skipped rather than failing every request.
+fn cached_regex(cell: &'static OnceLock<Option<Regex>>, pattern: &str) -> Option<&'static Regex> {
+    cell.get_or_init(|| {
+        Regex::new(pattern)
+            .map_err(|e| tracing::error!(pattern, error = %e, "built-in regex does not compile"))
+            .ok()
     })
+    .as_ref()
 }
 
-fn uuid_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(
-            r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
-        )
-        .expect("uuid regex")
-    })
+fn duration_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    cached_regex(&RE, r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$")
+}
+
+fn uuid_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    cached_regex(
+        &RE,
+        r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+    )
 }
 
 /// Checks of the `format`s the simulator knows; unknown formats pass, as in kube-apiserver.
@@ -184,12 +191,12 @@ fn format_error(format: &str, value: &Value) -> Option<String> {
             .parse::<jiff::civil::Date>()
             .is_err()
             .then(|| "a valid date".to_owned()),
-        ("uuid", Value::String(s)) => {
-            (!uuid_regex().is_match(s)).then(|| "a valid uuid".to_owned())
-        }
-        ("duration", Value::String(s)) => {
-            (!duration_regex().is_match(s)).then(|| "a valid duration".to_owned())
-        }
+        ("uuid", Value::String(s)) => uuid_regex()
+            .is_some_and(|re| !re.is_match(s))
+            .then(|| "a valid uuid".to_owned()),
+        ("duration", Value::String(s)) => duration_regex()
+            .is_some_and(|re| !re.is_match(s))
+            .then(|| "a valid duration".to_owned()),
         ("byte", Value::String(s)) => {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD
@@ -259,36 +266,8 @@ impl SchemaValidator {
     }
 
     fn scalar_constraints(&mut self, schema: &Value, value: &Value, shown: &str) {
-        let number = |key: &str| schema.get(key).and_then(Value::as_f64);
         if let Value::String(s) = value {
-            let length = s.chars().count() as u64;
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-                && length > max
-            {
-                self.causes.push(FieldCause::too_long(shown, max));
-            }
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-                && length < min
-            {
-                self.causes.push(FieldCause::invalid(
-                    shown,
-                    value,
-                    &format!("{shown} in body should be at least {min} chars long"),
-                ));
-            }
-            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-                match Regex::new(pattern) {
-                    Ok(re) if !re.is_match(s) => self.causes.push(FieldCause::invalid(
-                        shown,
-                        value,
-                        &format!("{shown} in body should match '{pattern}'"),
-                    )),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(pattern, error = %e, "schema pattern not understood, skipped");
-                    }
-                }
-            }
+            self.string_constraints(schema, s, value, shown);
         }
         if let Some(format) = schema.get("format").and_then(Value::as_str)
             && let Some(expected) = format_error(format, value)
@@ -300,55 +279,91 @@ impl SchemaValidator {
             ));
         }
         if let Some(n) = value.as_f64() {
-            if let Some(min) = number("minimum") {
-                let exclusive = is_true(schema, "exclusiveMinimum");
-                if n < min || (exclusive && n <= min) {
-                    let relation = if exclusive {
-                        "greater than"
-                    } else {
-                        "greater than or equal to"
-                    };
-                    self.causes.push(FieldCause::invalid(
-                        shown,
-                        value,
-                        &format!(
-                            "{shown} in body should be {relation} {}",
-                            number_text(&schema["minimum"])
-                        ),
-                    ));
+            self.number_constraints(schema, n, value, shown);
+        }
+    }
+
+    fn string_constraints(&mut self, schema: &Value, s: &str, value: &Value, shown: &str) {
+        let length = s.chars().count() as u64;
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && length > max
+        {
+            self.causes.push(FieldCause::too_long(shown, max));
+        }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && length < min
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                value,
+                &format!("{shown} in body should be at least {min} chars long"),
+            ));
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+            match Regex::new(pattern) {
+                Ok(re) if !re.is_match(s) => self.causes.push(FieldCause::invalid(
+                    shown,
+                    value,
+                    &format!("{shown} in body should match '{pattern}'"),
+                )),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(pattern, error = %e, "schema pattern not understood, skipped");
                 }
             }
-            if let Some(max) = number("maximum") {
-                let exclusive = is_true(schema, "exclusiveMaximum");
-                if n > max || (exclusive && n >= max) {
-                    let relation = if exclusive {
-                        "less than"
-                    } else {
-                        "less than or equal to"
-                    };
-                    self.causes.push(FieldCause::invalid(
-                        shown,
-                        value,
-                        &format!(
-                            "{shown} in body should be {relation} {}",
-                            number_text(&schema["maximum"])
-                        ),
-                    ));
-                }
-            }
-            if let Some(step) = number("multipleOf")
-                && step > 0.0
-                && (n / step).fract().abs() > f64::EPSILON
-            {
+        }
+    }
+
+    fn number_constraints(&mut self, schema: &Value, n: f64, value: &Value, shown: &str) {
+        let number = |key: &str| schema.get(key).and_then(Value::as_f64);
+        if let Some(min) = number("minimum") {
+            let exclusive = is_true(schema, "exclusiveMinimum");
+            if n < min || (exclusive && n <= min) {
+                let relation = if exclusive {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
                 self.causes.push(FieldCause::invalid(
                     shown,
                     value,
                     &format!(
-                        "{shown} in body should be a multiple of {}",
-                        number_text(&schema["multipleOf"])
+                        "{shown} in body should be {relation} {}",
+                        number_text(&schema["minimum"])
                     ),
                 ));
             }
+        }
+        if let Some(max) = number("maximum") {
+            let exclusive = is_true(schema, "exclusiveMaximum");
+            if n > max || (exclusive && n >= max) {
+                let relation = if exclusive {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                self.causes.push(FieldCause::invalid(
+                    shown,
+                    value,
+                    &format!(
+                        "{shown} in body should be {relation} {}",
+                        number_text(&schema["maximum"])
+                    ),
+                ));
+            }
+        }
+        if let Some(step) = number("multipleOf")
+            && step > 0.0
+            && (n / step).fract().abs() > f64::EPSILON
+        {
+            self.causes.push(FieldCause::invalid(
+                shown,
+                value,
+                &format!(
+                    "{shown} in body should be a multiple of {}",
+                    number_text(&schema["multipleOf"])
+                ),
+            ));
         }
     }
 
@@ -564,7 +579,7 @@ pub(crate) struct SchemaOutcome {
 }
 
 /// Prunes, defaults and validates a custom resource against its version's schema.
-/// `metadata` is left to [`validate_metadata`].
+/// `metadata` is left to `objectmeta.rs`.
 pub(crate) fn process_custom_resource(
     schema: &Value,
     obj: &mut Value,
@@ -602,104 +617,6 @@ pub(crate) fn process_custom_resource(
         unknown_fields: unknown,
         causes: validator.causes,
     }
-}
-
-fn dns_subdomain_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-            .expect("dns regex")
-    })
-}
-
-fn label_value_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").expect("label regex")
-    })
-}
-
-fn qualified_name_error(key: &str) -> Option<String> {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || !dns_subdomain_regex().is_match(p))
-    {
-        return Some("prefix part must be a lowercase RFC 1123 subdomain".to_owned());
-    }
-    if name.is_empty() || name.len() > 63 || !label_value_regex().is_match(name) {
-        return Some(
-            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character".to_owned(),
-        );
-    }
-    None
-}
-
-/// Rules of `metadata` common to all kinds: name format, label keys and values, annotation keys.
-pub(crate) fn validate_metadata(
-    obj: &Value,
-    name_is_dns_label: bool,
-    strict_names: bool,
-) -> Vec<FieldCause> {
-    let mut causes = Vec::new();
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if name.is_empty() {
-        causes.push(FieldCause::required("metadata.name"));
-    } else if strict_names {
-        let max = if name_is_dns_label { 63 } else { 253 };
-        let ok = name.len() <= max
-            && dns_subdomain_regex().is_match(name)
-            && !(name_is_dns_label && name.contains('.'));
-        if !ok {
-            causes.push(FieldCause::invalid(
-                "metadata.name",
-                &json!(name),
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-            ));
-        }
-    }
-    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
-        for (key, value) in labels {
-            if let Some(why) = qualified_name_error(key) {
-                causes.push(FieldCause::invalid("metadata.labels", &json!(key), &why));
-            }
-            match value.as_str() {
-                Some(v) if v.len() <= 63 && label_value_regex().is_match(v) => {}
-                _ => causes.push(FieldCause::invalid(
-                    "metadata.labels",
-                    value,
-                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                )),
-            }
-        }
-    }
-    if let Some(annotations) = obj
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-    {
-        for (key, value) in annotations {
-            if let Some(why) = qualified_name_error(&key.to_ascii_lowercase()) {
-                causes.push(FieldCause::invalid(
-                    "metadata.annotations",
-                    &json!(key),
-                    &why,
-                ));
-            }
-            if !value.is_string() {
-                causes.push(FieldCause::type_invalid(
-                    &format!("metadata.annotations.{key}"),
-                    value,
-                    "string",
-                ));
-            }
-        }
-    }
-    causes
 }
 
 #[cfg(test)]
@@ -770,18 +687,5 @@ mod tests {
         );
         let (_, wrong_type) = run(json!({"spec": {"name": "ab", "count": "3"}}));
         assert_eq!(wrong_type.causes[0].reason, "FieldValueTypeInvalid");
-    }
-
-    #[test]
-    fn metadata_rules_reject_bad_names_and_labels() {
-        assert!(
-            validate_metadata(&json!({"metadata": {"name": "ok-name"}}), false, true).is_empty()
-        );
-        assert_eq!(
-            validate_metadata(&json!({"metadata": {"name": "Bad_Name"}}), false, true).len(),
-            1
-        );
-        let bad_label = json!({"metadata": {"name": "x", "labels": {"t": "2024-01-01T00:00:00Z"}}});
-        assert_eq!(validate_metadata(&bad_label, false, true).len(), 1);
     }
 }

@@ -146,54 +146,15 @@ async fn run(shared: Arc<Shared>, request: WatchRequest, tx: mpsc::Sender<Chunk>
     bookmark_timer.tick().await;
 
     changes.borrow_and_update();
-    let (mut last_rv, initial) = {
-        let store = shared.lock_store();
-        match request.start {
-            WatchStart::After(rv) => (rv, Vec::new()),
-            WatchStart::Now | WatchStart::InitialEvents => {
-                let objects = store.snapshot(
-                    &request.rt,
-                    request.namespace.as_deref(),
-                    &request.labels,
-                    &request.fields,
-                );
-                (store.current_rv(), objects)
-            }
-        }
-    };
-    for obj in &initial {
-        if tx.send(Ok(request.line("ADDED", obj))).await.is_err() {
-            return;
-        }
-    }
-    if request.start == WatchStart::InitialEvents
-        && tx.send(Ok(request.bookmark(last_rv, true))).await.is_err()
-    {
+    let Some(mut last_rv) = send_initial(&shared, &request, &tx).await else {
         return;
-    }
-
+    };
     loop {
         changes.borrow_and_update();
-        let events = shared.lock_store().events_after(last_rv);
-        match events {
-            Err(oldest) => {
-                let _ = tx.send(Ok(gone_line(last_rv, oldest))).await;
-                return;
-            }
-            Ok(events) => {
-                for event in events {
-                    last_rv = event.rv;
-                    if let Some(event_type) = request.translate(&event)
-                        && tx
-                            .send(Ok(request.line(event_type.as_str(), &event.object)))
-                            .await
-                            .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
+        let Some(rv) = send_changes(&shared, &request, &tx, last_rv).await else {
+            return;
+        };
+        last_rv = rv;
         tokio::select! {
             woke = changes.changed() => {
                 if woke.is_err() {
@@ -220,6 +181,65 @@ async fn run(shared: Arc<Shared>, request: WatchRequest, tx: mpsc::Sender<Chunk>
             }
             _ = shutdown.changed() => return,
             () = tx.closed() => return,
+        }
+    }
+}
+
+/// The synthetic ADDED events (and the initial-events-end bookmark) a watch starts with;
+/// returns the resource version the watch continues from, `None` once the client is gone.
+async fn send_initial(
+    shared: &Shared,
+    request: &WatchRequest,
+    tx: &mpsc::Sender<Chunk>,
+) -> Option<u64> {
+    let (last_rv, initial) = {
+        let store = shared.lock_store();
+        match request.start {
+            WatchStart::After(rv) => (rv, Vec::new()),
+            WatchStart::Now | WatchStart::InitialEvents => {
+                let objects = store.snapshot(
+                    &request.rt,
+                    request.namespace.as_deref(),
+                    &request.labels,
+                    &request.fields,
+                );
+                (store.current_rv(), objects)
+            }
+        }
+    };
+    for obj in &initial {
+        tx.send(Ok(request.line("ADDED", obj))).await.ok()?;
+    }
+    if request.start == WatchStart::InitialEvents {
+        tx.send(Ok(request.bookmark(last_rv, true))).await.ok()?;
+    }
+    Some(last_rv)
+}
+
+/// Sends the events after `last_rv`; returns the new last resource version, `None` when the
+/// watch is over (client gone, or history expired and the 410 sent).
+async fn send_changes(
+    shared: &Shared,
+    request: &WatchRequest,
+    tx: &mpsc::Sender<Chunk>,
+    mut last_rv: u64,
+) -> Option<u64> {
+    let events = shared.lock_store().events_after(last_rv);
+    match events {
+        Err(oldest) => {
+            let _ = tx.send(Ok(gone_line(last_rv, oldest))).await;
+            None
+        }
+        Ok(events) => {
+            for event in events {
+                last_rv = event.rv;
+                if let Some(event_type) = request.translate(&event) {
+                    tx.send(Ok(request.line(event_type.as_str(), &event.object)))
+                        .await
+                        .ok()?;
+                }
+            }
+            Some(last_rv)
         }
     }
 }

@@ -1,4 +1,6 @@
 //! HTTP-level behaviour of the simulator: what a Kubernetes client sees on the wire.
+// Test scenarios read as scripts and fail loudly: long functions and unwrap/expect are fine.
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -209,7 +211,11 @@ async fn errors_are_status_objects_with_the_real_codes_and_reasons() {
             &json!({"metadata": {"name": "b64"}, "data": {"k": "not base64!"}}),
         )
         .await;
-    assert_eq!(bad_data.status, 422);
+    assert_eq!(bad_data.status, 400, "undecodable data is a decoding error");
+    assert_eq!(
+        bad_data.json()["message"],
+        "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
+    );
 }
 
 #[tokio::test]

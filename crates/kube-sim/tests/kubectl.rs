@@ -1,12 +1,14 @@
 //! Acceptance: the stock `kubectl` works against the simulator with the project's real CRDs
 //! and example resources.
+// Test scenarios read as scripts and fail loudly: long functions and unwrap/expect are fine.
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sync_client_kube_sim::KubeSim;
+use sync_client_kube_sim::{KubeSim, KubeSimConfig};
 
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -290,4 +292,90 @@ async fn kubectl_applies_crds_and_examples_gets_and_deletes() {
             .any(|r| r.accept.as_deref().is_some_and(|a| a.contains("as=Table")))
     );
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_talks_to_the_tls_simulator_and_is_authorized_by_rbac() {
+    let sim = KubeSim::start_with(KubeSimConfig {
+        tls: true,
+        rbac: true,
+        ..KubeSimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let admin = Kubectl::new(&sim);
+    let namespaces = admin.ok(&["get", "ns", "-o", "name"]).await;
+    assert!(namespaces.contains("namespace/default"), "{namespaces}");
+    admin.ok(&["create", "namespace", "ops"]).await;
+    admin
+        .ok(&["create", "serviceaccount", "op", "-n", "ops"])
+        .await;
+    assert_eq!(
+        admin
+            .ok(&["auth", "can-i", "delete", "secrets", "-n", "ops"])
+            .await
+            .trim(),
+        "yes"
+    );
+
+    // The same kubeconfig with the ServiceAccount's token instead of the admin's.
+    let operator = Kubectl::new(&sim);
+    operator.write(
+        "kubeconfig",
+        &sim.kubeconfig_yaml()
+            .replace(&sim.admin_token(), &sim.service_account_token("ops", "op")),
+    );
+    let denied = operator.run(&["get", "secrets", "-n", "ops"]).await;
+    assert!(!denied.success);
+    assert!(
+        denied.stderr.contains(
+            "secrets is forbidden: User \"system:serviceaccount:ops:op\" cannot list resource \"secrets\" in API group \"\" in the namespace \"ops\""
+        ),
+        "{}",
+        denied.stderr
+    );
+    let can = operator
+        .run(&["auth", "can-i", "list", "secrets", "-n", "ops"])
+        .await;
+    assert_eq!(can.stdout.trim(), "no", "{}", can.stderr);
+    admin
+        .ok(&[
+            "create",
+            "role",
+            "op",
+            "-n",
+            "ops",
+            "--verb=get,list",
+            "--resource=secrets",
+        ])
+        .await;
+    admin
+        .ok(&[
+            "create",
+            "rolebinding",
+            "op",
+            "-n",
+            "ops",
+            "--role=op",
+            "--serviceaccount=ops:op",
+        ])
+        .await;
+    assert_eq!(
+        operator
+            .ok(&["auth", "can-i", "list", "secrets", "-n", "ops"])
+            .await
+            .trim(),
+        "yes"
+    );
+    operator.ok(&["get", "secrets", "-n", "ops"]).await;
+    let users: Vec<Option<String>> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb.as_deref() == Some("list") && r.resource.as_deref() == Some("secrets"))
+        .map(|r| r.user)
+        .collect();
+    assert_eq!(
+        users.last().cloned().flatten().as_deref(),
+        Some("system:serviceaccount:ops:op")
+    );
 }

@@ -1,4 +1,6 @@
 //! Watch streams as kube-runtime's watcher and `kubectl get -w` use them.
+// Test scenarios read as scripts and fail loudly: long functions and unwrap/expect are fine.
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -19,6 +19,8 @@ pub const FIXTURE_CRDS: &str = include_str!("../fixtures/crds.yaml");
 
 pub struct Client {
     base: String,
+    /// `Authorization` header value; `None` sends none.
+    authorization: Option<String>,
     http: HyperClient<HttpConnector, Full<Bytes>>,
 }
 
@@ -102,8 +104,14 @@ impl WatchStream {
 
 impl Client {
     pub fn new(sim: &KubeSim) -> Self {
+        Self::with_token(sim, Some("sim-token"))
+    }
+
+    /// A client sending `Authorization: Bearer <token>`, or no `Authorization` at all.
+    pub fn with_token(sim: &KubeSim, token: Option<&str>) -> Self {
         Self {
             base: sim.url(),
+            authorization: token.map(|t| format!("Bearer {t}")),
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -117,8 +125,10 @@ impl Client {
     ) -> hyper::Response<Incoming> {
         let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", "Bearer sim-token");
+            .uri(format!("{}{path}", self.base));
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
