@@ -1,6 +1,7 @@
 //! A zero-setup demo: the Kubernetes API simulator, the broker simulator and the real controller
-//! in one process. It applies a broker and two credentials with short TTLs, prints every issuance
-//! and rotation as it happens, then a final table, and exits by itself.
+//! in one process. It applies a broker and two credentials (one with 12-second tokens), asks for a
+//! manual rotation of the other half-way through, prints every issuance and rotation as it
+//! happens, then a final table, and exits by itself.
 //!
 //! `cargo run --example demo [-- --seconds 40]`
 
@@ -11,11 +12,12 @@ use std::time::Duration;
 use clap::Parser;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use sync_client_broker_sim::{BrokerSim, BrokerSimConfig, SyncClients};
 use sync_client_kube_sim::KubeSim;
-use sync_client_operator::api::SyncClientCredential;
+use sync_client_operator::api::{ROTATE_REQUEST_ANNOTATION, SyncClientCredential};
+use sync_client_operator::controller::fence::Fence;
 use sync_client_operator::controller::{self, Options};
 use sync_client_operator::metrics::Metrics;
 use sync_client_operator::secret::FingerprintKey;
@@ -99,7 +101,6 @@ spec:
   brokerRef: {{name: vcenter}}
   directoryId: {BILLING}
   credentialType: ClientSecret
-  rotationInterval: 15s
 ",
         user = broker.username(),
         password = broker.password(),
@@ -108,22 +109,23 @@ spec:
     kube.apply_yaml(&manifest)
         .map_err(|e| format!("applying the example: {e:?}"))?;
     println!(
-        "applied: IdentityBroker vcenter, SyncClientCredential orders-scim (12 s tokens), billing-scim (client secret every 15 s)\n"
+        "applied: IdentityBroker vcenter, SyncClientCredential orders-scim (12 s tokens), billing-scim (client secret, rotated on request half-way)\n"
     );
 
     let config = kube::Config::new(kube.url().parse()?);
     let client = Client::try_from(config)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let options = Options {
-        namespace: None,
-        fingerprint_key: FingerprintKey::new(b"demo".to_vec()),
         instance: Some("demo".into()),
-        default_broker_concurrency: 4,
+        // The demo's tokens live 12 s: allow an issue every 5 s instead of every 30 s.
+        min_issue_interval: chrono::TimeDelta::seconds(5),
+        ..Options::new(FingerprintKey::new(b"demo".to_vec()))
     };
     let controller = tokio::spawn(controller::run(
         client.clone(),
         options,
         Arc::new(Metrics::new()),
+        Fence::single(),
         stop_rx.map(|_| ()),
     ));
 
@@ -131,7 +133,27 @@ spec:
     let credentials: Api<SyncClientCredential> = Api::namespaced(client.clone(), "default");
     let started = tokio::time::Instant::now();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut requested = false;
     while started.elapsed() < Duration::from_secs(args.seconds) {
+        if !requested && started.elapsed() >= Duration::from_secs(args.seconds / 2) {
+            // What `kubectl annotate scc billing-scim syncclient.io/rotate-request=... --overwrite`
+            // does.
+            let patch = serde_json::json!({"metadata": {"annotations": {
+                ROTATE_REQUEST_ANNOTATION: "demo-half-way"
+            }}});
+            credentials
+                .patch(
+                    "billing-scim",
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+            println!(
+                "[{:>5.1}s] requested a rotation of billing-scim",
+                started.elapsed().as_secs_f64()
+            );
+            requested = true;
+        }
         for secret in secrets
             .list(
                 &ListParams::default().labels("app.kubernetes.io/managed-by=sync-client-operator"),

@@ -236,7 +236,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let decision = issue_or_hold(input, trigger, manual);
     match (decision, throttled_until(input)) {
         (Plan::Issue(trigger), Some(until)) => Plan::Wait {
-            until: Some(until),
+            until,
             why: WaitReason::Throttled(trigger),
         },
         (decision, _) => decision,
@@ -348,12 +348,11 @@ fn issue_trigger(input: &PlanInput<'_>, manual_request: bool) -> Option<IssueRea
 
 /// Until when the minimum interval since the last issue holds a new one back. An issue time in
 /// the future (a clock jump, an edited status) is not trusted: it would hold issues forever.
-fn throttled_until(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
-    input
-        .last_issued_at
-        .filter(|at| *at <= input.now)
-        .and_then(|at| at.checked_add_signed(input.min_issue_interval))
-        .filter(|until| *until > input.now)
+/// `Some(None)` when the end of the interval is beyond what a date can hold.
+fn throttled_until(input: &PlanInput<'_>) -> Option<Option<DateTime<Utc>>> {
+    let last = input.last_issued_at.filter(|at| *at <= input.now)?;
+    (input.now.signed_duration_since(last) < input.min_issue_interval)
+        .then(|| last.checked_add_signed(input.min_issue_interval))
 }
 
 /// When the credential in `record` should be renewed, jitter included; `None`: never scheduled.

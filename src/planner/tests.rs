@@ -216,7 +216,7 @@ fn triggers_decide_issue_block_or_wait() {
                 suspend: true,
                 ..policy()
             },
-            secret: SecretState::Missing,
+            secret: owned(|r| r.data_intact = false),
             expect: Plan::Blocked(BlockReason::Suspended),
             ..Case::default()
         },
@@ -576,8 +576,12 @@ fn a_token_revoked_elsewhere_is_replaced_and_probes_follow_the_interval() {
         credential_type: CredentialType::ClientSecret,
         ..verifying.clone()
     };
+    let client_secret_record = SecretState::Owned(Record {
+        expiry: Expiry::NotReported,
+        ..record()
+    });
     assert!(matches!(
-        plan(&input(100_000, &client_secret, &owned, SEED)),
+        plan(&input(100_000, &client_secret, &client_secret_record, SEED)),
         Plan::Wait { .. }
     ));
 }

@@ -153,17 +153,27 @@ fn fingerprint_depends_on_key_owner_and_data_boundaries() {
     let a = FingerprintKey::new(b"k1".to_vec());
     let b = FingerprintKey::new(b"k2".to_vec());
     let data = |k: &str, v: &str| CredentialData(BTreeMap::from([(k.into(), v.into())]));
+    let record = RecordText::default();
     assert_ne!(
-        a.fingerprint("u", &data("x", "1")),
-        b.fingerprint("u", &data("x", "1"))
+        a.fingerprint("u", &data("x", "1"), &record),
+        b.fingerprint("u", &data("x", "1"), &record)
     );
     assert_ne!(
-        a.fingerprint("u", &data("x", "1")),
-        a.fingerprint("v", &data("x", "1"))
+        a.fingerprint("u", &data("x", "1"), &record),
+        a.fingerprint("v", &data("x", "1"), &record)
     );
     assert_ne!(
-        a.fingerprint("u", &data("ab", "c")),
-        a.fingerprint("u", &data("a", "bc"))
+        a.fingerprint("u", &data("ab", "c"), &record),
+        a.fingerprint("u", &data("a", "bc"), &record)
+    );
+    let later = RecordText {
+        expires_at: "2099-01-01T00:00:00Z".into(),
+        ..record.clone()
+    };
+    assert_ne!(
+        a.fingerprint("u", &data("x", "1"), &record),
+        a.fingerprint("u", &data("x", "1"), &later),
+        "the record is covered too"
     );
 }
 

@@ -62,6 +62,7 @@ pub(crate) async fn permanent_broker_failure_before_generate(world: &World) -> E
     let cr = new_credential();
     api.expect_get_secret(NAME, None);
     world.expect_broker_resolution(&api, &cr);
+    api.expect_dry_run_create_secret(|_| {});
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, |status| {
         assert_condition(status, "Ready", ConditionStatus::False, "PermissionDenied");

@@ -296,6 +296,7 @@ pub(crate) async fn client_secret_issuance(world: &World) -> Evidence {
 
     api.expect_get_secret(NAME, None);
     world.expect_broker_resolution(&api, &cr);
+    api.expect_dry_run_create_secret(|_| {});
     api.expect_create_secret(|secret| {
         assert_eq!(data_keys(secret), ["client_id", "client_secret"]);
         assert_eq!(annotation(secret, EXPIRES_AT_ANNOTATION), "not-reported");
@@ -356,6 +357,7 @@ async fn issuing_restarts_the_listed_deployment_after_writing_the_secret() {
 
         api.expect_get_secret(NAME, None);
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
         api.expect_create_secret(|_| {});
         api.expect_event(EventType::Normal, "Issued");
         api.expect(

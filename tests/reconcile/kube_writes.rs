@@ -84,6 +84,7 @@ async fn secret_created_by_someone_else_meanwhile_is_not_overwritten() {
 
         api.expect_get_secret(NAME, None);
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
         api.expect_create_secret_failing(Reply::failure(
             StatusCode::CONFLICT,
             "AlreadyExists",
@@ -119,6 +120,7 @@ async fn refused_status_patch_is_returned_as_a_write_status_error() {
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
         api.expect_create_secret(|_| {});
         api.expect_event(EventType::Normal, "Issued");
         api.expect_status_patch_failing(

@@ -34,6 +34,13 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// Whether this was a server-side dry run (`dryRun=All`).
+    pub fn is_dry_run(&self) -> bool {
+        self.query
+            .as_deref()
+            .is_some_and(|q| q.contains("dryRun=All"))
+    }
+
     /// `METHOD /path`, for messages.
     pub fn describe(&self) -> String {
         format!("{} {}", self.method, self.path)
@@ -122,6 +129,8 @@ struct Expectation {
     handler: Handler,
     /// Skipped when the next request does not match it, and not missed when it never comes.
     optional: bool,
+    /// A server-side dry run (`dryRun=All`) is expected; every other write must be real.
+    dry_run: bool,
 }
 
 #[derive(Default)]
@@ -219,16 +228,14 @@ impl MockApi {
                 captured.describe()
             ));
         }
-        // A dry-run write would look like a real one here and change nothing in a cluster.
-        if captured.method != Method::GET
-            && captured
-                .query
-                .as_deref()
-                .is_some_and(|q| q.contains("dryRun"))
-        {
+        // A dry-run write looks like a real one here but changes nothing in a cluster: each
+        // expectation says which one it is.
+        let is_dry_run = captured.is_dry_run();
+        if captured.method != Method::GET && is_dry_run != expectation.dry_run {
             return failure(format!(
-                "{} is a dry run: {:?}",
+                "{} {} a dry run: {:?}",
                 captured.describe(),
+                if is_dry_run { "is" } else { "is not" },
                 captured.query
             ));
         }
@@ -269,6 +276,7 @@ impl MockApi {
             matches: Box::new(matches),
             handler: Box::new(handler),
             optional: false,
+            dry_run: false,
         });
     }
 
@@ -365,6 +373,42 @@ impl MockApi {
         });
     }
 
+    /// A dry-run `POST` of a new Secret (before the broker call); `check` inspects it.
+    pub fn expect_dry_run_create_secret(&self, check: impl FnOnce(&Secret) + Send + 'static) {
+        self.expect(Method::POST, self.secrets_path(), move |request| {
+            let secret: Secret = request.json();
+            check(&secret);
+            Reply::json(StatusCode::CREATED, &secret)
+        });
+        self.mark_dry_run();
+    }
+
+    /// A dry-run `POST` of a new Secret answered with `reply` (e.g. 422, a quota's 403).
+    pub fn expect_dry_run_create_secret_failing(&self, reply: Reply) {
+        self.expect(Method::POST, self.secrets_path(), move |_| reply);
+        self.mark_dry_run();
+    }
+
+    /// A dry-run `PUT` of a Secret whose shape changes; `check` inspects it.
+    pub fn expect_dry_run_replace_secret(
+        &self,
+        name: &str,
+        check: impl FnOnce(&Secret) + Send + 'static,
+    ) {
+        self.expect(Method::PUT, self.secret_path(name), move |request| {
+            let secret: Secret = request.json();
+            check(&secret);
+            Reply::json(StatusCode::OK, &secret)
+        });
+        self.mark_dry_run();
+    }
+
+    fn mark_dry_run(&self) {
+        if let Some(last) = lock(&self.script).expected.back_mut() {
+            last.dry_run = true;
+        }
+    }
+
     /// `POST` of a new Secret answered with `reply` (e.g. 409 AlreadyExists).
     pub fn expect_create_secret_failing(&self, reply: Reply) {
         self.expect(Method::POST, self.secrets_path(), move |_| reply);
@@ -416,8 +460,9 @@ impl MockApi {
             .served
             .iter()
             .filter(|c| {
-                (c.method == Method::POST && c.path == self.secrets_path())
-                    || (c.method == Method::PUT && c.path.starts_with(&self.secrets_path()))
+                ((c.method == Method::POST && c.path == self.secrets_path())
+                    || (c.method == Method::PUT && c.path.starts_with(&self.secrets_path())))
+                    && !c.is_dry_run()
             })
             .map(Captured::json)
             .collect()

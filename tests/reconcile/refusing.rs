@@ -15,9 +15,10 @@ use sync_client_operator::controller::credential::{self, FOREIGN_SECRET_RECHECK}
 
 use crate::mock_api::MockApi;
 use crate::world::{
-    NAME, NAMESPACE, ONE_TOKEN_CLIENT, World, assert_condition, condition, new_credential,
-    within_time,
+    CREDENTIALS_SECRET, NAME, NAMESPACE, ONE_TOKEN_CLIENT, World, assert_condition, condition,
+    new_credential, within_time,
 };
+use sync_client_broker_sim::Endpoint;
 
 #[tokio::test]
 async fn secret_controlled_by_someone_else_is_left_untouched_and_reported() {
@@ -68,7 +69,7 @@ async fn secret_controlled_by_someone_else_is_left_untouched_and_reported() {
 }
 
 #[tokio::test]
-async fn suspended_credential_makes_no_broker_call_and_reports_suspended() {
+async fn suspended_credential_mints_nothing_and_is_checked_once_by_a_preflight() {
     within_time(async {
         let world = World::start(ONE_TOKEN_CLIENT).await;
         let (api, client) = MockApi::start(NAMESPACE);
@@ -76,18 +77,51 @@ async fn suspended_credential_makes_no_broker_call_and_reports_suspended() {
         let mut cr = new_credential();
         cr.spec.suspend = true;
 
+        // Staged (created suspended, never issued): a preflight proves it would work.
         api.expect_get_secret(NAME, None);
+        api.expect_get_identity_broker(&world.identity_broker());
+        api.expect_get_secret(
+            CREDENTIALS_SECRET,
+            Some(world.vcenter_credentials(world.sim.password())),
+        );
+        api.expect_event(EventType::Normal, "PreflightPassed");
         api.expect_status_patch(&cr, |status| {
             assert_condition(status, "Ready", ConditionStatus::False, "Suspended");
             assert_condition(status, "Issuing", ConditionStatus::False, "Suspended");
+            assert_condition(
+                status,
+                "Preflight",
+                ConditionStatus::True,
+                "PreflightPassed",
+            );
+            assert!(status.last_preflight_time.is_some());
             assert_eq!(status.renewal_time, None);
         });
-        let action = credential::reconcile(Arc::new(cr), ctx)
+        let action = credential::reconcile(Arc::new(cr.clone()), ctx.clone())
             .await
             .expect("reconcile succeeds");
         api.checkpoint();
         assert_eq!(action, Action::await_change());
-        assert_eq!(world.broker_requests(), 0, "no broker call");
+        assert_eq!(world.sim.count(Endpoint::Generate), 0, "nothing minted");
+        assert_eq!(
+            world.sim.count(Endpoint::ReadSyncClient),
+            1,
+            "the sync client was read"
+        );
+
+        // Checked once: later reconciles make no broker call.
+        let broker_calls = world.broker_requests();
+        cr.status = Some(api.last_status());
+        api.expect_get_secret(NAME, None);
+        credential::reconcile(Arc::new(cr), ctx)
+            .await
+            .expect("reconcile succeeds");
+        api.checkpoint();
+        assert_eq!(
+            world.broker_requests(),
+            broker_calls,
+            "no further broker call"
+        );
     })
     .await;
 }

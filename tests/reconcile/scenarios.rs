@@ -22,6 +22,7 @@ pub(crate) async fn first_issuance(world: &World) -> Evidence {
 
     api.expect_get_secret(NAME, None);
     world.expect_broker_resolution(&api, &cr);
+    api.expect_dry_run_create_secret(|_| {});
     api.expect_create_secret(|secret| {
         assert_owned_record(secret, 1);
         assert_eq!(secret.type_.as_deref(), Some("Opaque"));
@@ -93,6 +94,7 @@ pub(crate) async fn permanent_broker_failure(world: &World, reason: &'static str
 
     api.expect_get_secret(NAME, None);
     world.expect_broker_resolution(&api, &cr);
+    api.expect_dry_run_create_secret(|_| {});
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, move |status| {
         assert_condition(status, "Ready", ConditionStatus::False, reason);
@@ -160,6 +162,7 @@ pub(crate) async fn broker_unavailable(world: &World) -> Evidence {
 
     api.expect_get_secret(NAME, None);
     world.expect_broker_resolution(&api, &cr);
+    api.expect_dry_run_create_secret(|_| {});
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, |status| {
         assert_condition(status, "Ready", ConditionStatus::False, "BrokerUnavailable");

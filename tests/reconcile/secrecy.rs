@@ -122,6 +122,7 @@ pub(crate) async fn wrong_vcenter_password() -> Evidence {
     let wrong_password = "Wr0ng-but-still-secret-passw0rd";
     api.expect_get_secret(NAME, None);
     world.expect_broker_resolution_with_password(&api, &cr, wrong_password);
+    api.expect_dry_run_create_secret(|_| {});
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, |status| {
         assert_condition(

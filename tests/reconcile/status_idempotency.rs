@@ -87,6 +87,7 @@ async fn status_written_after_issuing_is_not_rewritten_by_the_next_reconcile() {
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
         api.expect_create_secret(|_| {});
         api.expect_event(EventType::Normal, "Issued");
         api.expect_status_patch(&cr, |_| {});
@@ -112,6 +113,7 @@ async fn status_after_a_permanent_failure_is_not_rewritten_by_the_next_reconcile
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
         api.expect_event(EventType::Warning, "RotationFailed");
         api.expect_status_patch(&cr, |_| {});
         credential::reconcile(Arc::new(cr.clone()), ctx.clone())
@@ -136,6 +138,7 @@ async fn status_during_a_retry_backoff_is_not_rewritten_by_the_next_reconcile() 
         let cr = new_credential();
         api.expect_get_secret(NAME, None);
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
         api.expect_event(EventType::Warning, "RotationFailed");
         api.expect_status_patch(&cr, |_| {});
         credential::reconcile(Arc::new(cr.clone()), ctx.clone())

@@ -136,10 +136,8 @@ impl World {
 
     pub(crate) fn context(&self, client: Client) -> Arc<Context> {
         let options = Options {
-            namespace: None,
-            fingerprint_key: self.key.clone(),
             instance: Some("reconcile-test".into()),
-            default_broker_concurrency: 4,
+            ..Options::new(self.key.clone())
         };
         Arc::new(
             Context::new(client, &options, Arc::new(Metrics::new())).with_clock(self.clock.clone()),
@@ -340,7 +338,7 @@ pub(crate) fn assert_owned_record(secret: &Secret, revision: i64) {
         data_text(secret, "expires_at"),
         "expiry annotation and data agree"
     );
-    assert!(annotation(secret, FINGERPRINT_ANNOTATION).starts_with("v1:"));
+    assert!(annotation(secret, FINGERPRINT_ANNOTATION).starts_with("v2:"));
     let labels = secret.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels.get(MANAGED_BY_LABEL).map(String::as_str),

@@ -5,9 +5,10 @@
 use chrono::{DateTime, Utc};
 
 use super::credential::{Outcome, StatusInput, compute};
+use super::notes::Notes;
 use crate::api::{ConditionStatus, SyncClientCredentialStatus, reasons};
 use crate::controller::failure::{Failure, FailureReason};
-use crate::planner::{BlockReason, Expiry, IssueReason, Record, SecretState};
+use crate::planner::{BlockReason, Expiry, IssueReason, Record, SecretState, WaitReason};
 
 fn t(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
@@ -59,7 +60,7 @@ impl Default for Case {
             secret: SecretState::Owned(record(1)),
             outcome: Outcome::Waiting {
                 renewal_time: None,
-                backoff: None,
+                held: None,
             },
             ready: (ConditionStatus::True, reasons::CREDENTIAL_CURRENT),
             issuing: (ConditionStatus::False, reasons::IDLE),
@@ -77,6 +78,7 @@ fn run(case: &Case) -> SyncClientCredentialStatus {
             secret_name: "app",
             secret: &case.secret,
             outcome: &case.outcome,
+            notes: &Notes::default(),
         },
     )
 }
@@ -100,6 +102,8 @@ fn status_follows_the_outcome_and_the_secret() {
                 record: record(1),
                 renewal_time: Some(t(2000)),
                 rotate_request: None,
+                trigger: IssueReason::SecretMissing,
+                fingerprint: "sha256:abc".into(),
             },
             check: |s| {
                 assert_eq!(s.revision, Some(1));
@@ -117,6 +121,8 @@ fn status_follows_the_outcome_and_the_secret() {
                 record: record(2),
                 renewal_time: Some(t(2000)),
                 rotate_request: Some("r1".into()),
+                trigger: IssueReason::RotateRequested,
+                fingerprint: "sha256:abc".into(),
             },
             check: |s| {
                 assert_eq!(s.failed_attempts, 0);
@@ -135,6 +141,8 @@ fn status_follows_the_outcome_and_the_secret() {
                 trigger: IssueReason::RenewalDue,
                 next_retry: Some(t(200)),
                 rotate_request: Some("r".into()),
+                revision: 2,
+                stored: None,
             },
             issuing: (ConditionStatus::True, reasons::BACKOFF),
             check: |s| {
@@ -159,6 +167,8 @@ fn status_follows_the_outcome_and_the_secret() {
                 trigger: IssueReason::RenewalDue,
                 next_retry: Some(t(105)),
                 rotate_request: None,
+                revision: 2,
+                stored: None,
             },
             ready: (ConditionStatus::False, "RotationStateUnknown"),
             issuing: (ConditionStatus::True, reasons::BACKOFF),
@@ -172,6 +182,8 @@ fn status_follows_the_outcome_and_the_secret() {
                 trigger: IssueReason::SecretMissing,
                 next_retry: None,
                 rotate_request: Some("r".into()),
+                revision: 2,
+                stored: None,
             },
             ready: (ConditionStatus::False, "SyncClientNotFound"),
             issuing: (ConditionStatus::False, "SyncClientNotFound"),
@@ -186,7 +198,7 @@ fn status_follows_the_outcome_and_the_secret() {
             name: "waiting with a valid Secret shows the renewal time",
             outcome: Outcome::Waiting {
                 renewal_time: Some(t(2000)),
-                backoff: None,
+                held: None,
             },
             check: |s| assert_eq!(s.renewal_time, Some(t(2000))),
             ..Case::default()
@@ -212,7 +224,7 @@ fn status_follows_the_outcome_and_the_secret() {
             secret: SecretState::Missing,
             outcome: Outcome::Waiting {
                 renewal_time: None,
-                backoff: Some((IssueReason::SecretMissing, t(300))),
+                held: Some((WaitReason::Backoff(IssueReason::SecretMissing), t(300))),
             },
             ready: (ConditionStatus::False, "BrokerUnavailable"),
             issuing: (ConditionStatus::True, reasons::BACKOFF),
@@ -293,7 +305,7 @@ fn the_same_outcome_twice_changes_nothing() {
     for outcome in [
         Outcome::Waiting {
             renewal_time: Some(t(2000)),
-            backoff: None,
+            held: None,
         },
         Outcome::Blocked(BlockReason::Suspended),
         Outcome::SpecInvalid("bad".into()),
@@ -321,6 +333,8 @@ fn waiting_out_a_backoff_keeps_the_message_written_with_the_failure() {
             trigger: IssueReason::SecretMissing,
             next_retry: Some(t(200)),
             rotate_request: None,
+            revision: 2,
+            stored: None,
         },
         ..Case::default()
     });
@@ -330,7 +344,7 @@ fn waiting_out_a_backoff_keeps_the_message_written_with_the_failure() {
         secret: SecretState::Missing,
         outcome: Outcome::Waiting {
             renewal_time: None,
-            backoff: Some((IssueReason::SecretMissing, t(200))),
+            held: Some((WaitReason::Backoff(IssueReason::SecretMissing), t(200))),
         },
         ..Case::default()
     });
@@ -348,6 +362,8 @@ fn failure_messages_are_bounded_to_one_line() {
             trigger: IssueReason::RenewalDue,
             next_retry: Some(t(200)),
             rotate_request: None,
+            revision: 2,
+            stored: None,
         },
         ..Case::default()
     });
