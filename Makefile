@@ -3,6 +3,8 @@ CARGO ?= cargo
 # The container engine for `make image` (docker works too).
 ENGINE ?= podman
 IMAGE ?= localhost/sync-client-operator:dev
+# podman: keep no intermediate stage images around.
+ENGINE_BUILD_FLAGS := $(if $(filter podman,$(ENGINE)),--layers=false,)
 
 # The static release binary the image holds (and the e2e image tests build into an image):
 # glibc linked statically (static-pie), so it runs in a FROM scratch image. The tests expect it
@@ -36,7 +38,7 @@ static-binary:
 image: static-binary
 	scripts/image-rootfs.sh $(STATIC_BINARY) /etc/ssl/certs/ca-certificates.crt target/image-rootfs
 	CONTAINERS_CONF="$(CURDIR)/tests/containers/containers.conf" \
-		$(ENGINE) build --file Dockerfile --build-arg RUNTIME_FILES=local --tag $(IMAGE) target/image-rootfs
+		$(ENGINE) build $(ENGINE_BUILD_FLAGS) --file Dockerfile --build-arg RUNTIME_FILES=local --tag $(IMAGE) target/image-rootfs
 
 # Regenerates every generated file: CRDs (both copies) and the rendered manifests.
 generate:
