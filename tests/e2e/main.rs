@@ -8,9 +8,14 @@ mod harness;
 
 mod broker_failures;
 mod cost;
+mod entrypoint;
+mod image;
 mod leader;
 mod lifecycle;
 mod metrics;
+mod observability;
+mod packaging;
+mod podman;
 mod rbac;
 mod schedule;
 mod watches;
