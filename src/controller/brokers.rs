@@ -157,9 +157,9 @@ impl BrokerRegistry {
         }
     }
 
-    /// Finds the broker a credential refers to (from the cache, else the API server), checks it
-    /// may be used from the credential's namespace and for its directory, and returns the shared
-    /// client.
+    /// Finds the broker a credential refers to (in the controllers' caches, which the broker
+    /// watches keep; without them, from the API server), checks it may be used from the
+    /// credential's namespace and for its directory, and returns the shared client.
     pub async fn resolve(
         &self,
         client: &Client,
@@ -177,8 +177,15 @@ impl BrokerRegistry {
         };
         let (connection, secret_namespace) = match request.broker.kind {
             BrokerKind::IdentityBroker => {
-                let broker = match caches.and_then(|c| c.identity_broker(namespace, name)) {
-                    Some(broker) => broker,
+                let broker = match caches {
+                    Some(caches) => {
+                        caches.brokers_synced().await;
+                        caches.identity_broker(namespace, name).ok_or_else(|| {
+                            ResolveError::NotFound {
+                                broker: key.clone(),
+                            }
+                        })?
+                    }
                     None => get_broker(&Api::namespaced(client.clone(), namespace), &key).await?,
                 };
                 (broker.spec.connection, namespace.to_owned())
@@ -210,8 +217,15 @@ impl BrokerRegistry {
                 "the operator watches a single namespace; use an IdentityBroker".into(),
             ));
         }
-        let broker = match caches.and_then(|c| c.cluster_broker(&key.name)) {
-            Some(broker) => broker,
+        let broker = match caches {
+            Some(caches) => {
+                caches.brokers_synced().await;
+                caches
+                    .cluster_broker(&key.name)
+                    .ok_or_else(|| ResolveError::NotFound {
+                        broker: key.clone(),
+                    })?
+            }
             None => get_broker(&Api::all(client.clone()), key).await?,
         };
         if let Some(selector) = &broker.spec.namespace_selector {

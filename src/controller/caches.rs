@@ -24,6 +24,34 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// Waits (briefly) until both broker caches have listed once: before that a broker missing
+    /// from them may exist.
+    pub async fn brokers_synced(&self) {
+        let wait = |store: Store<DeserializeGuard<IdentityBroker>>| async move {
+            for _ in 0..100 {
+                let poll = tokio::time::timeout(
+                    std::time::Duration::from_millis(50),
+                    store.wait_until_ready(),
+                );
+                if !matches!(poll.await, Err(_elapsed)) {
+                    return;
+                }
+            }
+        };
+        wait(self.identity_brokers.clone()).await;
+        if let Some(cluster) = &self.cluster_brokers {
+            for _ in 0..100 {
+                let poll = tokio::time::timeout(
+                    std::time::Duration::from_millis(50),
+                    cluster.wait_until_ready(),
+                );
+                if !matches!(poll.await, Err(_elapsed)) {
+                    return;
+                }
+            }
+        }
+    }
+
     /// The cached IdentityBroker `namespace/name`, when the cache holds a readable one.
     pub fn identity_broker(&self, namespace: &str, name: &str) -> Option<IdentityBroker> {
         let found = self

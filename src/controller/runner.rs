@@ -3,6 +3,7 @@
 //! skipped; a panic is contained to its object).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -59,7 +60,12 @@ pub async fn run(
     let _ = ctx.caches.set(caches.clone());
     let ctx = Arc::new(ctx);
     metrics.set_credential_store(credentials.clone());
-    tokio::spawn(report_ready_once_synced(credentials.clone(), metrics));
+    let synced = Arc::new(AtomicBool::new(false));
+    tokio::spawn(report_ready_once_synced(
+        credentials.clone(),
+        metrics,
+        synced.clone(),
+    ));
 
     let scope = options.namespace.as_deref();
     let credential_events = watcher(api(&client, scope), watcher::Config::default())
@@ -106,8 +112,28 @@ pub async fn run(
         });
     let broker_loops = broker_status::run(client, &options, ctx.clone(), shutdown.clone());
     tracing::info!(namespace = scope.unwrap_or("<all>"), "controllers started");
-    future::join(credential_loop, broker_loops).await;
-    tracing::info!("controllers stopped");
+    let loops = future::join(credential_loop, broker_loops);
+    tokio::select! {
+        _ = loops => tracing::info!("controllers stopped"),
+        () = stop_deadline(shutdown, synced) => {}
+    }
+}
+
+/// Longest a stop waits for running reconciles (a generate in flight, then its write): above
+/// the default broker request timeout, below the chart's termination grace period.
+const STOP_GRACE: Duration = Duration::from_secs(45);
+
+/// Resolves when the process should stop even though the controllers have not: at once when
+/// the caches never synced (nothing runs; kube's controller would wait for a sync that no
+/// longer comes), else after [`STOP_GRACE`].
+async fn stop_deadline(shutdown: impl Future<Output = ()>, synced: Arc<AtomicBool>) {
+    shutdown.await;
+    if !synced.load(Ordering::SeqCst) {
+        tracing::info!("stopped before the caches synced");
+        return;
+    }
+    tokio::time::sleep(STOP_GRACE).await;
+    tracing::warn!("stopping with reconciles still running after {STOP_GRACE:?}");
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -331,11 +357,13 @@ fn credential_error_policy(
 async fn report_ready_once_synced(
     store: Store<Guarded<SyncClientCredential>>,
     metrics: Arc<Metrics>,
+    synced: Arc<AtomicBool>,
 ) {
     loop {
         match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready()).await {
             Ok(Ok(())) => {
                 tracing::info!("credential cache synced; ready");
+                synced.store(true, Ordering::SeqCst);
                 metrics.set_ready(true);
                 return;
             }

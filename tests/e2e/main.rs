@@ -18,4 +18,5 @@ mod packaging;
 mod podman;
 mod rbac;
 mod schedule;
+mod shutdown;
 mod watches;

@@ -118,6 +118,8 @@ async fn chart_rbac_grants_exactly_the_calls_the_operator_makes() {
             "url": env.broker.url(), "secretNamespace": "default",
             "tls": {"caBundle": env.broker.ca_pem().unwrap()},
             "auth": {"vcenter": {"credentialsSecretRef": {"name": "vcenter-login"}}},
+            // A new leader waits out the request timeout before its first generate.
+            "limits": {"requestTimeout": "2s"},
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}
         }
     });
@@ -144,8 +146,17 @@ async fn chart_rbac_grants_exactly_the_calls_the_operator_makes() {
     )
     .await;
     env.wait_for_revision("app", 1).await;
-    // And one through the namespaced IdentityBroker.
-    env.create_credential("local", json!({"directoryId": DIRECTORY}))
+    // And one through the namespaced IdentityBroker, for another directory: two credentials for
+    // one sync client would revoke each other, so the newer one would never issue.
+    const OTHER_DIRECTORY: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    env.broker.add_directory(
+        OTHER_DIRECTORY,
+        sync_client_broker_sim::SyncClients::One {
+            generate_token: true,
+            token_ttl: 30,
+        },
+    );
+    env.create_credential("local", json!({"directoryId": OTHER_DIRECTORY}))
         .await;
     env.wait_for_revision("local", 1).await;
     let patch = json!({"spec": {"secretTemplate": {"labels": {"team": "blue"}}}});

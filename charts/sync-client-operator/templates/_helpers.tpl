@@ -78,15 +78,18 @@ Secrets have no delete: owned Secrets are garbage-collected with their SyncClien
 */}}
 {{- define "sync-client-operator.rbac.operatorRules" -}}
 - apiGroups: ["syncclient.io"]
-  resources: ["syncclientcredentials", "identitybrokers"]
+  resources: ["syncclientcredentials"]
   verbs: ["get", "list", "watch"]
+- apiGroups: ["syncclient.io"]
+  resources: ["identitybrokers"]
+  verbs: ["list", "watch"]
 - apiGroups: ["syncclient.io"]
   resources: ["syncclientcredentials/status", "identitybrokers/status"]
   verbs: ["patch"]
 {{- if .clusterWide }}
 - apiGroups: ["syncclient.io"]
   resources: ["clusteridentitybrokers"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["syncclient.io"]
   resources: ["clusteridentitybrokers/status"]
   verbs: ["patch"]
