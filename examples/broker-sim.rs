@@ -4,6 +4,8 @@
 //! cargo run --example broker-sim -- --port 8443 --ca-out /tmp/broker-ca.pem --ttl-unit-seconds 1
 //! ```
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -5,6 +5,8 @@
 //!
 //! `cargo run --example demo [-- --seconds 40]`
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

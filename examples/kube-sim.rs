@@ -5,6 +5,8 @@
 //! KUBECONFIG=out.yaml kubectl get syncclientcredentials
 //! ```
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

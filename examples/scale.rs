@@ -5,6 +5,8 @@
 //!
 //! `cargo build --bin sync-client-operator && cargo run --example scale -- --credentials 200`
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

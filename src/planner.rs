@@ -233,13 +233,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let Some(trigger) = issue_trigger(input, manual) else {
         return scheduled(input);
     };
-    let decision = issue_or_hold(input, trigger, manual);
-    match (decision, throttled_until(input)) {
-        (Plan::Issue(trigger), Some(until)) => Plan::Wait {
-            until,
+    match issue_or_hold(input, trigger, manual) {
+        Plan::Issue(trigger) if is_throttled(input) => Plan::Wait {
+            until: throttle_end(input),
             why: WaitReason::Throttled(trigger),
         },
-        (decision, _) => decision,
+        decision => decision,
     }
 }
 
@@ -346,13 +345,20 @@ fn issue_trigger(input: &PlanInput<'_>, manual_request: bool) -> Option<IssueRea
     }
 }
 
-/// Until when the minimum interval since the last issue holds a new one back. An issue time in
-/// the future (a clock jump, an edited status) is not trusted: it would hold issues forever.
-/// `Some(None)` when the end of the interval is beyond what a date can hold.
-fn throttled_until(input: &PlanInput<'_>) -> Option<Option<DateTime<Utc>>> {
-    let last = input.last_issued_at.filter(|at| *at <= input.now)?;
-    (input.now.signed_duration_since(last) < input.min_issue_interval)
-        .then(|| last.checked_add_signed(input.min_issue_interval))
+/// Whether the minimum interval since the last issue holds a new one back. An issue time in the
+/// future (a clock jump, an edited status) is not trusted: it would hold issues forever.
+fn is_throttled(input: &PlanInput<'_>) -> bool {
+    last_trusted_issue(input)
+        .is_some_and(|last| input.now.signed_duration_since(last) < input.min_issue_interval)
+}
+
+/// When the minimum interval since the last issue ends (`None`: beyond what a date holds).
+fn throttle_end(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
+    last_trusted_issue(input)?.checked_add_signed(input.min_issue_interval)
+}
+
+fn last_trusted_issue(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
+    input.last_issued_at.filter(|at| *at <= input.now)
 }
 
 /// When the credential in `record` should be renewed, jitter included; `None`: never scheduled.

@@ -7,6 +7,7 @@
 //! The tools live in `<repo>/.tools/bin`, installed by `scripts/install-tools.sh`. A missing tool
 //! fails the test with that instruction: these tests never skip.
 
+#![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 // Each test reads as one scenario over a rendering, on purpose; a failed step fails the test.
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,6 +1,8 @@
 //! Table-driven planner tests with a fake clock: one case per trigger, timing rule, jitter bound
 //! and backoff cap.
 
+#![allow(clippy::too_many_lines)]
+
 use super::*;
 
 fn t(seconds: i64) -> DateTime<Utc> {

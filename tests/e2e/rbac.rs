@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{DIRECTORY, Env, WAIT};
+use crate::harness::{Env, WAIT};
 use crate::leader::LEASE_ARGS;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -148,15 +148,15 @@ async fn chart_rbac_grants_exactly_the_calls_the_operator_makes() {
     env.wait_for_revision("app", 1).await;
     // And one through the namespaced IdentityBroker, for another directory: two credentials for
     // one sync client would revoke each other, so the newer one would never issue.
-    const OTHER_DIRECTORY: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let other_directory = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
     env.broker.add_directory(
-        OTHER_DIRECTORY,
+        other_directory,
         sync_client_broker_sim::SyncClients::One {
             generate_token: true,
             token_ttl: 30,
         },
     );
-    env.create_credential("local", json!({"directoryId": OTHER_DIRECTORY}))
+    env.create_credential("local", json!({"directoryId": other_directory}))
         .await;
     env.wait_for_revision("local", 1).await;
     let patch = json!({"spec": {"secretTemplate": {"labels": {"team": "blue"}}}});

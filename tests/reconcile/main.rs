@@ -18,6 +18,7 @@ mod world;
 mod broker_failures;
 mod issuing;
 mod kube_writes;
+mod never_lost;
 mod refusing;
 mod secrecy;
 mod status_idempotency;
