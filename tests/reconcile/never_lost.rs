@@ -244,6 +244,8 @@ async fn a_deleted_secret_is_recreated_only_after_the_minimum_interval() {
         cr.status = Some(status);
 
         api.expect_get_secret(NAME, None);
+        // Holding an issue back is decided on a fresh read, like an issue.
+        api.expect_get_credential(&cr);
         api.expect_status_patch(&cr, |status| {
             assert_condition(status, "Issuing", ConditionStatus::True, "Throttled");
         });

@@ -63,7 +63,7 @@ async fn reconcile_at(
     let mut observation = gather::from_cache(ctx, cr, now).await?;
     let mut notes = Notes::default();
     let mut decision = checked(ctx, &mut observation, &mut notes).await;
-    if decision.issues() {
+    if decision.needs_fresh_read() {
         // Every issue revokes the previous credential: it is decided again on a fresh read.
         observation = match gather::fresh(ctx, &observation).await? {
             Fresh::Observed(fresh) => *fresh,
@@ -92,8 +92,21 @@ enum Decision {
 }
 
 impl Decision {
-    fn issues(&self) -> bool {
-        matches!(self, Self::Plan(Plan::Issue(_), _) | Self::StorePending(_))
+    /// Issues, and holds of an issue, are decided on a fresh read: the cache may miss the issue
+    /// this operator recorded a moment ago (and report a served request as due).
+    fn needs_fresh_read(&self) -> bool {
+        matches!(
+            self,
+            Self::Plan(Plan::Issue(_), _)
+                | Self::Plan(
+                    Plan::Wait {
+                        why: WaitReason::Throttled(_),
+                        ..
+                    },
+                    _
+                )
+                | Self::StorePending(_)
+        )
     }
 }
 
