@@ -112,3 +112,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn parsing_any_text_never_panics(text in any::<String>()) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn parsing_any_duration_shaped_text_never_panics_and_round_trips(
+            parts in proptest::collection::vec((any::<u64>(), prop_oneof![Just("h"), Just("m"), Just("s"), Just("ms")]), 1..4)
+        ) {
+            let text = parts.iter().fold(String::new(), |mut text, (n, unit)| {
+                text.push_str(&n.to_string());
+                text.push_str(unit);
+                text
+            });
+            if let Ok(delta) = parse(&text) {
+                prop_assert!(delta >= chrono::TimeDelta::zero());
+                if delta.subsec_nanos() == 0 {
+                    prop_assert_eq!(parse(&Display(delta).to_string()), Ok(delta));
+                }
+            }
+        }
+    }
+}

@@ -197,3 +197,57 @@ fn template_metadata_cannot_replace_the_managed_by_label() {
     assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY_VALUE);
     assert_eq!(annotations["team"], "blue");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn annotation_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("2026-12-01T00:00:00Z".to_owned()),
+            Just("+10000-01-01T00:00:00Z".to_owned()),
+            Just(EXPIRY_NOT_REPORTED.to_owned()),
+            Just("-1".to_owned()),
+            Just("99999999999999999999".to_owned()),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever someone wrote into a Secret, reading it back never panics, and it is only
+        /// ever intact when it is exactly what the operator rendered.
+        #[test]
+        fn reading_any_secret_never_panics(
+            issued in annotation_value(),
+            expires in annotation_value(),
+            revision in annotation_value(),
+            fingerprint in annotation_value(),
+            data in proptest::collection::btree_map(any::<String>(), any::<Vec<u8>>(), 0..4),
+            owned in any::<bool>(),
+        ) {
+            let key = FingerprintKey::new(b"k".to_vec());
+            let (rendered_data, meta) = issued_at_fixed();
+            let mut secret = render(&credential(), "app", &rendered_data, &meta, &key);
+            let annotations = secret.metadata.annotations.get_or_insert_default();
+            annotations.insert(ISSUED_AT_ANNOTATION.into(), issued);
+            annotations.insert(EXPIRES_AT_ANNOTATION.into(), expires);
+            annotations.insert(REVISION_ANNOTATION.into(), revision);
+            annotations.insert(FINGERPRINT_ANNOTATION.into(), fingerprint);
+            secret.data = Some(data.into_iter().map(|(k, v)| (k, ByteString(v))).collect());
+            if !owned {
+                secret.metadata.owner_references = None;
+            }
+            let state = observe(Some(&secret), "uid-1", CredentialType::AccessToken, &key);
+            if let SecretState::Owned(record) = state {
+                prop_assert!(!record.data_intact, "a forged fingerprint was accepted");
+            }
+        }
+    }
+
+    fn issued_at_fixed() -> (CredentialData, RecordMeta) {
+        super::issued(1_800_000_000)
+    }
+}

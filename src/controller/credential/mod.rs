@@ -97,15 +97,14 @@ impl Decision {
     fn needs_fresh_read(&self) -> bool {
         matches!(
             self,
-            Self::Plan(Plan::Issue(_), _)
-                | Self::Plan(
-                    Plan::Wait {
+            Self::Plan(
+                Plan::Issue(_)
+                    | Plan::Wait {
                         why: WaitReason::Throttled(_),
                         ..
                     },
-                    _
-                )
-                | Self::StorePending(_)
+                _
+            ) | Self::StorePending(_)
         )
     }
 }
