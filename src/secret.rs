@@ -301,12 +301,37 @@ pub fn is_controlled_by(secret: &Secret, owner_uid: &str) -> bool {
         .any(|r| r.controller == Some(true) && r.uid == owner_uid)
 }
 
+/// How far a Secret's data can be trusted.
+#[derive(Debug, Clone, Copy)]
+pub enum DataCheck<'a> {
+    /// Check the data against the keyed fingerprint.
+    Fingerprint(&'a FingerprintKey),
+    /// This process wrote exactly this version of the Secret: its data is what was rendered.
+    WrittenByUs,
+}
+
 /// Reads a Secret (or its absence) into the planner's view.
 pub fn observe(
     secret: Option<&Secret>,
     owner_uid: &str,
     credential_type: CredentialType,
     key: &FingerprintKey,
+) -> SecretState {
+    observe_with(
+        secret,
+        owner_uid,
+        credential_type,
+        DataCheck::Fingerprint(key),
+    )
+}
+
+/// Reads a Secret (or only its metadata, with [`DataCheck::WrittenByUs`]) into the planner's
+/// view.
+pub fn observe_with(
+    secret: Option<&Secret>,
+    owner_uid: &str,
+    credential_type: CredentialType,
+    check: DataCheck<'_>,
 ) -> SecretState {
     let Some(secret) = secret else {
         return SecretState::Missing;
@@ -330,11 +355,18 @@ pub fn observe(
         None if credential_type == CredentialType::ClientSecret => Expiry::NotReported,
         None => Expiry::Missing,
     };
-    let data = data_of(secret);
-    let record_text = RecordText::read(annotations);
-    let data_intact = annotations
-        .get(FINGERPRINT_ANNOTATION)
-        .is_some_and(|recorded| *recorded == key.fingerprint(owner_uid, &data, &record_text));
+    let data_intact = match check {
+        DataCheck::WrittenByUs => true,
+        DataCheck::Fingerprint(key) => {
+            let data = data_of(secret);
+            let record_text = RecordText::read(annotations);
+            annotations
+                .get(FINGERPRINT_ANNOTATION)
+                .is_some_and(|recorded| {
+                    *recorded == key.fingerprint(owner_uid, &data, &record_text)
+                })
+        }
+    };
     SecretState::Owned(Record {
         issued_at,
         expiry,

@@ -85,9 +85,16 @@ impl Caches {
 
     /// Whether the cache holds owned-Secret metadata named `name` in `namespace`.
     pub fn has_secret(&self, namespace: &str, name: &str) -> bool {
-        self.secrets
-            .get(&ObjectRef::new(name).within(namespace))
-            .is_some()
+        self.secret(namespace, name).is_some()
+    }
+
+    /// The cached metadata of the owned Secret `namespace/name`.
+    pub fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<std::sync::Arc<PartialObjectMeta<Secret>>> {
+        self.secrets.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// The credential named by a Secret's `syncclient.io/credential` label.

@@ -7,6 +7,7 @@ pub mod caches;
 pub mod credential;
 pub mod failure;
 pub mod fence;
+pub mod memo;
 pub mod pending;
 mod runner;
 pub mod status;
@@ -104,6 +105,8 @@ pub struct Context {
     pub fence: Fence,
     /// Credentials generated but not yet stored.
     pub pending: PendingStore,
+    /// What this process last wrote per credential.
+    pub memo: memo::Memo,
     /// At most one issue per credential per this interval.
     pub min_issue_interval: TimeDelta,
     /// The controllers' caches, once they run (absent in reconcile tests: everything is read).
@@ -158,6 +161,7 @@ impl Context {
             clock: Arc::new(SystemClock),
             fence: Fence::single(),
             pending: PendingStore::default(),
+            memo: memo::Memo::default(),
             min_issue_interval: options.min_issue_interval,
             caches: OnceLock::new(),
             error_counts: Mutex::new(HashMap::new()),

@@ -79,12 +79,20 @@ pub async fn run(
     .reflect(secret_writer)
     .inspect({
         let caches = caches.clone();
-        move |event| {
-            if let Ok(Event::InitDone) = event {
+        let ctx = ctx.clone();
+        move |event| match event {
+            Ok(Event::InitDone) => {
                 for missing in credentials_missing_their_secret(&caches) {
                     let _ = relist_tx.unbounded_send(missing);
                 }
             }
+            // Garbage-collected with its credential (or deleted): nothing to remember.
+            Ok(Event::Delete(secret)) => {
+                for owner in secret.owner_references() {
+                    ctx.memo.forget(&owner.uid);
+                }
+            }
+            _ => {}
         }
     })
     .touched_objects();

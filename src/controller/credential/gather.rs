@@ -19,7 +19,7 @@ use crate::controller::pending::Pending;
 use crate::controller::status::credential::failures_from_status;
 use crate::controller::{Context, Error};
 use crate::planner::{Failures, PlanInput, Policy, Requests, SecretState, Verification};
-use crate::secret;
+use crate::secret::{self, DataCheck};
 
 /// Where the resource in an observation was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,9 @@ pub struct Observation {
     pub policy: Result<Policy, SpecError>,
     /// The Secret as read (not read when the spec is invalid).
     pub secret: Option<Secret>,
+    /// Whether `secret` is the whole Secret; `false` when only its cached metadata was used
+    /// (this process wrote exactly that version, so its data is known to be intact).
+    pub secret_complete: bool,
     pub state: SecretState,
     pub failures: Failures,
     pub rotate_request: Option<String>,
@@ -145,11 +148,34 @@ pub async fn from_cache(
     now: DateTime<Utc>,
 ) -> Result<Observation, Error> {
     let policy = Policy::from_resource(&cr);
-    let secret = match policy {
-        Ok(_) => read_secret(ctx, &cr).await?,
-        Err(_) => None,
+    let (secret, complete) = match policy {
+        Ok(_) => match written_by_us(ctx, &cr) {
+            Some(metadata) => (Some(metadata), false),
+            None => (read_secret(ctx, &cr).await?, true),
+        },
+        Err(_) => (None, true),
     };
-    Ok(observe(ctx, cr, Source::Cache, now, policy, secret))
+    Ok(observe(
+        ctx,
+        cr,
+        Source::Cache,
+        now,
+        policy,
+        (secret, complete),
+    ))
+}
+
+/// The Secret's metadata from the watch cache, when it is exactly the version this process wrote
+/// last: nothing about it is news, so it is not read again.
+fn written_by_us(ctx: &Context, cr: &SyncClientCredential) -> Option<Secret> {
+    let caches = ctx.caches()?;
+    let uid = cr.uid()?;
+    let cached = caches.secret(&cr.namespace().unwrap_or_default(), &secret_name(cr))?;
+    let written = ctx.memo.secret_version(&uid)?;
+    (cached.metadata.resource_version.as_deref() == Some(written.as_str())).then(|| Secret {
+        metadata: cached.metadata.clone(),
+        ..Secret::default()
+    })
 }
 
 /// The outcome of a fresh gather.
@@ -181,13 +207,18 @@ pub async fn fresh(ctx: &Context, cached: &Observation) -> Result<Fresh, Error> 
         return Ok(Fresh::SecretRenamed);
     }
     let policy = Policy::from_resource(&latest);
+    let secret = if cached.secret_complete {
+        cached.secret.clone()
+    } else {
+        read_secret(ctx, &latest).await?
+    };
     let mut fresh = observe(
         ctx,
         Arc::new(latest),
         Source::Fresh,
         cached.now,
         policy,
-        cached.secret.clone(),
+        (secret, true),
     );
     fresh.verification = match (cached.verification, fresh.verification) {
         (Some(ours), Some(stored)) if ours.at >= stored.at => Some(ours),
@@ -201,7 +232,11 @@ pub async fn fresh(ctx: &Context, cached: &Observation) -> Result<Fresh, Error> 
     Ok(Fresh::Observed(Box::new(fresh)))
 }
 
-async fn read_secret(ctx: &Context, cr: &SyncClientCredential) -> Result<Option<Secret>, Error> {
+/// Reads the credential's Secret from the API server.
+pub async fn read_secret(
+    ctx: &Context,
+    cr: &SyncClientCredential,
+) -> Result<Option<Secret>, Error> {
     let namespace = cr.namespace().unwrap_or_default();
     let name = secret_name(cr);
     Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
@@ -221,16 +256,16 @@ fn observe(
     source: Source,
     now: DateTime<Utc>,
     policy: Result<Policy, SpecError>,
-    secret: Option<Secret>,
+    (secret, secret_complete): (Option<Secret>, bool),
 ) -> Observation {
     let uid = cr.uid().unwrap_or_default();
+    let check = if secret_complete {
+        DataCheck::Fingerprint(&ctx.fingerprint_key)
+    } else {
+        DataCheck::WrittenByUs
+    };
     let state = match &policy {
-        Ok(policy) => secret::observe(
-            secret.as_ref(),
-            &uid,
-            policy.credential_type,
-            &ctx.fingerprint_key,
-        ),
+        Ok(policy) => secret::observe_with(secret.as_ref(), &uid, policy.credential_type, check),
         Err(_) => SecretState::Missing,
     };
     let status = cr.status.clone().unwrap_or_default();
@@ -256,6 +291,7 @@ fn observe(
         now,
         policy,
         secret,
+        secret_complete,
         state,
     }
 }

@@ -109,8 +109,9 @@ async fn store(
     let uid = observation.uid();
     let write = SecretWrite::new(ctx, observation, pending.based_on);
     let failure = match write.store(&pending.secret).await {
-        Ok(()) => {
+        Ok(version) => {
             ctx.pending.remove(&uid);
+            ctx.memo.secret_written(&uid, version);
             return Ok(issued(ctx, observation, pending).await);
         }
         Err(WriteError::Superseded) => {

@@ -60,6 +60,13 @@ async fn reconcile_at(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Action, Error> {
+    if let Some(uid) = &cr.metadata.uid
+        && ctx.memo.cache_lags(uid, &cr.status)
+    {
+        // Triggered by this operator's own write before the cache has it: the watch event of
+        // that write brings the next reconcile; deciding on this view would only be undone.
+        return Ok(Action::requeue(STALE_RETRY));
+    }
     let mut observation = gather::from_cache(ctx, cr, now).await?;
     let mut notes = Notes::default();
     let mut decision = checked(ctx, &mut observation, &mut notes).await;

@@ -54,9 +54,22 @@ pub async fn probe(ctx: &Context, observation: &Observation) -> (VerifyNote, Ver
 
 async fn probe_token(ctx: &Context, observation: &Observation) -> Result<bool, Failure> {
     let keys = KeyNames::from_spec(observation.cr.spec.keys.as_ref());
-    let token = observation
-        .secret
-        .as_ref()
+    let read;
+    let secret = if observation.secret_complete {
+        observation.secret.as_ref()
+    } else {
+        // Only the metadata was cached: the token itself is read now.
+        read = super::gather::read_secret(ctx, &observation.cr)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    crate::controller::failure::FailureReason::SecretWriteFailed,
+                    e.to_string(),
+                )
+            })?;
+        read.as_ref()
+    };
+    let token = secret
         .map(secret::data_of)
         .and_then(|data| data.get(&keys.access_token).map(SecretString::from))
         .ok_or_else(|| {

@@ -65,14 +65,14 @@ impl<'a> SecretWrite<'a> {
             ..PostParams::default()
         };
         match self.attempt(self.observed.as_ref(), desired, &params).await {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(Attempt::Foreign) => Err(self.foreign()),
             Err(Attempt::Api(e)) => Err(classify(self.name, &e, true)),
         }
     }
 
-    /// Creates or replaces the Secret with `desired`.
-    pub async fn store(&self, desired: &Secret) -> Result<(), WriteError> {
+    /// Creates or replaces the Secret with `desired`; the version it was stored at.
+    pub async fn store(&self, desired: &Secret) -> Result<Option<String>, WriteError> {
         let mut current = self.observed.clone();
         let mut last = None;
         for _ in 0..WRITE_ATTEMPTS {
@@ -80,7 +80,7 @@ impl<'a> SecretWrite<'a> {
                 .attempt(current.as_ref(), desired, &PostParams::default())
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(version) => return Ok(version),
                 Err(Attempt::Foreign) => return Err(self.foreign()),
                 // Deleted or created meanwhile, or changed underneath: read it again.
                 Err(Attempt::Api(kube::Error::Api(status))) if matches!(status.code, 404 | 409) => {
@@ -127,21 +127,20 @@ impl<'a> SecretWrite<'a> {
         current: Option<&Secret>,
         desired: &Secret,
         params: &PostParams,
-    ) -> Result<(), Attempt> {
+    ) -> Result<Option<String>, Attempt> {
         let result = match current {
-            None => self.secrets.create(params, desired).await.map(|_| ()),
+            None => self.secrets.create(params, desired).await,
             Some(existing) if !secret::is_controlled_by(existing, &self.owner_uid) => {
                 return Err(Attempt::Foreign);
             }
             Some(existing) => {
                 let replacement = merged_for_replace(existing, desired);
-                self.secrets
-                    .replace(self.name, params, &replacement)
-                    .await
-                    .map(|_| ())
+                self.secrets.replace(self.name, params, &replacement).await
             }
         };
-        result.map_err(Attempt::Api)
+        result
+            .map(|stored| stored.metadata.resource_version)
+            .map_err(Attempt::Api)
     }
 }
 
