@@ -2,12 +2,10 @@
 //! rotations and broker requests by result; reconcile durations and errors. Also the readiness
 //! flag served on `/readyz`.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,20 +16,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sync_client_broker::RequestOutcome;
 
-use crate::api::{ConditionStatus, SyncClientCredential, SyncClientCredentialStatus, reasons};
+use crate::api::{ConditionStatus, SyncClientCredential};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, Ord, PartialOrd, EncodeLabelSet)]
-struct CredentialLabels {
-    namespace: String,
-    name: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReadyLabels {
-    namespace: String,
-    name: String,
-    condition: String,
-}
+mod credentials;
+use credentials::CredentialCollector;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -65,17 +53,13 @@ struct ErrorLabels {
 /// All metrics of one operator process.
 pub struct Metrics {
     registry: Registry,
-    expiration: Family<CredentialLabels, Gauge>,
-    renewal: Family<CredentialLabels, Gauge>,
-    ready: Family<ReadyLabels, Gauge>,
     rotations: Family<ResultLabels, Counter>,
     broker_requests: Family<BrokerRequestLabels, Counter>,
     broker_request_duration: Family<EndpointLabels, Histogram>,
     broker_ready: Family<BrokerReadyLabels, Gauge>,
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
-    known: Mutex<BTreeSet<CredentialLabels>>,
-    store: OnceLock<Store<DeserializeGuard<SyncClientCredential>>>,
+    credentials: CredentialCollector,
     panics: Counter,
     verifications: Family<ResultLabels, Counter>,
     preflights: Family<ResultLabels, Counter>,
@@ -92,9 +76,6 @@ impl Metrics {
     pub fn new() -> Self {
         let mut metrics = Self {
             registry: Registry::with_prefix("sync_client"),
-            expiration: Family::default(),
-            renewal: Family::default(),
-            ready: Family::default(),
             rotations: Family::default(),
             broker_requests: Family::default(),
             broker_request_duration: Family::new_with_constructor(|| {
@@ -105,8 +86,7 @@ impl Metrics {
                 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
             reconcile_errors: Family::default(),
-            known: Mutex::new(BTreeSet::new()),
-            store: OnceLock::new(),
+            credentials: CredentialCollector::default(),
             panics: Counter::default(),
             verifications: Family::default(),
             preflights: Family::default(),
@@ -133,21 +113,8 @@ impl Metrics {
             "Preflight checks by result (passed, or a failure reason)",
             self.preflights.clone(),
         );
-        self.registry.register(
-            "credential_expiration_timestamp_seconds",
-            "When the credential in the Secret expires (Unix seconds)",
-            self.expiration.clone(),
-        );
-        self.registry.register(
-            "credential_renewal_timestamp_seconds",
-            "When the next rotation is planned (Unix seconds)",
-            self.renewal.clone(),
-        );
-        self.registry.register(
-            "credential_ready_status",
-            "Ready condition of each credential (1 for the current condition value)",
-            self.ready.clone(),
-        );
+        self.registry
+            .register_collector(Box::new(self.credentials.clone()));
         self.registry.register(
             "rotations",
             "Issuance attempts by result (success or a failure reason)",
@@ -262,57 +229,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Mirrors a credential's status into the per-credential gauges.
-    pub fn record_credential(
-        &self,
-        cr: &SyncClientCredential,
-        status: &SyncClientCredentialStatus,
-    ) {
-        let labels = CredentialLabels {
-            namespace: cr.namespace().unwrap_or_default(),
-            name: cr.name_any(),
-        };
-        self.forget(&labels);
-        if let Some(at) = status.expires_at {
-            self.expiration.get_or_create(&labels).set(at.timestamp());
-        }
-        if let Some(at) = status.renewal_time {
-            self.renewal.get_or_create(&labels).set(at.timestamp());
-        }
-        let current = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == reasons::READY)
-            .map_or(ConditionStatus::Unknown, |c| c.status);
-        for value in [
-            ConditionStatus::True,
-            ConditionStatus::False,
-            ConditionStatus::Unknown,
-        ] {
-            self.ready
-                .get_or_create(&ready_labels(&labels, value))
-                .set(i64::from(value == current));
-        }
-        self.known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(labels);
-    }
-
-    fn forget(&self, labels: &CredentialLabels) {
-        self.expiration.remove(labels);
-        self.renewal.remove(labels);
-        for value in [
-            ConditionStatus::True,
-            ConditionStatus::False,
-            ConditionStatus::Unknown,
-        ] {
-            self.ready.remove(&ready_labels(labels, value));
-        }
-    }
-
+    /// The cache the per-credential series are read from at scrape time.
     pub fn set_credential_store(&self, store: Store<DeserializeGuard<SyncClientCredential>>) {
-        let _ = self.store.set(store);
+        let _ = self.credentials.store.set(store);
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -323,39 +242,12 @@ impl Metrics {
         self.ready_flag.load(Ordering::SeqCst)
     }
 
-    /// The Prometheus text exposition, without series of deleted credentials.
+    /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        if let Some(store) = self.store.get() {
-            let live: BTreeSet<CredentialLabels> = store
-                .state()
-                .iter()
-                .map(|cr| CredentialLabels {
-                    namespace: cr.namespace().unwrap_or_default(),
-                    name: cr.name_any(),
-                })
-                .collect();
-            let mut known = self
-                .known
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let gone: Vec<_> = known.difference(&live).cloned().collect();
-            for labels in gone {
-                self.forget(&labels);
-                known.remove(&labels);
-            }
-        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             return String::new();
         }
         out
-    }
-}
-
-fn ready_labels(labels: &CredentialLabels, value: ConditionStatus) -> ReadyLabels {
-    ReadyLabels {
-        namespace: labels.namespace.clone(),
-        name: labels.name.clone(),
-        condition: format!("{value:?}"),
     }
 }

@@ -72,30 +72,12 @@ pub async fn run(
         .reflect(credential_writer)
         .applied_objects();
     let (relist_tx, relist_rx) = mpsc::unbounded();
-    let secret_events = watcher(
+    let secret_events = owned_secret_events(
         api::<PartialObjectMeta<Secret>>(&client, scope),
-        watcher::Config::default().labels(&crate::secret::managed_selector()),
-    )
-    .reflect(secret_writer)
-    .inspect({
-        let caches = caches.clone();
-        let ctx = ctx.clone();
-        move |event| match event {
-            Ok(Event::InitDone) => {
-                for missing in credentials_missing_their_secret(&caches) {
-                    let _ = relist_tx.unbounded_send(missing);
-                }
-            }
-            // Garbage-collected with its credential (or deleted): nothing to remember.
-            Ok(Event::Delete(secret)) => {
-                for owner in secret.owner_references() {
-                    ctx.memo.forget(&owner.uid);
-                }
-            }
-            _ => {}
-        }
-    })
-    .touched_objects();
+        secret_writer,
+        &ctx,
+        relist_tx,
+    );
     let mut controller = Controller::for_stream(credential_events, credentials.clone())
         .owns_stream(secret_events)
         .reconcile_on(relist_rx)
@@ -142,6 +124,39 @@ async fn stop_deadline(shutdown: impl Future<Output = ()>, synced: Arc<AtomicBoo
     }
     tokio::time::sleep(STOP_GRACE).await;
     tracing::warn!("stopping with reconciles still running after {STOP_GRACE:?}");
+}
+
+/// The metadata of owned Secrets, kept in their cache. After a re-list, the credentials whose
+/// Secret vanished meanwhile are sent to `relist`; a deleted Secret's memo is dropped.
+fn owned_secret_events(
+    api: Api<PartialObjectMeta<Secret>>,
+    writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
+    ctx: &Arc<Context>,
+    relist: mpsc::UnboundedSender<ObjectRef<Guarded<SyncClientCredential>>>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
+    let ctx = ctx.clone();
+    watcher(
+        api,
+        watcher::Config::default().labels(&crate::secret::managed_selector()),
+    )
+    .reflect(writer)
+    .inspect(move |event| match event {
+        Ok(Event::InitDone) => {
+            if let Some(caches) = ctx.caches() {
+                for missing in credentials_missing_their_secret(caches) {
+                    let _ = relist.unbounded_send(missing);
+                }
+            }
+        }
+        // Garbage-collected with its credential (or deleted): nothing to remember.
+        Ok(Event::Delete(secret)) => {
+            for owner in secret.owner_references() {
+                ctx.memo.forget(&owner.uid);
+            }
+        }
+        _ => {}
+    })
+    .touched_objects()
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -170,10 +170,10 @@ pub async fn from_cache(
 fn written_by_us(ctx: &Context, cr: &SyncClientCredential) -> Option<Secret> {
     let caches = ctx.caches()?;
     let uid = cr.uid()?;
-    let cached = caches.secret(&cr.namespace().unwrap_or_default(), &secret_name(cr))?;
+    let meta = caches.secret(&cr.namespace().unwrap_or_default(), &secret_name(cr))?;
     let written = ctx.memo.secret_version(&uid)?;
-    (cached.metadata.resource_version.as_deref() == Some(written.as_str())).then(|| Secret {
-        metadata: cached.metadata.clone(),
+    (meta.metadata.resource_version.as_deref() == Some(written.as_str())).then(|| Secret {
+        metadata: meta.metadata.clone(),
         ..Secret::default()
     })
 }

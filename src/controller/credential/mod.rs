@@ -287,7 +287,7 @@ async fn record(
     {
         return Ok(Action::requeue(STALE_RETRY));
     }
-    ctx.metrics.record_credential(&observation.cr, &new);
+    ctx.memo.status_written(&observation.uid(), &Some(&new));
     Ok(action)
 }
 

@@ -1,0 +1,93 @@
+//! Per-credential series, computed at scrape time from the credential cache (the statuses this
+//! operator wrote): nothing is kept per credential between scrapes, and a deleted credential's
+//! series are gone with it.
+
+use std::sync::{Arc, OnceLock};
+
+use kube::ResourceExt;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::api::{ConditionStatus, SyncClientCredential, reasons};
+
+type CredentialStore = Store<DeserializeGuard<SyncClientCredential>>;
+
+/// Encodes the expiry, renewal and readiness of every cached credential.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialCollector {
+    pub store: Arc<OnceLock<CredentialStore>>,
+}
+
+impl Collector for CredentialCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(store) = self.store.get() else {
+            return Ok(());
+        };
+        let state = store.state();
+        let credentials: Vec<_> = state
+            .iter()
+            .filter_map(|guard| guard.0.as_ref().ok())
+            .map(|cr| {
+                (
+                    cr.namespace().unwrap_or_default(),
+                    cr.name_any(),
+                    cr.status.as_ref(),
+                )
+            })
+            .collect();
+        let mut timestamp = |name: &str,
+                             help: &str,
+                             pick: &dyn Fn(
+            &crate::api::SyncClientCredentialStatus,
+        ) -> Option<chrono::DateTime<chrono::Utc>>|
+         -> Result<(), std::fmt::Error> {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (namespace, name, status) in &credentials {
+                if let Some(at) = status.and_then(pick) {
+                    let labels = [("namespace", namespace.as_str()), ("name", name.as_str())];
+                    ConstGauge::new(at.timestamp()).encode(metric.encode_family(&labels)?)?;
+                }
+            }
+            Ok(())
+        };
+        timestamp(
+            "credential_expiration_timestamp_seconds",
+            "When the credential in the Secret expires (Unix seconds)",
+            &|s| s.expires_at,
+        )?;
+        timestamp(
+            "credential_renewal_timestamp_seconds",
+            "When the next rotation is planned (Unix seconds)",
+            &|s| s.renewal_time,
+        )?;
+        let mut metric = encoder.encode_descriptor(
+            "credential_ready_status",
+            "Ready condition of each credential (1 for the current condition value)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (namespace, name, status) in &credentials {
+            let current = status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY))
+                .map_or(ConditionStatus::Unknown, |c| c.status);
+            for (value, label) in [
+                (ConditionStatus::True, "True"),
+                (ConditionStatus::False, "False"),
+                (ConditionStatus::Unknown, "Unknown"),
+            ] {
+                let labels = [
+                    ("namespace", namespace.as_str()),
+                    ("name", name.as_str()),
+                    ("condition", label),
+                ];
+                ConstGauge::new(i64::from(value == current))
+                    .encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
