@@ -16,6 +16,8 @@ use crate::api::{
 #[derive(Clone)]
 pub struct Caches {
     pub credentials: Store<DeserializeGuard<SyncClientCredential>>,
+    /// Credentials by directory, for the one-owner-per-sync-client rule.
+    pub directories: std::sync::Arc<DirectoryIndex>,
     pub identity_brokers: Store<DeserializeGuard<IdentityBroker>>,
     /// Absent when the operator watches one namespace.
     pub cluster_brokers: Option<Store<DeserializeGuard<ClusterIdentityBroker>>>,
@@ -83,6 +85,18 @@ impl Caches {
         self.credentials.state()
     }
 
+    /// The cached credentials that rotate a sync client of `directory`.
+    pub fn credentials_in_directory(
+        &self,
+        directory: &str,
+    ) -> Vec<std::sync::Arc<DeserializeGuard<SyncClientCredential>>> {
+        self.directories
+            .in_directory(directory)
+            .iter()
+            .filter_map(|key| self.credentials.get(key))
+            .collect()
+    }
+
     /// Whether the cache holds owned-Secret metadata named `name` in `namespace`.
     pub fn has_secret(&self, namespace: &str, name: &str) -> bool {
         self.secret(namespace, name).is_some()
@@ -103,5 +117,96 @@ impl Caches {
     ) -> Option<ObjectRef<DeserializeGuard<SyncClientCredential>>> {
         let name = secret.labels().get(crate::secret::CREDENTIAL_LABEL)?;
         Some(ObjectRef::new(name).within(&secret.namespace()?))
+    }
+}
+
+type CredentialRef = ObjectRef<DeserializeGuard<SyncClientCredential>>;
+
+/// Credentials by the directory they rotate (lowercase), kept in step with the credential
+/// watch, so finding another credential for the same sync client does not scan them all.
+#[derive(Default)]
+pub struct DirectoryIndex {
+    inner: std::sync::Mutex<IndexState>,
+}
+
+#[derive(Default)]
+struct IndexState {
+    live: Index,
+    /// Being rebuilt by a re-list; replaces `live` when the list is complete.
+    relisting: Option<Index>,
+}
+
+#[derive(Default)]
+struct Index {
+    by_directory: std::collections::HashMap<String, std::collections::HashSet<CredentialRef>>,
+    directory_of: std::collections::HashMap<CredentialRef, String>,
+}
+
+impl Index {
+    fn remove(&mut self, key: &CredentialRef) {
+        if let Some(directory) = self.directory_of.remove(key)
+            && let Some(set) = self.by_directory.get_mut(&directory)
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_directory.remove(&directory);
+            }
+        }
+    }
+
+    fn insert(&mut self, guard: &DeserializeGuard<SyncClientCredential>) {
+        let key = ObjectRef::from_obj(guard);
+        self.remove(&key);
+        if let Ok(cr) = &guard.0 {
+            let directory = cr.spec.directory_id.to_ascii_lowercase();
+            self.by_directory
+                .entry(directory.clone())
+                .or_default()
+                .insert(key.clone());
+            self.directory_of.insert(key, directory);
+        }
+    }
+}
+
+impl DirectoryIndex {
+    /// Follows one event of the credential watch.
+    pub fn observe(
+        &self,
+        event: &kube::runtime::watcher::Event<DeserializeGuard<SyncClientCredential>>,
+    ) {
+        use kube::runtime::watcher::Event;
+        let mut state = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            Event::Apply(guard) => state.live.insert(guard),
+            Event::Delete(guard) => state.live.remove(&ObjectRef::from_obj(guard)),
+            Event::Init => state.relisting = Some(Index::default()),
+            Event::InitApply(guard) => {
+                if let Some(index) = &mut state.relisting {
+                    index.insert(guard);
+                }
+            }
+            Event::InitDone => {
+                if let Some(index) = state.relisting.take() {
+                    state.live = index;
+                }
+            }
+        }
+    }
+
+    /// The credentials that rotate a sync client of `directory`.
+    pub fn in_directory(&self, directory: &str) -> Vec<CredentialRef> {
+        let state = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .live
+            .by_directory
+            .get(&directory.to_ascii_lowercase())
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }

@@ -18,7 +18,7 @@ use kube::runtime::{Controller, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 
 use super::brokers::BrokerKey;
-use super::caches::Caches;
+use super::caches::{Caches, DirectoryIndex};
 use super::fence::Fence;
 use super::{Context, Error, Options, broker_status, credential};
 use crate::api::{
@@ -51,8 +51,10 @@ pub async fn run(
     let (cluster_brokers, cluster_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
     let ctx = Context::new(client.clone(), &options, metrics.clone()).with_fence(fence);
+    let directories = Arc::new(DirectoryIndex::default());
     let caches = Caches {
         credentials: credentials.clone(),
+        directories: directories.clone(),
         identity_brokers,
         cluster_brokers: options.namespace.is_none().then_some(cluster_brokers),
         secrets,
@@ -70,6 +72,11 @@ pub async fn run(
     let scope = options.namespace.as_deref();
     let credential_events = watcher(api(&client, scope), watcher::Config::default())
         .reflect(credential_writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                directories.observe(event);
+            }
+        })
         .applied_objects();
     let (relist_tx, relist_rx) = mpsc::unbounded();
     let secret_events = owned_secret_events(

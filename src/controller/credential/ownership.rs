@@ -116,7 +116,97 @@ fn is_older(a: &SyncClientCredential, b: &SyncClientCredential) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::core::DeserializeGuard;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
     use super::*;
+    use crate::api::{BrokerRef, SyncClientCredentialSpec};
+    use crate::controller::caches::DirectoryIndex;
+
+    const DIRECTORY: &str = "6C3F8A52-1D2E-4B7A-9F10-2A4B6C8D0E1F";
+
+    fn credential(
+        namespace: &str,
+        name: &str,
+        created: i64,
+        directory: &str,
+    ) -> SyncClientCredential {
+        let mut cr = SyncClientCredential::new(
+            name,
+            SyncClientCredentialSpec {
+                broker_ref: BrokerRef {
+                    kind: BrokerKind::ClusterIdentityBroker,
+                    name: "shared".into(),
+                },
+                directory_id: directory.into(),
+                credential_type: crate::api::CredentialType::AccessToken,
+                token_ttl: None,
+                renew_before: None,
+                renew_before_percentage: None,
+                rotation_interval: None,
+                verify_interval: None,
+                secret_name: None,
+                secret_template: None,
+                keys: None,
+                rollout_restart_targets: vec![],
+                suspend: false,
+            },
+        );
+        cr.metadata.namespace = Some(namespace.into());
+        cr.metadata.uid = Some(format!("{namespace}-{name}"));
+        cr.metadata.creation_timestamp = Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
+        ));
+        cr
+    }
+
+    fn caches(all: &[SyncClientCredential]) -> Caches {
+        let (credentials, mut writer) = reflector::store();
+        let index = Arc::new(DirectoryIndex::default());
+        for cr in all {
+            let event = Event::Apply(DeserializeGuard(Ok(cr.clone())));
+            writer.apply_watcher_event(&event);
+            index.observe(&event);
+        }
+        Caches {
+            credentials,
+            directories: index,
+            identity_brokers: reflector::store().0,
+            cluster_brokers: None,
+            secrets: reflector::store().0,
+        }
+    }
+
+    #[test]
+    fn the_older_credential_owns_a_sync_client_across_namespaces() {
+        let older = credential("team-a", "first", 100, DIRECTORY);
+        let newer = credential("team-b", "second", 200, &DIRECTORY.to_lowercase());
+        let elsewhere = credential(
+            "team-c",
+            "other",
+            50,
+            "00000000-0000-4000-8000-000000000000",
+        );
+        let caches = caches(&[older.clone(), newer.clone(), elsewhere]);
+        assert_eq!(
+            older_owner(&newer, &caches).as_deref(),
+            Some("team-a/first")
+        );
+        assert_eq!(older_owner(&older, &caches), None, "the older keeps it");
+    }
+
+    #[test]
+    fn a_credential_being_deleted_owns_nothing() {
+        let mut older = credential("team-a", "first", 100, DIRECTORY);
+        older.metadata.deletion_timestamp = older.metadata.creation_timestamp.clone();
+        let newer = credential("team-b", "second", 200, DIRECTORY);
+        let caches = caches(&[older, newer.clone()]);
+        assert_eq!(older_owner(&newer, &caches), None);
+    }
 
     #[test]
     fn urls_compare_without_case_in_scheme_and_host_or_a_trailing_slash() {
