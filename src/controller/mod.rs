@@ -9,6 +9,7 @@ pub mod failure;
 pub mod fence;
 pub mod memo;
 pub mod pending;
+pub mod recorder;
 mod runner;
 pub mod status;
 
@@ -18,7 +19,6 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
@@ -95,7 +95,7 @@ impl Error {
 /// State shared by every reconcile.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: recorder::Recorder,
     pub brokers: BrokerRegistry,
     pub fingerprint_key: FingerprintKey,
     pub metrics: Arc<Metrics>,
@@ -144,12 +144,12 @@ impl Options {
 
 impl Context {
     pub fn new(client: Client, options: &Options, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter {
-            controller: CONTROLLER_NAME.into(),
-            instance: options.instance.clone(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: recorder::Recorder::new(
+                client.clone(),
+                CONTROLLER_NAME,
+                options.instance.as_deref(),
+            ),
             brokers: BrokerRegistry::new(
                 Some(metrics.broker_observer()),
                 options.namespace.is_some(),
