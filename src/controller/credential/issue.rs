@@ -268,7 +268,10 @@ async fn mint(
     }
     let issued = generate(ctx, &broker, &cr.spec.directory_id, &request).await?;
     // From here on the old credential is revoked: the new one must reach the Secret now.
-    let floor = ctx.min_issue_interval * 2;
+    let floor = ctx
+        .min_issue_interval
+        .checked_mul(2)
+        .unwrap_or(TimeDelta::MAX);
     let (lifetime, anomaly) = judge_lifetime(&issued, floor);
     let expires_at = lifetime
         .and_then(|d| TimeDelta::from_std(d).ok())
