@@ -7,6 +7,8 @@
 mod harness;
 
 mod broker_failures;
+mod chaos;
+mod chaos_kit;
 mod cost;
 mod entrypoint;
 mod image;
