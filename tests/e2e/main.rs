@@ -7,8 +7,11 @@
 mod harness;
 
 mod broker_failures;
+mod chaos;
+mod chaos_kit;
 mod cost;
 mod entrypoint;
+mod faults;
 mod image;
 mod leader;
 mod lifecycle;
@@ -17,6 +20,7 @@ mod observability;
 mod packaging;
 mod podman;
 mod rbac;
+mod reliability;
 mod schedule;
 mod shutdown;
 mod watches;
