@@ -95,7 +95,13 @@ pub struct Failures {
     pub last_failure_time: Option<DateTime<Utc>>,
     pub category: Option<FailureCategory>,
     pub generation: Option<i64>,
+    /// The retry time recorded with the last failure: a broker's `Retry-After` may have pushed it
+    /// past the backoff, and it is kept (at most [`MAX_RETRY_AFTER`] after the failure).
+    pub not_before: Option<DateTime<Utc>>,
 }
+
+/// Longest wait a broker's `Retry-After` may impose.
+pub const MAX_RETRY_AFTER: TimeDelta = TimeDelta::hours(1);
 
 /// Values people set in annotations, and what status says was done with them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -325,10 +331,15 @@ fn issue_trigger(input: &PlanInput<'_>, manual_request: bool) -> Option<IssueRea
     {
         return Some(IssueReason::ExpiryUnknown);
     }
-    if input
-        .last_verification
-        .is_some_and(|v| v.revoked && v.at >= record.issued_at)
-    {
+    // The record keeps whole seconds: only a probe a full second after the recorded issue time
+    // is certainly about this credential (not the one it replaced in the same second).
+    if input.last_verification.is_some_and(|v| {
+        v.revoked
+            && record
+                .issued_at
+                .checked_add_signed(TimeDelta::seconds(1))
+                .is_some_and(|issued| v.at >= issued)
+    }) {
         return Some(IssueReason::RevokedExternally);
     }
     if manual_request {
@@ -447,7 +458,12 @@ pub fn retry_time(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
     {
         delay = delay.min((expires_at.signed_duration_since(last) / 2).max(MIN_RETRY_DELAY));
     }
-    last.checked_add_signed(delay)
+    let backoff = last.checked_add_signed(delay)?;
+    let asked = input.failures.not_before.filter(|at| {
+        last.checked_add_signed(MAX_RETRY_AFTER)
+            .is_some_and(|latest| *at <= latest)
+    });
+    Some(asked.map_or(backoff, |asked| asked.max(backoff)))
 }
 
 fn scale(delta: TimeDelta, fraction: f64) -> TimeDelta {

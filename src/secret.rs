@@ -27,6 +27,8 @@ pub const EXPIRES_AT_ANNOTATION: &str = "syncclient.io/expires-at";
 pub const REVISION_ANNOTATION: &str = "syncclient.io/revision";
 pub const SPEC_HASH_ANNOTATION: &str = "syncclient.io/spec-hash";
 pub const FINGERPRINT_ANNOTATION: &str = "syncclient.io/fingerprint";
+/// The rotate request the credential in the Secret served.
+pub const SERVED_ROTATE_REQUEST_ANNOTATION: &str = "syncclient.io/served-rotate-request";
 /// Value of the expiry annotation when the broker reported none.
 pub const EXPIRY_NOT_REPORTED: &str = "not-reported";
 
@@ -128,6 +130,9 @@ pub struct RecordMeta {
     pub expires_at: Option<DateTime<Utc>>,
     pub revision: i64,
     pub spec_hash: String,
+    /// The `syncclient.io/rotate-request` value this credential served, so a request is never
+    /// served twice even when the status recording it could not be written.
+    pub rotate_request: Option<String>,
 }
 
 /// Keyed fingerprint of the data: detects edits without storing anything derived from the
@@ -171,6 +176,7 @@ impl FingerprintKey {
             &record.expires_at,
             &record.revision,
             &record.spec_hash,
+            &record.rotate_request,
         ] {
             field(value.as_bytes());
         }
@@ -185,6 +191,7 @@ pub struct RecordText {
     pub expires_at: String,
     pub revision: String,
     pub spec_hash: String,
+    pub rotate_request: String,
 }
 
 impl RecordText {
@@ -196,6 +203,7 @@ impl RecordText {
                 .map_or_else(|| EXPIRY_NOT_REPORTED.to_owned(), rfc3339),
             revision: record.revision.to_string(),
             spec_hash: record.spec_hash.clone(),
+            rotate_request: record.rotate_request.clone().unwrap_or_default(),
         }
     }
 
@@ -206,6 +214,7 @@ impl RecordText {
             expires_at: get(EXPIRES_AT_ANNOTATION),
             revision: get(REVISION_ANNOTATION),
             spec_hash: get(SPEC_HASH_ANNOTATION),
+            rotate_request: get(SERVED_ROTATE_REQUEST_ANNOTATION),
         }
     }
 }
@@ -230,6 +239,9 @@ pub fn render(
     annotations.insert(EXPIRES_AT_ANNOTATION.into(), text.expires_at);
     annotations.insert(REVISION_ANNOTATION.into(), text.revision);
     annotations.insert(SPEC_HASH_ANNOTATION.into(), text.spec_hash);
+    if !text.rotate_request.is_empty() {
+        annotations.insert(SERVED_ROTATE_REQUEST_ANNOTATION.into(), text.rotate_request);
+    }
     Secret {
         metadata: ObjectMeta {
             name: Some(secret_name.to_owned()),

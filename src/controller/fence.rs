@@ -77,6 +77,12 @@ impl Fence {
         }
     }
 
+    /// Whether this replica holds the lease (always, without election). Unlike [`Fence::check`]
+    /// this stays true while shutting down: work in flight still records what it did.
+    pub fn leading(&self) -> bool {
+        self.inner.leader.as_ref().is_none_or(|leader| *leader.borrow())
+    }
+
     /// A new leader waits until `request_timeout` has passed since it acquired the lease, so a
     /// call its predecessor may still have in flight has ended (answered or timed out).
     pub async fn settle(&self, request_timeout: Duration) {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::api::{MAX_HISTORY, RotationRecord};
+
 /// How long after a status write a differing cached status is taken for cache lag.
 pub const CACHE_LAG: Duration = Duration::from_secs(5);
 
@@ -17,6 +19,8 @@ pub const CACHE_LAG: Duration = Duration::from_secs(5);
 struct Entry {
     secret_version: Option<String>,
     status: Option<(u64, Instant)>,
+    /// History entries whose status write failed, kept for the next write.
+    unwritten_history: Vec<RotationRecord>,
 }
 
 /// Per credential uid.
@@ -57,6 +61,33 @@ impl Memo {
     pub fn cache_lags(&self, uid: &str, cached: &impl Serialize) -> bool {
         self.read(uid, |entry| entry.status)
             .is_some_and(|(hash, at)| at.elapsed() < CACHE_LAG && hash != hash_of(cached))
+    }
+
+    /// History entries computed but not written (the status write failed or was stale).
+    pub fn keep_unwritten_history(&self, uid: &str, entries: Vec<RotationRecord>) {
+        if entries.is_empty() {
+            return;
+        }
+        self.with(uid, |entry| {
+            for record in entries {
+                if !entry.unwritten_history.contains(&record) {
+                    entry.unwritten_history.push(record);
+                }
+            }
+            entry.unwritten_history.sort_by_key(|r| std::cmp::Reverse(r.time));
+            entry.unwritten_history.truncate(MAX_HISTORY);
+        });
+    }
+
+    /// The history entries still to be written.
+    pub fn unwritten_history(&self, uid: &str) -> Vec<RotationRecord> {
+        self.read(uid, |entry| Some(entry.unwritten_history.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The status carrying them was written.
+    pub fn history_written(&self, uid: &str) {
+        self.with(uid, |entry| entry.unwritten_history.clear());
     }
 
     /// The credential is gone.

@@ -100,6 +100,7 @@ fn any_failures() -> impl Strategy<Value = Failures> {
                 last_failure_time,
                 category,
                 generation,
+                not_before: last_failure_time,
             },
         )
 }

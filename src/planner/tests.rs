@@ -110,6 +110,7 @@ fn retryable(attempts: u32, at: i64) -> Failures {
         last_failure_time: Some(t(at)),
         category: Some(FailureCategory::Retryable),
         generation: Some(3),
+        not_before: None,
     }
 }
 
@@ -119,6 +120,7 @@ fn permanent(generation: i64) -> Failures {
         last_failure_time: Some(t(50)),
         category: Some(FailureCategory::Permanent),
         generation: Some(generation),
+        not_before: None,
     }
 }
 
@@ -563,6 +565,12 @@ fn a_token_revoked_elsewhere_is_replaced_and_probes_follow_the_interval() {
         at: t(600),
         revoked: true,
     };
+    // A probe in the second the credential was recorded as issued is the one it replaced.
+    let same_second = Verification {
+        at: t(0) + TimeDelta::milliseconds(552),
+        revoked: true,
+    };
+    assert!(matches!(at(100, Some(same_second)), Plan::Wait { .. }));
     assert_eq!(
         at(601, Some(revoked)),
         Plan::Issue(IssueReason::RevokedExternally)
@@ -676,4 +684,24 @@ fn absurd_records_never_overflow() {
         ..record()
     };
     let _ = renewal_time(&longest, &ancient, u64::MAX);
+}
+
+#[test]
+fn a_retry_waits_as_long_as_the_broker_asked_within_an_hour() {
+    let missing = SecretState::Missing;
+    let at = |not_before: Option<i64>| {
+        let policy = policy();
+        retry_time(&PlanInput {
+            failures: Failures {
+                not_before: not_before.map(t),
+                ..retryable(1, 100)
+            },
+            ..input(101, &policy, &missing, SEED)
+        })
+        .unwrap()
+    };
+    let backoff = at(None);
+    assert_eq!(at(Some(108)), t(108).max(backoff), "Retry-After: 8");
+    assert_eq!(at(Some(101)), backoff, "never earlier than the backoff");
+    assert_eq!(at(Some(100 + 7200)), backoff, "beyond an hour is not trusted");
 }

@@ -46,6 +46,7 @@ fn issued(at: i64) -> (CredentialData, RecordMeta) {
         expires_at: Some(expires_at),
         revision: 4,
         spec_hash: "abc".into(),
+        rotate_request: None,
     };
     (data, record)
 }

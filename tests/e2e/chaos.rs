@@ -550,7 +550,6 @@ async fn a_paused_leader_neither_generates_nor_writes_the_secret_after_it_resume
 /// current. It also publishes a `RotationFailed` event. A replica that lost the lease should
 /// write nothing; at least its status write should be conditional on the version it read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a deposed leader overwrites the credential's status after it resumes"]
 async fn a_paused_leader_leaves_the_status_alone_after_it_resumes() {
     let Some(paused) = pause_the_leader().await else {
         return;
@@ -673,7 +672,6 @@ async fn a_token_revoked_elsewhere_is_replaced_within_the_verify_interval() {
 /// planner's `issue_trigger` (`v.revoked && v.at >= record.issued_at`) still finds the
 /// replacement revoked and issues again a second later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a revocation found by the probe is replaced twice (whole-second issue time vs sub-second probe time)"]
 async fn a_token_revoked_elsewhere_is_replaced_once() {
     let revoked = revoke_elsewhere().await;
     assert_eq!(

@@ -292,7 +292,6 @@ async fn generate_429_retry_after() {
 /// (5 s, jittered): it overwrites `nextRetryTime` and the requeue, and the retry comes after
 /// 3.75-5 s instead of 8 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: Retry-After is dropped by the reconcile that follows the failure"]
 async fn generate_429_retry_after_is_honoured() {
     let (scenario, failed_at, planned, retry_seen) =
         throttled_by_429("generate-429-retry-after-honoured").await;
@@ -851,7 +850,6 @@ async fn kube_slow_api() {
 /// `gather.rs`), so the next reconcile finds the request unserved and issues again, revoking the
 /// credential it just stored (and the history loses the first issue).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a rotate request is served twice when the status write after the issue fails"]
 async fn kube_status_write_500_after_rotate_request() {
     let env = Env::start().await;
     if env.kube.is_none() {

@@ -200,6 +200,7 @@ impl World {
             expires_at: Some(expires_at),
             revision,
             spec_hash: sync_client_operator::api::spec_hash(cr),
+            rotate_request: None,
         };
         let mut owned = secret::render(cr, NAME, &data, &meta, &self.key);
         owned.metadata.resource_version = Some("41".into());

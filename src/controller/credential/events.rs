@@ -18,6 +18,10 @@ pub async fn publish(
     reason: &str,
     note: &str,
 ) {
+    if !ctx.fence.leading() {
+        // The new leader reports what happens now.
+        return;
+    }
     let event = Event {
         type_,
         reason: reason.to_owned(),

@@ -62,6 +62,8 @@ pub struct Observation {
     pub sync_client_owner: Option<String>,
     /// A credential generated for this resource and not yet stored.
     pub pending: Option<Pending>,
+    /// The rotate request the credential in the (intact) Secret served, from its record.
+    pub served_by_secret: Option<String>,
     pub jitter_seed: u64,
 }
 
@@ -126,7 +128,13 @@ impl Observation {
             failures: self.failures,
             requests: Requests {
                 rotate: self.rotate_request.as_deref(),
-                rotate_served: self.status_field(|s| s.observed_rotate_request.as_deref()),
+                // The Secret's record wins: the status recording a served request may not have
+                // been written.
+                rotate_served: self
+                    .served_by_secret
+                    .as_deref()
+                    .filter(|served| self.rotate_request.as_deref() == Some(served))
+                    .or_else(|| self.status_field(|s| s.observed_rotate_request.as_deref())),
                 rotate_attempted: self.status_field(|s| s.attempted_rotate_request.as_deref()),
                 preflight: self.preflight_request.as_deref(),
                 preflight_served: self.preflight_served.as_deref(),
@@ -285,6 +293,13 @@ fn observe(
             .caches()
             .and_then(|caches| ownership::older_owner(&cr, caches)),
         pending: ctx.pending.get(&uid, now),
+        served_by_secret: match (&state, &secret) {
+            (SecretState::Owned(record), Some(secret)) if record.data_intact => secret
+                .annotations()
+                .get(secret::SERVED_ROTATE_REQUEST_ANNOTATION)
+                .cloned(),
+            _ => None,
+        },
         jitter_seed: secret::jitter_seed(&uid),
         cr,
         source,

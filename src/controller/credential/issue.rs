@@ -259,6 +259,7 @@ async fn mint(
         expires_at,
         revision,
         spec_hash: policy.spec_hash.clone(),
+        rotate_request: observation.rotate_request.clone(),
     };
     prove_write(ctx, observation, &keys, &meta(None), &broker.scim_url).await?;
     if !ctx.pending.has_room() {

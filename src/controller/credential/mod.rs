@@ -260,7 +260,8 @@ async fn patch_metadata_drift(ctx: &Context, observation: &Observation) -> Resul
     Ok(())
 }
 
-/// Writes the status the outcome leads to (guarded when computed from the cache).
+/// Writes the status the outcome leads to (guarded when computed from the cache). A replica that
+/// lost the lease writes nothing: the new leader owns the status now.
 async fn record(
     ctx: &Context,
     observation: &Observation,
@@ -268,8 +269,14 @@ async fn record(
     notes: &Notes,
     action: Action,
 ) -> Result<Action, Error> {
+    if !ctx.fence.leading() {
+        return Ok(Action::await_change());
+    }
+    let uid = observation.uid();
+    let carried = ctx.memo.unwritten_history(&uid);
+    let old = observation.old_status();
     let new = compute(
-        &observation.old_status(),
+        &old,
         &StatusInput {
             now: observation.now,
             generation: observation.generation(),
@@ -277,18 +284,39 @@ async fn record(
             secret: &observation.state,
             outcome,
             notes,
+            served_rotate_request: observation
+                .served_by_secret
+                .as_deref()
+                .filter(|served| observation.rotate_request.as_deref() == Some(served)),
+            carried_history: &carried,
         },
     );
     let guard = match observation.source {
         Source::Cache => Guard::IfUnchanged,
         Source::Fresh => Guard::Always,
     };
-    if status::write(&ctx.client, observation.cr.as_ref(), &new, guard).await? == StatusWrite::Stale
-    {
-        return Ok(Action::requeue(STALE_RETRY));
+    let unwritten = || {
+        new.history
+            .iter()
+            .filter(|entry| !old.history.contains(entry))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    match status::write(&ctx.client, observation.cr.as_ref(), &new, guard).await {
+        Ok(StatusWrite::Done) => {
+            ctx.memo.history_written(&uid);
+            ctx.memo.status_written(&uid, &Some(&new));
+            Ok(action)
+        }
+        Ok(StatusWrite::Stale) => {
+            ctx.memo.keep_unwritten_history(&uid, unwritten());
+            Ok(Action::requeue(STALE_RETRY))
+        }
+        Err(error) => {
+            ctx.memo.keep_unwritten_history(&uid, unwritten());
+            Err(error)
+        }
     }
-    ctx.memo.status_written(&observation.uid(), &Some(&new));
-    Ok(action)
 }
 
 /// Requeue at a planned time (never earlier than one second from now).

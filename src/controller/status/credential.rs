@@ -57,6 +57,10 @@ pub struct StatusInput<'a> {
     pub outcome: &'a Outcome,
     /// What else this reconcile did: a probe of the token, a preflight.
     pub notes: &'a Notes,
+    /// A rotate request the Secret's record says was served (its status may not say so yet).
+    pub served_rotate_request: Option<&'a str>,
+    /// History entries computed earlier whose status write failed: they are kept.
+    pub carried_history: &'a [crate::api::RotationRecord],
 }
 
 /// One condition's value.
@@ -84,6 +88,7 @@ pub fn failures_from_status(status: &SyncClientCredentialStatus) -> Failures {
         last_failure_time: status.last_failure_time,
         category: stored_reason(status).map(FailureReason::category),
         generation: status.last_failure_generation,
+        not_before: status.next_retry_time,
     }
 }
 
@@ -110,6 +115,9 @@ pub fn compute(
         record_fields(&mut status, record);
     }
     let current = record.is_some_and(|r| r.data_intact && !is_expired(r, input.now));
+    if let Some(served) = input.served_rotate_request {
+        status.observed_rotate_request = Some(served.to_owned());
+    }
     apply_notes(&mut status, input);
     record_attempt(&mut status, input);
     let (ready, issuing) = match input.outcome {

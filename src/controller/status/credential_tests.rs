@@ -79,6 +79,8 @@ fn run(case: &Case) -> SyncClientCredentialStatus {
             secret: &case.secret,
             outcome: &case.outcome,
             notes: &Notes::default(),
+            served_rotate_request: None,
+            carried_history: &[],
         },
     )
 }
