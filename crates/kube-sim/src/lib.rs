@@ -62,7 +62,9 @@
 //!   `x-kubernetes-validations` CEL rules in the subset described in `cel.rs` (durations and
 //!   timestamps as cel-go; no quantities, optionals or Kubernetes library functions: rules
 //!   outside the subset are skipped with a log warning and counted, see
-//!   [`KubeSim::cel_rule_runs`]; `messageExpression` is ignored).
+//!   [`KubeSim::cel_rule_runs`]; `messageExpression` is ignored). A `/status` write is
+//!   checked against the status schema only (and the rules on the root), as kube-apiserver
+//!   does: an object stored under an older schema can still get its status written.
 //! - **Validation of built-in kinds** covers object metadata for every kind (name format,
 //!   `generateName`, label keys and values, annotation keys and their 256 KiB total, owner
 //!   references, finalizers, no new finalizers while deleting; see `objectmeta.rs`) and

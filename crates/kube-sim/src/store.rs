@@ -135,6 +135,8 @@ struct SchemaCheck<'a> {
     /// What to do with unknown fields.
     mode: FieldValidation,
     name: &'a str,
+    /// A `/status` write: only the status schema applies.
+    status_only: bool,
 }
 
 pub(crate) struct ListPage {
@@ -681,11 +683,15 @@ impl Store {
         check: &SchemaCheck<'_>,
         cel_rules: &mut BTreeMap<(String, String, String), validation::CelRuleRuns>,
     ) -> Result<Vec<String>, SimError> {
-        let SchemaCheck { mode, name } = *check;
+        let SchemaCheck {
+            mode,
+            name,
+            status_only,
+        } = *check;
         let Some(schema) = rt.version(version).and_then(|v| v.schema.as_ref()) else {
             return Ok(Vec::new());
         };
-        let outcome = validation::process_custom_resource(schema, obj, old);
+        let outcome = validation::process_custom_resource(schema, obj, old, status_only);
         let resource = format!("{}.{}", rt.plural, rt.group);
         for run in outcome.rule_runs {
             cel_rules
@@ -727,6 +733,7 @@ impl Store {
         old: Option<&Value>,
         opts: &WriteOptions,
         cel_rules: &mut BTreeMap<(String, String, String), validation::CelRuleRuns>,
+        status_only: bool,
     ) -> Result<Vec<String>, SimError> {
         let name = meta(obj, "name").unwrap_or_default();
         let secret_data = Self::decode_builtin(rt, obj)?;
@@ -749,6 +756,7 @@ impl Store {
             let check = SchemaCheck {
                 mode: opts.field_validation,
                 name: &name,
+                status_only,
             };
             return Self::process_schema(rt, version, obj, old, &check, cel_rules);
         }
@@ -787,8 +795,15 @@ impl Store {
         let now = now();
         let uid = self.new_uid();
         Self::stamp_created(rt, version, &mut obj, &uid, &now);
-        let warnings =
-            Self::validate_object(rt, version, &mut obj, None, opts, &mut self.cel_rules)?;
+        let warnings = Self::validate_object(
+            rt,
+            version,
+            &mut obj,
+            None,
+            opts,
+            &mut self.cel_rules,
+            false,
+        )?;
         let key = ObjectKey::of(rt, &namespace, &name);
         if self.lookup(&key).is_some() {
             return Err(SimError::already_exists(rt.subject(&name)));
@@ -1029,6 +1044,8 @@ impl Store {
             Some(&live),
             opts,
             &mut self.cel_rules,
+            // kube-apiserver checks a `/status` write against the status schema only.
+            target.subresource == Some("status"),
         )?;
         if rt.tracks_generation && generation_relevant(rt, &new) != generation_relevant(rt, &live) {
             let generation = live

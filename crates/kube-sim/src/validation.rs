@@ -713,12 +713,18 @@ pub(crate) struct SchemaOutcome {
 }
 
 /// Prunes, defaults and validates a custom resource against its version's schema.
-/// `metadata` is left to `objectmeta.rs`.
+/// `metadata` is left to `objectmeta.rs`. A write to the `/status` subresource (`status_only`)
+/// is checked as kube-apiserver checks it: against the status schema only (the rest of the
+/// object is the stored one, unchanged; rules on the root still run, as it changed).
 pub(crate) fn process_custom_resource(
     schema: &Value,
     obj: &mut Value,
     old: Option<&Value>,
+    status_only: bool,
 ) -> SchemaOutcome {
+    if status_only {
+        return process_status(schema, obj, old);
+    }
     let mut unknown = Vec::new();
     let mut body_schema = schema.clone();
     if let Some(props) = body_schema
@@ -746,6 +752,39 @@ pub(crate) fn process_custom_resource(
     validator.validate(&body_schema, obj, old_body.as_ref(), "");
     if let (Some(meta), Some(map)) = (metadata, obj.as_object_mut()) {
         map.insert("metadata".to_owned(), meta);
+    }
+    SchemaOutcome {
+        unknown_fields: unknown,
+        causes: validator.causes,
+        rule_runs: validator.rule_runs,
+    }
+}
+
+/// The `/status` half of [`process_custom_resource`].
+fn process_status(schema: &Value, obj: &mut Value, old: Option<&Value>) -> SchemaOutcome {
+    let mut unknown = Vec::new();
+    let mut validator = SchemaValidator::new();
+    if let (Some(status_schema), Some(status)) =
+        (schema.pointer("/properties/status"), obj.get_mut("status"))
+    {
+        prune(status_schema, status, "status", &mut unknown);
+        apply_defaults(status_schema, status);
+        let old_status = old.and_then(|o| o.get("status"));
+        validator.validate(status_schema, status, old_status, "status");
+    }
+    if schema.get("x-kubernetes-validations").is_some() {
+        let mut body = obj.clone();
+        if let Some(m) = body.as_object_mut() {
+            m.remove("metadata");
+        }
+        let old_body = old.map(|o| {
+            let mut o = o.clone();
+            if let Some(m) = o.as_object_mut() {
+                m.remove("metadata");
+            }
+            o
+        });
+        validator.rules(schema, &body, old_body.as_ref(), "");
     }
     SchemaOutcome {
         unknown_fields: unknown,
@@ -784,7 +823,7 @@ mod tests {
 
     fn run(obj: Value) -> (Value, SchemaOutcome) {
         let mut obj = obj;
-        let outcome = process_custom_resource(&schema(), &mut obj, None);
+        let outcome = process_custom_resource(&schema(), &mut obj, None, false);
         (obj, outcome)
     }
 
@@ -840,7 +879,7 @@ mod tests {
         }}});
         let mut obj =
             json!({"spec": {"ttl": "100000000000h", "items": [{"n": 1}, {"n": 0}, {}], "u": "x"}});
-        let outcome = process_custom_resource(&schema, &mut obj, None);
+        let outcome = process_custom_resource(&schema, &mut obj, None, false);
         let messages: Vec<String> = outcome
             .causes
             .iter()
@@ -870,5 +909,30 @@ mod tests {
         // Outside the subset: skipped (no cause), and counted as such.
         assert_eq!(outcomes("spec.u"), [RuleOutcome::Unsupported]);
         assert_eq!(rule_field(""), "<nil>");
+    }
+
+    #[test]
+    fn status_writes_are_checked_against_the_status_schema_only() {
+        let mut schema = schema();
+        schema["properties"]["status"] = json!({"type": "object", "properties": {
+            "phase": {"type": "string", "enum": ["Ready", "Failed"]},
+            "count": {"type": "integer", "default": 0},
+        }});
+        // Stored under an older schema: the spec no longer validates.
+        let old = json!({"spec": {"name": 12345}, "status": {"phase": "Ready"}});
+        let mut obj = json!({"spec": {"name": 12345}, "status": {"phase": "Failed", "extra": 1}});
+        let outcome = process_custom_resource(&schema, &mut obj, Some(&old), true);
+        assert!(outcome.causes.is_empty(), "{:?}", outcome.causes);
+        assert_eq!(outcome.unknown_fields, ["status.extra"]);
+        assert_eq!(obj["status"], json!({"phase": "Failed", "count": 0}));
+        assert_eq!(obj["spec"]["name"], 12345, "the rest is left as stored");
+
+        let mut bad = json!({"spec": {"name": 12345}, "status": {"phase": "Lost"}});
+        let outcome = process_custom_resource(&schema, &mut bad, Some(&old), true);
+        let fields: Vec<&str> = outcome.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["status.phase"]);
+        // The same object through the main resource is refused for its spec.
+        let outcome = process_custom_resource(&schema, &mut obj, Some(&old), false);
+        assert!(outcome.causes.iter().any(|c| c.field == "spec.name"));
     }
 }
