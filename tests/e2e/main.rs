@@ -5,6 +5,7 @@
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
+mod kubectl;
 
 mod broker_failures;
 mod cost;
@@ -18,5 +19,6 @@ mod packaging;
 mod podman;
 mod rbac;
 mod schedule;
+mod schema;
 mod shutdown;
 mod watches;
