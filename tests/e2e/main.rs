@@ -10,6 +10,7 @@ mod kubectl;
 mod broker_failures;
 mod cost;
 mod entrypoint;
+mod hostile;
 mod image;
 mod leader;
 mod lifecycle;
