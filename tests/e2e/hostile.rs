@@ -1225,6 +1225,20 @@ async fn scenario_checks(
             .contains("could not report the unreadable resource"),
         "unreadable: a report on the unreadable credential was refused".into(),
     );
+    // Nothing panicked, even contained.
+    let metrics = operator.http_get("/metrics").await.map(|(_, body)| body);
+    check(
+        metrics.as_deref().is_some_and(|m| {
+            m.lines()
+                .any(|l| l == "sync_client_reconcile_panics_total 0")
+        }),
+        format!(
+            "a reconcile panicked: {:?}",
+            metrics.as_deref().and_then(|m| m
+                .lines()
+                .find(|l| l.starts_with("sync_client_reconcile_panics_total")))
+        ),
+    );
     // Plain http works and is warned about.
     check(
         operator
