@@ -5,6 +5,7 @@
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
+mod kubectl;
 
 mod broker_failures;
 mod chaos;
@@ -12,6 +13,7 @@ mod chaos_kit;
 mod cost;
 mod entrypoint;
 mod faults;
+mod hostile;
 mod image;
 mod leader;
 mod lifecycle;
@@ -22,5 +24,6 @@ mod podman;
 mod rbac;
 mod reliability;
 mod schedule;
+mod schema;
 mod shutdown;
 mod watches;

@@ -5,15 +5,27 @@
 //! `? :`, comparisons, `in`, `+ - * / %`, `size()`, `int()`, `double()`, `string()`,
 //! `startsWith`, `endsWith`, `contains`, `matches`, `lowerAscii`, `upperAscii`, `trim`,
 //! `duration()` and `timestamp()` (with comparison and `+`/`-` arithmetic), and the macros
-//! `all`, `exists`, `exists_one`, `map`, `filter`. Not supported: quantities, optional types,
-//! `type()`, timestamp accessors (`getHours()`, ...), `messageExpression`, and the Kubernetes
-//! library functions (`isURL`, `format.*`, `ip`, `cidr`, ...): rules using them fail to parse
-//! or evaluate and are reported by the caller.
+//! `all`, `exists`, `exists_one`, `map`, `filter`. Durations follow Go's `time.ParseDuration`
+//! and `time.Duration` range (a string beyond about 2562047h is cel-go's conversion error, not
+//! a huge duration); error texts are cel-go's where a rule's outcome depends on them. Not
+//! supported: quantities, optional types, `type()`, timestamp accessors (`getHours()`, ...),
+//! `messageExpression`, and the Kubernetes library functions (`isURL`, `format.*`, `ip`,
+//! `cidr`, ...): rules using them fail to parse, or fail to evaluate with an error starting
+//! with [`UNSUPPORTED`], and the caller counts them as not evaluated.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+/// Starts the error of an evaluation that needs CEL outside the simulator's subset (a function
+/// the real server has); such a rule was not really evaluated, see [`is_unsupported`].
+pub(crate) const UNSUPPORTED: &str = "not supported by the simulator: ";
+
+/// Whether an evaluation error means "outside the subset" rather than a real CEL error.
+pub(crate) fn is_unsupported(error: &str) -> bool {
+    error.starts_with(UNSUPPORTED)
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -102,20 +114,51 @@ fn lex_string(chars: &[char], start: usize, raw: bool) -> Result<(String, usize)
             return Ok((text, i + 1));
         }
         if c == '\\' && !raw {
-            i += 1;
-            let escaped = chars.get(i).ok_or("unterminated escape")?;
-            text.push(match escaped {
-                'n' => '\n',
-                't' => '\t',
-                'r' => '\r',
-                other => *other,
-            });
+            let (c, next) = unescape(chars, i + 1)?;
+            text.push(c);
+            i = next;
         } else {
             text.push(c);
+            i += 1;
         }
-        i += 1;
     }
     Err("unterminated string literal".to_owned())
+}
+
+/// One CEL escape sequence; `at` is the character after the backslash. Returns the character
+/// and the index after the sequence. CEL has the C escapes, `\?`, `` \` ``, octal `\ooo`, hex
+/// `\xHH` and Unicode `\uHHHH` / `\UHHHHHHHH`; anything else is a syntax error.
+fn unescape(chars: &[char], at: usize) -> Result<(char, usize), String> {
+    let escaped = *chars.get(at).ok_or("unterminated escape")?;
+    let simple = match escaped {
+        'n' => Some('\n'),
+        't' => Some('\t'),
+        'r' => Some('\r'),
+        'a' => Some('\u{7}'),
+        'b' => Some('\u{8}'),
+        'f' => Some('\u{c}'),
+        'v' => Some('\u{b}'),
+        '\\' | '\'' | '"' | '?' | '`' => Some(escaped),
+        _ => None,
+    };
+    if let Some(c) = simple {
+        return Ok((c, at + 1));
+    }
+    let (radix, digits, start) = match escaped {
+        'x' | 'X' => (16, 2, at + 1),
+        'u' => (16, 4, at + 1),
+        'U' => (16, 8, at + 1),
+        '0'..='3' => (8, 3, at),
+        other => return Err(format!("invalid escape sequence \\{other}")),
+    };
+    let text: String = chars
+        .get(start..start + digits)
+        .ok_or("short escape")?
+        .iter()
+        .collect();
+    let code = u32::from_str_radix(&text, radix).map_err(|_| format!("bad escape {text}"))?;
+    let c = char::from_u32(code).ok_or_else(|| format!("escape {text} is not a character"))?;
+    Ok((c, start + digits))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +211,9 @@ impl Parser {
     fn expr(&mut self) -> Result<Expr, String> {
         let condition = self.or()?;
         if self.eat_punct("?") {
-            let then = self.expr()?;
+            // CEL: `conditionalOr ? conditionalOr : expr`; a nested `?:` in the middle needs
+            // parentheses.
+            let then = self.or()?;
             self.expect_punct(":")?;
             let otherwise = self.expr()?;
             return Ok(Expr::Ternary(
@@ -440,11 +485,16 @@ fn format_duration(ns: i128) -> String {
     }
 }
 
-/// Go's `time.ParseDuration` format: `1h30m`, `1.5s`, `250ms`, `-2m`, `0`.
+/// Go's `time.ParseDuration`, which cel-go's `duration(string)` calls: `1h30m`, `1.5s`,
+/// `.5h`, `250ms`, `-2m`, `0`. Nanoseconds; `None` where Go answers "time: invalid duration"
+/// (no unit, unknown unit, or a value beyond the `int64` nanoseconds of a `time.Duration`,
+/// about 2562047h), so an overflowing value is an evaluation error, as on the real server.
 pub(crate) fn parse_duration(text: &str) -> Option<i128> {
-    let (negative, mut rest) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    const LIMIT: u64 = 1 << 63;
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
     };
     if rest == "0" {
         return Some(0);
@@ -452,34 +502,103 @@ pub(crate) fn parse_duration(text: &str) -> Option<i128> {
     if rest.is_empty() {
         return None;
     }
-    let mut total: f64 = 0.0;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if number_end == 0 {
+        let (value, after_int) = leading_int(rest)?;
+        let consumed_int = after_int.len() != rest.len();
+        rest = after_int;
+        let (mut fraction, mut scale, mut consumed_fraction) = (0, 1.0, false);
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            let (f, s, after) = leading_fraction(after_dot);
+            consumed_fraction = after.len() != after_dot.len();
+            (fraction, scale, rest) = (f, s, after);
+        }
+        if !consumed_int && !consumed_fraction {
             return None;
         }
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
         let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .find(|c: char| c == '.' || c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        let unit: u64 = match &rest[..unit_end] {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
         rest = &rest[unit_end..];
-        total += number * scale;
+        if value > LIMIT / unit {
+            return None;
+        }
+        let mut component = value * unit;
+        if fraction > 0 {
+            // As Go: float64 keeps fractions of hours nanosecond-accurate.
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let part = (fraction as f64 * (unit as f64 / scale)) as u64;
+            component = component.checked_add(part)?;
+            if component > LIMIT {
+                return None;
+            }
+        }
+        total = total.checked_add(component)?;
+        if total > LIMIT {
+            return None;
+        }
     }
-    #[allow(clippy::cast_possible_truncation)]
-    let ns = total.round() as i128;
-    Some(if negative { -ns } else { ns })
+    if negative {
+        return Some(-i128::from(total));
+    }
+    (total < LIMIT).then(|| i128::from(total))
+}
+
+/// Go's `leadingInt`: the leading digits as a number; `None` beyond 2^63.
+fn leading_int(text: &str) -> Option<(u64, &str)> {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let mut value: u64 = 0;
+    for digit in text[..end].bytes() {
+        if value > (1 << 63) / 10 {
+            return None;
+        }
+        value = value * 10 + u64::from(digit - b'0');
+        if value > 1 << 63 {
+            return None;
+        }
+    }
+    Some((value, &text[end..]))
+}
+
+/// Go's `leadingFraction`: the digits after a `.` as a number and its scale; digits beyond
+/// what fits are ignored.
+fn leading_fraction(text: &str) -> (u64, f64, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (mut value, mut scale, mut overflow) = (0_u64, 1.0_f64, false);
+    for digit in text[..end].bytes() {
+        if overflow {
+            continue;
+        }
+        if value > ((1 << 63) - 1) / 10 {
+            overflow = true;
+            continue;
+        }
+        let next = value * 10 + u64::from(digit - b'0');
+        if next > 1 << 63 {
+            overflow = true;
+            continue;
+        }
+        value = next;
+        scale *= 10.0;
+    }
+    (value, scale, &text[end..])
 }
 
 /// A parsed rule, ready to evaluate against many values.
@@ -573,7 +692,7 @@ fn eval(expr: &Expr, scope: &mut Scope) -> Result<Cel, String> {
                 .map(Cel::Int)
                 .ok_or_else(|| "integer overflow".to_owned()),
             Cel::Double(d) => Ok(Cel::Double(-d)),
-            Cel::Duration(ns) => Ok(Cel::Duration(-ns)),
+            Cel::Duration(ns) => duration_in_range(-ns),
             other => Err(format!("no such overload: -{other}")),
         },
         Expr::Ternary(condition, then, otherwise) => {
@@ -672,6 +791,16 @@ fn compare(a: &Cel, b: &Cel) -> Result<Ordering, String> {
     }
 }
 
+/// cel-go keeps durations in a Go `time.Duration` (int64 nanoseconds): beyond it arithmetic
+/// fails with its overflow error.
+fn duration_in_range(ns: i128) -> Result<Cel, String> {
+    if i64::try_from(ns).is_ok() {
+        Ok(Cel::Duration(ns))
+    } else {
+        Err("integer overflow".to_owned())
+    }
+}
+
 fn shift(t: jiff::Timestamp, ns: i128) -> Result<Cel, String> {
     let span = jiff::SignedDuration::from_nanos_i128(ns);
     t.checked_add(span)
@@ -710,13 +839,13 @@ fn arithmetic(op: &str, l: &Cel, r: &Cel) -> Result<Cel, String> {
         (Cel::List(x), Cel::List(y)) if op == "+" => {
             Ok(Cel::List(x.iter().chain(y).cloned().collect()))
         }
-        (Cel::Duration(x), Cel::Duration(y)) if op == "+" => Ok(Cel::Duration(x + y)),
-        (Cel::Duration(x), Cel::Duration(y)) if op == "-" => Ok(Cel::Duration(x - y)),
+        (Cel::Duration(x), Cel::Duration(y)) if op == "+" => duration_in_range(x + y),
+        (Cel::Duration(x), Cel::Duration(y)) if op == "-" => duration_in_range(x - y),
         (Cel::Timestamp(t), Cel::Duration(d)) if op == "+" => shift(*t, *d),
         (Cel::Duration(d), Cel::Timestamp(t)) if op == "+" => shift(*t, *d),
         (Cel::Timestamp(t), Cel::Duration(d)) if op == "-" => shift(*t, -d),
         (Cel::Timestamp(x), Cel::Timestamp(y)) if op == "-" => {
-            Ok(Cel::Duration(x.as_nanosecond() - y.as_nanosecond()))
+            duration_in_range(x.as_nanosecond() - y.as_nanosecond())
         }
         _ => Err(format!("no such overload: {l} {op} {r}")),
     }
@@ -785,9 +914,10 @@ fn eval_call(
             other => other.to_string(),
         })),
         "duration" => match subject {
-            Cel::String(s) => parse_duration(s)
-                .map(Cel::Duration)
-                .ok_or_else(|| format!("invalid duration {s:?}")),
+            // cel-go's string-to-duration conversion error (`time.ParseDuration` failed).
+            Cel::String(s) => parse_duration(s).map(Cel::Duration).ok_or_else(|| {
+                "type conversion error from 'string' to 'google.protobuf.Duration'".to_owned()
+            }),
             Cel::Duration(d) => Ok(Cel::Duration(*d)),
             other => Err(format!("no such overload: duration({other})")),
         },
@@ -795,7 +925,9 @@ fn eval_call(
             Cel::String(s) => s
                 .parse::<jiff::Timestamp>()
                 .map(Cel::Timestamp)
-                .map_err(|e| e.to_string()),
+                .map_err(|_| {
+                    "type conversion error from 'string' to 'google.protobuf.Timestamp'".to_owned()
+                }),
             Cel::Timestamp(t) => Ok(Cel::Timestamp(*t)),
             other => Err(format!("no such overload: timestamp({other})")),
         },
@@ -818,7 +950,7 @@ fn eval_call(
         "lowerAscii" => Ok(Cel::String(receiver_str()?.to_ascii_lowercase())),
         "upperAscii" => Ok(Cel::String(receiver_str()?.to_ascii_uppercase())),
         "trim" => Ok(Cel::String(receiver_str()?.trim().to_owned())),
-        other => Err(format!("unsupported function {other}()")),
+        other => Err(format!("{UNSUPPORTED}function {other}()")),
     }
 }
 
@@ -950,6 +1082,147 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Some(1_500_000_000));
         assert_eq!(parse_duration("-2m"), Some(-120_000_000_000));
         assert_eq!(parse_duration("5"), None);
+    }
+
+    #[test]
+    fn durations_parse_as_go_time_parse_duration() {
+        let hour: i128 = 3_600_000_000_000;
+        assert_eq!(parse_duration("0"), Some(0));
+        assert_eq!(parse_duration("-0"), Some(0));
+        assert_eq!(parse_duration("+5s"), Some(5_000_000_000));
+        assert_eq!(parse_duration(".5h"), Some(hour / 2));
+        assert_eq!(parse_duration("5.s"), Some(5_000_000_000));
+        assert_eq!(parse_duration("1h30m"), Some(hour * 3 / 2));
+        assert_eq!(parse_duration("1\u{b5}s"), Some(1_000));
+        assert_eq!(parse_duration("1\u{3bc}s"), Some(1_000));
+        assert_eq!(parse_duration("87600h"), Some(87_600 * hour));
+        // int64 nanoseconds end at 2562047h47m16.854775807s.
+        assert_eq!(
+            parse_duration("2562047h47m16.854775807s"),
+            Some(i128::from(i64::MAX))
+        );
+        assert_eq!(
+            parse_duration("-2562047h47m16.854775808s"),
+            Some(i128::from(i64::MIN))
+        );
+        for invalid in [
+            "",
+            "+",
+            "-",
+            ".",
+            ".s",
+            "5",
+            "1d",
+            "1h5",
+            "s",
+            "2562048h",
+            "2562047h47m16.854775808s",
+            "100000000000h",
+            "99999999999999999999ns",
+        ] {
+            assert_eq!(parse_duration(invalid), None, "{invalid:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_durations_are_cel_go_conversion_errors() {
+        let v = json!({"ttl": "100000000000h", "ok": "87600h"});
+        let rule = "duration(self.ttl) <= duration('87600h')";
+        assert_eq!(
+            check(rule, &v),
+            Err("type conversion error from 'string' to 'google.protobuf.Duration'".to_owned())
+        );
+        assert_eq!(check("duration(self.ok) <= duration('87600h')", &v), t());
+        // Error absorption: a decided `||` ignores the failing side, as cel-go does.
+        assert_eq!(check(&format!("true || {rule}"), &v), t());
+        assert_eq!(
+            check(
+                "duration('2562047h') + duration('2562047h') > duration('0s')",
+                &v
+            ),
+            Err("integer overflow".to_owned())
+        );
+        assert_eq!(
+            check(
+                "timestamp('yesterday') > timestamp('2024-01-01T00:00:00Z')",
+                &v
+            ),
+            Err("type conversion error from 'string' to 'google.protobuf.Timestamp'".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_operator_crd_rules_evaluate_both_ways() {
+        let keys = "(has(self.accessToken) ? self.accessToken : 'access_token') != (has(self.expiresAt) ? self.expiresAt : 'expires_at') && (has(self.accessToken) ? self.accessToken : 'access_token') != (has(self.scimUrl) ? self.scimUrl : 'scim_url')";
+        assert_eq!(
+            check(keys, &json!({"accessToken": "token", "scimUrl": "url"})),
+            t()
+        );
+        assert_eq!(
+            check(keys, &json!({"accessToken": "token", "scimUrl": "token"})),
+            f()
+        );
+        assert_eq!(check(keys, &json!({"accessToken": "expires_at"})), f());
+        let types = "!has(self.type) || !(self.type in ['kubernetes.io/dockercfg', 'bootstrap.kubernetes.io/token'])";
+        assert_eq!(check(types, &json!({})), t());
+        assert_eq!(check(types, &json!({"type": "Opaque"})), t());
+        assert_eq!(
+            check(types, &json!({"type": "kubernetes.io/dockercfg"})),
+            f()
+        );
+        let http = "!self.url.startsWith('http://') || (has(self.allowInsecureHttp) && self.allowInsecureHttp)";
+        assert_eq!(check(http, &json!({"url": "https://x"})), t());
+        assert_eq!(check(http, &json!({"url": "http://x"})), f());
+        assert_eq!(
+            check(
+                http,
+                &json!({"url": "http://x", "allowInsecureHttp": false})
+            ),
+            f()
+        );
+        assert_eq!(
+            check(http, &json!({"url": "http://x", "allowInsecureHttp": true})),
+            t()
+        );
+        let verify = "duration(self) == duration('0s') || (duration(self) >= duration('10s') && duration(self) <= duration('8760h'))";
+        for (value, expected) in [
+            ("0s", t()),
+            ("5s", f()),
+            ("10s", t()),
+            ("8761h", f()),
+            ("0h0m", t()),
+        ] {
+            assert_eq!(check(verify, &json!(value)), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn string_escapes_and_nested_ternaries_follow_the_grammar() {
+        let v = json!({});
+        for (literal, text) in [
+            (r"'a\nb'", "a\nb"),
+            (r"'\x41\u00e9\U0001F600\101'", "A\u{e9}\u{1F600}A"),
+            (r"'\'\\\?\`'", "'\\?`"),
+            (r"r'\d+'", "\\d+"),
+        ] {
+            assert_eq!(
+                check(literal, &v),
+                Ok(Cel::String(text.to_owned())),
+                "{literal}"
+            );
+        }
+        assert!(compile(r"'\q'").is_err());
+        assert!(compile("true ? false ? 1 : 2 : 3").is_err());
+        assert_eq!(check("true ? (false ? 1 : 2) : 3", &v), Ok(Cel::Int(2)));
+        assert_eq!(check("false ? 1 : true ? 2 : 3", &v), Ok(Cel::Int(2)));
+    }
+
+    #[test]
+    fn functions_outside_the_subset_say_so() {
+        let error = check("isURL(self.u)", &json!({"u": "x"})).unwrap_err();
+        assert!(is_unsupported(&error), "{error}");
+        let real = check("self.missing == 1", &json!({})).unwrap_err();
+        assert!(!is_unsupported(&real), "{real}");
     }
 
     #[test]

@@ -59,9 +59,12 @@
 //!   uniqueness, `allOf`/`anyOf`/`oneOf`/`not`, `x-kubernetes-int-or-string`,
 //!   `x-kubernetes-preserve-unknown-fields`, pruning of unknown fields (400 under
 //!   `fieldValidation=Strict`, a `Warning` header otherwise), `default`s, and
-//!   `x-kubernetes-validations` CEL rules in the subset described in `cel.rs` (no durations,
-//!   timestamps, quantities, optionals or Kubernetes library functions; rules outside it are
-//!   skipped with a log warning; `messageExpression` is ignored).
+//!   `x-kubernetes-validations` CEL rules in the subset described in `cel.rs` (durations and
+//!   timestamps as cel-go; no quantities, optionals or Kubernetes library functions: rules
+//!   outside the subset are skipped with a log warning and counted, see
+//!   [`KubeSim::cel_rule_runs`]; `messageExpression` is ignored). A `/status` write is
+//!   checked against the status schema only (and the rules on the root), as kube-apiserver
+//!   does: an object stored under an older schema can still get its status written.
 //! - **Validation of built-in kinds** covers object metadata for every kind (name format,
 //!   `generateName`, label keys and values, annotation keys and their 256 KiB total, owner
 //!   references, finalizers, no new finalizers while deleting; see `objectmeta.rs`) and
@@ -144,6 +147,7 @@ pub use accounting::{RecordedRequest, RequestCounts};
 pub use error::{FieldCause, SimError};
 pub use faults::{DryRunMatch, Fault};
 pub use patch::PatchKind;
+pub use validation::CelRuleRuns;
 
 use auth::Tokens;
 use faults::Faults;
@@ -721,6 +725,19 @@ impl KubeSim {
     }
 
     /// Counts by verb and resource of the requests since the last [`KubeSim::clear_requests`].
+    /// Every `x-kubernetes-validations` rule the simulator met since it started, per resource,
+    /// field and rule, with how often it held, refused, failed to evaluate, or was skipped as
+    /// outside the simulator's CEL subset (`unsupported`, also logged). A test can assert that
+    /// each rule of its CRDs was really evaluated, both ways.
+    pub fn cel_rule_runs(&self) -> Vec<CelRuleRuns> {
+        self.shared
+            .lock_store()
+            .cel_rules
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn counts(&self) -> RequestCounts {
         RequestCounts::from_requests(&lock(&self.shared.requests))
     }

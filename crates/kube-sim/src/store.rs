@@ -129,6 +129,16 @@ pub(crate) struct DeleteOptions {
     pub orphan: bool,
 }
 
+/// How a custom resource's schema applies to one write.
+#[derive(Clone, Copy)]
+struct SchemaCheck<'a> {
+    /// What to do with unknown fields.
+    mode: FieldValidation,
+    name: &'a str,
+    /// A `/status` write: only the status schema applies.
+    status_only: bool,
+}
+
 pub(crate) struct ListPage {
     pub items: Vec<Value>,
     pub resource_version: u64,
@@ -149,6 +159,8 @@ pub(crate) struct Store {
     id_state: u64,
     /// Delete objects whose owners are all gone (as the garbage collector does).
     pub collect_orphans: bool,
+    /// Every `x-kubernetes-validations` rule met, by (resource, field, rule).
+    pub cel_rules: BTreeMap<(String, String, String), validation::CelRuleRuns>,
 }
 
 pub(crate) fn now() -> String {
@@ -257,6 +269,7 @@ impl Store {
             compacted_rv: 0,
             id_state: seed | 1,
             collect_orphans: true,
+            cel_rules: BTreeMap::new(),
         };
         let namespaces = store.registry.find("", "v1", "namespaces");
         for ns in ["default", "kube-system"] {
@@ -667,13 +680,30 @@ impl Store {
         version: &str,
         obj: &mut Value,
         old: Option<&Value>,
-        mode: FieldValidation,
-        name: &str,
+        check: &SchemaCheck<'_>,
+        cel_rules: &mut BTreeMap<(String, String, String), validation::CelRuleRuns>,
     ) -> Result<Vec<String>, SimError> {
+        let SchemaCheck {
+            mode,
+            name,
+            status_only,
+        } = *check;
         let Some(schema) = rt.version(version).and_then(|v| v.schema.as_ref()) else {
             return Ok(Vec::new());
         };
-        let outcome = validation::process_custom_resource(schema, obj, old);
+        let outcome = validation::process_custom_resource(schema, obj, old, status_only);
+        let resource = format!("{}.{}", rt.plural, rt.group);
+        for run in outcome.rule_runs {
+            cel_rules
+                .entry((resource.clone(), run.field.clone(), run.rule.clone()))
+                .or_insert_with(|| validation::CelRuleRuns {
+                    resource: resource.clone(),
+                    field: run.field,
+                    rule: run.rule,
+                    ..validation::CelRuleRuns::default()
+                })
+                .record(run.outcome);
+        }
         let unknown: Vec<String> = outcome
             .unknown_fields
             .iter()
@@ -702,6 +732,8 @@ impl Store {
         obj: &mut Value,
         old: Option<&Value>,
         opts: &WriteOptions,
+        cel_rules: &mut BTreeMap<(String, String, String), validation::CelRuleRuns>,
+        status_only: bool,
     ) -> Result<Vec<String>, SimError> {
         let name = meta(obj, "name").unwrap_or_default();
         let secret_data = Self::decode_builtin(rt, obj)?;
@@ -721,7 +753,12 @@ impl Store {
             resources::validate_crd(obj)?;
         }
         if rt.is_custom() {
-            return Self::process_schema(rt, version, obj, old, opts.field_validation, &name);
+            let check = SchemaCheck {
+                mode: opts.field_validation,
+                name: &name,
+                status_only,
+            };
+            return Self::process_schema(rt, version, obj, old, &check, cel_rules);
         }
         Ok(Vec::new())
     }
@@ -758,7 +795,15 @@ impl Store {
         let now = now();
         let uid = self.new_uid();
         Self::stamp_created(rt, version, &mut obj, &uid, &now);
-        let warnings = Self::validate_object(rt, version, &mut obj, None, opts)?;
+        let warnings = Self::validate_object(
+            rt,
+            version,
+            &mut obj,
+            None,
+            opts,
+            &mut self.cel_rules,
+            false,
+        )?;
         let key = ObjectKey::of(rt, &namespace, &name);
         if self.lookup(&key).is_some() {
             return Err(SimError::already_exists(rt.subject(&name)));
@@ -992,7 +1037,16 @@ impl Store {
         if new.pointer("/metadata/managedFields") == live.pointer("/metadata/managedFields") {
             apply::release_changed_fields(&live, &mut new);
         }
-        let warnings = Self::validate_object(rt, version, &mut new, Some(&live), opts)?;
+        let warnings = Self::validate_object(
+            rt,
+            version,
+            &mut new,
+            Some(&live),
+            opts,
+            &mut self.cel_rules,
+            // kube-apiserver checks a `/status` write against the status schema only.
+            target.subresource == Some("status"),
+        )?;
         if rt.tracks_generation && generation_relevant(rt, &new) != generation_relevant(rt, &live) {
             let generation = live
                 .pointer("/metadata/generation")

@@ -213,14 +213,92 @@ fn format_error(format: &str, value: &Value) -> Option<String> {
     }
 }
 
+/// What one evaluation of an `x-kubernetes-validations` rule gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuleOutcome {
+    /// The rule held.
+    Passed,
+    /// The rule evaluated to false: its message refused the object.
+    Failed,
+    /// The evaluation failed as it would on the real server (no such key, a conversion error,
+    /// an overflow, ...): that refused the object too.
+    Error,
+    /// The rule needs CEL outside the simulator's subset: skipped, not evaluated.
+    Unsupported,
+}
+
+/// One rule met while validating an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleRun {
+    /// The field the rule is on, list indices as `[*]` (`<nil>` for the root).
+    pub field: String,
+    pub rule: String,
+    pub outcome: RuleOutcome,
+}
+
+/// How often the simulator met one `x-kubernetes-validations` rule of one resource, and with
+/// what outcome ([`crate::KubeSim::cel_rule_runs`]). A rule outside the simulator's CEL subset
+/// counts under `unsupported` (and is logged): the real server would have evaluated it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CelRuleRuns {
+    /// `plural.group` of the custom resource, e.g. `widgets.example.com`.
+    pub resource: String,
+    /// The field the rule is on, e.g. `spec.limits.requestTimeout`; list indices as `[*]`;
+    /// `<nil>` for a rule on the root.
+    pub field: String,
+    pub rule: String,
+    /// Evaluated to true.
+    pub passed: usize,
+    /// Evaluated to false (the object was refused with the rule's message).
+    pub failed: usize,
+    /// Failed to evaluate as on the real server (the object was refused).
+    pub errors: usize,
+    /// Skipped: outside the simulator's CEL subset.
+    pub unsupported: usize,
+}
+
+impl CelRuleRuns {
+    pub(crate) fn record(&mut self, outcome: RuleOutcome) {
+        match outcome {
+            RuleOutcome::Passed => self.passed += 1,
+            RuleOutcome::Failed => self.failed += 1,
+            RuleOutcome::Error => self.errors += 1,
+            RuleOutcome::Unsupported => self.unsupported += 1,
+        }
+    }
+}
+
+/// `spec.items[3].name` as `spec.items[*].name`: one rule, whichever item it ran on.
+fn rule_field(path: &str) -> String {
+    let mut field = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in display_path(path).chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                field.push_str("[*]");
+            }
+            ']' if in_index => in_index = false,
+            _ if in_index => {}
+            _ => field.push(c),
+        }
+    }
+    field
+}
+
 /// Value validation of one schema node (and, recursively, its children).
 pub(crate) struct SchemaValidator {
     pub causes: Vec<FieldCause>,
+    /// Every `x-kubernetes-validations` rule met, with its outcome.
+    pub rule_runs: Vec<RuleRun>,
 }
 
 impl SchemaValidator {
     pub fn new() -> Self {
-        Self { causes: Vec::new() }
+        Self {
+            causes: Vec::new(),
+            rule_runs: Vec::new(),
+        }
     }
 
     pub fn validate(&mut self, schema: &Value, value: &Value, old: Option<&Value>, path: &str) {
@@ -534,30 +612,28 @@ impl SchemaValidator {
             let Some(source) = rule.get("rule").and_then(Value::as_str) else {
                 continue;
             };
-            let program = match cel::compile(source) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(rule = source, error = %e, "CEL rule not supported by the simulator, skipped");
-                    continue;
-                }
-            };
-            if program.uses_old_self() && old.is_none() {
-                continue;
+            let (outcome, message) = run_rule(rule, source, value, old);
+            if let Some(outcome) = outcome {
+                self.rule_runs.push(RuleRun {
+                    field: rule_field(path),
+                    rule: source.to_owned(),
+                    outcome,
+                });
             }
+            let Some(message) = message else {
+                continue;
+            };
             let field = match rule.get("fieldPath").and_then(Value::as_str) {
                 Some(extra) => display_path(&format!("{path}{extra}")).to_owned(),
                 None => display_path(path).to_owned(),
             };
-            let message = match program.evaluate(value, old) {
-                Ok(cel::Cel::Bool(true)) => continue,
-                Ok(cel::Cel::Bool(false)) => rule
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("failed rule: {source}"), str::to_owned),
-                Ok(other) => format!("rule {source} evaluated to {other}, not a bool"),
-                Err(e) => format!("rule {source}: evaluation error: {e}"),
-            };
-            let mut cause = FieldCause::invalid(&field, value, &message);
+            // The real server shows the schema type, not the value, for rule failures.
+            let shown_type = schema
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("object");
+            let mut cause =
+                FieldCause::invalid(&field, &Value::String(shown_type.to_owned()), &message);
             if let Some(reason) = rule.get("reason").and_then(Value::as_str) {
                 cause.reason = match reason {
                     "FieldValueRequired" => "FieldValueRequired",
@@ -571,20 +647,84 @@ impl SchemaValidator {
     }
 }
 
+/// Runs one rule: its outcome (`None`: a transition rule on a create, which does not run) and
+/// the detail of the cause it raises (`None`: it held, or was skipped as outside the subset).
+fn run_rule(
+    rule: &Value,
+    source: &str,
+    value: &Value,
+    old: Option<&Value>,
+) -> (Option<RuleOutcome>, Option<String>) {
+    let unsupported = |error: &str| {
+        tracing::warn!(
+            rule = source,
+            error,
+            "CEL rule not supported by the simulator, skipped"
+        );
+        (Some(RuleOutcome::Unsupported), None)
+    };
+    let program = match cel::compile(source) {
+        Ok(p) => p,
+        Err(e) => return unsupported(&e),
+    };
+    if program.uses_old_self() && old.is_none() {
+        // Transition rules do not run on creates, on the real server either.
+        return (None, None);
+    }
+    // kube-apiserver's `ruleErrorString`: the message, else the rule.
+    let described = rule
+        .get("message")
+        .and_then(Value::as_str)
+        .map_or(source, str::trim);
+    let (outcome, message) = match program.evaluate(value, old) {
+        Ok(cel::Cel::Bool(true)) => return (Some(RuleOutcome::Passed), None),
+        Ok(cel::Cel::Bool(false)) => (
+            RuleOutcome::Failed,
+            rule.get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("failed rule: {source}"), str::to_owned),
+        ),
+        Ok(other) => (
+            RuleOutcome::Error,
+            format!("rule {source} evaluated to {other}, not a bool"),
+        ),
+        Err(e) if cel::is_unsupported(&e) => return unsupported(&e),
+        // The wording of kube-apiserver (apiextensions `schema/cel/validation.go`).
+        Err(e) if e.starts_with("no such overload") => (
+            RuleOutcome::Error,
+            format!(
+                "'{e}': call arguments did not match a supported operator, function or macro signature for rule: {described}"
+            ),
+        ),
+        Err(e) => (
+            RuleOutcome::Error,
+            format!("{e} evaluating rule: {described}"),
+        ),
+    };
+    (Some(outcome), Some(message))
+}
+
 /// What schema processing did to a custom resource, before the caller decides by
 /// `fieldValidation` how to treat unknown fields.
 pub(crate) struct SchemaOutcome {
     pub unknown_fields: Vec<String>,
     pub causes: Vec<FieldCause>,
+    pub rule_runs: Vec<RuleRun>,
 }
 
 /// Prunes, defaults and validates a custom resource against its version's schema.
-/// `metadata` is left to `objectmeta.rs`.
+/// `metadata` is left to `objectmeta.rs`. A write to the `/status` subresource (`status_only`)
+/// is checked as kube-apiserver checks it: against the status schema only (the rest of the
+/// object is the stored one, unchanged; rules on the root still run, as it changed).
 pub(crate) fn process_custom_resource(
     schema: &Value,
     obj: &mut Value,
     old: Option<&Value>,
+    status_only: bool,
 ) -> SchemaOutcome {
+    if status_only {
+        return process_status(schema, obj, old);
+    }
     let mut unknown = Vec::new();
     let mut body_schema = schema.clone();
     if let Some(props) = body_schema
@@ -616,6 +756,40 @@ pub(crate) fn process_custom_resource(
     SchemaOutcome {
         unknown_fields: unknown,
         causes: validator.causes,
+        rule_runs: validator.rule_runs,
+    }
+}
+
+/// The `/status` half of [`process_custom_resource`].
+fn process_status(schema: &Value, obj: &mut Value, old: Option<&Value>) -> SchemaOutcome {
+    let mut unknown = Vec::new();
+    let mut validator = SchemaValidator::new();
+    if let (Some(status_schema), Some(status)) =
+        (schema.pointer("/properties/status"), obj.get_mut("status"))
+    {
+        prune(status_schema, status, "status", &mut unknown);
+        apply_defaults(status_schema, status);
+        let old_status = old.and_then(|o| o.get("status"));
+        validator.validate(status_schema, status, old_status, "status");
+    }
+    if schema.get("x-kubernetes-validations").is_some() {
+        let mut body = obj.clone();
+        if let Some(m) = body.as_object_mut() {
+            m.remove("metadata");
+        }
+        let old_body = old.map(|o| {
+            let mut o = o.clone();
+            if let Some(m) = o.as_object_mut() {
+                m.remove("metadata");
+            }
+            o
+        });
+        validator.rules(schema, &body, old_body.as_ref(), "");
+    }
+    SchemaOutcome {
+        unknown_fields: unknown,
+        causes: validator.causes,
+        rule_runs: validator.rule_runs,
     }
 }
 
@@ -649,7 +823,7 @@ mod tests {
 
     fn run(obj: Value) -> (Value, SchemaOutcome) {
         let mut obj = obj;
-        let outcome = process_custom_resource(&schema(), &mut obj, None);
+        let outcome = process_custom_resource(&schema(), &mut obj, None, false);
         (obj, outcome)
     }
 
@@ -687,5 +861,78 @@ mod tests {
         );
         let (_, wrong_type) = run(json!({"spec": {"name": "ab", "count": "3"}}));
         assert_eq!(wrong_type.causes[0].reason, "FieldValueTypeInvalid");
+    }
+
+    #[test]
+    fn rules_are_counted_and_worded_as_by_kube_apiserver() {
+        let schema = json!({"type": "object", "properties": {"spec": {
+            "type": "object",
+            "properties": {
+                "ttl": {"type": "string", "x-kubernetes-validations": [
+                    {"rule": "duration(self) <= duration('87600h')", "message": "ttl too long"}
+                ]},
+                "items": {"type": "array", "items": {"type": "object",
+                    "x-kubernetes-validations": [{"rule": "self.n > 0"}],
+                    "properties": {"n": {"type": "integer"}}}},
+                "u": {"type": "string", "x-kubernetes-validations": [{"rule": "isURL(self)"}]},
+            },
+        }}});
+        let mut obj =
+            json!({"spec": {"ttl": "100000000000h", "items": [{"n": 1}, {"n": 0}, {}], "u": "x"}});
+        let outcome = process_custom_resource(&schema, &mut obj, None, false);
+        let messages: Vec<String> = outcome
+            .causes
+            .iter()
+            .map(FieldCause::full_message)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "spec.items[1]: Invalid value: \"object\": failed rule: self.n > 0",
+                "spec.items[2]: Invalid value: \"object\": no such key: n evaluating rule: self.n > 0",
+                "spec.ttl: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: ttl too long",
+            ]
+        );
+        let outcomes = |field: &str| -> Vec<RuleOutcome> {
+            outcome
+                .rule_runs
+                .iter()
+                .filter(|r| r.field == field)
+                .map(|r| r.outcome)
+                .collect()
+        };
+        assert_eq!(outcomes("spec.ttl"), [RuleOutcome::Error]);
+        assert_eq!(
+            outcomes("spec.items[*]"),
+            [RuleOutcome::Passed, RuleOutcome::Failed, RuleOutcome::Error]
+        );
+        // Outside the subset: skipped (no cause), and counted as such.
+        assert_eq!(outcomes("spec.u"), [RuleOutcome::Unsupported]);
+        assert_eq!(rule_field(""), "<nil>");
+    }
+
+    #[test]
+    fn status_writes_are_checked_against_the_status_schema_only() {
+        let mut schema = schema();
+        schema["properties"]["status"] = json!({"type": "object", "properties": {
+            "phase": {"type": "string", "enum": ["Ready", "Failed"]},
+            "count": {"type": "integer", "default": 0},
+        }});
+        // Stored under an older schema: the spec no longer validates.
+        let old = json!({"spec": {"name": 12345}, "status": {"phase": "Ready"}});
+        let mut obj = json!({"spec": {"name": 12345}, "status": {"phase": "Failed", "extra": 1}});
+        let outcome = process_custom_resource(&schema, &mut obj, Some(&old), true);
+        assert!(outcome.causes.is_empty(), "{:?}", outcome.causes);
+        assert_eq!(outcome.unknown_fields, ["status.extra"]);
+        assert_eq!(obj["status"], json!({"phase": "Failed", "count": 0}));
+        assert_eq!(obj["spec"]["name"], 12345, "the rest is left as stored");
+
+        let mut bad = json!({"spec": {"name": 12345}, "status": {"phase": "Lost"}});
+        let outcome = process_custom_resource(&schema, &mut bad, Some(&old), true);
+        let fields: Vec<&str> = outcome.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["status.phase"]);
+        // The same object through the main resource is refused for its spec.
+        let outcome = process_custom_resource(&schema, &mut obj, Some(&old), false);
+        assert!(outcome.causes.iter().any(|c| c.field == "spec.name"));
     }
 }
