@@ -212,13 +212,22 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             renew_grace_seconds: (args.lease_duration_seconds / 3).max(1),
         };
         let standby_metrics = metrics.clone();
+        let lease = std::time::Duration::from_secs(args.lease_duration_seconds);
         leader::run_as_leader(
             client.clone(),
             &election,
             shutdown.clone(),
             // A standby is healthy and ready to take over.
             move || standby_metrics.set_ready(true),
-            |stop, leading| controller::run(client, options, metrics, Fence::leader(leading), stop),
+            |stop, leading| {
+                controller::run(
+                    client,
+                    options,
+                    metrics,
+                    Fence::leader(leading, lease),
+                    stop,
+                )
+            },
         )
         .await
         .map_err(Into::into)

@@ -74,7 +74,9 @@ impl Memo {
                     entry.unwritten_history.push(record);
                 }
             }
-            entry.unwritten_history.sort_by_key(|r| std::cmp::Reverse(r.time));
+            entry
+                .unwritten_history
+                .sort_by_key(|r| std::cmp::Reverse(r.time));
             entry.unwritten_history.truncate(MAX_HISTORY);
         });
     }

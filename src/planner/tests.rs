@@ -703,5 +703,9 @@ fn a_retry_waits_as_long_as_the_broker_asked_within_an_hour() {
     let backoff = at(None);
     assert_eq!(at(Some(108)), t(108).max(backoff), "Retry-After: 8");
     assert_eq!(at(Some(101)), backoff, "never earlier than the backoff");
-    assert_eq!(at(Some(100 + 7200)), backoff, "beyond an hour is not trusted");
+    assert_eq!(
+        at(Some(100 + 7200)),
+        backoff,
+        "beyond an hour is not trusted"
+    );
 }

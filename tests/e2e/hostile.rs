@@ -1281,9 +1281,6 @@ fn print_table(rows: &[Row]) {
 /// saying why (BrokerResponseInvalid, the broker's fault), not `Expired` (which reads as if the
 /// operator had missed a renewal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: during the backoff after BrokerResponseInvalid, Ready turns to reason Expired \
-            ('the credential in the Secret has expired'): status::credential::ready_from_record \
-            ignores the stored failure for an expired record"]
 async fn a_token_born_expired_keeps_ready_on_broker_response_invalid_through_the_backoff() {
     let env = Env::start().await;
     env.broker.inject(

@@ -108,7 +108,11 @@ pub const CASES: &[(&str, &str)] = &[
     ),
     (
         "kube-status-write-500",
-        "Kubernetes: the credential's status patch answers 500 twice (the issue's history entry was only in the refused patch)",
+        "Kubernetes: the credential's status patch answers 500 twice (the issue's history entry is carried into the next write)",
+    ),
+    (
+        "kube-status-write-500-after-rotate-request",
+        "Kubernetes: the status patch recording a served rotate request answers 500 twice (the Secret's record says it was served: no second issue)",
     ),
     (
         "kube-secret-read-500",

@@ -396,11 +396,22 @@ fn ready_from_record(
             reasons::CREDENTIAL_CURRENT,
             current_message(secret_name, record),
         ),
-        Some(_) => Verdict::new(
-            ConditionStatus::False,
-            reasons::EXPIRED,
-            "the credential in the Secret has expired",
-        ),
+        // Not current, and a failure is being retried: say why it is not replaced yet.
+        Some(_) => match stored_reason(old) {
+            Some(reason) => Verdict::new(
+                ConditionStatus::False,
+                reason.as_str(),
+                bounded(&format!(
+                    "the credential in the Secret is not valid; {}",
+                    old.last_failure_message.as_deref().unwrap_or_default()
+                )),
+            ),
+            None => Verdict::new(
+                ConditionStatus::False,
+                reasons::EXPIRED,
+                "the credential in the Secret has expired",
+            ),
+        },
         None => Verdict::new(
             ConditionStatus::False,
             stored_reason(old).map_or(reasons::PENDING, FailureReason::as_str),

@@ -212,6 +212,18 @@ fn status_follows_the_outcome_and_the_secret() {
             ..Case::default()
         },
         Case {
+            name: "an expired Secret whose replacement failed shows the failure, not just expiry",
+            now: 3000,
+            old: failed_before("BrokerResponseInvalid"),
+            outcome: Outcome::Waiting {
+                renewal_time: None,
+                held: Some((WaitReason::Backoff(IssueReason::Expired), t(3010))),
+            },
+            ready: (ConditionStatus::False, "BrokerResponseInvalid"),
+            issuing: (ConditionStatus::True, reasons::BACKOFF),
+            ..Case::default()
+        },
+        Case {
             name: "an edited Secret is not ready",
             secret: SecretState::Owned(Record {
                 data_intact: false,
