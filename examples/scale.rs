@@ -82,6 +82,20 @@ pub struct Args {
     /// for its wrapper: under heaptrack, what is still allocated then is the settled state.
     #[arg(long)]
     end_with_sigkill: bool,
+    /// Create the `issue` credentials in batches of this many, each batch Ready before the
+    /// next (a setup for heaptrack runs; the issue time is then not the target's).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Rotate requests of the `renew` scenario go out in batches of this many.
+    #[arg(long, default_value_t = 1000)]
+    renew_batch_size: usize,
+    /// Longest wait for `n` credentials in a scenario: 60 s plus this many ms per credential.
+    #[arg(long, default_value_t = 30)]
+    timeout_ms_per_credential: u64,
+    /// When the issue scenario misses its bound, how long it may still take to finish so that
+    /// renew, idle and restart can run (not measured).
+    #[arg(long, default_value_t = 1800)]
+    setup_limit_seconds: u64,
     /// Print the table as Markdown too.
     #[arg(long)]
     markdown: bool,
@@ -121,7 +135,9 @@ impl Bench {
     /// The longest wait for `n` credentials to reach a state (bounded, generous: the
     /// figure is the time it took, this only ends a run that is stuck).
     pub fn timeout(&self, n: usize) -> Duration {
-        Duration::from_secs(60) + Duration::from_millis(30) * u32::try_from(n).unwrap_or(u32::MAX)
+        Duration::from_secs(60)
+            + Duration::from_millis(self.args.timeout_ms_per_credential)
+                * u32::try_from(n).unwrap_or(u32::MAX)
     }
 }
 
@@ -162,7 +178,12 @@ async fn main() -> ExitCode {
         }
         all.extend(rows.rows);
     }
-    let big = [Scenario::Issue, Scenario::Renew, Scenario::Idle, Scenario::Restart];
+    let big = [
+        Scenario::Issue,
+        Scenario::Renew,
+        Scenario::Idle,
+        Scenario::Restart,
+    ];
     if big.iter().any(|s| bench.args.runs(*s)) {
         times.1 = big_world(&bench, &mut all, &mut failures).await;
     }

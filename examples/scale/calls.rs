@@ -78,7 +78,10 @@ impl KubeCalls {
             );
         }
         for ((verb, resource, status), n) in &self.failed {
-            rows.info(format!("  answered {status}: {verb} {resource}"), n.to_string());
+            rows.info(
+                format!("  answered {status}: {verb} {resource}"),
+                n.to_string(),
+            );
         }
     }
 }
@@ -122,7 +125,9 @@ impl BrokerCalls {
 
     /// Calls that act on one credential: generate, read, SCIM probe.
     pub fn credential_calls(&self) -> usize {
-        self.get(Endpoint::Generate) + self.get(Endpoint::ReadSyncClient) + self.get(Endpoint::ScimProbe)
+        self.get(Endpoint::Generate)
+            + self.get(Endpoint::ReadSyncClient)
+            + self.get(Endpoint::ScimProbe)
     }
 
     pub fn breakdown(&self) -> String {

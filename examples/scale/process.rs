@@ -110,7 +110,12 @@ impl Operator {
 
     /// A failure that carries the end of the operator's log.
     pub fn died(&self, what: &str) -> Failure {
-        format!("{what}; last lines of {}:\n{}", self.log.display(), self.log_tail(15)).into()
+        format!(
+            "{what}; last lines of {}:\n{}",
+            self.log.display(),
+            self.log_tail(15)
+        )
+        .into()
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -234,7 +239,11 @@ fn descendant_named(pid: u32, comm: &str) -> Option<u32> {
         for task in tasks.flatten() {
             let children =
                 std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            queue.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            queue.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     None

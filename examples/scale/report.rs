@@ -107,7 +107,8 @@ pub fn text(rows: &[Row]) -> String {
 
 /// The table as Markdown (for docs/benchmarks.md).
 pub fn markdown(rows: &[Row]) -> String {
-    let mut out = String::from("| scenario | figure | value | target | met |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| scenario | figure | value | target | met |\n|---|---|---|---|---|\n");
     for r in rows {
         let _ = writeln!(
             out,

@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::PartialObjectMeta;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use kube::Client;
+use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -102,10 +102,9 @@ impl Tracker {
         let on_credential = {
             let tracker = tracker.clone();
             tokio::spawn(async move {
-                let mut events =
-                    watcher::watcher(credentials, watcher::Config::default())
-                        .default_backoff()
-                        .boxed();
+                let mut events = watcher::watcher(credentials, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
                 while let Some(event) = events.next().await {
                     tracker.on_credential_event(event);
                 }
@@ -114,10 +113,9 @@ impl Tracker {
         let on_secret = {
             let tracker = tracker.clone();
             tokio::spawn(async move {
-                let mut events =
-                    watcher::watcher(secrets, watcher::Config::default())
-                        .default_backoff()
-                        .boxed();
+                let mut events = watcher::watcher(secrets, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
                 while let Some(event) = events.next().await {
                     tracker.on_secret_event(event);
                 }
@@ -161,9 +159,7 @@ impl Tracker {
                     .flatten()
                     .any(|c| c["type"] == "Ready" && c["status"] == "True");
                 entry.revision = status["revision"].as_i64().unwrap_or(0);
-                entry.observed_rotate = status["observedRotateRequest"]
-                    .as_str()
-                    .map(str::to_owned);
+                entry.observed_rotate = status["observedRotateRequest"].as_str().map(str::to_owned);
                 if let Some(at) = status["renewalTime"].as_str().and_then(parse_time)
                     && !entry.renewals.iter().any(|(rev, _)| *rev == entry.revision)
                 {

@@ -124,10 +124,14 @@ impl World {
         Ok(())
     }
 
-    /// Sets the rotate-request annotation on every credential.
-    pub async fn request_rotation(&self, value: &str) -> Result<(), Failure> {
+    /// Sets the rotate-request annotation on the credentials `which`.
+    pub async fn request_rotation(
+        &self,
+        value: &str,
+        which: std::ops::Range<usize>,
+    ) -> Result<(), Failure> {
         let patch = json!({"metadata": {"annotations": {"syncclient.io/rotate-request": value}}});
-        for i in 0..self.credentials {
+        for i in which {
             self.kube
                 .patch(
                     "syncclient.io/v1alpha1",
