@@ -39,7 +39,8 @@ impl Operator {
         name: &str,
     ) -> Result<Self, Failure> {
         let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).map_err(|e| format!("log file {log:?}: {e}"))?;
+        let out =
+            std::fs::File::create(&log).map_err(|e| format!("log file {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| format!("log file: {e}"))?;
         let http_port = free_port()?;
         let mut command = match spec.wrapper.split_first() {

@@ -571,9 +571,9 @@ pub async fn punctuality(
     world.tracker.lock().recording = true;
     let cpu = Cpu::mark(operator);
     let window = Duration::from_secs(bench.args.punctuality_seconds);
-    let sampled = sample_expiry(world, operator, window).await;
+    let outcome = sample_expiry(world, operator, window).await;
     world.tracker.lock().recording = false;
-    let (samples, expired) = sampled?;
+    let (samples, expired) = outcome?;
     let calls = KubeCalls::of(&world.operator_requests());
     let broker = BrokerCalls::of(&world.broker);
     let (renewals, late) = lateness(world);

@@ -55,7 +55,7 @@ impl World {
         files.sort();
         for file in files {
             kube.apply_yaml(&std::fs::read_to_string(&file)?)
-                .map_err(|e| format!("CRD {file:?}: {e:?}"))?;
+                .map_err(|e| format!("CRD {}: {e:?}", file.display()))?;
         }
         let dir = std::env::temp_dir().join(format!("scc-bench-{}-{label}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
