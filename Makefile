@@ -44,3 +44,33 @@ image: static-binary
 generate:
 	$(CARGO) run --quiet -- crd --output-dir crds --output-dir charts/sync-client-operator/files/crds
 	scripts/render-deploy.sh
+
+# The benchmark (docs/benchmarks.md): the release operator binary against both simulators,
+# every scenario, one table. Pick scenarios and sizes with BENCH_ARGS, for a quick run e.g.
+# `make bench BENCH_ARGS="--credentials 1000 --scenario issue-small,issue,renew"`.
+BENCH_ARGS ?=
+.PHONY: bench bench-heaptrack
+bench:
+	$(CARGO) build --release --locked --bin sync-client-operator
+	$(CARGO) run --release --locked --example scale -- $(BENCH_ARGS)
+
+# Where the operator's heap goes with N credentials issued, renewed and idle: heaptrack on a
+# release build with line tables (its own target directory). The operator is ended with SIGKILL,
+# so what heaptrack reports as leaked is what was live in the settled state; the peak is the
+# issue burst. Needs heaptrack (Debian package).
+HEAPTRACK_DIR ?= target/heaptrack
+bench-heaptrack:
+	CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_STRIP=none \
+		$(CARGO) build --release --locked --bin sync-client-operator --target-dir $(HEAPTRACK_DIR)
+	$(CARGO) build --release --locked --example scale
+	rm -f $(HEAPTRACK_DIR)/operator.zst $(HEAPTRACK_DIR)/operator.gz
+	$(CARGO) run --release --locked --example scale -- --scenario issue,renew,idle \
+		--operator-binary $(HEAPTRACK_DIR)/release/sync-client-operator \
+		--operator-wrapper "heaptrack -o $(HEAPTRACK_DIR)/operator" --end-with-sigkill $(BENCH_ARGS)
+	heaptrack_print -f $(HEAPTRACK_DIR)/operator.zst --print-leaks=1 --print-peaks=1 \
+		--print-allocators=0 --print-temporary=0 -n 25 > $(HEAPTRACK_DIR)/report.txt
+	heaptrack_print -f $(HEAPTRACK_DIR)/operator.zst --print-peaks=0 --print-allocators=0 \
+		--print-temporary=0 --flamegraph-cost-type leaked -F $(HEAPTRACK_DIR)/settled.stacks
+	heaptrack_print -f $(HEAPTRACK_DIR)/operator.zst --print-peaks=0 --print-allocators=0 \
+		--print-temporary=0 --flamegraph-cost-type peak -F $(HEAPTRACK_DIR)/peak.stacks
+	@echo "heaptrack: $(HEAPTRACK_DIR)/report.txt, settled.stacks, peak.stacks"

@@ -1,160 +1,350 @@
-//! Measures the operator at scale: spawns the real `sync-client-operator` binary against both
-//! simulators, creates N credentials, and reports the time to issue them all, the operator's
-//! resident memory before and after (so memory per credential), API calls per issuance, and the
-//! calls it makes while idle. Loopback only; bounded; exits by itself.
+//! The project's benchmark: the real `sync-client-operator` binary (release build) against the
+//! Kubernetes API simulator and the broker simulator, both in this process on loopback. Each
+//! scenario runs with bounded waits; one table at the end lists every figure with its target.
 //!
-//! `cargo build --bin sync-client-operator && cargo run --example scale -- --credentials 200`
+//! `make bench` (or `cargo build --release --bin sync-client-operator && cargo run --release
+//! --example scale -- [--credentials 10000] [--scenario issue,renew,...]`). See
+//! docs/benchmarks.md for the scenarios, the figures and how each is measured.
+//!
+//! Scenarios (`--scenario`, comma separated; default all):
+//! - `issue-small`: N/10 first issues on their own (the linearity reference);
+//! - `issue`: N first issues: time until all Ready, memory, calls per issuance;
+//! - `renew`: every credential renews once (rotate request): calls per renewal;
+//! - `idle`: nothing due for `--idle-seconds`: no calls expected;
+//! - `restart`: a new operator process takes over the N credentials: ready time, no writes;
+//! - `punctuality`: `--punctuality-credentials` with 60-second tokens for
+//!   `--punctuality-seconds`: lateness of each renewal, no expired token in any Secret.
+//!
+//! `renew`, `idle` and `restart` run on the world `issue` built, in that order, so asking for
+//! any of them runs `issue` too.
 
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "scale/calls.rs"]
+mod calls;
+#[path = "scale/process.rs"]
+mod process;
+#[path = "scale/report.rs"]
+mod report;
+#[path = "scale/scenarios.rs"]
+mod scenarios;
+#[path = "scale/tracker.rs"]
+mod tracker;
+#[path = "scale/world.rs"]
+mod world;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use sync_client_broker_sim::{BrokerSim, BrokerSimConfig, SyncClients};
-use sync_client_kube_sim::KubeSim;
 
-#[derive(Parser)]
-struct Args {
-    #[arg(long, default_value_t = 200)]
+use process::{Operator, OperatorSpec};
+use report::{Row, Rows};
+use world::World;
+
+/// Any failure of the benchmark itself (a wait that timed out, an operator that died).
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Parser, Clone, Debug)]
+#[command(about = "Benchmarks the sync-client-operator binary against the simulators")]
+pub struct Args {
+    /// Credentials of the `issue`, `renew`, `idle` and `restart` scenarios (`issue-small`
+    /// uses a tenth).
+    #[arg(long, default_value_t = 10_000)]
     credentials: usize,
-    /// Seconds to watch the idle operator after everything was issued.
-    #[arg(long, default_value_t = 10)]
+    /// Scenarios to run, comma separated: issue-small, issue, renew, idle, restart,
+    /// punctuality (default: all).
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<Scenario>,
+    /// Length of the idle scenario.
+    #[arg(long, default_value_t = 60)]
     idle_seconds: u64,
+    /// Credentials of the punctuality scenario (default: a tenth of --credentials).
+    #[arg(long)]
+    punctuality_credentials: Option<usize>,
+    /// Length of the punctuality scenario.
+    #[arg(long, default_value_t = 180)]
+    punctuality_seconds: u64,
+    /// The operator binary (default: target/release/sync-client-operator).
+    #[arg(long)]
+    operator_binary: Option<PathBuf>,
+    /// Runs the operator under this command, split on spaces (`heaptrack -o /tmp/heap`).
+    #[arg(long)]
+    operator_wrapper: Option<String>,
+    /// An extra argument for `sync-client-operator run` (repeat it).
+    #[arg(long, allow_hyphen_values = true)]
+    operator_arg: Vec<String>,
+    /// `--min-issue-interval` of the operator: tokens here live one minute to an hour.
+    #[arg(long, default_value = "1s")]
+    min_issue_interval: String,
+    /// End the operator of the N world with SIGKILL (not SIGTERM) and wait up to 10 minutes
+    /// for its wrapper: under heaptrack, what is still allocated then is the settled state.
+    #[arg(long)]
+    end_with_sigkill: bool,
+    /// Create the `issue` credentials in batches of this many, each batch Ready before the
+    /// next (a setup for heaptrack runs; the issue time is then not the target's).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Rotate requests of the `renew` scenario go out in batches of this many.
+    #[arg(long, default_value_t = 1000)]
+    renew_batch_size: usize,
+    /// Longest wait for `n` credentials in a scenario: 60 s plus this many ms per credential.
+    #[arg(long, default_value_t = 30)]
+    timeout_ms_per_credential: u64,
+    /// When the issue scenario misses its bound, how long it may still take to finish so that
+    /// renew, idle and restart can run (not measured).
+    #[arg(long, default_value_t = 1800)]
+    setup_limit_seconds: u64,
+    /// Print the table as Markdown too.
+    #[arg(long)]
+    markdown: bool,
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    IssueSmall,
+    Issue,
+    Renew,
+    Idle,
+    Restart,
+    Punctuality,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+impl Args {
+    fn runs(&self, scenario: Scenario) -> bool {
+        self.scenario.is_empty() || self.scenario.contains(&scenario)
+    }
+
+    fn small(&self) -> usize {
+        (self.credentials / 10).max(1)
+    }
+
+    pub fn punctuality_credentials(&self) -> usize {
+        self.punctuality_credentials.unwrap_or_else(|| self.small())
+    }
+}
+
+/// What every scenario shares.
+pub struct Bench {
+    pub args: Args,
+    pub spec: OperatorSpec,
+}
+
+impl Bench {
+    /// The longest wait for `n` credentials to reach a state (bounded, generous: the
+    /// figure is the time it took, this only ends a run that is stuck).
+    pub fn timeout(&self, n: usize) -> Duration {
+        Duration::from_secs(60)
+            + Duration::from_millis(self.args.timeout_ms_per_credential)
+                * u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
     let args = Args::parse();
-    let broker = BrokerSim::start(BrokerSimConfig::default()).await?;
-    let kube = KubeSim::start().await?;
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))? {
-        kube.apply_yaml(&std::fs::read_to_string(entry?.path())?)
-            .map_err(|e| format!("{e:?}"))?;
-    }
-    let dir = std::env::temp_dir().join(format!("scc-scale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("kubeconfig.yaml");
-    kube.write_kubeconfig(&kubeconfig)?;
-    let ca = broker
-        .ca_pem()
-        .unwrap_or_default()
-        .replace('\n', "\n      ");
-    kube.apply_yaml(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: login, namespace: default}}\nstringData: {{username: {}, password: {}}}\n---\napiVersion: syncclient.io/v1alpha1\nkind: IdentityBroker\nmetadata: {{name: vc, namespace: default}}\nspec:\n  url: {}\n  tls:\n    caBundle: |\n      {ca}\n  auth: {{vcenter: {{credentialsSecretRef: {{name: login}}}}}}\n",
-        broker.username(),
-        broker.password(),
-        broker.url()
-    ))
-    .map_err(|e| format!("{e:?}"))?;
-
-    let binary = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/debug/sync-client-operator"
-    );
-    let binary = std::env::var("OPERATOR_BINARY").unwrap_or_else(|_| binary.to_owned());
-    let mut child = Command::new(&binary)
-        .args(["run", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting {binary}: {e} (build it first)"))?;
-    let pid = child.id();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_before = rss_kib(pid).unwrap_or(0);
-    kube.clear_requests();
-
-    let started = Instant::now();
-    for i in 0..args.credentials {
-        let directory = format!("00000000-0000-4000-8000-{i:012}");
-        broker.add_directory(
-            &directory,
-            SyncClients::One {
-                generate_token: true,
-                token_ttl: 60,
-            },
+    let binary = args.operator_binary.clone().unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+            || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")),
+            PathBuf::from,
         );
-        kube.apply_yaml(&format!(
-            "apiVersion: syncclient.io/v1alpha1\nkind: SyncClientCredential\nmetadata: {{name: c{i}, namespace: default}}\nspec: {{brokerRef: {{name: vc}}, directoryId: {directory}}}\n"
-        ))
-        .map_err(|e| format!("{e:?}"))?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let issued = loop {
-        let issued = kube
-            .list("v1", "secrets", Some("default"))
-            .iter()
-            .filter(|s| {
-                s.pointer("/metadata/annotations/syncclient.io~1revision")
-                    .is_some()
-            })
-            .count();
-        if issued >= args.credentials || Instant::now() > deadline {
-            break issued;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        target.join("release/sync-client-operator")
+    });
+    let bench = Bench {
+        spec: OperatorSpec {
+            binary,
+            wrapper: args
+                .operator_wrapper
+                .as_deref()
+                .map(|w| w.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            extra_args: args.operator_arg.clone(),
+            min_issue_interval: args.min_issue_interval.clone(),
+        },
+        args,
     };
-    let issue_time = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = rss_kib(pid).unwrap_or(0);
-    let counts = kube.counts();
-    let non_watch: usize = counts
-        .iter()
-        .filter(|(verb, _, _)| *verb != "watch")
-        .map(|(_, _, n)| n)
-        .sum();
+    let mut all: Vec<Row> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut times = (None, None);
 
-    kube.clear_requests();
-    let broker_before = broker.requests().len();
-    tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
-    let idle_calls = kube
-        .requests()
-        .iter()
-        .filter(|r| r.verb.as_deref() != Some("watch"))
-        .count();
-    let idle_broker = broker.requests().len() - broker_before;
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    if bench.args.runs(Scenario::IssueSmall) {
+        let n = bench.args.small();
+        let mut rows = Rows::new(format!("issue-{n}"));
+        eprintln!("[bench] issue-small: {n} credentials");
+        match issue_world(&bench, n, &mut rows).await {
+            Ok(t) => times.0 = Some(t),
+            Err(e) => failures.push(format!("issue-small: {e}")),
+        }
+        all.extend(rows.rows);
+    }
+    let big = [
+        Scenario::Issue,
+        Scenario::Renew,
+        Scenario::Idle,
+        Scenario::Restart,
+    ];
+    if big.iter().any(|s| bench.args.runs(*s)) {
+        times.1 = big_world(&bench, &mut all, &mut failures).await;
+    }
+    if let (Some(small), Some(large)) = times {
+        let mut rows = Rows::new("linearity");
+        let ratio = large / small;
+        rows.target(
+            format!(
+                "time ratio {} / {}",
+                bench.args.credentials,
+                bench.args.small()
+            ),
+            format!("{ratio:.1}"),
+            "≤ 11",
+            Some(ratio <= 11.0),
+        );
+        all.extend(rows.rows);
+    }
+    if bench.args.runs(Scenario::Punctuality) {
+        let mut rows = Rows::new(format!(
+            "punctuality-{}",
+            bench.args.punctuality_credentials()
+        ));
+        eprintln!("[bench] punctuality");
+        if let Err(e) = punctuality_world(&bench, &mut rows).await {
+            failures.push(format!("punctuality: {e}"));
+        }
+        all.extend(rows.rows);
+    }
 
-    let n = args.credentials.max(1);
-    println!(
-        "credentials issued:            {issued}/{}",
-        args.credentials
+    println!("{}", report::text(&all));
+    if bench.args.markdown {
+        println!("{}", report::markdown(&all));
+    }
+    let missed = all.iter().filter(|r| r.met == report::Met::No).count();
+    println!("{missed} target(s) not met.");
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for failure in &failures {
+            eprintln!("[bench] FAILED {failure}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+async fn issue_world(bench: &Bench, n: usize, rows: &mut Rows) -> Result<f64, Failure> {
+    let mut world = World::start("small", Duration::from_secs(60)).await?;
+    let result = async {
+        let mut operator = scenarios::start_operator(bench, &world, "op-small").await?;
+        scenarios::issue(bench, &mut world, &mut operator, n, rows).await
+    }
+    .await;
+    world.shutdown().await;
+    result
+}
+
+/// issue, then renew, idle and restart on the same world. Returns the issue time.
+async fn big_world(bench: &Bench, all: &mut Vec<Row>, failures: &mut Vec<String>) -> Option<f64> {
+    let n = bench.args.credentials;
+    let mut world = match World::start("large", Duration::from_secs(60)).await {
+        Ok(world) => world,
+        Err(e) => {
+            failures.push(format!("starting the simulators: {e}"));
+            return None;
+        }
+    };
+    let mut issue_time = None;
+    let mut operator = None;
+    let outcome = big_scenarios(bench, &mut world, all, &mut issue_time, &mut operator).await;
+    if let Err(e) = outcome {
+        failures.push(e.to_string());
+    }
+    if let Some(mut operator) = operator {
+        end_operator(bench, &mut operator);
+    }
+    world.shutdown().await;
+    eprintln!("[bench] world of {n} done");
+    issue_time
+}
+
+async fn big_scenarios(
+    bench: &Bench,
+    world: &mut World,
+    all: &mut Vec<Row>,
+    issue_time: &mut Option<f64>,
+    slot: &mut Option<Operator>,
+) -> Result<(), Failure> {
+    let n = bench.args.credentials;
+    let operator = slot.insert(scenarios::start_operator(bench, world, "op").await?);
+    eprintln!("[bench] issue: {n} credentials");
+    let mut rows = Rows::new(format!("issue-{n}"));
+    let result = scenarios::issue(bench, world, operator, n, &mut rows).await;
+    all.append(&mut rows.rows);
+    *issue_time = Some(result.map_err(|e| format!("issue: {e}"))?);
+    if bench.args.runs(Scenario::Renew) {
+        eprintln!("[bench] renew");
+        let mut rows = Rows::new(format!("renew-{n}"));
+        let result = scenarios::renew(bench, world, operator, &mut rows).await;
+        all.append(&mut rows.rows);
+        result.map_err(|e| format!("renew: {e}"))?;
+    }
+    if bench.args.runs(Scenario::Idle) {
+        eprintln!("[bench] idle: {} s", bench.args.idle_seconds);
+        let mut rows = Rows::new(format!("idle-{n}"));
+        let result = scenarios::idle(bench, world, operator, &mut rows).await;
+        all.append(&mut rows.rows);
+        result.map_err(|e| format!("idle: {e}"))?;
+    }
+    let (logins, fetches) = world.session_calls();
+    let mut rows = Rows::new(format!("sessions-{n}"));
+    rows.target(
+        "vCenter logins (one operator, all of the above)",
+        logins.to_string(),
+        "1 per broker per token lifetime",
+        Some(logins == 1),
     );
-    println!(
-        "time to issue all:             {:.1} s",
-        issue_time.as_secs_f64()
+    rows.target(
+        "broker-token fetches (one operator, all of the above)",
+        fetches.to_string(),
+        "1 per broker per token lifetime",
+        Some(fetches == 1),
     );
-    println!("operator RSS before / after:   {rss_before} KiB / {rss_after} KiB");
-    #[allow(clippy::cast_precision_loss)]
-    let per = (rss_after.saturating_sub(rss_before)) as f64 / n as f64;
-    println!("memory per credential:         {per:.1} KiB");
-    #[allow(clippy::cast_precision_loss)]
-    let calls_per = non_watch as f64 / n as f64;
-    println!("operator API calls (non-watch) per credential issued: {calls_per:.1}");
-    println!(
-        "broker generate calls:         {}",
-        broker
-            .requests()
-            .iter()
-            .filter(|r| r.endpoint == sync_client_broker_sim::Endpoint::Generate)
-            .count()
-    );
-    println!(
-        "idle for {} s: {idle_calls} Kubernetes calls (non-watch), {idle_broker} broker calls",
-        args.idle_seconds
-    );
-    broker.shutdown().await;
-    kube.shutdown().await;
+    all.append(&mut rows.rows);
+    if bench.args.runs(Scenario::Restart) {
+        eprintln!("[bench] restart");
+        let mut rows = Rows::new(format!("restart-{n}"));
+        let result = scenarios::restart(bench, world, operator, &mut rows).await;
+        all.append(&mut rows.rows);
+        *slot = Some(result.map_err(|e| format!("restart: {e}"))?);
+    }
     Ok(())
+}
+
+fn end_operator(bench: &Bench, operator: &mut Operator) {
+    if bench.args.end_with_sigkill {
+        let waited = operator.kill_and_wait(Duration::from_secs(600));
+        eprintln!(
+            "[bench] operator ended with SIGKILL; its wrapper exited after {:.1} s",
+            waited.as_secs_f64()
+        );
+    } else {
+        let (clean, took) = operator.terminate(Duration::from_secs(60));
+        eprintln!(
+            "[bench] operator stopped with SIGTERM in {:.1} s ({})",
+            took.as_secs_f64(),
+            if clean { "exit 0" } else { "not a clean exit" }
+        );
+    }
+}
+
+async fn punctuality_world(bench: &Bench, rows: &mut Rows) -> Result<(), Failure> {
+    // One broker minute is one minute: `tokenTTL: 1m` is a 60-second token.
+    let mut world = World::start("punctuality", Duration::from_secs(60)).await?;
+    let result = async {
+        let mut operator = scenarios::start_operator(bench, &world, "op-punctual").await?;
+        let result = scenarios::punctuality(bench, &mut world, &mut operator, rows).await;
+        end_operator(bench, &mut operator);
+        result
+    }
+    .await;
+    world.shutdown().await;
+    result
 }

@@ -1,0 +1,643 @@
+//! The scenarios. Each runs against one world, with bounded waits, and adds its rows.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sync_client_broker_sim::Endpoint;
+
+use crate::calls::{BrokerCalls, KubeCalls};
+use crate::process::{Operator, cpu_seconds_of};
+use crate::report::{Rows, kib_per, mib, per};
+use crate::world::{NAMESPACE, World};
+use crate::{Bench, Failure};
+
+/// The reference size the targets are stated for.
+pub const REFERENCE_N: usize = 10_000;
+const QUIET: Duration = Duration::from_secs(2);
+
+/// CPU seconds of the operator and of this process (the simulators), from a starting point.
+struct Cpu {
+    operator: Option<f64>,
+    simulators: Option<f64>,
+}
+
+impl Cpu {
+    fn mark(operator: &Operator) -> Self {
+        Self {
+            operator: operator.cpu_seconds(),
+            simulators: cpu_seconds_of("self"),
+        }
+    }
+
+    fn rows(&self, operator: &Operator, rows: &mut Rows) {
+        let spent = |before: Option<f64>, after: Option<f64>| match (before, after) {
+            (Some(b), Some(a)) => format!("{:.1} s", a - b),
+            _ => "unknown".to_owned(),
+        };
+        rows.info(
+            "operator CPU time",
+            spent(self.operator, operator.cpu_seconds()),
+        );
+        rows.info(
+            "simulators + benchmark CPU time",
+            spent(self.simulators, cpu_seconds_of("self")),
+        );
+    }
+}
+
+/// Seconds with two significant decimals below 10 s.
+fn secs(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+fn kib_text(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "unknown".into(), |k| format!("{:.1} MiB", mib(k)))
+}
+
+/// Starts an operator and waits until it is ready and its start-up requests are over.
+pub async fn start_operator(bench: &Bench, world: &World, name: &str) -> Result<Operator, Failure> {
+    let mut operator = Operator::spawn(&bench.spec, &world.kubeconfig, &world.dir, name)?;
+    operator.wait_ready(Duration::from_secs(60)).await?;
+    world.quiesce(QUIET, Duration::from_secs(30)).await;
+    Ok(operator)
+}
+
+/// Issues `n` first credentials with a running, idle operator; adds the figures. Returns the
+/// time until all were Ready. When that takes longer than the bound, the figures so far are
+/// reported (NOT MET) and the world is still brought to all Ready (bounded by the setup limit)
+/// so that the scenarios after it can run.
+pub async fn issue(
+    bench: &Bench,
+    world: &mut World,
+    operator: &mut Operator,
+    n: usize,
+    rows: &mut Rows,
+) -> Result<f64, Failure> {
+    let baseline = operator.rss_kib();
+    world.clear_logs();
+    let cpu = Cpu::mark(operator);
+    let started = Instant::now();
+    let mut progress = Progress::default();
+    let batch = bench.args.batch_size.filter(|b| *b > 0 && *b < n);
+    if let Some(batch) = batch {
+        while world.credentials < n {
+            world
+                .add_credentials(batch.min(n - world.credentials), 60)
+                .await?;
+            let want = world.credentials;
+            world
+                .wait_for(
+                    "batch Ready",
+                    bench.timeout(batch),
+                    |s| s.count_current(1, None),
+                    want,
+                )
+                .await
+                .map_err(|e| operator.died(&e.to_string()))?;
+        }
+    } else {
+        world.add_credentials(n, 60).await?;
+    }
+    let created = started.elapsed();
+    let reached = progress
+        .follow(world, bench.timeout(n), started, n, |s| {
+            s.count_current(1, None)
+        })
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let target = 20.0 * per(n, REFERENCE_N);
+    let how = batch.map_or_else(String::new, |b| format!(" (in batches of {b})"));
+    rows.target(
+        format!("time until all Ready{how}"),
+        if reached {
+            secs(elapsed)
+        } else {
+            format!("not within {}", secs(elapsed))
+        },
+        format!("≤ {} (20 s at 10,000, linear)", secs(target)),
+        Some(reached && elapsed <= target),
+    );
+    if batch.is_none() {
+        progress.rows(rows, n);
+        rows.info(
+            "credentials created in-process (within that time)",
+            secs(created.as_secs_f64()),
+        );
+    }
+    let ready_now = world.tracker.lock().count_current(1, None);
+    rows.info(
+        "first issues per second",
+        format!("{:.0}", per(ready_now, 1) / elapsed),
+    );
+    let quiet = reached && world.quiesce(QUIET, Duration::from_secs(60)).await;
+    let settled = operator.rss_kib();
+    let calls = KubeCalls::of(&world.operator_requests());
+    let broker = BrokerCalls::of(&world.broker);
+    memory_rows(
+        rows,
+        baseline,
+        settled.filter(|_| reached),
+        operator.hwm_kib(),
+        n,
+    );
+    per_issue_rows(
+        rows,
+        &calls,
+        &broker,
+        ready_now,
+        "first issuance",
+        6.0,
+        reached,
+    );
+    rows.info(
+        "operator list / watch requests meanwhile (re-lists)",
+        format!("{} / {}", calls.lists(), calls.watches()),
+    );
+    cpu.rows(operator, rows);
+    if reached && !quiet {
+        rows.info("quiet afterwards", "no: requests went on for 60 s");
+    }
+    if !reached {
+        // Not measured any more: only so that renew, idle and restart can run on this world.
+        world
+            .wait_for(
+                "credentials Ready (setup for the next scenarios)",
+                Duration::from_secs(bench.args.setup_limit_seconds),
+                |s| s.count_current(1, None),
+                n,
+            )
+            .await
+            .map_err(|e| operator.died(&e.to_string()))?;
+        world.quiesce(QUIET, Duration::from_secs(60)).await;
+        let total = started.elapsed().as_secs_f64();
+        rows.info("all Ready in the end after", secs(total));
+    }
+    Ok(elapsed)
+}
+
+/// How many were done over time: at the target time and in each half of the run, to show
+/// whether the rate holds up as the run goes on.
+#[derive(Default)]
+struct Progress {
+    samples: Vec<(f64, usize)>,
+}
+
+impl Progress {
+    /// Samples every 500 ms until `count` reaches `want` or `timeout`; true when reached.
+    async fn follow(
+        &mut self,
+        world: &World,
+        timeout: Duration,
+        started: Instant,
+        want: usize,
+        count: impl Fn(&crate::tracker::State) -> usize,
+    ) -> bool {
+        loop {
+            let done = count(&world.tracker.lock());
+            self.samples.push((started.elapsed().as_secs_f64(), done));
+            if done >= want {
+                return true;
+            }
+            if started.elapsed() > timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn at(&self, t: f64) -> usize {
+        self.samples
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .last()
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn rows(&self, rows: &mut Rows, n: usize) {
+        let Some(&(end, done)) = self.samples.last() else {
+            return;
+        };
+        let at20 = 20.0 * per(n, REFERENCE_N).max(0.1);
+        rows.info(
+            format!("Ready after {}", secs(at20)),
+            format!("{}/{n}", self.at(at20)),
+        );
+        let half = end / 2.0;
+        let first = self.at(half);
+        rows.info(
+            "rate in the first / second half of the run",
+            format!(
+                "{:.0} / {:.0} per s",
+                per(first, 1) / half.max(0.001),
+                per(done.saturating_sub(first), 1) / (end - half).max(0.001)
+            ),
+        );
+    }
+}
+
+fn memory_rows(
+    rows: &mut Rows,
+    baseline: Option<u64>,
+    settled: Option<u64>,
+    peak: Option<u64>,
+    n: usize,
+) {
+    let at_reference = n >= REFERENCE_N;
+    rows.info("operator RSS idle, no credentials", kib_text(baseline));
+    rows.target(
+        "operator RSS settled",
+        kib_text(settled),
+        "≤ 96 MiB at 10,000 (stretch 64)",
+        settled.filter(|_| at_reference).map(|k| mib(k) <= 96.0),
+    );
+    rows.info("operator peak RSS (VmHWM)", kib_text(peak));
+    if let (Some(base), Some(now)) = (baseline, settled) {
+        let each = kib_per(now.saturating_sub(base), n);
+        rows.target(
+            "RSS per credential above idle",
+            format!("{each:.1} KiB"),
+            "≤ 8 KiB",
+            Some(each <= 8.0),
+        );
+    }
+}
+
+fn per_issue_rows(
+    rows: &mut Rows,
+    calls: &KubeCalls,
+    broker: &BrokerCalls,
+    n: usize,
+    unit: &str,
+    target: f64,
+    exact: bool,
+) {
+    let each = per(calls.non_watch(), n);
+    rows.target(
+        format!("Kubernetes calls per {unit}"),
+        format!("{each:.2} ({} dry runs)", calls.dry_runs()),
+        format!("≤ {target:.0} (events and dry runs included)"),
+        Some(each <= target),
+    );
+    calls.breakdown(rows, unit, n);
+    let generates = broker.get(Endpoint::Generate);
+    let each = per(broker.credential_calls(), n);
+    // Over a time window (not a set of credentials) an issue may straddle its start or end.
+    let met = if exact {
+        broker.credential_calls() == n && generates == n
+    } else {
+        (each - 1.0).abs() <= 0.01 && broker.credential_calls() == generates
+    };
+    rows.target(
+        format!("broker calls per {unit} (generate, read, probe)"),
+        format!("{each:.3}"),
+        if exact {
+            "exactly 1"
+        } else {
+            "1 (±1% at the window's edges)"
+        },
+        Some(met),
+    );
+    rows.info("broker calls", broker.breakdown());
+}
+
+/// Every credential renews once (a new rotate-request value on each).
+pub async fn renew(
+    bench: &Bench,
+    world: &World,
+    operator: &Operator,
+    rows: &mut Rows,
+) -> Result<(), Failure> {
+    let n = world.credentials;
+    world.clear_logs();
+    let cpu = Cpu::mark(operator);
+    let started = Instant::now();
+    let batch = bench.args.renew_batch_size.clamp(1, n.max(1));
+    let mut asked = 0;
+    while asked < n {
+        let next = (asked + batch).min(n);
+        world.request_rotation("bench-renew", asked..next).await?;
+        asked = next;
+        world
+            .wait_for(
+                "credentials renewed for the rotate request",
+                bench.timeout(batch),
+                |s| s.count_current(2, Some("bench-renew")),
+                asked,
+            )
+            .await
+            .map_err(|e| operator.died(&e.to_string()))?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    world.quiesce(QUIET, Duration::from_secs(60)).await;
+    let calls = KubeCalls::of(&world.operator_requests());
+    let broker = BrokerCalls::of(&world.broker);
+    rows.info(
+        format!("time until all renewed (rotate requests in batches of {batch})"),
+        secs(elapsed),
+    );
+    per_issue_rows(rows, &calls, &broker, n, "renewal", 5.0, true);
+    rows.info("operator RSS after renewal", kib_text(operator.rss_kib()));
+    cpu.rows(operator, rows);
+    Ok(())
+}
+
+/// Nothing is due: the operator should make no call at all besides its watches.
+pub async fn idle(
+    bench: &Bench,
+    world: &World,
+    operator: &Operator,
+    rows: &mut Rows,
+) -> Result<(), Failure> {
+    world.quiesce(QUIET, Duration::from_secs(60)).await;
+    world.clear_logs();
+    let cpu = Cpu::mark(operator);
+    tokio::time::sleep(Duration::from_secs(bench.args.idle_seconds)).await;
+    let calls = KubeCalls::of(&world.operator_requests());
+    let broker = BrokerCalls::of(&world.broker);
+    let seconds = bench.args.idle_seconds;
+    rows.target(
+        format!("Kubernetes calls besides watches in {seconds} s"),
+        calls.non_watch().to_string(),
+        "0",
+        Some(calls.non_watch() == 0),
+    );
+    calls.breakdown(rows, "idle run", 1);
+    rows.info("watch requests (re-watches)", calls.watches().to_string());
+    rows.target(
+        format!("broker calls in {seconds} s"),
+        broker.total().to_string(),
+        "0",
+        Some(broker.total() == 0),
+    );
+    let settled = operator.rss_kib();
+    rows.target(
+        format!(
+            "operator RSS settled with {} credentials",
+            world.credentials
+        ),
+        kib_text(settled),
+        "≤ 96 MiB at 10,000 (stretch 64)",
+        settled
+            .filter(|_| world.credentials >= REFERENCE_N)
+            .map(|k| mib(k) <= 96.0),
+    );
+    rows.info(
+        "operator peak RSS so far (VmHWM)",
+        kib_text(operator.hwm_kib()),
+    );
+    cpu.rows(operator, rows);
+    Ok(())
+}
+
+/// A new operator process takes over the issued world: it must issue and write nothing.
+pub async fn restart(
+    bench: &Bench,
+    world: &World,
+    previous: &mut Operator,
+    rows: &mut Rows,
+) -> Result<Operator, Failure> {
+    let n = world.credentials;
+    let (clean, stopped_in) = previous.terminate(Duration::from_secs(60));
+    rows.info(
+        "previous operator: SIGTERM to exit",
+        format!(
+            "{:.1} s ({})",
+            stopped_in.as_secs_f64(),
+            if clean { "exit 0" } else { "NOT a clean exit" }
+        ),
+    );
+    world.clear_logs();
+    let mut operator = Operator::spawn(&bench.spec, &world.kubeconfig, &world.dir, "op-restarted")?;
+    let ready_in = operator.wait_ready(Duration::from_secs(120)).await?;
+    let target = 10.0;
+    rows.target(
+        "time until /readyz 200",
+        format!("{:.1} s", ready_in.as_secs_f64()),
+        format!("≤ {target:.0} s"),
+        Some(ready_in.as_secs_f64() <= target),
+    );
+    // Give the restarted operator time to look at every credential, then until it is quiet.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    world
+        .quiesce(Duration::from_secs(3), bench.timeout(n))
+        .await;
+    let calls = KubeCalls::of(&world.operator_requests());
+    let broker = BrokerCalls::of(&world.broker);
+    rows.target(
+        "generates after restart",
+        broker.get(Endpoint::Generate).to_string(),
+        "0",
+        Some(broker.get(Endpoint::Generate) == 0),
+    );
+    rows.target(
+        "Kubernetes writes after restart (dry runs and events included)",
+        (calls.real_writes() + calls.dry_runs()).to_string(),
+        "0",
+        Some(calls.real_writes() + calls.dry_runs() == 0),
+    );
+    rows.info(
+        "Kubernetes calls per credential at restart",
+        format!("{:.2}", per(calls.non_watch(), n)),
+    );
+    calls.breakdown(rows, "credential", n);
+    rows.info("broker calls at restart", broker.breakdown());
+    let still = world.tracker.lock().count_current(1, None);
+    rows.target(
+        "credentials still Ready",
+        format!("{still}/{n}"),
+        "all",
+        Some(still == n),
+    );
+    rows.info(
+        "restarted operator RSS settled",
+        kib_text(operator.rss_kib()),
+    );
+    Ok(operator)
+}
+
+/// Lateness figures of the punctuality run.
+struct Lateness {
+    upper_ms: Vec<i64>,
+    lower_ms: Vec<i64>,
+    unplanned: usize,
+    expired_on_replace: usize,
+    skipped: i64,
+}
+
+fn lateness(world: &World) -> (usize, Lateness) {
+    let state = world.tracker.lock();
+    let mut figures = Lateness {
+        upper_ms: Vec::new(),
+        lower_ms: Vec::new(),
+        unplanned: 0,
+        expired_on_replace: 0,
+        skipped: 0,
+    };
+    for t in &state.transitions {
+        figures.skipped += t.skipped;
+        if t.previous_expiry.is_some_and(|exp| t.seen_at > exp) {
+            figures.expired_on_replace += 1;
+        }
+        let Some(planned) = t.planned else {
+            figures.unplanned += 1;
+            continue;
+        };
+        figures
+            .upper_ms
+            .push((t.seen_at - planned).num_milliseconds());
+        if let Some(issued) = t.issued_at {
+            figures.lower_ms.push((issued - planned).num_milliseconds());
+        }
+    }
+    figures.upper_ms.sort_unstable();
+    figures.lower_ms.sort_unstable();
+    (state.transitions.len(), figures)
+}
+
+fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (sorted.len() * p).div_ceil(100).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+fn seconds(ms: Option<i64>) -> String {
+    ms.map_or_else(
+        || "none".to_owned(),
+        |ms| {
+            format!(
+                "{}{}.{:02} s",
+                if ms < 0 { "-" } else { "" },
+                ms.abs() / 1000,
+                ms.abs() % 1000 / 10
+            )
+        },
+    )
+}
+
+/// Samples the Secrets (in-process) every second for `window`: how many samples found a Secret
+/// whose `expires-at` had passed. Stops early when the operator dies.
+async fn sample_expiry(
+    world: &World,
+    operator: &mut Operator,
+    window: Duration,
+) -> Result<(usize, usize), Failure> {
+    let started = Instant::now();
+    let (mut samples, mut expired) = (0, 0);
+    while started.elapsed() < window {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if !operator.alive() {
+            return Err(operator.died("the operator exited during the punctuality run"));
+        }
+        let now = Utc::now();
+        for secret in world.kube.list("v1", "secrets", Some(NAMESPACE)) {
+            let expiry = secret
+                .pointer("/metadata/annotations/syncclient.io~1expires-at")
+                .and_then(|v| v.as_str())
+                .and_then(crate::tracker::parse_time);
+            samples += 1;
+            if expiry.is_some_and(|at| at <= now) {
+                expired += 1;
+            }
+        }
+    }
+    Ok((samples, expired))
+}
+
+/// Credentials with 60-second tokens renew continuously; how late is each renewal?
+pub async fn punctuality(
+    bench: &Bench,
+    world: &mut World,
+    operator: &mut Operator,
+    rows: &mut Rows,
+) -> Result<(), Failure> {
+    let n = bench.args.punctuality_credentials();
+    world.add_credentials(n, 1).await?;
+    world
+        .wait_for(
+            "credentials Ready",
+            bench.timeout(n),
+            |s| s.count_current(1, None),
+            n,
+        )
+        .await
+        .map_err(|e| operator.died(&e.to_string()))?;
+    world.clear_logs();
+    world.tracker.lock().recording = true;
+    let cpu = Cpu::mark(operator);
+    let window = Duration::from_secs(bench.args.punctuality_seconds);
+    let outcome = sample_expiry(world, operator, window).await;
+    world.tracker.lock().recording = false;
+    let (samples, expired) = outcome?;
+    let calls = KubeCalls::of(&world.operator_requests());
+    let broker = BrokerCalls::of(&world.broker);
+    let (renewals, late) = lateness(world);
+
+    rows.info(
+        format!("renewals in {} s", window.as_secs()),
+        format!("{renewals} ({n} credentials)"),
+    );
+    let p99 = percentile(&late.upper_ms, 99);
+    rows.target(
+        "lateness p99 (seen written minus planned)",
+        seconds(p99),
+        "< 1 s",
+        p99.map(|ms| ms < 1000),
+    );
+    rows.info(
+        "lateness p50 / max (seen written minus planned)",
+        format!(
+            "{} / {}",
+            seconds(percentile(&late.upper_ms, 50)),
+            seconds(late.upper_ms.last().copied())
+        ),
+    );
+    rows.info(
+        "lateness p50 / p99 by issued-at (rounded down: a lower bound)",
+        format!(
+            "{} / {}",
+            seconds(percentile(&late.lower_ms, 50)),
+            seconds(percentile(&late.lower_ms, 99))
+        ),
+    );
+    if late.skipped > 0 {
+        rows.info(
+            "revisions the benchmark's watch did not see",
+            late.skipped.to_string(),
+        );
+    }
+    if late.unplanned > 0 {
+        rows.info(
+            "renewals without a seen planned time",
+            late.unplanned.to_string(),
+        );
+    }
+    rows.target(
+        "tokens replaced after they expired",
+        late.expired_on_replace.to_string(),
+        "0",
+        Some(late.expired_on_replace == 0),
+    );
+    rows.target(
+        "sampled Secrets holding an expired token",
+        format!("{expired} of {samples}"),
+        "0",
+        Some(expired == 0),
+    );
+    per_issue_rows(
+        rows,
+        &calls,
+        &broker,
+        renewals.max(1),
+        "scheduled renewal",
+        5.0,
+        false,
+    );
+    cpu.rows(operator, rows);
+    Ok(())
+}
