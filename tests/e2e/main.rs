@@ -10,6 +10,7 @@ mod broker_failures;
 mod cost;
 mod entrypoint;
 mod image;
+mod incluster;
 mod leader;
 mod lifecycle;
 mod metrics;
