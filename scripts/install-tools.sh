@@ -7,6 +7,8 @@
 #                        (only this binary is extracted: no daemon is installed or started)
 #   podman, runc      Debian packages, system-wide (apt-get): the e2e suite builds and runs the
 #                     operator image with them. Installing them needs root; CI runs as root.
+#   catatonit         Debian package: the init podman builds its pod infra ("pause") image from,
+#                     locally, for `podman kube play` (the in-cluster e2e test); no registry needed.
 # Needs python3 (with venv/pip), npm and apt. Everything in <repo>/.tools is gitignored.
 # Re-running with the same pins returns at once.
 set -euo pipefail
@@ -20,8 +22,9 @@ KUBECTL_LAYER_VERSION="2.2.2"
 # promtool from Debian bookworm's prometheus package: the upstream version is pinned (a Debian
 # point release may only bump the Debian revision, which the stamp records).
 PROMETHEUS_UPSTREAM_VERSION="2.42.0"
-# Debian packages of the container engine (bookworm: podman 4.3, runc 1.1).
-CONTAINER_PACKAGES=(podman runc)
+# Debian packages of the container engine (bookworm: podman 4.3, runc 1.1, catatonit 0.1). podman
+# only recommends catatonit, and recommends are not installed.
+CONTAINER_PACKAGES=(podman runc catatonit)
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="${repo_root}/.tools"

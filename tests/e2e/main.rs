@@ -15,6 +15,7 @@ mod entrypoint;
 mod faults;
 mod hostile;
 mod image;
+mod incluster;
 mod leader;
 mod lifecycle;
 mod metrics;

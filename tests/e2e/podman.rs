@@ -8,6 +8,9 @@
 //! (a test run killed before its cleanup), so nothing piles up. Each process keeps its one image
 //! until then, as one `podman images` entry.
 //!
+//! Pods come from `podman kube play` of a Deployment ([`Pod`]); they carry the same label (in
+//! the pod template's labels) and are removed the same ways.
+//!
 //! podman needs root here (CI and the developer machines run as root); `scripts/install-tools.sh`
 //! installs it. A missing podman or binary fails the test with that instruction: nothing skips.
 
@@ -155,9 +158,23 @@ fn process_alive(pid: &str) -> bool {
     Path::new("/proc").join(pid).exists()
 }
 
-/// Removes containers and images left by test processes that are gone.
+/// Removes pods, containers and images left by test processes that are gone.
 fn remove_leftovers() {
     let filter = format!("label={OWNER_LABEL}");
+    // Pods first: their containers go with them (an infra container cannot be removed alone).
+    let pods: serde_json::Value = serde_json::from_str(&podman_ok(&[
+        "pod", "ps", "--filter", &filter, "--format", "json",
+    ]))
+    .expect("podman pod ps JSON");
+    for pod in pods.as_array().into_iter().flatten() {
+        let owner = pod["Labels"][OWNER_LABEL].as_str().unwrap_or_default();
+        if !process_alive(owner) {
+            let id = pod["Id"].as_str().expect("pod id");
+            let _ = podman()
+                .args(["pod", "rm", "--force", "--time", "0", id])
+                .output();
+        }
+    }
     let containers: serde_json::Value = serde_json::from_str(&podman_ok(&[
         "ps", "--all", "--filter", &filter, "--format", "json",
     ]))
@@ -282,30 +299,12 @@ impl Container {
 
     /// The container's output so far (stdout and stderr).
     pub async fn logs(&self) -> String {
-        let name = self.name.clone();
-        tokio::task::spawn_blocking(move || {
-            let out = output(podman().args(["logs", &name]));
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-        .await
-        .expect("podman logs task")
+        container_logs(&self.name).await
     }
 
     /// Whether the container is running.
     pub async fn running(&self) -> bool {
-        podman_ok_async(vec![
-            "inspect".into(),
-            "--format".into(),
-            "{{.State.Running}}".into(),
-            self.name.clone(),
-        ])
-        .await
-        .trim()
-            == "true"
+        container_running(&self.name).await
     }
 
     /// `podman stop --time <grace>`: SIGTERM, then SIGKILL after the grace period.
@@ -318,25 +317,57 @@ impl Container {
             self.name.clone(),
         ])
         .await;
-        let elapsed = started.elapsed();
-        let state = podman_ok_async(vec![
-            "inspect".into(),
-            "--format".into(),
-            "{{.State.ExitCode}} {{.State.OOMKilled}}".into(),
-            self.name.clone(),
-        ])
-        .await;
-        let exit_code: i64 = state
-            .split_whitespace()
-            .next()
-            .and_then(|code| code.parse().ok())
-            .expect("exit code");
-        Stopped {
-            exit_code,
-            // 137 = 128 + SIGKILL: podman killed it when the grace period ran out.
-            killed_after_grace: exit_code == 137,
-            elapsed,
-        }
+        stopped(&self.name, started.elapsed()).await
+    }
+}
+
+/// A container's output so far (stdout and stderr).
+async fn container_logs(name: &str) -> String {
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let out = output(podman().args(["logs", &name]));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+    .await
+    .expect("podman logs task")
+}
+
+/// Whether a container is running.
+async fn container_running(name: &str) -> bool {
+    podman_ok_async(vec![
+        "inspect".into(),
+        "--format".into(),
+        "{{.State.Running}}".into(),
+        name.to_owned(),
+    ])
+    .await
+    .trim()
+        == "true"
+}
+
+/// How a container that was just stopped ended.
+async fn stopped(name: &str, elapsed: Duration) -> Stopped {
+    let state = podman_ok_async(vec![
+        "inspect".into(),
+        "--format".into(),
+        "{{.State.ExitCode}} {{.State.OOMKilled}}".into(),
+        name.to_owned(),
+    ])
+    .await;
+    let exit_code: i64 = state
+        .split_whitespace()
+        .next()
+        .and_then(|code| code.parse().ok())
+        .expect("exit code");
+    Stopped {
+        exit_code,
+        // 137 = 128 + SIGKILL: podman killed it when the grace period ran out.
+        killed_after_grace: exit_code == 137,
+        elapsed,
     }
 }
 
@@ -345,6 +376,207 @@ impl Drop for Container {
         // Blocking, but short: the container is killed at once.
         let _ = podman()
             .args(["rm", "--force", "--time", "0", &self.name])
+            .output();
+    }
+}
+
+/// A pod made by `podman kube play` of a one-replica Deployment, with its one container; removed
+/// (forcibly, with every container) when dropped.
+///
+/// podman 4.3 names the pods of a Deployment `<deployment>-pod-<i>` and their containers
+/// `<pod>-<container>`; a Deployment's name must therefore be unique among running tests (see
+/// [`unique_name`]). The pod template's labels become the pod's and the containers' labels: put
+/// [`OWNER_LABEL`] there ([`Pod::owner_label`]) so a killed test run's pods are removed later.
+#[derive(Debug)]
+pub struct Pod {
+    /// `<deployment>-pod-0`.
+    pub name: String,
+    /// `<deployment>-pod-0-<container>`.
+    pub container: String,
+    /// The file played.
+    pub file: PathBuf,
+}
+
+/// What a process of a container runs with, from `/proc/<pid>/status` and `mountinfo` on the
+/// host (podman runs as root in the host's PID namespace here).
+#[derive(Debug)]
+pub struct ProcessSecurity {
+    pub uid: String,
+    pub gid: String,
+    /// Effective and bounding capability sets (hex masks).
+    pub cap_eff: String,
+    pub cap_bnd: String,
+    pub no_new_privs: String,
+    /// `2` is a seccomp filter.
+    pub seccomp: String,
+    /// Mount options of `/` as the process sees it (`ro,...`).
+    pub root_mount_options: String,
+    /// Mount points the process can write to (`rw`), apart from `/proc` and `/dev` themselves.
+    pub writable_mounts: Vec<String>,
+}
+
+impl Pod {
+    /// The `(key, value)` to add to the pod template's labels.
+    pub fn owner_label() -> (String, String) {
+        (OWNER_LABEL.to_owned(), std::process::id().to_string())
+    }
+
+    /// `podman kube play <file>` of a Deployment named `deployment` with one replica and a
+    /// container named `container`; returns when podman has started the pod.
+    pub async fn play(file: &Path, deployment: &str, container: &str) -> Pod {
+        let name = format!("{deployment}-pod-0");
+        // The guard exists before the play, so even a half-created pod is removed.
+        let pod = Pod {
+            container: format!("{name}-{container}"),
+            name,
+            file: file.to_owned(),
+        };
+        let args = vec![
+            "kube".to_owned(),
+            "play".to_owned(),
+            path_str(file).to_owned(),
+        ];
+        let played = tokio::task::spawn_blocking(move || {
+            let mut command = podman();
+            command.args(&args);
+            output(&mut command)
+        })
+        .await
+        .expect("podman kube play task");
+        let stderr = String::from_utf8_lossy(&played.stderr);
+        assert!(
+            played.status.success(),
+            "podman kube play {} failed with {}:{}\n{}{stderr}",
+            file.display(),
+            played.status,
+            if stderr.contains("catatonit") {
+                " podman builds its pod infra image from catatonit: run scripts/install-tools.sh as root"
+            } else {
+                ""
+            },
+            String::from_utf8_lossy(&played.stdout),
+        );
+        pod
+    }
+
+    /// The container's output so far.
+    pub async fn logs(&self) -> String {
+        container_logs(&self.container).await
+    }
+
+    /// Whether the container is running.
+    pub async fn running(&self) -> bool {
+        container_running(&self.container).await
+    }
+
+    /// `podman inspect --format <format>` of the container, trimmed.
+    pub async fn inspect(&self, format: &str) -> String {
+        podman_ok_async(vec![
+            "inspect".into(),
+            "--format".into(),
+            format.to_owned(),
+            self.container.clone(),
+        ])
+        .await
+        .trim()
+        .to_owned()
+    }
+
+    /// The security settings the container's process runs with.
+    pub async fn process_security(&self) -> ProcessSecurity {
+        let pid = self.inspect("{{.State.Pid}}").await;
+        let proc_dir = Path::new("/proc").join(&pid);
+        let status = std::fs::read_to_string(proc_dir.join("status"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/status of {}: {e}", self.container));
+        let field = |key: &str| -> String {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+                .map_or_else(
+                    || panic!("no {key} in /proc/{pid}/status"),
+                    |value| value.split_whitespace().collect::<Vec<_>>().join(" "),
+                )
+        };
+        let mountinfo = std::fs::read_to_string(proc_dir.join("mountinfo"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/mountinfo of {}: {e}", self.container));
+        // Fields: id parent major:minor root mount-point mount-options ...
+        let mounts: Vec<(String, String)> = mountinfo
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace().skip(4);
+                Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+            })
+            .collect();
+        let root_mount_options = mounts
+            .iter()
+            .find(|(point, _)| point == "/")
+            .map(|(_, options)| options.clone())
+            .expect("a root mount");
+        let writable_mounts = mounts
+            .into_iter()
+            .filter(|(point, options)| {
+                options.split(',').any(|option| option == "rw")
+                    && point != "/proc"
+                    && point != "/dev"
+            })
+            .map(|(point, _)| point)
+            .collect();
+        ProcessSecurity {
+            uid: field("Uid"),
+            gid: field("Gid"),
+            cap_eff: field("CapEff"),
+            cap_bnd: field("CapBnd"),
+            no_new_privs: field("NoNewPrivs"),
+            seccomp: field("Seccomp"),
+            root_mount_options,
+            writable_mounts,
+        }
+    }
+
+    /// `podman pod stop --time <grace>`: SIGTERM to every container, SIGKILL after `grace`;
+    /// returns how the operator container ended.
+    pub async fn stop(&self, grace: Duration) -> Stopped {
+        let started = Instant::now();
+        podman_ok_async(vec![
+            "pod".into(),
+            "stop".into(),
+            "--time".into(),
+            grace.as_secs().to_string(),
+            self.name.clone(),
+        ])
+        .await;
+        stopped(&self.container, started.elapsed()).await
+    }
+
+    /// `podman kube down <file>`: removes the pods of the file (stopping what still runs);
+    /// returns podman's report.
+    pub async fn down(&self) -> String {
+        podman_ok_async(vec![
+            "kube".into(),
+            "down".into(),
+            path_str(&self.file).to_owned(),
+        ])
+        .await
+    }
+
+    /// Whether podman still knows the pod.
+    pub async fn exists(&self) -> bool {
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            output(podman().args(["pod", "exists", &name]))
+                .status
+                .success()
+        })
+        .await
+        .expect("podman pod exists task")
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        // Blocking, but short: the containers are killed at once.
+        let _ = podman()
+            .args(["pod", "rm", "--force", "--time", "0", &self.name])
             .output();
     }
 }

@@ -294,6 +294,120 @@ async fn kubectl_applies_crds_and_examples_gets_and_deletes() {
     sim.shutdown().await;
 }
 
+/// The cells of one row of `kubectl get` output, by column header. kubectl aligns every cell
+/// with its header, and leaves a cell blank when the column's path is absent: cut each line at
+/// the headers' offsets.
+fn row_cells(table: &str, name: &str) -> std::collections::BTreeMap<String, String> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    let mut starts: Vec<(usize, &str)> = Vec::new();
+    let mut offset = 0;
+    for word in header.split_whitespace() {
+        let at = offset + header[offset..].find(word).unwrap();
+        starts.push((at, word));
+        offset = at + word.len();
+    }
+    let cell = |line: &str, column: usize| -> String {
+        let from = starts[column].0.min(line.len());
+        let to = starts
+            .get(column + 1)
+            .map_or(line.len(), |(next, _)| (*next).min(line.len()));
+        line[from..to].trim().to_owned()
+    };
+    let name_column = starts
+        .iter()
+        .position(|(_, header)| *header == "NAME")
+        .unwrap_or_else(|| panic!("no NAME column:\n{table}"));
+    let row = lines
+        .find(|line| cell(line, name_column) == name)
+        .unwrap_or_else(|| panic!("no row {name}:\n{table}"));
+    starts
+        .iter()
+        .enumerate()
+        .map(|(column, (_, header))| ((*header).to_owned(), cell(row, column)))
+        .collect()
+}
+
+/// `Expires` and `Renewal` are `string` columns holding the status' RFC 3339 times: a `date`
+/// column prints an age, `<invalid>` for any time in the future (which both always are for a
+/// healthy credential).
+#[tokio::test]
+async fn kubectl_get_scc_prints_expiry_and_renewal_as_rfc3339_times() {
+    let sim = KubeSim::start().await.expect("simulator starts");
+    let kubectl = Kubectl::new(&sim);
+    kubectl.ok(&["apply", "-f", &path_of("crds")]).await;
+    kubectl
+        .ok(&[
+            "apply",
+            "-f",
+            &path_of("deploy/examples/syncclientcredential.yaml"),
+        ])
+        .await;
+    let stored = sim.list("syncclient.io/v1alpha1", "syncclientcredentials", None);
+    let name = stored[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let namespace = stored[0]["metadata"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Before the first issue there are no times: kubectl leaves the cells blank.
+    let fresh = kubectl.ok(&["get", "scc", &name, "-n", &namespace]).await;
+    let cells = row_cells(&fresh, &name);
+    assert_eq!(cells["EXPIRES"], "", "{fresh}");
+    assert_eq!(cells["RENEWAL"], "", "{fresh}");
+    assert!(
+        cells["AGE"].ends_with('s') && !cells["AGE"].contains("invalid"),
+        "{fresh}"
+    );
+
+    // RFC 3339 in UTC with fractional seconds, as the operator writes them; expiry an hour
+    // ahead, renewal 40 minutes ahead: a `date` column would print <invalid> for both.
+    let now = jiff::Timestamp::now();
+    let expires = now
+        .checked_add(jiff::SignedDuration::from_secs(3600))
+        .unwrap()
+        .to_string();
+    let renewal = now
+        .checked_add(jiff::SignedDuration::from_secs(2400))
+        .unwrap()
+        .to_string();
+    let mut with_status = stored[0].clone();
+    with_status["status"] = json!({
+        "conditions": [{"type": "Ready", "status": "True", "reason": "CredentialCurrent",
+                        "message": "", "lastTransitionTime": now.to_string()}],
+        "expiresAt": expires,
+        "renewalTime": renewal,
+    });
+    sim.replace_status(with_status).expect("status written");
+    for args in [
+        vec!["get", "scc", name.as_str(), "-n", namespace.as_str()],
+        vec!["get", "scc", "-A"],
+        vec![
+            "get",
+            "scc",
+            name.as_str(),
+            "-n",
+            namespace.as_str(),
+            "-o",
+            "wide",
+        ],
+    ] {
+        let table = kubectl.ok(&args).await;
+        assert!(!table.contains("<invalid>"), "kubectl {args:?}:\n{table}");
+        let cells = row_cells(&table, &name);
+        assert_eq!(cells["EXPIRES"], expires, "kubectl {args:?}:\n{table}");
+        assert_eq!(cells["RENEWAL"], renewal, "kubectl {args:?}:\n{table}");
+        for column in ["EXPIRES", "RENEWAL"] {
+            let printed: jiff::Timestamp = cells[column]
+                .parse()
+                .unwrap_or_else(|e| panic!("{column} is not RFC 3339 ({e}):\n{table}"));
+            assert!(printed > now, "{column} lies ahead:\n{table}");
+        }
+        assert_eq!(cells["READY"], "True", "{table}");
+    }
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn kubectl_talks_to_the_tls_simulator_and_is_authorized_by_rbac() {
     let sim = KubeSim::start_with(KubeSimConfig {
