@@ -3,7 +3,9 @@
 //! A replica waits until it holds the lease, then runs the controllers until shutdown or until
 //! it loses the lease. Losing it stops the controllers and ends the process with an error (the
 //! usual practice: the pod restarts with fresh caches and stands by again). A graceful shutdown
-//! releases the lease so a standby takes over at once instead of after the lease duration.
+//! releases the lease (clears its holder). A standby does not watch the lease: it checks again
+//! when the lease it last saw would expire, so it takes over within one lease duration either
+//! way (about 12 s with the default 15 s, measured in the in-cluster test).
 
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;

@@ -70,6 +70,9 @@ struct RunArgs {
     /// Namespace of the Lease (default: the pod's namespace, then `default`).
     #[arg(long, env = "POD_NAMESPACE")]
     lease_namespace: Option<String>,
+    /// Credential reconciles running at once; the rest wait in the queue.
+    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = controller::DEFAULT_RECONCILE_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    reconcile_concurrency: u16,
     /// At most one issue per credential per this interval, whatever asks for it (Go duration,
     /// 1s to 1h). Every issue revokes the live credential.
     #[arg(long, env = "MIN_ISSUE_INTERVAL", default_value = "30s", value_parser = issue_interval)]
@@ -192,6 +195,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         instance: Some(identity.clone()),
         default_broker_concurrency: usize::from(args.broker_concurrency),
         min_issue_interval: args.min_issue_interval,
+        reconcile_concurrency: args.reconcile_concurrency,
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = shutdown_signal().shared();

@@ -127,7 +127,13 @@ pub struct Options {
     pub default_broker_concurrency: usize,
     /// At most one issue per credential per this interval, whatever asks for it.
     pub min_issue_interval: TimeDelta,
+    /// Credential reconciles running at once (the rest wait in the queue).
+    pub reconcile_concurrency: u16,
 }
+
+/// Default of [`Options::reconcile_concurrency`]: enough to keep the API server and the brokers
+/// busy, few enough that thousands of credentials do not hold thousands of requests in flight.
+pub const DEFAULT_RECONCILE_CONCURRENCY: u16 = 64;
 
 impl Options {
     /// Cluster-wide, with the default limits.
@@ -138,6 +144,7 @@ impl Options {
             instance: None,
             default_broker_concurrency: 4,
             min_issue_interval: DEFAULT_MIN_ISSUE_INTERVAL,
+            reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
         }
     }
 }

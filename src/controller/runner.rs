@@ -99,6 +99,10 @@ pub async fn run(
         );
     }
     let credential_loop = controller
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(options.reconcile_concurrency),
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_credential, credential_error_policy, ctx.clone())
         .for_each(|result| {
