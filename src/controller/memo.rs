@@ -18,6 +18,7 @@ pub const CACHE_LAG: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 struct Entry {
     secret_version: Option<String>,
+    secret_written: Option<Instant>,
     status: Option<(u64, Instant)>,
     /// History entries whose status write failed, kept for the next write.
     unwritten_history: Vec<RotationRecord>,
@@ -42,7 +43,22 @@ impl Memo {
 
     /// This process wrote the credential's Secret, which the API server stored at `version`.
     pub fn secret_written(&self, uid: &str, version: Option<String>) {
-        self.with(uid, |entry| entry.secret_version = version);
+        self.with(uid, |entry| {
+            entry.secret_version = version;
+            entry.secret_written = Some(Instant::now());
+        });
+    }
+
+    /// Whether the watch cache has not caught up with the Secret this process wrote a moment ago
+    /// (it shows `cached`, another version or none): the write's own watch event brings the next
+    /// reconcile, so reading the Secret now would be a wasted call.
+    pub fn secret_cache_lags(&self, uid: &str, cached: Option<&str>) -> bool {
+        self.read(uid, |entry| {
+            let written = entry.secret_version.as_deref()?;
+            let at = entry.secret_written?;
+            Some(at.elapsed() < CACHE_LAG && cached != Some(written))
+        })
+        .unwrap_or(false)
     }
 
     /// The Secret version this process wrote last, if any.

@@ -39,13 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = shutdown.shared();
-    tokio::spawn({
-        let (fence, shutdown) = (fence.clone(), shutdown.clone());
-        async move {
-            shutdown.await;
-            fence.close();
-        }
-    });
+    tokio::spawn(close_on(shutdown.clone(), fence.clone()));
     let (credentials, credential_writer) = reflector::store();
     let (identity_brokers, identity_writer) = reflector::store();
     let (cluster_brokers, cluster_writer) = reflector::store();
@@ -118,6 +112,12 @@ pub async fn run(
         _ = loops => tracing::info!("controllers stopped"),
         () = stop_deadline(shutdown, synced) => {}
     }
+}
+
+/// No generate starts once a stop was asked for.
+async fn close_on(shutdown: impl Future<Output = ()>, fence: Fence) {
+    shutdown.await;
+    fence.close();
 }
 
 /// Longest a stop waits for running reconciles (a generate in flight, then its write): above

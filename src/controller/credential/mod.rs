@@ -60,10 +60,8 @@ async fn reconcile_at(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Action, Error> {
-    if let Some(uid) = &cr.metadata.uid
-        && ctx.memo.cache_lags(uid, &cr.status)
-    {
-        // Triggered by this operator's own write before the cache has it: the watch event of
+    if caches_lag(ctx, &cr) {
+        // Triggered by this operator's own write before the caches have it: the watch event of
         // that write brings the next reconcile; deciding on this view would only be undone.
         return Ok(Action::requeue(STALE_RETRY));
     }
@@ -82,6 +80,26 @@ async fn reconcile_at(
     tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), ?decision, "decided");
     let (outcome, action) = act(ctx, &observation, decision).await?;
     record(ctx, &observation, &outcome, &notes, action).await
+}
+
+/// Whether the credential's status or its Secret in the watch caches lag behind what this
+/// process wrote a moment ago.
+fn caches_lag(ctx: &Context, cr: &SyncClientCredential) -> bool {
+    let Some(uid) = &cr.metadata.uid else {
+        return false;
+    };
+    if ctx.memo.cache_lags(uid, &cr.status) {
+        return true;
+    }
+    let Some(caches) = ctx.caches() else {
+        return false;
+    };
+    let namespace = cr.metadata.namespace.as_deref().unwrap_or_default();
+    let meta = caches.secret(namespace, &crate::api::secret_name(cr));
+    let version = meta
+        .as_ref()
+        .and_then(|meta| meta.metadata.resource_version.as_deref());
+    ctx.memo.secret_cache_lags(uid, version)
 }
 
 /// What to do, decided purely from an observation.

@@ -68,32 +68,27 @@ fn normalize_url(url: &str) -> String {
     }
 }
 
-/// The older credential that rotates the same sync client as `cr`, as `namespace/name`.
+/// The older credential that rotates the same sync client as `cr`, as `namespace/name`. Only
+/// credentials of the same directory are looked at (an index, not a scan of every credential).
 pub fn older_owner(cr: &SyncClientCredential, caches: &Caches) -> Option<String> {
-    let directory = &cr.spec.directory_id;
+    let candidates = caches.credentials_in_directory(&cr.spec.directory_id);
     let mut key = None;
-    let mut owner: Option<(&SyncClientCredential, std::sync::Arc<_>)> = None;
-    let all = caches.all_credentials();
-    for guard in &all {
+    let mut owner: Option<&SyncClientCredential> = None;
+    for guard in &candidates {
         let Ok(other) = &guard.0 else { continue };
-        // Cheap filters first: most credentials name other directories.
-        if !other.spec.directory_id.eq_ignore_ascii_case(directory)
-            || other.uid() == cr.uid()
+        if other.uid() == cr.uid()
             || other.metadata.deletion_timestamp.is_some()
             || !is_older(other, cr)
         {
             continue;
         }
         let mine = key.get_or_insert_with(|| key_of(cr, caches));
-        if key_of(other, caches) == *mine
-            && owner
-                .as_ref()
-                .is_none_or(|(current, _)| is_older(other, current))
+        if key_of(other, caches) == *mine && owner.is_none_or(|current| is_older(other, current))
         {
-            owner = Some((other, guard.clone()));
+            owner = Some(other);
         }
     }
-    owner.map(|(other, _)| {
+    owner.map(|other| {
         format!(
             "{}/{}",
             other.namespace().unwrap_or_default(),
