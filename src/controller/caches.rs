@@ -123,7 +123,8 @@ impl Caches {
 type CredentialRef = ObjectRef<DeserializeGuard<SyncClientCredential>>;
 
 /// Credentials by the directory they rotate (lowercase), kept in step with the credential
-/// watch, so finding another credential for the same sync client does not scan them all.
+/// watch, so finding another credential for the same sync client does not scan them all. Keys
+/// are compact (`namespace/name`): the index is held for every credential.
 #[derive(Default)]
 pub struct DirectoryIndex {
     inner: std::sync::Mutex<IndexState>,
@@ -138,31 +139,40 @@ struct IndexState {
 
 #[derive(Default)]
 struct Index {
-    by_directory: std::collections::HashMap<String, std::collections::HashSet<CredentialRef>>,
-    directory_of: std::collections::HashMap<CredentialRef, String>,
+    by_directory: std::collections::HashMap<Box<str>, Vec<Box<str>>>,
+    directory_of: std::collections::HashMap<Box<str>, Box<str>>,
+}
+
+fn index_key(guard: &DeserializeGuard<SyncClientCredential>) -> Box<str> {
+    format!(
+        "{}/{}",
+        guard.namespace().unwrap_or_default(),
+        guard.name_any()
+    )
+    .into_boxed_str()
 }
 
 impl Index {
-    fn remove(&mut self, key: &CredentialRef) {
+    fn remove(&mut self, key: &str) {
         if let Some(directory) = self.directory_of.remove(key)
-            && let Some(set) = self.by_directory.get_mut(&directory)
+            && let Some(keys) = self.by_directory.get_mut(&directory)
         {
-            set.remove(key);
-            if set.is_empty() {
+            keys.retain(|k| &**k != key);
+            if keys.is_empty() {
                 self.by_directory.remove(&directory);
             }
         }
     }
 
     fn insert(&mut self, guard: &DeserializeGuard<SyncClientCredential>) {
-        let key = ObjectRef::from_obj(guard);
+        let key = index_key(guard);
         self.remove(&key);
         if let Ok(cr) = &guard.0 {
-            let directory = cr.spec.directory_id.to_ascii_lowercase();
+            let directory: Box<str> = cr.spec.directory_id.to_ascii_lowercase().into();
             self.by_directory
                 .entry(directory.clone())
                 .or_default()
-                .insert(key.clone());
+                .push(key.clone());
             self.directory_of.insert(key, directory);
         }
     }
@@ -181,7 +191,7 @@ impl DirectoryIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
             Event::Apply(guard) => state.live.insert(guard),
-            Event::Delete(guard) => state.live.remove(&ObjectRef::from_obj(guard)),
+            Event::Delete(guard) => state.live.remove(&index_key(guard)),
             Event::Init => state.relisting = Some(Index::default()),
             Event::InitApply(guard) => {
                 if let Some(index) = &mut state.relisting {
@@ -205,8 +215,13 @@ impl DirectoryIndex {
         state
             .live
             .by_directory
-            .get(&directory.to_ascii_lowercase())
-            .map(|set| set.iter().cloned().collect())
+            .get(directory.to_ascii_lowercase().as_str())
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|key| key.split_once('/'))
+                    .map(|(namespace, name)| ObjectRef::new(name).within(namespace))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -94,8 +94,7 @@ pub async fn run(
     }
     let credential_loop = controller
         .with_config(
-            kube::runtime::controller::Config::default()
-                .concurrency(options.reconcile_concurrency),
+            kube::runtime::controller::Config::default().concurrency(options.reconcile_concurrency),
         )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_credential, credential_error_policy, ctx.clone())
@@ -180,8 +179,8 @@ where
     }
 }
 
-/// A watch with backoff whose objects are kept without `managedFields` (never read, and the
-/// larger part of a small object).
+/// A watch with backoff whose objects are kept without `managedFields` and kubectl's
+/// last-applied copy (never read, and the larger part of a small object).
 fn watcher<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -191,8 +190,14 @@ where
 {
     watcher::watcher(api, config)
         .default_backoff()
-        .modify(|obj: &mut K| obj.managed_fields_mut().clear())
+        .modify(|obj: &mut K| {
+            obj.managed_fields_mut().clear();
+            // `kubectl apply` keeps a copy of the whole object here; nothing reads it.
+            obj.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+        })
 }
+
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A broker watch kept in its cache. A deleted broker's client is dropped and its vCenter session
 /// closed; after a re-list, so are those of brokers deleted while the watch was down.

@@ -83,8 +83,7 @@ pub fn older_owner(cr: &SyncClientCredential, caches: &Caches) -> Option<String>
             continue;
         }
         let mine = key.get_or_insert_with(|| key_of(cr, caches));
-        if key_of(other, caches) == *mine && owner.is_none_or(|current| is_older(other, current))
-        {
+        if key_of(other, caches) == *mine && owner.is_none_or(|current| is_older(other, current)) {
             owner = Some(other);
         }
     }
