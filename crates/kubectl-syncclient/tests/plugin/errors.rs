@@ -7,6 +7,8 @@ use sync_client_kube_sim::Fault;
 use crate::harness::{ROTATE_REQUEST, World, settled_status};
 use crate::status::lines;
 
+/// Why the API server refuses (the simulator frames it as `<resource> "<name>" is forbidden: <why>`).
+const WHY: &str = "User \"jane\" cannot patch resource \"syncclientcredentials\" in API group \"syncclient.io\" in the namespace \"team-a\"";
 const FORBIDDEN: &str = "syncclientcredentials.syncclient.io \"okta-scim\" is forbidden: User \"jane\" cannot patch resource \"syncclientcredentials\" in API group \"syncclient.io\" in the namespace \"team-a\"";
 
 #[tokio::test]
@@ -57,7 +59,7 @@ async fn a_refusal_shows_the_api_servers_message_and_writes_nothing() {
     world.sim.inject(
         Fault::fail("patch", "syncclientcredentials")
             .status(403)
-            .message(FORBIDDEN)
+            .message(WHY)
             .always(),
     );
     for args in [
@@ -80,7 +82,7 @@ async fn a_refusal_shows_the_api_servers_message_and_writes_nothing() {
     world.sim.inject(
         Fault::fail("list", "syncclientcredentials")
             .status(403)
-            .message(list_refused),
+            .message("User \"jane\" cannot list resource \"syncclientcredentials\""),
     );
     let run = world.run(&["status", "-n", "team-a"]).await;
     run.assert_code(1);
@@ -95,7 +97,7 @@ async fn a_broker_that_cannot_be_read_does_not_hide_the_credentials() {
     world.sim.inject(
         Fault::fail("get", "identitybrokers")
             .status(403)
-            .message("identitybrokers.syncclient.io \"vcenter\" is forbidden")
+            .message("User \"jane\" cannot get resource \"identitybrokers\"")
             .always(),
     );
     let run = world.run(&["status", "-n", "team-a"]).await;
@@ -110,7 +112,7 @@ async fn a_broker_that_cannot_be_read_does_not_hide_the_credentials() {
     assert_eq!(
         summary["broker"],
         json!({"kind": "IdentityBroker", "name": "vcenter", "state": "Unreadable",
-               "error": "identitybrokers.syncclient.io \"vcenter\" is forbidden"})
+               "error": "identitybrokers.syncclient.io \"vcenter\" is forbidden: User \"jane\" cannot get resource \"identitybrokers\""})
     );
 }
 
