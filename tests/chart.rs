@@ -34,14 +34,16 @@ const KINDS_WITHOUT_BUILT_IN_SCHEMA: &[&str] = &["ServiceMonitor", "PrometheusRu
 /// exactly. The chart keeps the same list in `templates/_helpers.tpl`, and
 /// `tests/e2e/rbac.rs` checks both against the calls an end-to-end run really makes.
 const OPERATOR_RULES: &[(&str, &[&str], &[&str])] = &[
+    // The fresh read before an issue gets the credential; brokers come from the watch caches.
     (
         "syncclient.io",
-        &[
-            "syncclientcredentials",
-            "identitybrokers",
-            "clusteridentitybrokers",
-        ],
+        &["syncclientcredentials"],
         &["get", "list", "watch"],
+    ),
+    (
+        "syncclient.io",
+        &["identitybrokers", "clusteridentitybrokers"],
+        &["list", "watch"],
     ),
     (
         "syncclient.io",
@@ -1060,7 +1062,7 @@ fn default_broker_request_timeout_seconds() -> u64 {
         .expect("limits.requestTimeout in the CRD");
     let default = after
         .split_once("(default `")
-        .and_then(|(_, rest)| rest.split_once("s`)"))
+        .and_then(|(_, rest)| rest.split_once("s`"))
         .map(|(seconds, _)| seconds)
         .expect("the documented default of requestTimeout");
     default.parse().expect("whole seconds")
