@@ -20,6 +20,7 @@ use sync_client_broker::{
 use tokio::sync::Semaphore;
 
 use super::caches::Caches;
+use super::failure::{Failure, FailureReason};
 use crate::api::{
     BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, SecretKeyRef, TokenClient,
 };
@@ -79,6 +80,18 @@ pub struct ResolvedBroker {
     pub scim_url: String,
     /// Timeout of one request to this broker.
     pub request_timeout: Duration,
+}
+
+impl ResolvedBroker {
+    /// A place within the broker's concurrency limit, held while a call to it runs.
+    pub async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+        self.permits.acquire().await.map_err(|_| {
+            Failure::new(
+                FailureReason::BrokerUnavailable,
+                "the broker client is shutting down",
+            )
+        })
+    }
 }
 
 struct Entry {

@@ -15,6 +15,8 @@ use crate::api::{
     PREFLIGHT_REQUEST_ANNOTATION, ROTATE_REQUEST_ANNOTATION, SpecError, SyncClientCredential,
     SyncClientCredentialStatus, secret_name,
 };
+use crate::controller::brokers::{BrokerRequest, ResolvedBroker};
+use crate::controller::failure::Failure;
 use crate::controller::pending::Pending;
 use crate::controller::status::credential::failures_from_status;
 use crate::controller::{Context, Error};
@@ -238,6 +240,23 @@ pub async fn fresh(ctx: &Context, cached: &Observation) -> Result<Fresh, Error> 
         fresh.preflight_served.clone_from(&cached.preflight_served);
     }
     Ok(Fresh::Observed(Box::new(fresh)))
+}
+
+/// The broker the credential names, resolved from the caches, with its client.
+pub async fn broker(ctx: &Context, observation: &Observation) -> Result<ResolvedBroker, Failure> {
+    let spec = &observation.cr.spec;
+    ctx.brokers
+        .resolve(
+            &ctx.client,
+            ctx.caches(),
+            BrokerRequest {
+                namespace: &observation.namespace(),
+                broker: &spec.broker_ref,
+                directory_id: &spec.directory_id,
+            },
+        )
+        .await
+        .map_err(|e| Failure::from_resolve(&e))
 }
 
 /// Reads the credential's Secret from the API server.

@@ -11,12 +11,12 @@ use kube::runtime::events::EventType;
 use sha2::{Digest, Sha256};
 use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime};
 
-use super::gather::Observation;
+use super::gather::{self, Observation};
 use super::write::{SecretWrite, WriteError, needs_dry_run};
 use super::{events, requeue_at, rollout};
 use crate::api::{CredentialType, token_ttl_minutes};
 use crate::controller::Context;
-use crate::controller::brokers::{BrokerRequest, ResolvedBroker};
+use crate::controller::brokers::ResolvedBroker;
 use crate::controller::failure::{Failure, FailureReason};
 use crate::controller::pending::Pending;
 use crate::controller::status::credential::Outcome;
@@ -230,20 +230,7 @@ async fn mint(
     revision: i64,
 ) -> Result<Minted, Failure> {
     let cr = &observation.cr;
-    let namespace = observation.namespace();
-    let broker = ctx
-        .brokers
-        .resolve(
-            &ctx.client,
-            ctx.caches(),
-            BrokerRequest {
-                namespace: &namespace,
-                broker: &cr.spec.broker_ref,
-                directory_id: &cr.spec.directory_id,
-            },
-        )
-        .await
-        .map_err(|e| Failure::from_resolve(&e))?;
+    let broker = gather::broker(ctx, observation).await?;
     let request = GenerateRequest {
         kind: match cr.spec.credential_type {
             CredentialType::AccessToken => CredentialKind::AccessToken,
@@ -346,12 +333,7 @@ async fn generate(
     request: &GenerateRequest,
 ) -> Result<IssuedCredential, Failure> {
     ctx.fence.settle(broker.request_timeout).await;
-    let _permit = broker.permits.acquire().await.map_err(|_| {
-        Failure::new(
-            FailureReason::BrokerUnavailable,
-            "the broker client is shutting down",
-        )
-    })?;
+    let _permit = broker.permit().await?;
     ctx.fence
         .check()
         .map_err(|fenced| Failure::new(FailureReason::BrokerUnavailable, fenced.to_string()))?;

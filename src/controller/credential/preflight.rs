@@ -10,8 +10,7 @@ use super::events::publish;
 use super::gather::Observation;
 use crate::api::reasons;
 use crate::controller::Context;
-use crate::controller::brokers::BrokerRequest;
-use crate::controller::failure::{Failure, FailureReason};
+use crate::controller::failure::Failure;
 use crate::controller::status::notes::PreflightNote;
 
 /// Runs the preflight and reports it in an event.
@@ -46,26 +45,8 @@ pub async fn run(ctx: &Context, observation: &Observation) -> PreflightNote {
 async fn check(ctx: &Context, observation: &Observation) -> Result<String, Failure> {
     observation.policy.as_ref().map_err(Failure::from_spec)?;
     let cr = &observation.cr;
-    let namespace = observation.namespace();
-    let broker = ctx
-        .brokers
-        .resolve(
-            &ctx.client,
-            ctx.caches(),
-            BrokerRequest {
-                namespace: &namespace,
-                broker: &cr.spec.broker_ref,
-                directory_id: &cr.spec.directory_id,
-            },
-        )
-        .await
-        .map_err(|e| Failure::from_resolve(&e))?;
-    let _permit = broker.permits.acquire().await.map_err(|_| {
-        Failure::new(
-            FailureReason::BrokerUnavailable,
-            "the broker client is shutting down",
-        )
-    })?;
+    let broker = super::gather::broker(ctx, observation).await?;
+    let _permit = broker.permit().await?;
     broker
         .client
         .authenticate()

@@ -10,7 +10,6 @@ use super::events::publish;
 use super::gather::{Observation, VERIFY_REVOKED, VERIFY_VALID};
 use crate::api::reasons;
 use crate::controller::Context;
-use crate::controller::brokers::BrokerRequest;
 use crate::controller::failure::Failure;
 use crate::controller::status::notes::VerifyNote;
 use crate::planner::Verification;
@@ -78,26 +77,8 @@ async fn probe_token(ctx: &Context, observation: &Observation) -> Result<bool, F
                 "the Secret holds no access token to verify",
             )
         })?;
-    let namespace = observation.namespace();
-    let broker = ctx
-        .brokers
-        .resolve(
-            &ctx.client,
-            ctx.caches(),
-            BrokerRequest {
-                namespace: &namespace,
-                broker: &observation.cr.spec.broker_ref,
-                directory_id: &observation.cr.spec.directory_id,
-            },
-        )
-        .await
-        .map_err(|e| Failure::from_resolve(&e))?;
-    let _permit = broker.permits.acquire().await.map_err(|_| {
-        Failure::new(
-            crate::controller::failure::FailureReason::BrokerUnavailable,
-            "the broker client is shutting down",
-        )
-    })?;
+    let broker = super::gather::broker(ctx, observation).await?;
+    let _permit = broker.permit().await?;
     broker
         .client
         .probe_token(&token)
