@@ -257,11 +257,13 @@ fn memory_rows(
     rows.info("operator peak RSS (VmHWM)", kib_text(peak));
     if let (Some(base), Some(now)) = (baseline, settled) {
         let each = kib_per(now.saturating_sub(base), n);
+        // Like the settled RSS, judged at the reference size: at smaller sizes the connection
+        // buffers and in-flight reconciles (bounded by concurrency, not by N) dominate.
         rows.target(
             "RSS per credential above idle",
             format!("{each:.1} KiB"),
-            "≤ 8 KiB",
-            Some(each <= 8.0),
+            "≤ 8 KiB at 10,000",
+            Some(each <= 8.0).filter(|_| at_reference),
         );
     }
 }
@@ -278,7 +280,11 @@ fn per_issue_rows(
     let each = per(calls.non_watch(), n);
     rows.target(
         format!("Kubernetes calls per {unit}"),
-        format!("{each:.2} ({} dry runs)", calls.dry_runs()),
+        format!(
+            "{each:.2} ({} calls, {} dry runs)",
+            calls.non_watch(),
+            calls.dry_runs()
+        ),
         format!("≤ {target:.0} (events and dry runs included)"),
         Some(each <= target),
     );
