@@ -277,12 +277,12 @@ fn per_issue_rows(
     target: f64,
     exact: bool,
 ) {
-    let each = per(calls.non_watch(), n);
+    let each = per(calls.for_issues(), n);
     rows.target(
         format!("Kubernetes calls per {unit}"),
         format!(
             "{each:.2} ({} calls, {} dry runs)",
-            calls.non_watch(),
+            calls.for_issues(),
             calls.dry_runs()
         ),
         format!("≤ {target:.0} (events and dry runs included)"),

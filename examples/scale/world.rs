@@ -16,6 +16,8 @@ use crate::tracker::{BENCH_AGENT, Tracker};
 
 pub const NAMESPACE: &str = "default";
 pub const BROKER: &str = "vc";
+/// The broker's vCenter login Secret.
+pub const LOGIN_SECRET: &str = "login";
 
 pub struct World {
     pub kube: KubeSim,
@@ -64,7 +66,7 @@ impl World {
         let ca = broker.ca_pem().unwrap_or_default();
         kube.create(json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "login", "namespace": NAMESPACE},
+            "metadata": {"name": LOGIN_SECRET, "namespace": NAMESPACE},
             "stringData": {"username": broker.username(), "password": broker.password()},
         }))
         .map_err(|e| format!("login Secret: {e:?}"))?;
@@ -74,7 +76,7 @@ impl World {
             "spec": {
                 "url": broker.url(),
                 "tls": {"caBundle": ca},
-                "auth": {"vcenter": {"credentialsSecretRef": {"name": "login"}}},
+                "auth": {"vcenter": {"credentialsSecretRef": {"name": LOGIN_SECRET}}},
             },
         }))
         .map_err(|e| format!("IdentityBroker: {e:?}"))?;
