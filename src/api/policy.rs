@@ -19,8 +19,11 @@ pub enum SpecError {
         field: &'static str,
         source: DurationParseError,
     },
-    #[error("spec.{field} must be positive")]
-    NotPositive { field: &'static str },
+    #[error("spec.{field} must be at least {min}")]
+    TooShort {
+        field: &'static str,
+        min: &'static str,
+    },
     #[error("set spec.renewBefore or spec.renewBeforePercentage, not both")]
     RenewBeforeTwice,
     #[error("spec.renewBeforePercentage {0} is not within 1-99")]
@@ -29,8 +32,11 @@ pub enum SpecError {
     TokenTtlTooShort,
     #[error("spec.tokenTTL is too long")]
     TokenTtlTooLong,
-    #[error("spec.{field} must be at most 87600h (10 years)")]
-    TooLong { field: &'static str },
+    #[error("spec.{field} must be at most {max}")]
+    TooLong {
+        field: &'static str,
+        max: &'static str,
+    },
     #[error(transparent)]
     Shape(#[from] ShapeError),
 }
@@ -40,12 +46,39 @@ pub const MAX_SPEC_DURATION: TimeDelta = TimeDelta::days(3650);
 /// How often an access token is probed when `verifyInterval` is not set.
 pub const DEFAULT_VERIFY_INTERVAL: TimeDelta = TimeDelta::hours(1);
 
+/// A duration field's bounds, as the schema states them: the schema refuses values outside, and
+/// an object stored around it gets the same answer here (a 1ms `rotationInterval` would revoke
+/// the live credential at every minimum issue interval, a 1ms `verifyInterval` probe the broker
+/// at every reconcile).
+struct Bounds {
+    field: &'static str,
+    min: (TimeDelta, &'static str),
+    max: (TimeDelta, &'static str),
+}
+
+const TEN_YEARS: (TimeDelta, &str) = (MAX_SPEC_DURATION, "87600h (10 years)");
+const RENEW_BEFORE: Bounds = Bounds {
+    field: "renewBefore",
+    min: (TimeDelta::minutes(1), "1m"),
+    max: TEN_YEARS,
+};
+const ROTATION_INTERVAL: Bounds = Bounds {
+    field: "rotationInterval",
+    min: (TimeDelta::minutes(1), "1m"),
+    max: TEN_YEARS,
+};
+const VERIFY_INTERVAL: Bounds = Bounds {
+    field: "verifyInterval",
+    min: (TimeDelta::seconds(10), "10s (or 0s, off)"),
+    max: (TimeDelta::hours(8760), "8760h"),
+};
+
 impl Policy {
     /// The planner's view of a credential's spec.
     pub fn from_resource(cr: &SyncClientCredential) -> Result<Self, SpecError> {
         let spec = &cr.spec;
         let renew = match (
-            positive_duration("renewBefore", spec.renew_before.as_deref())?,
+            bounded(&RENEW_BEFORE, spec.renew_before.as_deref())?,
             spec.renew_before_percentage,
         ) {
             (Some(_), Some(_)) => return Err(SpecError::RenewBeforeTwice),
@@ -59,10 +92,7 @@ impl Policy {
         Ok(Self {
             credential_type: spec.credential_type,
             renew,
-            rotation_interval: positive_duration(
-                "rotationInterval",
-                spec.rotation_interval.as_deref(),
-            )?,
+            rotation_interval: bounded(&ROTATION_INTERVAL, spec.rotation_interval.as_deref())?,
             suspend: spec.suspend,
             verify_interval: verify_interval(cr)?,
             spec_hash: spec_hash(cr),
@@ -76,31 +106,33 @@ fn verify_interval(cr: &SyncClientCredential) -> Result<Option<TimeDelta>, SpecE
     if cr.spec.credential_type != super::CredentialType::AccessToken {
         return Ok(None);
     }
-    let Some(text) = cr.spec.verify_interval.as_deref() else {
-        return Ok(Some(DEFAULT_VERIFY_INTERVAL));
-    };
-    let field = "verifyInterval";
-    let interval =
-        crate::duration::parse(text).map_err(|source| SpecError::Duration { field, source })?;
-    if interval > MAX_SPEC_DURATION {
-        return Err(SpecError::TooLong { field });
+    match cr.spec.verify_interval.as_deref() {
+        None => Ok(Some(DEFAULT_VERIFY_INTERVAL)),
+        Some(text) if parse(VERIFY_INTERVAL.field, text)? == TimeDelta::zero() => Ok(None),
+        text => bounded(&VERIFY_INTERVAL, text),
     }
-    Ok(Some(interval).filter(|d| *d > TimeDelta::zero()))
 }
 
-fn positive_duration(
-    field: &'static str,
-    value: Option<&str>,
-) -> Result<Option<TimeDelta>, SpecError> {
+fn parse(field: &'static str, text: &str) -> Result<TimeDelta, SpecError> {
+    crate::duration::parse(text).map_err(|source| SpecError::Duration { field, source })
+}
+
+/// A duration field within its bounds, or the error naming them.
+fn bounded(bounds: &Bounds, value: Option<&str>) -> Result<Option<TimeDelta>, SpecError> {
     let Some(text) = value else {
         return Ok(None);
     };
-    let delta =
-        crate::duration::parse(text).map_err(|source| SpecError::Duration { field, source })?;
-    if delta <= TimeDelta::zero() {
-        Err(SpecError::NotPositive { field })
-    } else if delta > MAX_SPEC_DURATION {
-        Err(SpecError::TooLong { field })
+    let (field, delta) = (bounds.field, parse(bounds.field, text)?);
+    if delta < bounds.min.0 {
+        Err(SpecError::TooShort {
+            field,
+            min: bounds.min.1,
+        })
+    } else if delta > bounds.max.0 {
+        Err(SpecError::TooLong {
+            field,
+            max: bounds.max.1,
+        })
     } else {
         Ok(Some(delta))
     }
@@ -111,12 +143,12 @@ pub fn token_ttl_minutes(cr: &SyncClientCredential) -> Result<Option<i32>, SpecE
     let Some(text) = cr.spec.token_ttl.as_deref() else {
         return Ok(None);
     };
-    let ttl = crate::duration::parse(text).map_err(|source| SpecError::Duration {
-        field: "tokenTTL",
-        source,
-    })?;
+    let ttl = parse("tokenTTL", text)?;
     if ttl > MAX_SPEC_DURATION {
-        return Err(SpecError::TooLong { field: "tokenTTL" });
+        return Err(SpecError::TooLong {
+            field: "tokenTTL",
+            max: TEN_YEARS.1,
+        });
     }
     let minutes = (ttl.num_seconds() + 59) / 60;
     if minutes < 1 {

@@ -50,10 +50,15 @@ pub struct Kubectl {
 
 impl Kubectl {
     pub fn new(env: &Env) -> Self {
+        Self::with_kubeconfig(env.kubeconfig.clone(), &env.namespace)
+    }
+
+    /// A `kubectl` for any kubeconfig (a simulator the test started as a process, say).
+    pub fn with_kubeconfig(kubeconfig: PathBuf, namespace: &str) -> Self {
         Self {
             binary: kubectl_binary(),
-            kubeconfig: env.kubeconfig.clone(),
-            namespace: env.namespace.clone(),
+            kubeconfig,
+            namespace: namespace.to_owned(),
             home: Arc::new(tempfile::tempdir().expect("kubectl home")),
         }
     }

@@ -27,4 +27,5 @@ mod reliability;
 mod schedule;
 mod schema;
 mod shutdown;
+mod walkthrough;
 mod watches;
