@@ -64,11 +64,18 @@ pub async fn run(
     ));
 
     let scope = options.namespace.as_deref();
+    let pending = ctx.clone();
     let credential_events = watcher(api(&client, scope), watcher::Config::default())
         .reflect(credential_writer)
         .inspect(move |event| {
             if let Ok(event) = event {
                 directories.observe(event);
+            }
+            // A deleted credential's unstored credential has nowhere to go.
+            if let Ok(Event::Delete(guard)) = event
+                && let Some(uid) = guard.uid()
+            {
+                pending.pending.remove(&uid);
             }
         })
         .applied_objects();
@@ -316,8 +323,15 @@ async fn reconcile_credential(
             return Ok(Action::await_change());
         }
     };
-    let reconcile = Box::pin(credential::reconcile(cr, ctx.clone()));
-    let action = contain_panics(&ctx, guard.meta(), reconcile).await?;
+    let reconcile = Box::pin(credential::reconcile(cr.clone(), ctx.clone()));
+    let action = match contain_panics(&ctx, guard.meta(), reconcile).await {
+        Err(error @ Error::Panicked { .. }) => {
+            // Reported on the object too, where the people who own it look.
+            credential::events::panicked(&ctx, &cr, &error).await;
+            return Err(error);
+        }
+        result => result?,
+    };
     ctx.clear_errors(&key);
     Ok(action)
 }

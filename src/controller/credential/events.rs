@@ -37,6 +37,13 @@ pub async fn publish(
     }
 }
 
+/// A reconcile of this credential panicked; it was contained and is retried with backoff.
+pub async fn panicked(ctx: &Context, cr: &SyncClientCredential, error: &crate::controller::Error) {
+    let reason = crate::controller::failure::FailureReason::ReconcilePanicked;
+    let note = format!("{error}; {}", reason.hint());
+    publish(ctx, cr, EventType::Warning, reason.as_str(), &note).await;
+}
+
 pub async fn secret_not_owned(ctx: &Context, observation: &Observation) {
     let note = format!(
         "Secret {} exists and is not controlled by this resource; it was left untouched",

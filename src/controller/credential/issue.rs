@@ -107,6 +107,9 @@ async fn store(
     mut pending: Pending,
 ) -> Result<(Outcome, Action), (Outcome, Action)> {
     let uid = observation.uid();
+    // The spec may name another Secret than when this credential was generated: it goes where
+    // the spec says now (the record's fingerprint does not cover the name).
+    pending.secret.metadata.name = Some(observation.secret_name.clone());
     let write = SecretWrite::new(ctx, observation, pending.based_on);
     let failure = match write.store(&pending.secret).await {
         Ok(version) => {
@@ -133,9 +136,7 @@ async fn store(
                 .now
                 .checked_add_signed(delay)
                 .unwrap_or(observation.now);
-            if !ctx.pending.keep(&uid, pending.clone()) {
-                tracing::error!(namespace = %observation.namespace(), name = %observation.name(), "too many credentials wait to be stored; this one is lost");
-            }
+            ctx.pending.keep(&uid, pending.clone());
             failure
         }
     };

@@ -10,7 +10,7 @@
 //! - [`ownership`]: one sync client, one owner;
 //! - [`rollout`], [`events`]: what follows an issue.
 
-mod events;
+pub(crate) mod events;
 mod gather;
 mod issue;
 mod ownership;
@@ -73,7 +73,10 @@ async fn reconcile_at(
         observation = match gather::fresh(ctx, &observation).await? {
             Fresh::Observed(fresh) => *fresh,
             Fresh::SecretRenamed => return Ok(Action::requeue(RENAMED_RETRY)),
-            Fresh::Gone => return Ok(Action::await_change()),
+            Fresh::Gone => {
+                ctx.pending.remove(&observation.uid());
+                return Ok(Action::await_change());
+            }
         };
         decision = decide(ctx, &observation);
     }
@@ -279,7 +282,8 @@ async fn patch_metadata_drift(ctx: &Context, observation: &Observation) -> Resul
 }
 
 /// Writes the status the outcome leads to (guarded when computed from the cache). A replica that
-/// lost the lease writes nothing: the new leader owns the status now.
+/// lost the lease, or doubts it after a freeze, writes nothing: the new leader owns the status
+/// now. It keeps the schedule, though: a doubt passes, and a lease really lost ends the process.
 async fn record(
     ctx: &Context,
     observation: &Observation,
@@ -288,7 +292,7 @@ async fn record(
     action: Action,
 ) -> Result<Action, Error> {
     if !ctx.fence.leading() {
-        return Ok(Action::await_change());
+        return Ok(action);
     }
     let uid = observation.uid();
     let carried = ctx.memo.unwritten_history(&uid);
