@@ -67,7 +67,7 @@ impl<'a> SecretWrite<'a> {
         match self.attempt(self.observed.as_ref(), desired, &params).await {
             Ok(_) => Ok(()),
             Err(Attempt::Foreign) => Err(self.foreign()),
-            Err(Attempt::Api(e)) => Err(classify(self.name, &e, true)),
+            Err(Attempt::Api(e)) => Err(classify(self.name, &e, true, desired)),
         }
     }
 
@@ -93,9 +93,9 @@ impl<'a> SecretWrite<'a> {
                     if self.superseded_by(current.as_ref()) {
                         return Err(WriteError::Superseded);
                     }
-                    last = Some(status.message);
+                    last = Some(redacted(&status.message, desired));
                 }
-                Err(Attempt::Api(e)) => return Err(classify(self.name, &e, false)),
+                Err(Attempt::Api(e)) => return Err(classify(self.name, &e, false, desired)),
             }
         }
         Err(WriteError::Failed(Failure::secret_write(format!(
@@ -176,7 +176,7 @@ pub fn needs_dry_run(existing: Option<&Secret>, desired: &Secret) -> bool {
 }
 
 /// Sorts an API error into what can be retried and what cannot.
-fn classify(name: &str, error: &kube::Error, dry_run: bool) -> WriteError {
+fn classify(name: &str, error: &kube::Error, dry_run: bool, desired: &Secret) -> WriteError {
     let doing = if dry_run {
         "the dry run of writing"
     } else {
@@ -186,18 +186,49 @@ fn classify(name: &str, error: &kube::Error, dry_run: bool) -> WriteError {
         kube::Error::Api(status) if matches!(status.code, 400 | 403 | 413 | 422) => {
             WriteError::Rejected(Failure::secret_rejected(format!(
                 "the API server refused {doing} Secret {name} ({} {}): {}",
-                status.code, status.reason, status.message
+                status.code,
+                status.reason,
+                redacted(&status.message, desired)
             )))
         }
         _ if dry_run => WriteError::Failed(Failure::new(
             crate::controller::failure::FailureReason::SecretWriteFailed,
-            format!("{doing} Secret {name}: {error}"),
+            format!(
+                "{doing} Secret {name}: {}",
+                redacted(&error.to_string(), desired)
+            ),
         )),
         _ => WriteError::Failed(Failure::secret_write(format!(
-            "{doing} Secret {name}: {error}"
+            "{doing} Secret {name}: {}",
+            redacted(&error.to_string(), desired)
         ))),
     }
 }
+
+/// The API server's words without the values being written: an admission policy may quote the
+/// object it refuses, and the message goes into status, events and logs.
+fn redacted(message: &str, desired: &Secret) -> String {
+    use base64::Engine as _;
+    let values = desired
+        .data
+        .iter()
+        .flatten()
+        .map(|(_, value)| &value.0)
+        .filter(|value| !value.is_empty());
+    values.fold(message.to_owned(), |text, value| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        let plain = String::from_utf8_lossy(value);
+        let text = text.replace(&encoded, "<redacted>");
+        // Short values (a URL's pieces, a number) would blank out ordinary words.
+        if plain.len() >= MIN_REDACTED_LEN {
+            text.replace(plain.as_ref(), "<redacted>")
+        } else {
+            text
+        }
+    })
+}
+
+const MIN_REDACTED_LEN: usize = 8;
 
 /// Keeps labels and annotations others added to our Secret; ours win. The type is immutable.
 fn merged_for_replace(existing: &Secret, desired: &Secret) -> Secret {
@@ -218,4 +249,32 @@ fn merged_for_replace(existing: &Secret, desired: &Secret) -> Secret {
         .clone_from(&existing.metadata.resource_version);
     out.type_.clone_from(&existing.type_);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::ByteString;
+
+    use super::*;
+
+    #[test]
+    fn a_refusal_quoting_the_secret_says_nothing_of_its_values() {
+        let desired = Secret {
+            data: Some(BTreeMap::from([
+                (
+                    "access_token".to_owned(),
+                    ByteString(b"tok-3f9a1c2e7b".to_vec()),
+                ),
+                ("empty".to_owned(), ByteString(Vec::new())),
+                ("id".to_owned(), ByteString(b"42".to_vec())),
+            ])),
+            ..Secret::default()
+        };
+        let message = "denied by policy: data.access_token=dG9rLTNmOWExYzJlN2I= \
+                       (tok-3f9a1c2e7b) id 42";
+        assert_eq!(
+            redacted(message, &desired),
+            "denied by policy: data.access_token=<redacted> (<redacted>) id 42"
+        );
+    }
 }
