@@ -280,7 +280,10 @@ impl BrokerRegistry {
             .as_ref()
             .and_then(|l| l.max_concurrent_requests)
             .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(self.default_max_concurrent);
+            // The schema's bounds, also for an object stored around validation.
+            .map_or(self.default_max_concurrent, |n| {
+                n.clamp(1, MAX_CONCURRENT_REQUESTS)
+            });
         let fingerprint = config_fingerprint(&config, max_concurrent);
         let mut entries = self.lock();
         if let Some(entry) = entries.get_mut(&key)
@@ -520,17 +523,24 @@ fn request_timeout(
     else {
         return Ok(DEFAULT_REQUEST_TIMEOUT);
     };
+    // The schema's bounds, also for an object stored around validation: a new leader waits one
+    // request timeout before its first generate, and shutdown waits for calls in flight.
     crate::duration::parse(text)
         .ok()
         .and_then(|d| d.to_std().ok())
-        .filter(|d| !d.is_zero())
+        .filter(|d| REQUEST_TIMEOUT_BOUNDS.contains(d))
         .ok_or_else(|| {
             invalid(
                 key,
-                format!("limits.requestTimeout {text:?} is not a positive duration"),
+                format!("limits.requestTimeout {text:?} is not between 1s and 5m"),
             )
         })
 }
+
+const REQUEST_TIMEOUT_BOUNDS: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(300);
+/// The most concurrent requests a broker resource may ask for (its schema's maximum).
+const MAX_CONCURRENT_REQUESTS: usize = 64;
 
 /// A digest of everything that shapes a client, secrets included (kept in memory only).
 fn config_fingerprint(config: &BrokerConfig, max_concurrent: usize) -> [u8; 32] {
