@@ -79,13 +79,19 @@ impl Recorder {
                 count: series.count,
                 last_observed_time: MicroTime(now),
             }});
-            api.patch(
-                &series.event_name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-            return Ok(());
+            let patched = api
+                .patch(
+                    &series.event_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await;
+            if patched.is_ok() {
+                return Ok(());
+            }
+            // The event is gone (deleted, expired) or refused: forget its series and create a
+            // new one, or every repeat within the window would fail the same way.
+            self.forget(&key);
         }
         let created = api
             .create(&PostParams::default(), &self.render(event, regarding, now))
@@ -105,6 +111,13 @@ impl Recorder {
         series.count = series.count.saturating_add(1);
         series.last = now;
         Some(series.clone())
+    }
+
+    fn forget(&self, key: &Key) {
+        self.series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     fn remember(&self, key: Key, event_name: String, now: Timestamp) {
@@ -147,14 +160,6 @@ impl Recorder {
             related: event.secondary.clone(),
             ..K8sEvent::default()
         }
-    }
-
-    /// Series remembered now.
-    pub fn remembered(&self) -> usize {
-        self.series
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
     }
 }
 
