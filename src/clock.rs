@@ -29,10 +29,6 @@ impl FixedClock {
         Self(Mutex::new(at))
     }
 
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = at;
-    }
-
     pub fn advance(&self, by: TimeDelta) {
         let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         *now = now.checked_add_signed(by).unwrap_or(*now);

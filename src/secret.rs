@@ -48,10 +48,6 @@ impl fmt::Debug for CredentialData {
 }
 
 impl CredentialData {
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-
     /// The value of a key, e.g. to check which token a Secret holds.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)

@@ -110,14 +110,6 @@ impl Caches {
     ) -> Option<std::sync::Arc<PartialObjectMeta<Secret>>> {
         self.secrets.get(&ObjectRef::new(name).within(namespace))
     }
-
-    /// The credential named by a Secret's `syncclient.io/credential` label.
-    pub fn credential_of_secret(
-        secret: &PartialObjectMeta<Secret>,
-    ) -> Option<ObjectRef<DeserializeGuard<SyncClientCredential>>> {
-        let name = secret.labels().get(crate::secret::CREDENTIAL_LABEL)?;
-        Some(ObjectRef::new(name).within(&secret.namespace()?))
-    }
 }
 
 type CredentialRef = ObjectRef<DeserializeGuard<SyncClientCredential>>;

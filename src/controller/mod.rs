@@ -70,12 +70,6 @@ pub enum Error {
         name: String,
         message: String,
     },
-    #[error("{namespace}/{name} cannot be read: {message}")]
-    Unreadable {
-        namespace: String,
-        name: String,
-        message: String,
-    },
 }
 
 impl Error {
@@ -87,7 +81,6 @@ impl Error {
             Self::WriteSecret { .. } => "write_secret",
             Self::WriteStatus { .. } => "write_status",
             Self::Panicked { .. } => "panic",
-            Self::Unreadable { .. } => "unreadable",
         }
     }
 }
