@@ -179,3 +179,69 @@ pub fn spec_hash(owner: &SyncClientCredential) -> String {
     let digest = Sha256::digest(material.to_string().as_bytes());
     hex::encode(&digest[..8])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(extra: &serde_json::Value) -> SyncClientCredential {
+        let mut spec = serde_json::json!({
+            "brokerRef": {"kind": "IdentityBroker", "name": "vc"},
+            "directoryId": "6c3f8a52-1d2e-4b7a-9f10-2a4b6c8d0e1f",
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "syncclient.io/v1alpha1",
+            "kind": "SyncClientCredential",
+            "metadata": {"name": "c", "namespace": "n"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    /// What the schema refuses is refused here too, for objects stored around validation.
+    #[test]
+    fn durations_hold_the_schemas_bounds() {
+        let refused = [
+            (
+                r#"{"rotationInterval": "59s"}"#,
+                "spec.rotationInterval must be at least 1m",
+            ),
+            (
+                r#"{"rotationInterval": "1ms"}"#,
+                "spec.rotationInterval must be at least 1m",
+            ),
+            (
+                r#"{"renewBefore": "30s"}"#,
+                "spec.renewBefore must be at least 1m",
+            ),
+            (
+                r#"{"verifyInterval": "1ms"}"#,
+                "spec.verifyInterval must be at least 10s (or 0s, off)",
+            ),
+            (
+                r#"{"verifyInterval": "8761h"}"#,
+                "spec.verifyInterval must be at most 8760h",
+            ),
+            (
+                r#"{"rotationInterval": "87601h"}"#,
+                "spec.rotationInterval must be at most 87600h (10 years)",
+            ),
+        ];
+        for (extra, message) in refused {
+            let cr = credential(&serde_json::from_str(extra).unwrap());
+            let error = Policy::from_resource(&cr).expect_err(extra);
+            assert_eq!(error.to_string(), message, "{extra}");
+        }
+        let policy = Policy::from_resource(&credential(&serde_json::json!({
+            "rotationInterval": "1m", "renewBefore": "1m", "verifyInterval": "10s",
+        })))
+        .unwrap();
+        assert_eq!(policy.rotation_interval, Some(TimeDelta::minutes(1)));
+        assert_eq!(policy.verify_interval, Some(TimeDelta::seconds(10)));
+        let off = Policy::from_resource(&credential(&serde_json::json!({"verifyInterval": "0s"})));
+        assert_eq!(off.unwrap().verify_interval, None, "0s turns the probe off");
+    }
+}

@@ -262,3 +262,54 @@ async fn a_deleted_secret_is_recreated_only_after_the_minimum_interval() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_credential_waiting_to_be_stored_goes_to_the_secret_the_spec_names_now() {
+    within_time(async {
+        let world = World::start(ONE_TOKEN_CLIENT).await;
+        let (api, client) = MockApi::start(NAMESPACE);
+        let ctx = world.context(client);
+        let cr = new_credential();
+
+        api.expect_get_secret(NAME, None);
+        world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
+        api.expect_create_secret_failing(Reply::failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "etcdserver: request timed out",
+        ));
+        api.expect_event(EventType::Warning, "RotationFailed");
+        api.expect_status_patch(&cr, |_| {});
+        credential::reconcile(Arc::new(cr.clone()), ctx.clone())
+            .await
+            .expect("reconcile succeeds");
+        api.checkpoint();
+        assert_eq!(world.sim.count(Endpoint::Generate), 1);
+
+        // Meanwhile the spec names another Secret: the credential in hand is written there.
+        let mut renamed = cr.clone();
+        renamed.status = Some(api.last_status());
+        renamed.spec.secret_name = Some("renamed".to_owned());
+        world.clock.advance(TimeDelta::seconds(31));
+        api.expect_get_secret("renamed", None);
+        api.expect_get_credential(&renamed);
+        api.expect_create_secret(|secret| {
+            assert_eq!(secret.metadata.name.as_deref(), Some("renamed"));
+            // Otherwise the record written at the first attempt, unchanged.
+            let mut record = secret.clone();
+            record.metadata.name = Some(NAME.to_owned());
+            assert_owned_record(&record, 1);
+        });
+        api.expect_event(EventType::Normal, "Issued");
+        api.expect_status_patch(&renamed, |status| {
+            assert_condition(status, "Ready", ConditionStatus::True, "CredentialCurrent");
+        });
+        credential::reconcile(Arc::new(renamed), ctx)
+            .await
+            .expect("reconcile succeeds");
+        api.checkpoint();
+        assert_eq!(world.sim.count(Endpoint::Generate), 1, "generated once");
+    })
+    .await;
+}
