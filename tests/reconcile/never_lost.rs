@@ -10,7 +10,7 @@ use http::StatusCode;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use sync_client_broker_sim::Endpoint;
-use sync_client_operator::api::{ConditionStatus, SecretKeys};
+use sync_client_operator::api::{ConditionStatus, SecretKeys, SyncClientCredential};
 use sync_client_operator::controller::credential;
 use sync_client_operator::secret::REVISION_ANNOTATION;
 
@@ -56,6 +56,19 @@ async fn a_write_the_api_server_refuses_costs_no_generate() {
     .await;
 }
 
+/// A first issue whose Secret create fails after the generate (a server error, retryable).
+fn expect_first_write_failing(world: &World, api: &MockApi, cr: &SyncClientCredential) {
+    api.expect_get_secret(NAME, None);
+    world.expect_broker_resolution(api, cr);
+    api.expect_dry_run_create_secret(|_| {});
+    api.expect_create_secret_failing(Reply::failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "etcdserver: request timed out",
+    ));
+    api.expect_event(EventType::Warning, "RotationFailed");
+}
+
 #[tokio::test]
 async fn a_failed_write_is_retried_without_generating_again() {
     within_time(async {
@@ -64,15 +77,7 @@ async fn a_failed_write_is_retried_without_generating_again() {
         let ctx = world.context(client);
         let cr = new_credential();
 
-        api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api, &cr);
-        api.expect_dry_run_create_secret(|_| {});
-        api.expect_create_secret_failing(Reply::failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "etcdserver: request timed out",
-        ));
-        api.expect_event(EventType::Warning, "RotationFailed");
+        expect_first_write_failing(&world, &api, &cr);
         api.expect_status_patch(&cr, |status| {
             assert_condition(status, "Ready", ConditionStatus::False, "SecretWriteFailed");
             assert_condition(status, "Issuing", ConditionStatus::True, "Backoff");
@@ -271,15 +276,7 @@ async fn a_credential_waiting_to_be_stored_goes_to_the_secret_the_spec_names_now
         let ctx = world.context(client);
         let cr = new_credential();
 
-        api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api, &cr);
-        api.expect_dry_run_create_secret(|_| {});
-        api.expect_create_secret_failing(Reply::failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "etcdserver: request timed out",
-        ));
-        api.expect_event(EventType::Warning, "RotationFailed");
+        expect_first_write_failing(&world, &api, &cr);
         api.expect_status_patch(&cr, |_| {});
         credential::reconcile(Arc::new(cr.clone()), ctx.clone())
             .await
