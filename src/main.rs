@@ -13,7 +13,7 @@ use sync_client_operator::controller::fence::Fence;
 use sync_client_operator::controller::{self, Options};
 use sync_client_operator::leader::{self, ElectionConfig};
 use sync_client_operator::metrics::Metrics;
-use sync_client_operator::secret::FingerprintKey;
+use sync_client_operator::secret::{FingerprintKey, FingerprintKeys};
 use sync_client_operator::{api, http};
 
 #[derive(Parser)]
@@ -34,7 +34,7 @@ enum Command {
         output_dir: Vec<PathBuf>,
     },
     /// Run the controllers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +55,12 @@ struct RunArgs {
     /// fingerprint is then a tamper check, not a secret).
     #[arg(long, env = "FINGERPRINT_KEY_FILE")]
     fingerprint_key_file: Option<PathBuf>,
+    /// File with a previous fingerprint key, still accepted: Secrets it fingerprinted are
+    /// fingerprinted again with the current key, without a new credential. Repeat for several.
+    /// To move from the built-in key to your own, give the built-in key
+    /// (`sync-client-operator/fingerprint/v1`) as a previous key.
+    #[arg(long, env = "FINGERPRINT_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    fingerprint_previous_key_file: Vec<PathBuf>,
     /// Name of this replica, shown in events and used as its lease identity.
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
@@ -77,6 +83,11 @@ struct RunArgs {
     /// 1s to 1h). Every issue revokes the live credential.
     #[arg(long, env = "MIN_ISSUE_INTERVAL", default_value = "30s", value_parser = issue_interval)]
     min_issue_interval: chrono::TimeDelta,
+    /// How long a generate that went unanswered (a timeout, a dropped connection) may still land
+    /// at the broker and revoke the credential stored since; the stored token is checked once
+    /// this has passed since the attempt (Go duration, 10s to 1h).
+    #[arg(long, env = "UNKNOWN_OUTCOME_WINDOW", default_value = "5m", value_parser = outcome_window)]
+    unknown_outcome_window: chrono::TimeDelta,
     /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_duration_seconds: u64,
@@ -88,6 +99,14 @@ fn issue_interval(value: &str) -> Result<chrono::TimeDelta, String> {
         return Err("must be between 1s and 1h".into());
     }
     Ok(interval)
+}
+
+fn outcome_window(value: &str) -> Result<chrono::TimeDelta, String> {
+    let window = sync_client_operator::duration::parse(value).map_err(|e| e.to_string())?;
+    if window < chrono::TimeDelta::seconds(10) || window > chrono::TimeDelta::hours(1) {
+        return Err("must be between 10s and 1h".into());
+    }
+    Ok(window)
 }
 
 fn non_empty(value: &str) -> Result<String, String> {
@@ -171,7 +190,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(args: Box<RunArgs>) -> Result<(), Box<dyn std::error::Error>> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
@@ -184,18 +203,16 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => kube::Config::infer().await?,
     };
     let client = kube::Client::try_from(config)?;
-    let fingerprint_key = match &args.fingerprint_key_file {
-        Some(path) => FingerprintKey::new(std::fs::read(path)?),
-        None => FingerprintKey::new(DEFAULT_FINGERPRINT_KEY.to_vec()),
-    };
+    let fingerprint_keys = fingerprint_keys(&args)?;
     let identity = args.instance.clone().unwrap_or_else(default_identity);
     let options = Options {
         namespace: args.namespace.clone(),
-        fingerprint_key,
+        fingerprint_keys,
         instance: Some(identity.clone()),
         default_broker_concurrency: usize::from(args.broker_concurrency),
         min_issue_interval: args.min_issue_interval,
         reconcile_concurrency: args.reconcile_concurrency,
+        unknown_outcome_window: args.unknown_outcome_window,
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = shutdown_signal().shared();
@@ -249,6 +266,29 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+/// The current fingerprint key (the file's, else the built-in one) and the previous ones. An
+/// empty or unreadable key file stops the operator: a wrong key would re-issue every credential.
+fn fingerprint_keys(args: &RunArgs) -> Result<FingerprintKeys, Box<dyn std::error::Error>> {
+    let read = |path: &PathBuf| -> Result<FingerprintKey, Box<dyn std::error::Error>> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("reading fingerprint key file {}: {e}", path.display()))?;
+        // The bytes as they are (a trailing newline included), as 0.1.0 read them.
+        if bytes.trim_ascii().is_empty() {
+            return Err(format!("fingerprint key file {} is empty", path.display()).into());
+        }
+        Ok(FingerprintKey::new(bytes))
+    };
+    let current = match &args.fingerprint_key_file {
+        Some(path) => read(path)?,
+        None => FingerprintKey::new(DEFAULT_FINGERPRINT_KEY.to_vec()),
+    };
+    let mut keys = FingerprintKeys::from(current);
+    for path in &args.fingerprint_previous_key_file {
+        keys = keys.with_previous(read(path)?);
+    }
+    Ok(keys)
 }
 
 /// A lease identity unique per process when no pod name is given.

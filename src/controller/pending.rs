@@ -138,6 +138,8 @@ mod tests {
                 revision: 2,
                 spec_hash: None,
                 data_intact: true,
+                layout_current: true,
+                fingerprint_current: true,
             },
             based_on: Some(1),
             trigger: IssueReason::RenewalDue,

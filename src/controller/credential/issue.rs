@@ -8,11 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use sha2::{Digest, Sha256};
 use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime};
 
 use super::gather::{self, Observation};
-use super::write::{SecretWrite, WriteError, needs_dry_run};
+use super::write::{SecretWrite, WriteError};
 use super::{events, requeue_at, rollout};
 use crate::api::{CredentialType, token_ttl_minutes};
 use crate::controller::Context;
@@ -20,7 +19,7 @@ use crate::controller::brokers::ResolvedBroker;
 use crate::controller::failure::{Failure, FailureReason};
 use crate::controller::pending::Pending;
 use crate::controller::status::credential::Outcome;
-use crate::planner::{self, Expiry, FailureCategory, IssueReason, Policy, Record};
+use crate::planner::{self, Expiry, IssueReason, Policy, Record};
 use crate::secret::{self, CredentialData, IssuedValues, KeyNames, RecordMeta};
 
 /// The longest lifetime a broker may report for a credential; longer ones are cut to it.
@@ -79,6 +78,10 @@ pub async fn run(
             Some(anomaly),
         ) => {
             let mut outcome = failed(ctx, observation, policy, trigger, anomaly, revision).await;
+            // The anomaly is the broker's answer, not an unknown outcome: nothing may land later.
+            if let Outcome::Failed { verify_after, .. } = &mut outcome.0 {
+                *verify_after = None;
+            }
             if let Outcome::Failed { stored, .. } = &mut outcome.0 {
                 *stored = Some((record, fingerprint));
             }
@@ -149,6 +152,7 @@ async fn store(
         rotate_request: pending.rotate_request.clone(),
         revision: pending.record.revision,
         stored: None,
+        verify_after: None,
     };
     Err((
         outcome,
@@ -189,6 +193,15 @@ async fn failed(
     );
     events::issue_failed(ctx, observation, &failure).await;
     let next_retry = next_retry(observation, policy, &failure);
+    // A generate that went unanswered may still land at the broker, and revoke whatever the
+    // Secret holds then: the stored token is checked once that can no longer happen.
+    let verify_after = (failure.reason == FailureReason::RotationStateUnknown)
+        .then(|| {
+            observation
+                .now
+                .checked_add_signed(ctx.unknown_outcome_window)
+        })
+        .flatten();
     let outcome = Outcome::Failed {
         failure,
         trigger,
@@ -196,20 +209,19 @@ async fn failed(
         rotate_request: observation.rotate_request.clone(),
         revision,
         stored: None,
+        verify_after,
     };
     (outcome, requeue_at(next_retry, observation.now))
 }
 
-/// When a retryable failure is tried again (permanent ones wait for a change). A broker's
-/// `Retry-After` is honoured when it asks for longer.
+/// When a failure is tried again: a slow backoff for one that needs a change (and at once when
+/// the spec or the broker changes), a fast one otherwise. A broker's `Retry-After` is honoured
+/// when it asks for longer.
 fn next_retry(
     observation: &Observation,
     policy: &Policy,
     failure: &Failure,
 ) -> Option<DateTime<Utc>> {
-    if failure.category() == FailureCategory::Permanent {
-        return None;
-    }
     let mut input = observation.plan_input(policy, TimeDelta::zero());
     input.failures.attempts = input.failures.attempts.saturating_add(1);
     input.failures.last_failure_time = Some(observation.now);
@@ -242,12 +254,16 @@ async fn mint(
     // Whole seconds: the Secret's annotations record seconds, and status must match them.
     let issued_at = observation.now.trunc_subsecs(0);
     let keys = KeyNames::from_spec(cr.spec.keys.as_ref());
+    let issue_id = secret::new_issue_id();
     let meta = |expires_at| RecordMeta {
         issued_at,
         expires_at,
         revision,
         spec_hash: policy.spec_hash.clone(),
         rotate_request: observation.rotate_request.clone(),
+        credential_type: cr.spec.credential_type,
+        keys: keys.clone(),
+        issue_id: issue_id.clone(),
     };
     prove_write(ctx, observation, &keys, &meta(None), &broker.scim_url).await?;
     if !ctx.pending.has_room() {
@@ -271,7 +287,7 @@ async fn mint(
         &observation.secret_name,
         &data,
         &meta(expires_at),
-        &ctx.fingerprint_key,
+        &ctx.fingerprint_keys,
     );
     Ok(Minted {
         record: Record {
@@ -280,15 +296,19 @@ async fn mint(
             revision,
             spec_hash: Some(policy.spec_hash.clone()),
             data_intact: true,
+            layout_current: true,
+            fingerprint_current: true,
         },
-        fingerprint: fingerprint(&issued),
+        fingerprint: fingerprint(ctx, &issued),
         secret,
         anomaly,
     })
 }
 
 /// Sends the write that would store a credential as a server-side dry run, with placeholder
-/// values, unless the Secret already has the shape that will be written.
+/// values, before every generate: an immutable Secret, a new admission policy or a quota would
+/// otherwise be found only after the generate revoked the live credential. It costs one
+/// request per issue.
 async fn prove_write(
     ctx: &Context,
     observation: &Observation,
@@ -312,11 +332,8 @@ async fn prove_write(
         &observation.secret_name,
         &secret::credential_data(keys, &placeholder),
         meta,
-        &ctx.fingerprint_key,
+        &ctx.fingerprint_keys,
     );
-    if !needs_dry_run(observation.secret.as_ref(), &desired) {
-        return Ok(());
-    }
     let write = SecretWrite::new(ctx, observation, observation.current_revision());
     match write.dry_run(&desired).await {
         Ok(()) => Ok(()),
@@ -415,14 +432,14 @@ fn secret_data(
     secret::credential_data(keys, &values)
 }
 
-/// `sha256:` and 12 hex digits of the credential: enough to tell two apart, useless to guess one.
-fn fingerprint(issued: &IssuedCredential) -> String {
+/// A short keyed fingerprint of the credential for the history: enough to tell two apart,
+/// useless to check guesses against.
+fn fingerprint(ctx: &Context, issued: &IssuedCredential) -> String {
     let value = match issued {
         IssuedCredential::AccessToken { access_token, .. } => access_token.expose(),
         IssuedCredential::ClientSecret { client_secret, .. } => client_secret.expose(),
     };
-    let digest = Sha256::digest(value.as_bytes());
-    format!("sha256:{}", &hex::encode(digest)[..12])
+    ctx.fingerprint_keys.short_mac(value)
 }
 
 /// The revision after the one in the Secret (or in status, when the Secret is gone).

@@ -1,5 +1,5 @@
-//! Writes the Secret: a server-side dry run before a credential is generated (so a write the API
-//! server would refuse costs no revocation), then the real write at once after it, never taking
+//! Writes the Secret: a server-side dry run before every generate (so a write the API server
+//! would refuse costs no revocation), then the real write at once after it, never taking
 //! over a Secret someone else created, and never overwriting a newer revision than the one this
 //! credential was generated from.
 
@@ -142,37 +142,6 @@ impl<'a> SecretWrite<'a> {
             .map(|stored| stored.metadata.resource_version)
             .map_err(Attempt::Api)
     }
-}
-
-/// Whether the API server may refuse `desired` where it accepted `existing`: a dry run is only
-/// needed when what is written changed shape (a new Secret, other data keys, template labels or
-/// annotations it does not hold yet). The data values and the record annotations change on every
-/// issue and are not the shape.
-pub fn needs_dry_run(existing: Option<&Secret>, desired: &Secret) -> bool {
-    let Some(existing) = existing else {
-        return true;
-    };
-    let keys = |s: &Secret| {
-        s.data
-            .as_ref()
-            .map(|d| d.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default()
-    };
-    let contains = |have: &Option<BTreeMap<String, String>>,
-                    want: &Option<BTreeMap<String, String>>,
-                    skip_record: bool| {
-        want.iter().flatten().all(|(k, v)| {
-            (skip_record && k.starts_with(crate::api::shape::RESERVED_ANNOTATION_PREFIX))
-                || have.as_ref().and_then(|h| h.get(k)) == Some(v)
-        })
-    };
-    keys(existing) != keys(desired)
-        || !contains(&existing.metadata.labels, &desired.metadata.labels, false)
-        || !contains(
-            &existing.metadata.annotations,
-            &desired.metadata.annotations,
-            true,
-        )
 }
 
 /// Sorts an API error into what can be retried and what cannot.
