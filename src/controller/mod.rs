@@ -8,7 +8,6 @@ pub mod credential;
 pub mod failure;
 pub mod fence;
 pub mod memo;
-pub mod pending;
 pub mod recorder;
 mod runner;
 pub mod status;
@@ -27,8 +26,8 @@ use crate::planner::DEFAULT_MIN_ISSUE_INTERVAL;
 use crate::secret::FingerprintKeys;
 use brokers::BrokerRegistry;
 use caches::Caches;
+use credential::pending::PendingStore;
 use fence::Fence;
-use pending::PendingStore;
 pub use runner::run;
 
 /// Name the operator reports as in events and field managers.

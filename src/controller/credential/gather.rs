@@ -11,13 +11,13 @@ use kube::ResourceExt;
 use kube::api::Api;
 
 use super::ownership;
+use super::pending::Pending;
 use crate::api::{
     PREFLIGHT_REQUEST_ANNOTATION, ROTATE_REQUEST_ANNOTATION, SpecError, SyncClientCredential,
     SyncClientCredentialStatus, secret_name,
 };
 use crate::controller::brokers::{BrokerRequest, ResolvedBroker};
 use crate::controller::failure::Failure;
-use crate::controller::pending::Pending;
 use crate::controller::status::credential::failures_from_status;
 use crate::controller::{Context, Error};
 use crate::planner::{Failures, PlanInput, Policy, Record, Requests, SecretState, Verification};

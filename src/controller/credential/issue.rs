@@ -11,28 +11,26 @@ use kube::runtime::events::EventType;
 use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime};
 
 use super::gather::{self, Observation};
+use super::pending::{self, Pending};
 use super::write::{SecretWrite, WriteError};
 use super::{events, requeue_at, rollout};
 use crate::api::{CredentialType, token_ttl_minutes};
 use crate::controller::Context;
 use crate::controller::brokers::ResolvedBroker;
 use crate::controller::failure::{Failure, FailureReason};
-use crate::controller::pending::Pending;
 use crate::controller::status::credential::Outcome;
 use crate::planner::{self, Expiry, IssueReason, Policy, Record};
 use crate::secret::{self, CredentialData, IssuedValues, KeyNames, RecordMeta};
 
 /// The longest lifetime a broker may report for a credential; longer ones are cut to it.
 pub const MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// Short backoff of a write retried for a credential already generated.
-const PENDING_RETRY_BASE: TimeDelta = TimeDelta::seconds(1);
-const PENDING_RETRY_CAP: TimeDelta = TimeDelta::seconds(30);
 
 /// A credential the broker issued, ready to be written.
 struct Minted {
     record: Record,
     fingerprint: String,
-    secret: k8s_openapi::api::core::v1::Secret,
+    data: CredentialData,
+    meta: RecordMeta,
     /// The broker answered with a lifetime that cannot be used as is.
     anomaly: Option<Failure>,
 }
@@ -54,7 +52,8 @@ pub async fn run(
         _ => None,
     };
     let pending = Pending {
-        secret: minted.secret,
+        data: minted.data,
+        meta: minted.meta,
         record: minted.record,
         based_on: observation.current_revision(),
         trigger,
@@ -64,7 +63,10 @@ pub async fn run(
         attempts: 0,
         next_attempt: observation.now,
     };
-    match (store(ctx, observation, pending).await, minted.anomaly) {
+    match (
+        pending::store(ctx, observation, pending).await,
+        minted.anomaly,
+    ) {
         // Stored, since the old credential is revoked; reported as the broker's failure.
         (
             Ok((
@@ -91,77 +93,12 @@ pub async fn run(
     }
 }
 
-/// Writes a credential generated earlier whose write failed.
-pub async fn store_pending(
+/// The outcome of a stored credential: events, metrics, rollouts and the next renewal.
+pub(super) async fn issued(
     ctx: &Context,
     observation: &Observation,
     pending: Pending,
 ) -> (Outcome, Action) {
-    match store(ctx, observation, pending).await {
-        Ok(outcome) | Err(outcome) => outcome,
-    }
-}
-
-/// Stores `pending` now. On success: events, rollouts, and the next renewal; on failure the
-/// credential is kept for a retry with a short backoff (`Err`).
-async fn store(
-    ctx: &Context,
-    observation: &Observation,
-    mut pending: Pending,
-) -> Result<(Outcome, Action), (Outcome, Action)> {
-    let uid = observation.uid();
-    // The spec may name another Secret than when this credential was generated: it goes where
-    // the spec says now (the record's fingerprint does not cover the name).
-    pending.secret.metadata.name = Some(observation.secret_name.clone());
-    let write = SecretWrite::new(ctx, observation, pending.based_on);
-    let failure = match write.store(&pending.secret).await {
-        Ok(version) => {
-            ctx.pending.remove(&uid);
-            ctx.memo.secret_written(&uid, version);
-            return Ok(issued(ctx, observation, pending).await);
-        }
-        Err(WriteError::Superseded) => {
-            ctx.pending.remove(&uid);
-            tracing::warn!(namespace = %observation.namespace(), name = %observation.name(), "a newer credential was stored meanwhile; this one is dropped");
-            Failure::secret_write("a newer credential was stored meanwhile by another writer")
-        }
-        Err(
-            WriteError::Rejected(failure)
-            | WriteError::Failed(failure)
-            | WriteError::Foreign(failure),
-        ) => {
-            pending.attempts = pending.attempts.saturating_add(1);
-            let delay = PENDING_RETRY_BASE
-                .checked_mul(1_i32 << pending.attempts.min(5))
-                .unwrap_or(PENDING_RETRY_CAP)
-                .min(PENDING_RETRY_CAP);
-            pending.next_attempt = observation
-                .now
-                .checked_add_signed(delay)
-                .unwrap_or(observation.now);
-            ctx.pending.keep(&uid, pending.clone());
-            failure
-        }
-    };
-    ctx.metrics.record_rotation(failure.reason.as_str());
-    events::issue_failed(ctx, observation, &failure).await;
-    let outcome = Outcome::Failed {
-        failure,
-        trigger: pending.trigger,
-        next_retry: Some(pending.next_attempt),
-        rotate_request: pending.rotate_request.clone(),
-        revision: pending.record.revision,
-        stored: None,
-        verify_after: None,
-    };
-    Err((
-        outcome,
-        requeue_at(Some(pending.next_attempt), observation.now),
-    ))
-}
-
-/// The outcome of a stored credential: events, metrics, rollouts and the next renewal.
-async fn issued(ctx: &Context, observation: &Observation, pending: Pending) -> (Outcome, Action) {
     let policy = observation.policy.as_ref().ok();
     let renewal_time =
         policy.and_then(|p| planner::renewal_time(p, &pending.record, observation.jitter_seed));
@@ -282,13 +219,6 @@ async fn mint(
         .and_then(|d| TimeDelta::from_std(d).ok())
         .and_then(|d| issued_at.checked_add_signed(d));
     let data = secret_data(&keys, &issued, expires_at, &broker.scim_url);
-    let secret = secret::render(
-        cr,
-        &observation.secret_name,
-        &data,
-        &meta(expires_at),
-        &ctx.fingerprint_keys,
-    );
     Ok(Minted {
         record: Record {
             issued_at,
@@ -300,7 +230,8 @@ async fn mint(
             fingerprint_current: true,
         },
         fingerprint: fingerprint(ctx, &issued),
-        secret,
+        data,
+        meta: meta(expires_at),
         anomaly,
     })
 }
@@ -338,7 +269,9 @@ async fn prove_write(
     match write.dry_run(&desired).await {
         Ok(()) => Ok(()),
         Err(WriteError::Rejected(f) | WriteError::Failed(f) | WriteError::Foreign(f)) => Err(f),
-        Err(WriteError::Superseded) => Err(Failure::secret_write("the Secret changed meanwhile")),
+        Err(WriteError::Superseded(_)) => {
+            Err(Failure::secret_write("the Secret changed meanwhile"))
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod events;
 mod gather;
 mod issue;
 mod ownership;
+pub mod pending;
 mod preflight;
 mod rewrite;
 mod rollout;
@@ -36,7 +37,6 @@ pub use rollout::RESTARTED_AT_ANNOTATION;
 
 use super::brokers::BrokerKey;
 use super::failure::FailureReason;
-use super::pending::Pending;
 use super::status::credential::{Outcome, StatusInput, compute};
 use super::status::notes::Notes;
 use super::status::{self, Guard, StatusWrite};
@@ -44,6 +44,7 @@ use super::{Context, Error};
 use crate::api::{SpecError, SyncClientCredential};
 use crate::planner::{self, BlockReason, FailureCategory, Plan, Policy, SecretState, WaitReason};
 use crate::secret;
+use pending::Pending;
 
 /// How often a credential blocked by a foreign Secret looks again (that Secret is not watched).
 pub const FOREIGN_SECRET_RECHECK: Duration = Duration::from_secs(300);
@@ -220,7 +221,7 @@ async fn act(
             Outcome::SpecInvalid(error.to_string()),
             Action::await_change(),
         ),
-        Decision::StorePending(pending) => issue::store_pending(ctx, observation, *pending).await,
+        Decision::StorePending(pending) => pending::store_pending(ctx, observation, *pending).await,
         Decision::HoldPending { until, trigger } => (
             Outcome::Waiting {
                 renewal_time: None,

@@ -52,7 +52,7 @@ pub async fn run(
     let write = SecretWrite::new(ctx, observation, observation.current_revision());
     match write.store(&desired).await {
         Ok(version) => ctx.memo.secret_written(&observation.uid(), version),
-        Err(WriteError::Superseded) => {
+        Err(WriteError::Superseded(_)) => {
             // A newer credential landed meanwhile: its watch event brings the next reconcile.
             return Ok(waiting(observation));
         }
