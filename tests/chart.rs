@@ -1531,6 +1531,31 @@ fn container_image_runs_the_operator_as_the_user_the_chart_expects() {
     }
 }
 
+/// `rust-toolchain.toml` pins the compiler of the Dockerfile's builder image (`rust:<x.y>-...`):
+/// local builds and the image build compile with the same one.
+#[test]
+fn toolchain_file_pins_the_dockerfile_builder_version() {
+    let dockerfile = fs::read_to_string(repo_root().join("Dockerfile")).expect("read Dockerfile");
+    let builder = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("FROM rust:"))
+        .and_then(|rest| rest.split_once(' ').map(|(tag, _)| tag))
+        .expect("a FROM rust:<tag> builder stage");
+    let (version, _) = builder.split_once('-').expect("rust:<version>-<os>");
+    let toolchain = fs::read_to_string(repo_root().join("rust-toolchain.toml"))
+        .expect("read rust-toolchain.toml");
+    let channel = toolchain
+        .lines()
+        .find_map(|line| line.strip_prefix("channel = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("channel = \"...\" in rust-toolchain.toml");
+    assert_eq!(
+        channel,
+        format!("{version}.0"),
+        "rust-toolchain.toml pins {channel}, the Dockerfile builds with rust:{builder}"
+    );
+}
+
 fn deploy_objects() -> Vec<Value> {
     documents(
         &fs::read_to_string(repo_root().join("deploy/sync-client-operator.yaml"))
