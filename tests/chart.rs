@@ -146,7 +146,8 @@ fn helm() -> Command {
     command
 }
 
-fn helm_template(configuration: Configuration, sets: &[&str]) -> String {
+/// `helm template` of the chart with these `--values` arguments and `--set` values.
+fn helm_template_command(values_args: &[String], sets: &[&str]) -> Command {
     let mut command = helm();
     command
         .arg("template")
@@ -154,11 +155,18 @@ fn helm_template(configuration: Configuration, sets: &[&str]) -> String {
         .arg(chart_dir())
         .args(["--namespace", RELEASE_NAMESPACE])
         .args(["--kube-version", KUBERNETES_VERSION])
-        .args(configuration.values_args());
+        .args(values_args);
     for set in sets {
         command.args(["--set", set]);
     }
-    run_successfully(&mut command)
+    command
+}
+
+fn helm_template(configuration: Configuration, sets: &[&str]) -> String {
+    run_successfully(&mut helm_template_command(
+        &configuration.values_args(),
+        sets,
+    ))
 }
 
 fn documents(yaml: &str) -> Vec<Value> {
@@ -812,16 +820,7 @@ fn leader_election_follows_the_replica_count_or_the_forcing_value() {
 
 /// `helm template` that must fail; returns its error output.
 fn helm_template_error(sets: &[&str]) -> String {
-    let mut command = helm();
-    command
-        .arg("template")
-        .arg(RELEASE)
-        .arg(chart_dir())
-        .args(["--namespace", RELEASE_NAMESPACE]);
-    for set in sets {
-        command.args(["--set", set]);
-    }
-    let output = run(&mut command);
+    let output = run(&mut helm_template_command(&[], sets));
     assert!(!output.status.success(), "helm template accepted {sets:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -1155,21 +1154,9 @@ fn a_values_file_of_release_0_1_0_renders_as_the_new_names_do() {
     assert!(old_values.contains("\nreplicas: 1\n"), "{old_values}");
     assert!(old_values.contains("  enabled: false\n"), "{old_values}");
     let file = write_temp_yaml(&old_values);
-    let with_old_file = |sets: &[&str]| {
-        let mut command = helm();
-        command
-            .arg("template")
-            .arg(RELEASE)
-            .arg(chart_dir())
-            .args(["--namespace", RELEASE_NAMESPACE])
-            .args(["--kube-version", KUBERNETES_VERSION])
-            .arg("--values")
-            .arg(file.path());
-        for set in sets {
-            command.args(["--set", set]);
-        }
-        run_successfully(&mut command)
-    };
+    let values_args = ["--values".to_owned(), file.path().display().to_string()];
+    let with_old_file =
+        |sets: &[&str]| run_successfully(&mut helm_template_command(&values_args, sets));
     assert!(with_old_file(&[]) == helm_template(Configuration::Defaults, &[]));
     // Its `leaderElection.enabled: false` meant "not forced": two replicas still elect a leader.
     assert!(
