@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use sync_client_operator::controller::fence::Fence;
 use sync_client_operator::controller::{self, Options};
@@ -91,6 +91,26 @@ struct RunArgs {
     /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_duration_seconds: u64,
+    /// Seconds before the lease expires at which the leader renews it; below
+    /// --lease-duration-seconds (default: a third of it, at least 1).
+    #[arg(long, env = "LEASE_RENEW_GRACE_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    lease_renew_grace_seconds: Option<u64>,
+}
+
+impl RunArgs {
+    /// The renewal grace: the flag's, or a third of the lease duration (at least 1). The lease
+    /// manager needs it below the lease duration (a leader renewing no earlier than expiry loses
+    /// the lease), so a larger one is refused.
+    fn renew_grace_seconds(&self) -> Result<u64, String> {
+        let lease = self.lease_duration_seconds;
+        match self.lease_renew_grace_seconds {
+            None => Ok((lease / 3).max(1)),
+            Some(grace) if grace < lease => Ok(grace),
+            Some(grace) => Err(format!(
+                "--lease-renew-grace-seconds ({grace}) must be below --lease-duration-seconds ({lease})"
+            )),
+        }
+    }
 }
 
 fn issue_interval(value: &str) -> Result<chrono::TimeDelta, String> {
@@ -138,6 +158,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => {
+            if let Err(message) = args.renew_grace_seconds() {
+                Cli::command()
+                    .error(clap::error::ErrorKind::ArgumentConflict, message)
+                    .exit();
+            }
             init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -230,7 +255,7 @@ async fn run(args: Box<RunArgs>) -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|| "default".to_owned()),
             identity,
             lease_duration_seconds: args.lease_duration_seconds,
-            renew_grace_seconds: (args.lease_duration_seconds / 3).max(1),
+            renew_grace_seconds: args.renew_grace_seconds()?,
         };
         let standby_metrics = metrics.clone();
         let lease = std::time::Duration::from_secs(args.lease_duration_seconds);
@@ -322,4 +347,53 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from([&["sync-client-operator", "run"], args].concat())
+            .expect("valid arguments");
+        match cli.command {
+            Command::Run(args) => args,
+            Command::Crd { .. } => panic!("not run"),
+        }
+    }
+
+    #[test]
+    fn renew_grace_defaults_to_a_third_of_the_lease_and_at_least_one_second() {
+        assert_eq!(run_args(&[]).renew_grace_seconds(), Ok(5));
+        let short = run_args(&["--lease-duration-seconds=3"]);
+        assert_eq!(short.renew_grace_seconds(), Ok(1));
+        let long = run_args(&["--lease-duration-seconds=300"]);
+        assert_eq!(long.renew_grace_seconds(), Ok(100));
+    }
+
+    #[test]
+    fn renew_grace_is_taken_when_below_the_lease_and_refused_otherwise() {
+        let args = run_args(&[
+            "--lease-duration-seconds=20",
+            "--lease-renew-grace-seconds=19",
+        ]);
+        assert_eq!(args.renew_grace_seconds(), Ok(19));
+        for grace in ["15", "16"] {
+            let args = run_args(&["--lease-renew-grace-seconds", grace]);
+            assert_eq!(
+                args.renew_grace_seconds(),
+                Err(format!(
+                    "--lease-renew-grace-seconds ({grace}) must be below --lease-duration-seconds (15)"
+                ))
+            );
+        }
+        assert!(
+            Cli::try_parse_from([
+                "sync-client-operator",
+                "run",
+                "--lease-renew-grace-seconds=0"
+            ])
+            .is_err()
+        );
+    }
 }
