@@ -171,6 +171,13 @@ impl EntraSim {
         self.ca_pem.clone()
     }
 
+    /// A rustls client configuration (ring provider) trusting only this simulator's CA.
+    pub fn client_tls_config(&self) -> io::Result<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        tls::add_pem_roots(&mut roots, &self.ca_pem);
+        tls::client_config(Arc::new(roots))
+    }
+
     pub fn tenant_id(&self) -> String {
         lock(&self.shared.state).tenant_id.clone()
     }

@@ -13,8 +13,6 @@ use std::time::Duration;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Url;
 use reqwest::redirect::Policy;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 use serde_json::Value;
 
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -76,7 +74,7 @@ pub struct ScimCall {
     pub service_principal: String,
     pub job: String,
     pub base_address: Option<String>,
-    /// The `userName` the filter asked for (a random GUID).
+    /// The `userName` the filter asked for (a random GUID); `None` when no request was sent.
     pub filtered_user_name: Option<String>,
     pub outcome: ScimOutcome,
 }
@@ -108,11 +106,7 @@ impl ScimClient {
 
     /// Adds the certificates of a PEM to the trusted roots; returns how many were added.
     pub(crate) fn trust(&mut self, pem: &str) -> usize {
-        let roots = Arc::make_mut(&mut self.roots);
-        CertificateDer::pem_slice_iter(pem.as_bytes())
-            .filter_map(Result::ok)
-            .filter(|certificate| roots.add(certificate.clone()).is_ok())
-            .count()
+        crate::tls::add_pem_roots(Arc::make_mut(&mut self.roots), pem)
     }
 
     /// Calls `GET {BaseAddress}/Users?filter=userName eq "<user_name>"` with the token.
@@ -161,13 +155,8 @@ impl ScimClient {
     }
 
     fn http_client(&self, target: Option<SocketAddr>) -> Result<reqwest::Client, String> {
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(Arc::clone(&self.roots))
-        .with_no_client_auth();
+        let tls = crate::tls::client_config(Arc::clone(&self.roots))
+            .map_err(|error| error.to_string())?;
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy()

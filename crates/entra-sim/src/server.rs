@@ -299,7 +299,15 @@ pub(crate) async fn call_scim(
         service_principal: service_principal.to_owned(),
         job: job.to_owned(),
         base_address: credentials.base_address.clone(),
-        filtered_user_name: Some(user_name),
+        // Only a request that left the simulator carried the filter.
+        filtered_user_name: matches!(
+            outcome,
+            ScimOutcome::Accepted
+                | ScimOutcome::Refused { .. }
+                | ScimOutcome::NotAListResponse
+                | ScimOutcome::Unreachable(_)
+        )
+        .then_some(user_name),
         outcome: outcome.clone(),
     });
     outcome
