@@ -23,12 +23,22 @@ const TEST_APP_PRIVATE_KEY_PEM: &str =
 const TEST_APP_CERTIFICATE_PEM: &str =
     include_str!("../tests/data/TEST-ONLY-NOT-A-SECRET-entra-app.cert.pem");
 
-/// The committed test-only RSA 2048 key pair and its self-signed certificate.
-#[derive(Debug, Clone, Copy)]
+/// The committed test-only RSA 2048 key pair and its self-signed certificate. `Debug` leaves the
+/// private key out all the same, so that no log learns to print keys.
+#[derive(Clone, Copy)]
 pub struct TestAppKey {
     /// PKCS#8 `PRIVATE KEY` PEM. Public in the source tree: never a credential.
     pub private_key_pem: &'static str,
     pub certificate_pem: &'static str,
+}
+
+impl std::fmt::Debug for TestAppKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestAppKey")
+            .field("private_key_pem", &"<redacted>")
+            .field("certificate_pem", &self.certificate_pem)
+            .finish()
+    }
 }
 
 /// The test app's key pair, as files are read by `include_str!` (also in
@@ -144,6 +154,13 @@ mod tests {
                 Some(pair.thumbprints().expect("thumbprints").sha256.as_str())
             );
         }
+    }
+
+    #[test]
+    fn debug_output_leaves_the_private_key_out() {
+        let printed = format!("{:?}", test_app_key());
+        assert!(!printed.contains("PRIVATE KEY"), "{printed}");
+        assert!(printed.contains("BEGIN CERTIFICATE"));
     }
 
     #[test]

@@ -321,6 +321,15 @@ fn check_lifetime(jwt: &ParsedJwt, now: i64) -> Result<(), OauthError> {
     Ok(())
 }
 
+fn no_federated_match(code: u32, claim: &str, value: &str) -> OauthError {
+    assertion_error(
+        code,
+        format!(
+            "No matching federated identity record found for presented assertion {claim} '{value}'."
+        ),
+    )
+}
+
 /// The federated credential matching the token's issuer, subject and audience.
 fn matching_federated_credential<'a>(
     app: &'a AppRegistration,
@@ -335,24 +344,14 @@ fn matching_federated_credential<'a>(
         .filter(|credential| credential.issuer == issuer)
         .collect();
     if of_issuer.is_empty() {
-        return Err(assertion_error(
-            700_211,
-            format!(
-                "No matching federated identity record found for presented assertion issuer '{issuer}'."
-            ),
-        ));
+        return Err(no_federated_match(700_211, "issuer", issuer));
     }
     let of_subject: Vec<_> = of_issuer
         .into_iter()
         .filter(|credential| credential.subject == subject)
         .collect();
     if of_subject.is_empty() {
-        return Err(assertion_error(
-            700_213,
-            format!(
-                "No matching federated identity record found for presented assertion subject '{subject}'."
-            ),
-        ));
+        return Err(no_federated_match(700_213, "subject", subject));
     }
     of_subject
         .into_iter()
@@ -362,10 +361,5 @@ fn matching_federated_credential<'a>(
                 .iter()
                 .any(|audience| audiences.contains(&audience.as_str()))
         })
-        .ok_or_else(|| {
-            assertion_error(
-                700_212,
-                format!("No matching federated identity record found for presented assertion audience '{}'.", audiences.join(", ")),
-            )
-        })
+        .ok_or_else(|| no_federated_match(700_212, "audience", &audiences.join(", ")))
 }

@@ -199,14 +199,10 @@ async fn dropped_connections_lose_the_answer_with_or_without_the_write() {
     let token = access_token(&client, &sim).await;
     let url = graph_url(&sim, SERVICE_PRINCIPAL, "/secrets");
     let body = common::key_values("value", &[("SecretToken", "first")]);
+    let put = || client.put(&url).bearer_auth(&token).json(&body).send();
 
     sim.inject(Fault::on(Call::PutSecrets).drop_connection());
-    let lost = client
-        .put(&url)
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await;
+    let lost = put().await;
     assert!(lost.is_err(), "no answer");
     assert_eq!(
         sim.held_secret_token(SERVICE_PRINCIPAL),
@@ -215,12 +211,7 @@ async fn dropped_connections_lose_the_answer_with_or_without_the_write() {
     );
 
     sim.inject(Fault::on(Call::PutSecrets).process_then_drop());
-    let lost = client
-        .put(&url)
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await;
+    let lost = put().await;
     assert!(lost.is_err(), "no answer");
     assert_eq!(
         sim.held_secret_token(SERVICE_PRINCIPAL).as_deref(),

@@ -82,6 +82,26 @@ async fn jobs_are_listed_and_read_with_the_documented_fields() {
 }
 
 #[tokio::test]
+async fn http2_is_served_and_shutdown_stops_serving() {
+    let (sim, _) = start().await;
+    let mut tls = sim.client_tls_config().unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let h2 = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(common::CLIENT_TIMEOUT)
+        .build()
+        .unwrap();
+    let token = access_token(&h2, &sim).await;
+    let response = get(&h2, &sim, &token, "/jobs").await;
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let url = graph_url(&sim, SERVICE_PRINCIPAL, "/jobs");
+    sim.shutdown().await;
+    let after = h2.get(&url).bearer_auth(&token).send().await;
+    assert!(after.is_err(), "nothing listens after shutdown");
+}
+
+#[tokio::test]
 async fn unknown_service_principals_and_jobs_are_404_request_resource_not_found() {
     let (sim, client) = start().await;
     let token = access_token(&client, &sim).await;
@@ -315,21 +335,25 @@ async fn masking_can_leave_settings_readable_and_errors_can_spell_innererror() {
 async fn restart_and_start_are_recorded_by_scope_and_by_whether_the_job_was_active() {
     let (sim, client) = start().await;
     let token = access_token(&client, &sim).await;
-    let restart = |scope: &str| json!({"criteria": {"resetScope": scope}});
+    let restart_job = async |scope: Option<&str>| {
+        let body = scope.map(|scope| json!({"criteria": {"resetScope": scope}}));
+        post(
+            &client,
+            &sim,
+            &token,
+            &format!("/jobs/{JOB}/restart"),
+            body.as_ref(),
+        )
+        .await
+    };
+    let start_job = async || post(&client, &sim, &token, &format!("/jobs/{JOB}/start"), None).await;
     sim.set_job_state(
         SERVICE_PRINCIPAL,
         JOB,
         JobStatusCode::Quarantine,
         ScheduleState::Active,
     );
-    let response = post(
-        &client,
-        &sim,
-        &token,
-        &format!("/jobs/{JOB}/restart"),
-        Some(&restart("QuarantineState")),
-    )
-    .await;
+    let response = restart_job(Some("QuarantineState")).await;
     assert_eq!(response.status(), 204);
     let job = sim.job(SERVICE_PRINCIPAL, JOB).unwrap();
     assert_eq!(job.status_code, JobStatusCode::Active);
@@ -340,33 +364,10 @@ async fn restart_and_start_are_recorded_by_scope_and_by_whether_the_job_was_acti
         "Full",
         "ConnectorDataStore,QuarantineState",
     ] {
-        assert_eq!(
-            post(
-                &client,
-                &sim,
-                &token,
-                &format!("/jobs/{JOB}/restart"),
-                Some(&restart(scope))
-            )
-            .await
-            .status(),
-            204
-        );
+        assert_eq!(restart_job(Some(scope)).await.status(), 204);
     }
-    assert_eq!(
-        post(&client, &sim, &token, &format!("/jobs/{JOB}/restart"), None)
-            .await
-            .status(),
-        204
-    );
-    let invalid = post(
-        &client,
-        &sim,
-        &token,
-        &format!("/jobs/{JOB}/restart"),
-        Some(&restart("quarantinestate")),
-    )
-    .await;
+    assert_eq!(restart_job(None).await.status(), 204);
+    let invalid = restart_job(Some("quarantinestate")).await;
     assert_eq!(graph_error(invalid).await, (400, "BadRequest".to_owned()));
 
     sim.set_job_state(
@@ -375,18 +376,8 @@ async fn restart_and_start_are_recorded_by_scope_and_by_whether_the_job_was_acti
         JobStatusCode::Paused,
         ScheduleState::Paused,
     );
-    assert_eq!(
-        post(&client, &sim, &token, &format!("/jobs/{JOB}/start"), None)
-            .await
-            .status(),
-        204
-    );
-    assert_eq!(
-        post(&client, &sim, &token, &format!("/jobs/{JOB}/start"), None)
-            .await
-            .status(),
-        204
-    );
+    assert_eq!(start_job().await.status(), 204);
+    assert_eq!(start_job().await.status(), 204);
 
     let job = sim.job(SERVICE_PRINCIPAL, JOB).unwrap();
     assert_eq!(job.restarts.len(), 5);

@@ -15,8 +15,9 @@ use common::{
 use serde_json::{Value, json};
 use sync_client_broker_sim::Endpoint;
 use sync_client_entra_sim::{
-    Call, CycleOutcome, EntraSimConfig, ExecutionState, Fault, JobStatusCode, QuarantineReason,
-    ScheduleState, ScimOutcome, ScimPurpose, SecretMasking, VALIDATION_FAILURE_CODE,
+    Call, CycleOutcome, EntraSim, EntraSimConfig, ExecutionState, Fault, JobStatusCode,
+    QuarantineReason, ScheduleState, ScimOutcome, ScimPurpose, SecretMasking,
+    VALIDATION_FAILURE_CODE,
 };
 
 fn trusting(ca_pem: String) -> EntraSimConfig {
@@ -26,8 +27,14 @@ fn trusting(ca_pem: String) -> EntraSimConfig {
     }
 }
 
-fn validate_path() -> String {
-    format!("/jobs/{JOB}/validateCredentials")
+async fn validate(
+    client: &reqwest::Client,
+    sim: &EntraSim,
+    token: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let path = format!("/jobs/{JOB}/validateCredentials");
+    post(client, sim, token, &path, Some(body)).await
 }
 
 /// The error message of a failed validation, checking its code.
@@ -51,14 +58,7 @@ async fn given_credentials_are_tried_on_the_scim_endpoint_with_a_user_name_filte
         )
     };
 
-    let accepted = post(
-        &client,
-        &sim,
-        &token,
-        &validate_path(),
-        Some(&given(&live_token)),
-    )
-    .await;
+    let accepted = validate(&client, &sim, &token, &given(&live_token)).await;
     assert_eq!(accepted.status(), 204);
     let probe = broker
         .requests()
@@ -93,30 +93,15 @@ async fn given_credentials_are_tried_on_the_scim_endpoint_with_a_user_name_filte
 
     // The broker revokes the token at the next rotation: the same check now fails.
     let rotated = broker.generate_out_of_band(DIRECTORY).unwrap();
-    let message = validation_failure(
-        post(
-            &client,
-            &sim,
-            &token,
-            &validate_path(),
-            Some(&given(&live_token)),
-        )
-        .await,
-    )
-    .await;
+    let message =
+        validation_failure(validate(&client, &sim, &token, &given(&live_token)).await).await;
     assert!(message.contains("HTTP 401"), "{message}");
     assert!(message.contains(&base_address), "{message}");
     assert!(!message.contains(&live_token) && !message.contains(&rotated));
     assert_eq!(
-        post(
-            &client,
-            &sim,
-            &token,
-            &validate_path(),
-            Some(&given(&rotated))
-        )
-        .await
-        .status(),
+        validate(&client, &sim, &token, &given(&rotated))
+            .await
+            .status(),
         204
     );
     assert_eq!(broker.count_with_status(Endpoint::ScimProbe, 401), 1);
@@ -135,8 +120,7 @@ async fn saved_credentials_are_validated_as_delivered() {
     let token = access_token(&client, &sim).await;
     let saved = json!({"useSavedCredentials": true});
 
-    let message =
-        validation_failure(post(&client, &sim, &token, &validate_path(), Some(&saved)).await).await;
+    let message = validation_failure(validate(&client, &sim, &token, &saved).await).await;
     assert!(message.contains("not set"), "{message}");
     put_secrets(
         &client,
@@ -145,14 +129,9 @@ async fn saved_credentials_are_validated_as_delivered() {
         &[("BaseAddress", &base_address), ("SecretToken", &live_token)],
     )
     .await;
-    assert_eq!(
-        post(&client, &sim, &token, &validate_path(), Some(&saved))
-            .await
-            .status(),
-        204
-    );
+    assert_eq!(validate(&client, &sim, &token, &saved).await.status(), 204);
     broker.generate_out_of_band(DIRECTORY).unwrap();
-    validation_failure(post(&client, &sim, &token, &validate_path(), Some(&saved)).await).await;
+    validation_failure(validate(&client, &sim, &token, &saved).await).await;
     assert_eq!(sim.count_with_status(Call::ValidateCredentials, 204), 1);
     assert_eq!(sim.count_with_status(Call::ValidateCredentials, 400), 2);
 }
@@ -173,35 +152,25 @@ async fn keys_are_case_sensitive_and_only_trusted_loopback_https_targets_are_cal
         "credentials",
         &[("baseAddress", &base_address), ("SecretToken", &live_token)],
     );
-    let response = post(&client, &sim, &token, &validate_path(), Some(&lower)).await;
+    let response = validate(&client, &sim, &token, &lower).await;
     assert_eq!(
         graph_error(response).await,
         (500, "InternalServerError".to_owned())
     );
     let unknown = key_values("credentials", &[("Endpoint", &base_address)]);
-    let response = post(&client, &sim, &token, &validate_path(), Some(&unknown)).await;
+    let response = validate(&client, &sim, &token, &unknown).await;
     assert_eq!(graph_error(response).await, (400, "BadRequest".to_owned()));
 
     // Not trusted yet: the TLS handshake fails.
-    let message = validation_failure(
-        post(
-            &client,
-            &sim,
-            &token,
-            &validate_path(),
-            Some(&given(&base_address)),
-        )
-        .await,
-    )
-    .await;
+    let message =
+        validation_failure(validate(&client, &sim, &token, &given(&base_address)).await).await;
     assert!(message.contains("could not be reached"), "{message}");
     for base in [
         "https://example.com/scim/v2",
         "https://10.0.0.1/scim/v2",
         "http://127.0.0.1:1/scim/v2",
     ] {
-        validation_failure(post(&client, &sim, &token, &validate_path(), Some(&given(base))).await)
-            .await;
+        validation_failure(validate(&client, &sim, &token, &given(base)).await).await;
     }
     let outcomes: Vec<ScimOutcome> = sim
         .scim_calls()
@@ -225,28 +194,16 @@ async fn keys_are_case_sensitive_and_only_trusted_loopback_https_targets_are_cal
 
     assert_eq!(sim.trust_scim_ca(&broker.ca_pem().unwrap()), 1);
     assert_eq!(
-        post(
-            &client,
-            &sim,
-            &token,
-            &validate_path(),
-            Some(&given(&base_address))
-        )
-        .await
-        .status(),
+        validate(&client, &sim, &token, &given(&base_address))
+            .await
+            .status(),
         204
     );
     let via_localhost = base_address.replace("127.0.0.1", "localhost");
     assert_eq!(
-        post(
-            &client,
-            &sim,
-            &token,
-            &validate_path(),
-            Some(&given(&via_localhost))
-        )
-        .await
-        .status(),
+        validate(&client, &sim, &token, &given(&via_localhost))
+            .await
+            .status(),
         204
     );
     assert_eq!(broker.count(Endpoint::ScimProbe), 2);
@@ -411,7 +368,7 @@ async fn after_a_lagging_put_readers_see_the_previous_secrets_for_a_while() {
         base_address,
         "GET still shows the previous BaseAddress"
     );
-    validation_failure(post(&client, &sim, &token, &validate_path(), Some(&saved)).await).await;
+    validation_failure(validate(&client, &sim, &token, &saved).await).await;
     assert!(matches!(
         sim.run_provisioning_cycle(SERVICE_PRINCIPAL, JOB).await,
         CycleOutcome::Quarantined(ScimOutcome::Refused { status: 401 })
@@ -420,11 +377,7 @@ async fn after_a_lagging_put_readers_see_the_previous_secrets_for_a_while() {
     let mut validated = 0;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if post(&client, &sim, &token, &validate_path(), Some(&saved))
-            .await
-            .status()
-            == 204
-        {
+        if validate(&client, &sim, &token, &saved).await.status() == 204 {
             validated += 1;
             break;
         }
