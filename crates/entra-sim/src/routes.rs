@@ -29,13 +29,6 @@ pub enum Call {
     Unknown,
 }
 
-impl Call {
-    /// Whether the call is a Graph call (authorized by a bearer token, errors in Graph's shape).
-    pub fn is_graph(self) -> bool {
-        !matches!(self, Self::Token | Self::Unknown)
-    }
-}
-
 /// A call with the path parameters it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Route {
