@@ -1,7 +1,7 @@
 //! Every request the simulator received and what it answered, without any credential: whether
 //! a token, secret or assertion was sent is kept, never its value.
 
-use crate::routes::Call;
+use crate::routes::{Call, Route};
 
 /// One request as received. Holds no secret value, so `Debug` is safe to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,16 +37,31 @@ pub struct SentCredentials {
     pub client_assertion: bool,
 }
 
-/// What the server knows about a request when it arrives.
-pub(crate) struct Arrival {
-    pub method: String,
-    pub path: String,
-    pub call: Call,
-    pub service_principal: Option<String>,
-    pub job: Option<String>,
-    pub client_id: Option<String>,
-    pub sent: SentCredentials,
-    pub secret_keys: Vec<String>,
+impl RecordedRequest {
+    /// A request as it arrives: no answer yet.
+    pub(crate) fn arrived(
+        method: String,
+        path: String,
+        route: &Route,
+        client_id: Option<String>,
+        sent: SentCredentials,
+        secret_keys: Vec<String>,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            call: route.call,
+            service_principal: route.service_principal.clone(),
+            job: route.job.clone(),
+            client_id,
+            sent,
+            secret_keys,
+            status: None,
+            error_code: None,
+            faulted: false,
+            sequence: 0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -57,23 +72,11 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// Records an arriving request; the returned number identifies it for [`Recorder::finish`].
-    pub(crate) fn start(&mut self, arrival: Arrival) -> u64 {
+    pub(crate) fn start(&mut self, mut request: RecordedRequest) -> u64 {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        self.requests.push(RecordedRequest {
-            method: arrival.method,
-            path: arrival.path,
-            call: arrival.call,
-            service_principal: arrival.service_principal,
-            job: arrival.job,
-            client_id: arrival.client_id,
-            sent: arrival.sent,
-            secret_keys: arrival.secret_keys,
-            status: None,
-            error_code: None,
-            faulted: false,
-            sequence,
-        });
+        request.sequence = sequence;
+        self.requests.push(request);
         sequence
     }
 
@@ -134,20 +137,25 @@ impl Recorder {
 mod tests {
     use super::*;
 
-    fn arrival(call: Call, client_id: &str) -> Arrival {
-        Arrival {
-            method: "POST".to_owned(),
-            path: "/t/oauth2/v2.0/token".to_owned(),
+    fn arrival(call: Call, client_id: &str) -> RecordedRequest {
+        let route = Route {
             call,
+            tenant: None,
             service_principal: None,
             job: None,
-            client_id: Some(client_id.to_owned()),
-            sent: SentCredentials {
-                client_secret: true,
-                ..SentCredentials::default()
-            },
-            secret_keys: Vec::new(),
-        }
+        };
+        let sent = SentCredentials {
+            client_secret: true,
+            ..SentCredentials::default()
+        };
+        RecordedRequest::arrived(
+            "POST".to_owned(),
+            "/t/oauth2/v2.0/token".to_owned(),
+            &route,
+            Some(client_id.to_owned()),
+            sent,
+            Vec::new(),
+        )
     }
 
     #[test]

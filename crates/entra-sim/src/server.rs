@@ -25,7 +25,7 @@ use crate::config::{InnerErrorSpelling, SecretMasking};
 use crate::faults::{FaultAction, FaultQueue, FaultTarget};
 use crate::graph::{self, GraphRequest, Handled};
 use crate::login::{self, TokenRequest};
-use crate::recording::{Arrival, Recorder, SentCredentials};
+use crate::recording::{RecordedRequest, Recorder, SentCredentials};
 use crate::response::{SimResponse, fault_response};
 use crate::routes::{Call, Route, classify};
 use crate::scim::{ScimCall, ScimClient, ScimCredentials, ScimOutcome, ScimPurpose};
@@ -217,21 +217,19 @@ async fn answer(
 }
 
 fn record(shared: &Shared, parts: &Parts, incoming: &IncomingRequest) -> u64 {
-    let route = &incoming.route;
-    lock(&shared.recorder).start(Arrival {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        call: route.call,
-        service_principal: route.service_principal.clone(),
-        job: route.job.clone(),
-        client_id: incoming.client_id.clone(),
-        sent: SentCredentials {
-            bearer_token: incoming.bearer.is_some(),
-            client_secret: incoming.has_field("client_secret"),
-            client_assertion: incoming.has_field("client_assertion"),
-        },
-        secret_keys: graph::keys_in_body(route.call, &incoming.body),
-    })
+    let sent = SentCredentials {
+        bearer_token: incoming.bearer.is_some(),
+        client_secret: incoming.has_field("client_secret"),
+        client_assertion: incoming.has_field("client_assertion"),
+    };
+    lock(&shared.recorder).start(RecordedRequest::arrived(
+        parts.method.to_string(),
+        parts.uri.path().to_owned(),
+        &incoming.route,
+        incoming.client_id.clone(),
+        sent,
+        graph::keys_in_body(incoming.route.call, &incoming.body),
+    ))
 }
 
 /// Runs the real handler: the token endpoint, or a Graph call (which may call SCIM first).
