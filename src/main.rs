@@ -357,7 +357,7 @@ mod tests {
         let cli = Cli::try_parse_from([&["sync-client-operator", "run"], args].concat())
             .expect("valid arguments");
         match cli.command {
-            Command::Run(args) => args,
+            Command::Run(args) => *args,
             Command::Crd { .. } => panic!("not run"),
         }
     }
