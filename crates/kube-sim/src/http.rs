@@ -532,11 +532,13 @@ fn write_options(call: &Call<'_>, options_kind: &str) -> Result<WriteOptions, Si
 }
 
 fn selectors(
+    rt: &ResourceType,
     query: &Query,
     name: Option<&str>,
 ) -> Result<(LabelSelector, FieldSelector), SimError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-    let mut fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    let mut fields = crate::events::field_selector(rt, fields)?;
     if let Some(name) = name {
         fields = fields.and(FieldSelector::name_equals(name));
     }
@@ -655,7 +657,7 @@ fn get_object(call: &Call<'_>) -> Result<Response, SimError> {
 
 fn list_objects(call: &Call<'_>) -> Result<Response, SimError> {
     let (r, query, accept) = (call.r, call.query, call.accept);
-    let (labels, fields) = selectors(query, None)?;
+    let (labels, fields) = selectors(&r.rt, query, None)?;
     let list_query = ListQuery {
         labels,
         fields,
@@ -720,7 +722,7 @@ fn watch_start(query: &Query) -> Result<WatchStart, SimError> {
 
 fn watch_objects(call: &Call<'_>) -> Result<Response, SimError> {
     let (r, query, accept) = (call.r, call.query, call.accept);
-    let (labels, fields) = selectors(query, r.name.as_deref())?;
+    let (labels, fields) = selectors(&r.rt, query, r.name.as_deref())?;
     let start = watch_start(query)?;
     let timeout = query
         .get("timeoutSeconds")
@@ -825,7 +827,7 @@ fn delete_object(call: &Call<'_>) -> Result<Response, SimError> {
 fn delete_collection(call: &Call<'_>) -> Result<Response, SimError> {
     let r = call.r;
     let options = delete_options(call)?;
-    let (labels, fields) = selectors(call.query, None)?;
+    let (labels, fields) = selectors(&r.rt, call.query, None)?;
     let deleted = call.shared.write(|store| {
         let names: Vec<(String, String)> = store
             .snapshot(&r.rt, r.namespace.as_deref(), &labels, &fields)

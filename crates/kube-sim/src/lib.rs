@@ -99,8 +99,17 @@
 //!   built in. Without `rbac`, any token (or none) is accepted.
 //! - **TLS** serves HTTP/2 and HTTP/1.1; the listener is on `127.0.0.1` only, although the
 //!   certificate also names `::1`.
-//! - `events.k8s.io/v1` and core `v1` Events are stored separately (no conversion between
-//!   them). Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
+//! - **Events**: `events.k8s.io/v1` and core `v1` Events are one store, as in kube-apiserver:
+//!   an Event written through either API is read, listed and watched through both, converted
+//!   as kube-apiserver converts them (`regarding` ↔ `involvedObject`, `note` ↔ `message`,
+//!   `reportingController` ↔ `reportingComponent`, `deprecatedSource` ↔ `source`,
+//!   `deprecated{First,Last}Timestamp`/`deprecatedCount` ↔ `{first,last}Timestamp`/`count`;
+//!   see `events.rs`), with each version's field selector labels (an unsupported label is a
+//!   400) and `kubectl get events` columns. Events are not validated beyond object metadata
+//!   (the real server requires e.g. `eventTime` and `reportingController` through
+//!   `events.k8s.io/v1`), and server-side apply ownership of an Event is tracked in the form
+//!   of the API that applied it (no conversion of `managedFields`).
+//! - Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
 //! - No admission webhooks or quotas (inject them with [`Fault`]), `scale`/`exec`/`log`/
 //!   `proxy` subresources, `SelfSubjectRulesReview` (`kubectl auth can-i --list`), pods or
 //!   controllers that act on workloads, protobuf request bodies other than `v1` Secret,
@@ -116,6 +125,7 @@ mod auth;
 mod cel;
 mod discovery;
 mod error;
+mod events;
 mod faults;
 mod gc;
 mod http;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::apply::{self, ApplyRequest, ApplyScope};
 use crate::error::{FieldCause, SimError, Subject};
+use crate::events;
 use crate::gc;
 use crate::objectmeta::{self, NameRule};
 use crate::patch::{self, PatchKind};
@@ -37,7 +38,7 @@ impl ObjectKey {
 
     fn of(rt: &ResourceType, namespace: &str, name: &str) -> Self {
         Self {
-            group: rt.group.clone(),
+            group: rt.storage_group.clone(),
             plural: rt.plural.clone(),
             namespace: if rt.namespaced {
                 namespace.to_owned()
@@ -193,7 +194,7 @@ fn set_meta(obj: &mut Value, field: &str, value: Value) {
 
 /// The object as a client of `version` sees it.
 pub(crate) fn output(rt: &ResourceType, version: &str, obj: &Value) -> Value {
-    let mut out = obj.clone();
+    let mut out = events::from_storage(rt, obj.clone());
     if let Some(map) = out.as_object_mut() {
         map.insert("apiVersion".to_owned(), json!(rt.api_version(version)));
         map.insert("kind".to_owned(), json!(rt.kind));
@@ -511,7 +512,7 @@ impl Store {
         };
         let matching: Vec<(&(String, String), &Value)> = self
             .objects
-            .get(&(rt.group.clone(), rt.plural.clone()))
+            .get(&(rt.storage_group.clone(), rt.plural.clone()))
             .into_iter()
             .flat_map(|objs| objs.iter())
             .filter(|((obj_ns, _), _)| !rt.namespaced || ns.is_none_or(|n| n == obj_ns))
@@ -547,7 +548,7 @@ impl Store {
         fields: &FieldSelector,
     ) -> Vec<Value> {
         self.objects
-            .get(&(rt.group.clone(), rt.plural.clone()))
+            .get(&(rt.storage_group.clone(), rt.plural.clone()))
             .into_iter()
             .flat_map(|objs| objs.iter())
             .filter(|((obj_ns, _), _)| !rt.namespaced || ns.is_none_or(|n| n == obj_ns))
@@ -768,7 +769,7 @@ impl Store {
         rt: &Arc<ResourceType>,
         version: &str,
         ns: Option<&str>,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, SimError> {
         if !obj.is_object() {
@@ -777,6 +778,7 @@ impl Store {
             ));
         }
         Self::check_identity(rt, version, &obj)?;
+        let mut obj = events::to_storage(rt, obj);
         let namespace = self.namespace_for_create(rt, ns, &mut obj)?;
         if meta(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
             return Err(SimError::new(
@@ -1029,6 +1031,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, SimError> {
         let (rt, version) = (target.rt, target.version);
+        let incoming = events::to_storage(rt, incoming);
         let mut new = Self::updated_object(target, &live, incoming)?;
         new["apiVersion"] = json!(rt.api_version(version));
         new["kind"] = json!(rt.kind);
