@@ -202,6 +202,8 @@ pub(crate) struct Incoming {
     authorization: Option<String>,
     /// Who sent the request, when its token is one the simulator issued.
     user: Option<User>,
+    /// The fingerprint of the bearer token, whatever it is.
+    client: Option<String>,
     body: Result<Bytes, SimError>,
 }
 
@@ -224,6 +226,7 @@ impl Incoming {
             user_agent: header_string(&parts.headers, header::USER_AGENT),
             authorization: header_string(&parts.headers, header::AUTHORIZATION),
             user: None,
+            client: None,
             method: parts.method,
             body,
         }
@@ -278,6 +281,8 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             incoming.authorization.as_deref(),
         )
     };
+    incoming.client =
+        auth::bearer_token(incoming.authorization.as_deref()).map(auth::token_fingerprint);
     let route = route(&shared, &incoming.method, &incoming.path, &incoming.query);
     let (verb, resource, namespace, name) = match &route {
         Route::Resource(r) => (
@@ -308,6 +313,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         name,
         dry_run,
         user: incoming.user.as_ref().map(|u| u.name.clone()),
+        client: incoming.client.clone(),
         status: 0,
     });
     let response = match check_access(&shared, &incoming) {
@@ -346,6 +352,7 @@ async fn answer(
             name: r.name.as_deref(),
             namespace: r.namespace.as_deref(),
             dry_run,
+            client: incoming.client.as_deref(),
         });
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

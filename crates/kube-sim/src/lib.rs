@@ -11,8 +11,9 @@
 //! resources against the CRD schema (with a CEL subset) and of object metadata and Secrets as
 //! kube-apiserver validates them, owner-reference garbage collection, finalizers, namespace
 //! termination, `SelfSubjectAccessReview` (`kubectl auth can-i`), fault injection (failures
-//! with the real `Status` bodies, latency, going offline) and request accounting (verb,
-//! resource, user, dry run). Objects are plain `serde_json::Value`s.
+//! with the real `Status` bodies, latency, going offline; for every client or for one, by its
+//! bearer token) and request accounting (verb, resource, user, client, dry run). Objects are
+//! plain `serde_json::Value`s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -430,6 +431,14 @@ impl KubeSim {
         } else {
             "sim-token".to_owned()
         };
+        self.kubeconfig_yaml_with_token(&token)
+    }
+
+    /// [`KubeSim::kubeconfig_yaml`] with the user's token replaced by `token`: one client's
+    /// identity, e.g. one of two operator replicas. With RBAC off any token is accepted and
+    /// still tells the client apart ([`Fault::for_token`], [`KubeSim::counts_for_token`],
+    /// [`RecordedRequest::client`]); with RBAC on it must be a token the simulator issued.
+    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
         let ca = self.ca_pem.as_ref().map_or_else(String::new, |pem| {
             format!(
                 "    certificate-authority-data: {}\n",
@@ -444,6 +453,17 @@ impl KubeSim {
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Writes [`KubeSim::kubeconfig_yaml_with_token`].
+    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml_with_token(token))
+    }
+
+    /// The fingerprint [`RecordedRequest::client`] records for requests with this bearer token:
+    /// `sha256:` and the first 16 hex digits of the token's SHA-256.
+    pub fn token_fingerprint(token: &str) -> String {
+        auth::token_fingerprint(token)
     }
 
     /// Makes the simulator unreachable (`true`): the listening socket closes, so new
@@ -734,7 +754,6 @@ impl KubeSim {
         self.shared.lock_store().current_rv()
     }
 
-    /// Counts by verb and resource of the requests since the last [`KubeSim::clear_requests`].
     /// Every `x-kubernetes-validations` rule the simulator met since it started, per resource,
     /// field and rule, with how often it held, refused, failed to evaluate, or was skipped as
     /// outside the simulator's CEL subset (`unsupported`, also logged). A test can assert that
@@ -748,8 +767,20 @@ impl KubeSim {
             .collect()
     }
 
+    /// Counts by verb and resource of the requests since the last [`KubeSim::clear_requests`].
     pub fn counts(&self) -> RequestCounts {
         RequestCounts::from_requests(&lock(&self.shared.requests))
+    }
+
+    /// [`KubeSim::counts`] of the requests that carried this bearer token only.
+    pub fn counts_for_token(&self, token: &str) -> RequestCounts {
+        let client = auth::token_fingerprint(token);
+        let requests: Vec<RecordedRequest> = lock(&self.shared.requests)
+            .iter()
+            .filter(|r| r.client.as_deref() == Some(client.as_str()))
+            .cloned()
+            .collect();
+        RequestCounts::from_requests(&requests)
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {

@@ -436,8 +436,7 @@ async fn kubectl_talks_to_the_tls_simulator_and_is_authorized_by_rbac() {
     let operator = Kubectl::new(&sim);
     operator.write(
         "kubeconfig",
-        &sim.kubeconfig_yaml()
-            .replace(&sim.admin_token(), &sim.service_account_token("ops", "op")),
+        &sim.kubeconfig_yaml_with_token(&sim.service_account_token("ops", "op")),
     );
     let denied = operator.run(&["get", "secrets", "-n", "ops"]).await;
     assert!(!denied.success);
