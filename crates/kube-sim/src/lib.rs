@@ -134,6 +134,7 @@ mod objectmeta;
 mod patch;
 mod protobuf;
 mod resources;
+mod restore;
 mod secret;
 mod selectors;
 mod server;
@@ -681,6 +682,28 @@ impl KubeSim {
             }
         }
         Ok(())
+    }
+
+    /// Loads objects as a restored etcd holds them, e.g. a cluster's state captured by an older
+    /// release: `metadata.uid`, `creationTimestamp`, `generation`, labels, annotations, owner
+    /// references, finalizers, `managedFields` and `status` are kept as given (a missing uid,
+    /// creation time or generation is filled in as a create would); each object gets a new
+    /// resource version. Every object is validated as a create validates it (object metadata,
+    /// Secrets, custom resources against their CRD's schema and rules, status included), but
+    /// stored as given: no defaulting or pruning. Custom resources need their CRD, stored
+    /// before or in the same call; namespaced objects their namespace, likewise (CRDs, then
+    /// namespaces, are stored first). An object that already exists (same name, or same uid)
+    /// fails the call, and nothing is stored unless every object passes. Owner references
+    /// between restored objects hold (no garbage collection of a dependent whose owner is in
+    /// the same call); objects whose owners exist nowhere are collected afterwards, as usual
+    /// (see [`KubeSim::set_orphan_collection`]). Watches see each object as `ADDED`.
+    pub fn restore(&self, objects: Vec<Value>) -> Result<(), SimError> {
+        self.shared.write(|store| store.restore(objects))
+    }
+
+    /// [`KubeSim::restore`] of every object of a (multi-document) YAML file.
+    pub fn restore_yaml(&self, yaml: &str) -> Result<(), SimError> {
+        self.restore(yaml::parse_manifests(yaml)?)
     }
 
     /// Deletes as a DELETE would: finalizers are honoured, dependents are garbage collected.

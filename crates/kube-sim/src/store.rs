@@ -36,7 +36,7 @@ impl ObjectKey {
         (self.group.clone(), self.plural.clone())
     }
 
-    fn of(rt: &ResourceType, namespace: &str, name: &str) -> Self {
+    pub(crate) fn of(rt: &ResourceType, namespace: &str, name: &str) -> Self {
         Self {
             group: rt.storage_group.clone(),
             plural: rt.plural.clone(),
@@ -170,7 +170,7 @@ pub(crate) fn now() -> String {
         .map_or_else(|_| now.to_string(), |t| t.to_string())
 }
 
-fn meta(obj: &Value, field: &str) -> Option<String> {
+pub(crate) fn meta(obj: &Value, field: &str) -> Option<String> {
     obj.get("metadata")?.get(field)?.as_str().map(str::to_owned)
 }
 
@@ -307,7 +307,7 @@ impl Store {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn new_uid(&mut self) -> String {
+    pub(crate) fn new_uid(&mut self) -> String {
         let a = self.random();
         let b = self.random();
         format!(
@@ -360,7 +360,12 @@ impl Store {
     }
 
     /// Stores a new or changed object with the next resource version.
-    fn commit(&mut self, key: &ObjectKey, mut obj: Value, previous: Option<Value>) -> Value {
+    pub(crate) fn commit(
+        &mut self,
+        key: &ObjectKey,
+        mut obj: Value,
+        previous: Option<Value>,
+    ) -> Value {
         self.rv += 1;
         set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
         if let Some(uid) = meta(&obj, "uid") {
@@ -571,7 +576,7 @@ impl Store {
         self.compacted_rv = self.rv;
     }
 
-    fn namespace_state(&self, ns: &str) -> Option<bool> {
+    pub(crate) fn namespace_state(&self, ns: &str) -> Option<bool> {
         let key = ObjectKey {
             group: String::new(),
             plural: "namespaces".to_owned(),
@@ -582,7 +587,11 @@ impl Store {
             .map(|n| n.pointer("/metadata/deletionTimestamp").is_some())
     }
 
-    fn check_identity(rt: &ResourceType, version: &str, obj: &Value) -> Result<(), SimError> {
+    pub(crate) fn check_identity(
+        rt: &ResourceType,
+        version: &str,
+        obj: &Value,
+    ) -> Result<(), SimError> {
         if let Some(kind) = obj.get("kind").and_then(Value::as_str)
             && !kind.is_empty()
             && kind != rt.kind
@@ -727,7 +736,7 @@ impl Store {
     }
 
     /// Checks common to every write of the full object; returns warnings.
-    fn validate_object(
+    pub(crate) fn validate_object(
         rt: &ResourceType,
         version: &str,
         obj: &mut Value,
