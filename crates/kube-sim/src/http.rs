@@ -256,12 +256,27 @@ impl Incoming {
     /// `DeleteOptions` body (which, when present, replaces the query parameters).
     fn asks_dry_run(&self, verb: &str) -> bool {
         if matches!(verb, "delete" | "deletecollection") && !is_blank(self.body()) {
-            return serde_json::from_slice::<Value>(self.body())
+            return self
+                .delete_options_body()
                 .ok()
                 .and_then(|b| b.get("dryRun").and_then(Value::as_array).cloned())
                 .is_some_and(|d| d.iter().any(|v| v == "All"));
         }
         WRITE_VERBS.contains(&verb) && self.dry_run_values().iter().any(|v| v == "All")
+    }
+
+    /// The `DeleteOptions` of a delete's body, JSON or (as client-go's typed clients send
+    /// them, helm's release storage among them) protobuf.
+    fn delete_options_body(&self) -> Result<Value, SimError> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            SimError::bad_request(format!("invalid DeleteOptions: {e}"))
+        };
+        match self.content_type.as_deref() {
+            Some(t) if t.starts_with("application/vnd.kubernetes.protobuf") => {
+                crate::protobuf::decode(self.body()).map_err(|e| invalid(&e.message))
+            }
+            _ => serde_json::from_slice(self.body()).map_err(|e| invalid(&e)),
+        }
     }
 }
 
@@ -880,8 +895,7 @@ fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, SimError> {
         }
         options
     } else {
-        serde_json::from_slice(call.body)
-            .map_err(|e| SimError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        call.incoming.delete_options_body()?
     };
     let dry_run_values: Vec<String> = options
         .get("dryRun")
