@@ -1,8 +1,9 @@
 //! In-memory Kubernetes API server simulator for end-to-end tests.
 //!
 //! Serves on `127.0.0.1`, over plain HTTP ([`KubeSim::start`]) or HTTPS with bearer-token
-//! authentication and RBAC authorization ([`KubeSim::start_with`]), what a kube-rs controller
-//! and the stock `kubectl` use: discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a
+//! authentication and RBAC authorization ([`KubeSim::start_with`]), what a kube-rs controller,
+//! the stock `kubectl` and the stock `helm` (v4: install, upgrade, uninstall, release Secrets,
+//! server-side apply or three-way merge) use: discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a
 //! minimal `/openapi/v3`, CRUD on built-in kinds and on every resource a
 //! `CustomResourceDefinition` created through it defines, the `/status` subresource, merge /
 //! JSON / strategic merge / server-side apply patches, server-side dry run (`dryRun=All`),
@@ -111,11 +112,16 @@
 //!   `events.k8s.io/v1`), and server-side apply ownership of an Event is tracked in the form
 //!   of the API that applied it (no conversion of `managedFields`).
 //! - Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
+//! - **helm** needs no `--disable-openapi-validation`: it reads `/openapi/v3` only to learn
+//!   that the server validates fields itself, then sends `fieldValidation=Strict`, which the
+//!   simulator applies to custom resources (fields of built-in kinds beyond those listed
+//!   above are not validated, unknown ones included).
 //! - No admission webhooks or quotas (inject them with [`Fault`]), `scale`/`exec`/`log`/
 //!   `proxy` subresources, `SelfSubjectRulesReview` (`kubectl auth can-i --list`), pods or
 //!   controllers that act on workloads, protobuf request bodies other than `v1` Secret,
-//!   ConfigMap, Namespace, ServiceAccount, RBAC roles and bindings and
-//!   `SelfSubjectAccessReview` (what `kubectl create ...` and `kubectl auth can-i` send), CBOR,
+//!   ConfigMap, Namespace, ServiceAccount, RBAC roles and bindings, `SelfSubjectAccessReview`
+//!   and `DeleteOptions` (what `kubectl create ...`, `kubectl auth can-i` and client-go's
+//!   typed clients, helm's release storage among them, send), CBOR,
 //!   protobuf answers (JSON is served to every `Accept`), `/openapi/v2` (404; the v3 document
 //!   carries paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old
 //!   versions. The `authorization.k8s.io` group is not listed in discovery.
