@@ -210,7 +210,6 @@ async fn an_offline_simulator_refuses_connections_and_comes_back_on_the_same_por
 async fn a_kube_client_over_tls_fails_while_offline_and_recovers() {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::Api;
-    use kube::config::{KubeConfigOptions, Kubeconfig};
 
     let sim = KubeSim::start_with(KubeSimConfig {
         tls: true,
@@ -219,11 +218,7 @@ async fn a_kube_client_over_tls_fails_while_offline_and_recovers() {
     })
     .await
     .unwrap();
-    let kubeconfig = Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let namespaces: Api<Namespace> = Api::all(kube::Client::try_from(config).unwrap());
+    let namespaces: Api<Namespace> = Api::all(support::kube_client(&sim.kubeconfig_yaml()).await);
     let get = || tokio::time::timeout(Duration::from_secs(10), namespaces.get("default"));
 
     get().await.unwrap().unwrap();
@@ -232,16 +227,6 @@ async fn a_kube_client_over_tls_fails_while_offline_and_recovers() {
     assert!(failed.is_err(), "reached an offline simulator: {failed:?}");
     sim.set_offline(false).await.unwrap();
     get().await.unwrap().unwrap();
-}
-
-/// A kube client of the simulator that sends `token`.
-async fn client_with_token(sim: &KubeSim, token: &str) -> kube::Client {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-    let kubeconfig = Kubeconfig::from_yaml(&sim.kubeconfig_yaml_with_token(token)).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 /// Two operator replicas against one simulator, each with its own kubeconfig and token: a
@@ -254,8 +239,10 @@ async fn a_fault_for_one_token_fails_only_that_clients_lease_writes() {
 
     let sim = KubeSim::start().await.unwrap();
     let leases = |client: kube::Client| Api::<Lease>::namespaced(client, "default");
-    let leader = leases(client_with_token(&sim, "replica-a-token").await);
-    let standby = leases(client_with_token(&sim, "replica-b-token").await);
+    let leader =
+        leases(support::kube_client(&sim.kubeconfig_yaml_with_token("replica-a-token")).await);
+    let standby =
+        leases(support::kube_client(&sim.kubeconfig_yaml_with_token("replica-b-token")).await);
     let lease: Lease = serde_json::from_value(json!({
         "metadata": {"name": "operator"},
         "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 15},

@@ -3,6 +3,8 @@
 // Test scenarios read as scripts and fail loudly: long functions and unwrap/expect are fine.
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -493,16 +495,6 @@ async fn kubectl_talks_to_the_tls_simulator_and_is_authorized_by_rbac() {
     );
 }
 
-/// A kube client of the simulator, from its kubeconfig.
-async fn kube_client(sim: &KubeSim) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).unwrap();
-    let options = kube::config::KubeConfigOptions::default();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 /// The reference kube-rs' `Resource::object_ref` builds for a stored object.
 fn object_reference(object: &Value) -> k8s_openapi::api::core::v1::ObjectReference {
     let text = |pointer: &str| {
@@ -560,7 +552,7 @@ async fn kubectl_describe_and_get_events_show_what_a_kube_rs_recorder_wrote() {
         .unwrap();
 
     let recorder = Recorder::new(
-        kube_client(&sim).await,
+        support::kube_client(&sim.kubeconfig_yaml()).await,
         Reporter {
             controller: "sync-client-operator".to_owned(),
             instance: Some("operator-pod-1".to_owned()),
