@@ -3,18 +3,21 @@
 //! Serves on `127.0.0.1`, over plain HTTP ([`KubeSim::start`]) or HTTPS with bearer-token
 //! authentication and RBAC authorization ([`KubeSim::start_with`]), what a kube-rs controller,
 //! the stock `kubectl` and the stock `helm` (v4: install, upgrade, uninstall, release Secrets,
-//! server-side apply or three-way merge) use: discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a
-//! minimal `/openapi/v3`, CRUD on built-in kinds and on every resource a
-//! `CustomResourceDefinition` created through it defines, the `/status` subresource, merge /
-//! JSON / strategic merge / server-side apply patches, server-side dry run (`dryRun=All`),
-//! label and field selectors, pagination, watches with resource-version replay, bookmarks and
-//! `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`, validation of custom
-//! resources against the CRD schema (with a CEL subset) and of object metadata and Secrets as
-//! kube-apiserver validates them, owner-reference garbage collection, finalizers, namespace
-//! termination, `SelfSubjectAccessReview` (`kubectl auth can-i`), fault injection (failures
-//! with the real `Status` bodies, latency, going offline; for every client or for one, by its
-//! bearer token) and request accounting (verb, resource, user, client, dry run). Objects are
-//! plain `serde_json::Value`s.
+//! server-side apply or three-way merge) use: discovery (legacy and aggregated
+//! `apidiscovery.k8s.io/v2`), a minimal `/openapi/v3`, CRUD on built-in kinds and on every
+//! resource a `CustomResourceDefinition` created through it defines, the `/status`
+//! subresource, merge / JSON / strategic merge / server-side apply patches, server-side dry
+//! run (`dryRun=All`), label and field selectors, pagination, watches with resource-version
+//! replay, bookmarks and `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`,
+//! validation of custom resources against the CRD schema (with a CEL subset) and of object
+//! metadata and Secrets as kube-apiserver validates them, owner-reference garbage collection,
+//! finalizers, namespace termination, one store for both Event APIs,
+//! `SelfSubjectAccessReview` (`kubectl auth can-i`), fault injection (failures with the real
+//! `Status` bodies, latency, going offline; for every client or for one, by its bearer token)
+//! and request accounting (verb, resource, user, client, dry run). A test can also start from
+//! a cluster's saved state: [`KubeSim::restore`] loads objects as a restored etcd holds them
+//! (uids, creation times, owner references, statuses kept). Objects are plain
+//! `serde_json::Value`s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
