@@ -5,9 +5,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-
-use crate::lifetime::ReportedLifetime;
-use crate::secret::SecretString;
+use sync_client_http::{ReportedLifetime, SecretString};
 
 /// Media type of the broker's sync-client configuration, sent as `Content-Type` and `Accept`.
 pub(crate) const SYNC_CLIENT_MEDIA_TYPE: &str =
