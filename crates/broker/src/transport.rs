@@ -1,7 +1,7 @@
 //! Sending one HTTP request through the shared [`HttpClient`], reporting it to the observer, and
 //! turning failures into [`BrokerError`]s.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use reqwest::RequestBuilder;
 use sync_client_http::{HttpClient, RequestFailure, TlsConfig};
@@ -22,7 +22,7 @@ impl Transport {
     pub(crate) fn new(
         tls: &TlsConfig,
         needs_tls: bool,
-        request_timeout: std::time::Duration,
+        request_timeout: Duration,
         observer: Option<RequestObserver>,
     ) -> Result<Self, BrokerError> {
         let client = HttpClient::new(
@@ -47,36 +47,37 @@ impl Transport {
         request: RequestBuilder,
         read: impl FnOnce(Answer) -> Result<T, BrokerError>,
     ) -> Result<T, BrokerError> {
-        let started = Instant::now();
-        let (status, result) = match self.client.exchange(endpoint.as_str(), request).await {
-            Ok(answer) => (Some(answer.status.as_u16()), read(answer)),
-            Err(failure) => failure_error(endpoint, failure),
+        let observe = |status, result: &Result<T, BrokerError>, elapsed| {
+            if let Some(observer) = &self.observer {
+                observer(&RequestOutcome {
+                    endpoint,
+                    status,
+                    result: result
+                        .as_ref()
+                        .map_or_else(|error| error.kind().as_str(), |_| "success"),
+                    elapsed,
+                });
+            }
         };
-        if let Some(observer) = &self.observer {
-            observer(&RequestOutcome {
-                endpoint,
-                status,
-                result: result
-                    .as_ref()
-                    .map_or_else(|error| error.kind().as_str(), |_| "success"),
-                elapsed: started.elapsed(),
-            });
-        }
-        result
+        self.client
+            .call(
+                endpoint.as_str(),
+                request,
+                read,
+                |failure| failure_error(endpoint, failure),
+                observe,
+            )
+            .await
     }
 }
 
 /// The error for a request that got no usable answer. For generate calls, anything after
 /// connecting leaves the outcome unknown: the broker may have rotated and the answer was lost.
-fn failure_error<T>(
-    endpoint: Endpoint,
-    failure: RequestFailure,
-) -> (Option<u16>, Result<T, BrokerError>) {
+fn failure_error(endpoint: Endpoint, failure: RequestFailure) -> BrokerError {
     match failure {
-        RequestFailure::InvalidRequest(message) => (
-            None,
-            Err(BrokerError::call(ErrorKind::Spec, endpoint, &message)),
-        ),
+        RequestFailure::InvalidRequest(message) => {
+            BrokerError::call(ErrorKind::Spec, endpoint, &message)
+        }
         RequestFailure::Network {
             status,
             before_sending,
@@ -84,11 +85,10 @@ fn failure_error<T>(
         } => {
             let error = BrokerError::call(ErrorKind::Transient, endpoint, &message)
                 .with_outcome_unknown(endpoint == Endpoint::GenerateCredentials && !before_sending);
-            let error = match status {
+            match status {
                 Some(status) => error.with_status(status),
                 None => error,
-            };
-            (status, Err(error))
+            }
         }
     }
 }

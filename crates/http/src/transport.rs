@@ -2,7 +2,7 @@
 //! in one short line.
 
 use std::error::Error as StdError;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -104,6 +104,16 @@ pub enum RequestFailure {
     },
 }
 
+impl RequestFailure {
+    /// The status of the answer whose body could not be read, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::InvalidRequest(_) => None,
+            Self::Network { status, .. } => *status,
+        }
+    }
+}
+
 /// A reqwest client for one server (or a few): TLS from a [`TlsConfig`], a total timeout per
 /// request, no redirects, bounded answers.
 #[derive(Debug)]
@@ -148,6 +158,26 @@ impl HttpClient {
 
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
+    }
+
+    /// Sends `request`, reads the answer and lets `read` interpret it, or `fail` describe why
+    /// there is no usable answer; then tells `observe` once, with the status read (if any), the
+    /// result and the time taken (for metrics).
+    pub async fn call<T, E>(
+        &self,
+        call: &'static str,
+        request: RequestBuilder,
+        read: impl FnOnce(Answer) -> Result<T, E>,
+        fail: impl FnOnce(RequestFailure) -> E,
+        observe: impl FnOnce(Option<u16>, &Result<T, E>, Duration),
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let (status, result) = match self.exchange(call, request).await {
+            Ok(answer) => (Some(answer.status.as_u16()), read(answer)),
+            Err(failure) => (failure.status(), Err(fail(failure))),
+        };
+        observe(status, &result, started.elapsed());
+        result
     }
 
     /// Sends `request` and reads the answer: at most [`MAX_BODY_BYTES`] of the body, within the
