@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sync_client_http::strategies::{PLANTED_SECRET as MARKER, content_type};
+use sync_client_http::strategies::{PLANTED_SECRET as MARKER, assert_not_quoted, content_type};
 use sync_client_http::{ReportedLifetime, is_html};
 
 use crate::diagnostics::describe_error_body;
@@ -37,11 +37,6 @@ const KEYS: [&str; 20] = [
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
     sync_client_http::strategies::body(&KEYS)
-}
-
-fn assert_not_quoted(reason: &str) -> Result<(), TestCaseError> {
-    prop_assert!(!reason.contains(MARKER), "quoted the body: {reason}");
-    Ok(())
 }
 
 proptest! {

@@ -7,7 +7,8 @@
 //! - [`HttpClient`]: a reqwest client that never follows redirects, bounds every request by a
 //!   timeout and reads at most [`MAX_BODY_BYTES`] of an answer ([`Answer`]); failures arrive as
 //!   [`RequestFailure`] with a short, single-line message.
-//! - [`parse_retry_after`], [`ReportedLifetime`]: untrusted numbers read without overflow.
+//! - [`parse_json`], [`Malformed`], [`ReportedLifetime`], [`parse_retry_after`]: untrusted
+//!   answers read without quoting them and numbers read without overflow.
 //! - [`describe_error_body`], [`single_line`], [`scrub`]: untrusted error answers turned into
 //!   short, single-line, secret-free text; HTML pages are reduced to their title.
 //! - [`PATH_SEGMENT`], [`check_path_value`]: ids placed in URL paths.
@@ -18,6 +19,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod diagnostics;
+mod json;
 mod lifetime;
 mod path;
 #[cfg(test)]
@@ -33,6 +35,7 @@ pub use diagnostics::{
     ErrorBody, MAX_DETAIL_CHARS, common_error_message, describe_error_body, describe_html, is_html,
     scrub, single_line,
 };
+pub use json::{Malformed, as_object, non_empty_string, parse_json};
 pub use lifetime::ReportedLifetime;
 pub use path::{MAX_PATH_VALUE_CHARS, PATH_SEGMENT, check_path_value, encode_path_segment};
 pub use retry_after::{MAX_RETRY_AFTER, MIN_RETRY_AFTER, parse_retry_after};

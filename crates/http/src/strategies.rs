@@ -59,6 +59,15 @@ pub fn body(keys: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Fails the case when `reason` (an error a parser gave) quotes [`PLANTED_SECRET`].
+pub fn assert_not_quoted(reason: &str) -> Result<(), TestCaseError> {
+    prop_assert!(
+        !reason.contains(PLANTED_SECRET),
+        "quoted the body: {reason}"
+    );
+    Ok(())
+}
+
 /// `Content-Type` headers: JSON, HTML in two spellings, plain text, anything, or none.
 pub fn content_type() -> impl Strategy<Value = Option<String>> {
     prop::option::of(prop_oneof![
