@@ -4,12 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use reqwest::RequestBuilder;
 use reqwest::header::ACCEPT;
-use serde_json::json;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
 use sync_client_http::{
-    Answer, HttpClient, RequestFailure, SecretString, describe_error_body, encode_path_segment,
-    single_line,
+    Answer, HttpClient, Malformed, RequestFailure, SecretString, encode_path_segment, single_line,
 };
 
 use crate::assertion::CertificateSigner;
@@ -18,7 +17,7 @@ use crate::error::{GraphError, GraphErrorKind};
 use crate::jobs::{SynchronizationJob, parse_job, parse_job_list};
 use crate::outcome::{GraphCall, GraphRequestOutcome};
 use crate::token::{CachedToken, Credential};
-use crate::wire::{ErrorExtras, read_error_json};
+use crate::wire::ErrorAnswer;
 
 /// The only reset scope this client sends: "temporarily lifts the quarantine". Never `Full` or
 /// `ConnectorDataStore`, which throw away the provisioning state.
@@ -121,22 +120,8 @@ impl GraphClient {
         &self,
         service_principal_id: &str,
     ) -> Result<Vec<SynchronizationJob>, GraphError> {
-        let call = GraphCall::ListJobs;
-        let url = self
-            .inner
-            .synchronization_url(call, service_principal_id, None, "/jobs")?;
-        let context = Context::new(service_principal_id, None);
-        self.inner
-            .send_authorized(
-                call,
-                |token| self.inner.get(&url, token),
-                |answer, token| {
-                    self.inner
-                        .success(call, &answer, &context, &[token])
-                        .and_then(|()| read_body(call, &answer, parse_job_list))
-                },
-            )
-            .await
+        let target = Target::new(GraphCall::ListJobs, service_principal_id, None)?;
+        self.inner.get_json(&target, "/jobs", parse_job_list).await
     }
 
     /// `GET /jobs/{jobId}`.
@@ -145,22 +130,8 @@ impl GraphClient {
         service_principal_id: &str,
         job_id: &str,
     ) -> Result<SynchronizationJob, GraphError> {
-        let call = GraphCall::GetJob;
-        let url = self
-            .inner
-            .synchronization_url(call, service_principal_id, Some(job_id), "")?;
-        let context = Context::new(service_principal_id, Some(job_id));
-        self.inner
-            .send_authorized(
-                call,
-                |token| self.inner.get(&url, token),
-                |answer, token| {
-                    self.inner
-                        .success(call, &answer, &context, &[token])
-                        .and_then(|()| read_body(call, &answer, parse_job))
-                },
-            )
-            .await
+        let target = Target::new(GraphCall::GetJob, service_principal_id, Some(job_id))?;
+        self.inner.get_json(&target, "", parse_job).await
     }
 
     /// `PUT /secrets` with `BaseAddress` and `SecretToken` (both keys, always: whether Graph
@@ -171,31 +142,17 @@ impl GraphClient {
         base_address: &str,
         secret_token: &SecretString,
     ) -> Result<(), GraphError> {
-        let call = GraphCall::PutSecrets;
+        let target = Target::new(GraphCall::PutSecrets, service_principal_id, None)?;
         if base_address.trim().is_empty() || secret_token.expose().trim().is_empty() {
-            return Err(GraphError::new(
-                GraphErrorKind::Configuration,
-                call,
-                "the base address and the secret token must not be empty",
-            ));
+            return Err(target
+                .configuration_error("the base address and the secret token must not be empty"));
         }
-        let url = self
-            .inner
-            .synchronization_url(call, service_principal_id, None, "/secrets")?;
         let body = json!({"value": [
             {"key": "BaseAddress", "value": base_address},
             {"key": "SecretToken", "value": secret_token.expose()},
         ]});
-        let context = Context::new(service_principal_id, None);
         self.inner
-            .send_authorized(
-                call,
-                |token| authorized(self.inner.http.http().put(&url), token).json(&body),
-                |answer, token| {
-                    self.inner
-                        .success(call, &answer, &context, &[token, secret_token])
-                },
-            )
+            .send_json(&target, Method::PUT, "/secrets", &body, Some(secret_token))
             .await
     }
 
@@ -207,13 +164,12 @@ impl GraphClient {
         service_principal_id: &str,
         job_id: &str,
     ) -> Result<(), GraphError> {
-        self.post_job_action(
-            GraphCall::ValidateCredentials,
-            service_principal_id,
-            job_id,
-            &json!({"useSavedCredentials": true}),
-        )
-        .await
+        let call = GraphCall::ValidateCredentials;
+        let target = Target::new(call, service_principal_id, Some(job_id))?;
+        let body = json!({"useSavedCredentials": true});
+        self.inner
+            .send_json(&target, Method::POST, "/validateCredentials", &body, None)
+            .await
     }
 
     /// `POST /jobs/{jobId}/restart` with `{"criteria":{"resetScope":"QuarantineState"}}`: the
@@ -224,88 +180,106 @@ impl GraphClient {
         service_principal_id: &str,
         job_id: &str,
     ) -> Result<(), GraphError> {
-        self.post_job_action(
-            GraphCall::RestartJob,
-            service_principal_id,
-            job_id,
-            &json!({"criteria": {"resetScope": QUARANTINE_STATE}}),
-        )
-        .await
+        let target = Target::new(GraphCall::RestartJob, service_principal_id, Some(job_id))?;
+        let body = json!({"criteria": {"resetScope": QUARANTINE_STATE}});
+        self.inner
+            .send_json(&target, Method::POST, "/restart", &body, None)
+            .await
     }
 
     /// Token requests sent so far by this client and its clones (for tests and metrics).
     pub fn token_requests(&self) -> u64 {
         self.inner.token_requests.load(Ordering::Relaxed)
     }
-
-    async fn post_job_action(
-        &self,
-        call: GraphCall,
-        service_principal_id: &str,
-        job_id: &str,
-        body: &serde_json::Value,
-    ) -> Result<(), GraphError> {
-        let action = match call {
-            GraphCall::RestartJob => "/restart",
-            _ => "/validateCredentials",
-        };
-        let url =
-            self.inner
-                .synchronization_url(call, service_principal_id, Some(job_id), action)?;
-        let context = Context::new(service_principal_id, Some(job_id));
-        self.inner
-            .send_authorized(
-                call,
-                |token| authorized(self.inner.http.http().post(&url), token).json(body),
-                |answer, token| self.inner.success(call, &answer, &context, &[token]),
-            )
-            .await
-    }
 }
 
-/// The ids a call was about, for messages (bounded).
-struct Context {
+/// Longest id quoted in a message (job ids are about 75 characters).
+const MAX_ID_CHARS: usize = 100;
+
+/// What a call is about: the service principal and perhaps a job, checked and percent-encoded
+/// for the path and bounded for messages.
+struct Target {
+    call: GraphCall,
+    /// `servicePrincipals/{id}/synchronization[/jobs/{jobId}]`.
+    path: String,
     service_principal: String,
     job: Option<String>,
 }
 
-impl Context {
-    fn new(service_principal_id: &str, job_id: Option<&str>) -> Self {
-        Self {
-            service_principal: single_line(service_principal_id, 64),
-            job: job_id.map(|job| single_line(job, 64)),
-        }
+impl Target {
+    fn new(
+        call: GraphCall,
+        service_principal_id: &str,
+        job_id: Option<&str>,
+    ) -> Result<Self, GraphError> {
+        let error =
+            |message: String| GraphError::new(GraphErrorKind::Configuration, call, &message);
+        let service_principal =
+            encode_path_segment("service principal id", service_principal_id).map_err(error)?;
+        let job = match job_id {
+            Some(job_id) => format!(
+                "/jobs/{}",
+                encode_path_segment("job id", job_id).map_err(error)?
+            ),
+            None => String::new(),
+        };
+        Ok(Self {
+            call,
+            path: format!("servicePrincipals/{service_principal}/synchronization{job}"),
+            service_principal: single_line(service_principal_id, MAX_ID_CHARS),
+            job: job_id.map(|job| single_line(job, MAX_ID_CHARS)),
+        })
+    }
+
+    fn configuration_error(&self, message: &str) -> GraphError {
+        GraphError::new(GraphErrorKind::Configuration, self.call, message)
     }
 }
 
 impl Inner {
-    /// `{graph}/v1.0/servicePrincipals/{id}/synchronization[/jobs/{jobId}]{rest}`.
-    fn synchronization_url(
-        &self,
-        call: GraphCall,
-        service_principal_id: &str,
-        job_id: Option<&str>,
-        rest: &str,
-    ) -> Result<String, GraphError> {
-        let configuration =
-            |message: String| GraphError::new(GraphErrorKind::Configuration, call, &message);
-        let service_principal = encode_path_segment("service principal id", service_principal_id)
-            .map_err(configuration)?;
-        let job = match job_id {
-            Some(job_id) => format!(
-                "/jobs/{}",
-                encode_path_segment("job id", job_id).map_err(configuration)?
-            ),
-            None => String::new(),
-        };
-        Ok(format!(
-            "{}/v1.0/servicePrincipals/{service_principal}/synchronization{job}{rest}",
-            self.endpoints.graph_base
-        ))
+    /// `{graph}/v1.0/{target}{rest}`.
+    fn url(&self, target: &Target, rest: &str) -> String {
+        format!("{}/v1.0/{}{rest}", self.endpoints.graph_base, target.path)
     }
 
-    fn get(&self, url: &str, token: &SecretString) -> RequestBuilder {
-        authorized(self.http.http().get(url), token)
+    /// `GET`s JSON and parses it with `parse`.
+    async fn get_json<T>(
+        &self,
+        target: &Target,
+        rest: &str,
+        parse: fn(&[u8]) -> Result<T, Malformed>,
+    ) -> Result<T, GraphError> {
+        let url = self.url(target, rest);
+        self.send_authorized(
+            target.call,
+            |token| authorized(self.http.http().get(&url), token),
+            |answer, token| {
+                self.success(target, &answer, &[token])
+                    .and_then(|()| read_body(target.call, &answer, parse))
+            },
+        )
+        .await
+    }
+
+    /// Sends a JSON body; any success status will do. `secret` is in the body.
+    async fn send_json(
+        &self,
+        target: &Target,
+        method: Method,
+        rest: &str,
+        body: &Value,
+        secret: Option<&SecretString>,
+    ) -> Result<(), GraphError> {
+        let url = self.url(target, rest);
+        self.send_authorized(
+            target.call,
+            |token| authorized(self.http.http().request(method.clone(), &url), token).json(body),
+            |answer, token| {
+                let secrets: Vec<&SecretString> = std::iter::once(token).chain(secret).collect();
+                self.success(target, &answer, &secrets)
+            },
+        )
+        .await
     }
 
     /// Secrets from the configuration, in every form a server could echo them in.
@@ -375,9 +349,8 @@ impl Inner {
     /// `Ok` for a success answer, otherwise the error it means; `secrets` are scrubbed.
     fn success(
         &self,
-        call: GraphCall,
+        target: &Target,
         answer: &Answer,
-        context: &Context,
         secrets: &[&SecretString],
     ) -> Result<(), GraphError> {
         if answer.is_success() {
@@ -387,7 +360,7 @@ impl Inner {
         for secret in secrets {
             scrubbed.extend(secret_forms(secret.expose()));
         }
-        Err(graph_error(call, answer, context, &scrubbed))
+        Err(graph_error(target, answer, &scrubbed))
     }
 }
 
@@ -400,25 +373,14 @@ fn authorized(request: RequestBuilder, token: &SecretString) -> RequestBuilder {
 
 /// The error a non-success Graph answer means: "Microsoft Graph answered 403 Forbidden: hint;
 /// code: message".
-fn graph_error(
-    call: GraphCall,
-    answer: &Answer,
-    context: &Context,
-    secrets: &[String],
-) -> GraphError {
+fn graph_error(target: &Target, answer: &Answer, secrets: &[String]) -> GraphError {
+    let read = ErrorAnswer::read(answer, secrets);
     let status = answer.status.as_u16();
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let mut extras = ErrorExtras::default();
-    let body = describe_error_body(
-        answer.content_type.as_deref(),
-        &answer.body,
-        &secrets,
-        |json| read_error_json(json, &mut extras),
-    );
-    let validation_refused = call == GraphCall::ValidateCredentials
+    let validation_refused = target.call == GraphCall::ValidateCredentials
         && !matches!(status, 401 | 403 | 404 | 408 | 409 | 429)
         && (matches!(status, 400 | 422)
-            || body
+            || read
+                .body
                 .code
                 .as_deref()
                 .is_some_and(|code| code.contains("CredentialValidation")));
@@ -427,31 +389,19 @@ fn graph_error(
     } else {
         GraphErrorKind::from_status(status)
     };
-    let retry_after = answer.throttling_retry_after();
-    let details: Vec<String> = status_hint(kind, context)
-        .into_iter()
-        .chain(retry_after.map(|wait| format!("retry after {}s", wait.as_secs())))
-        .chain(body.summary())
-        .collect();
-    let message = answer.status_message(call.server_name(), &details);
-    GraphError::new(kind, call, &message)
-        .with_status(Some(status))
-        .with_code(body.code.as_deref())
-        .with_aadsts(extras.aadsts)
-        .with_request_id(extras.request_id.as_deref())
-        .with_retry_after(retry_after)
+    read.into_error(kind, target.call, answer, status_hint(kind, target))
 }
 
 /// What an error kind means for the call's service principal and job.
-fn status_hint(kind: GraphErrorKind, context: &Context) -> Option<String> {
-    let service_principal = &context.service_principal;
+fn status_hint(kind: GraphErrorKind, target: &Target) -> Option<String> {
+    let service_principal = &target.service_principal;
     Some(match kind {
         GraphErrorKind::Unauthorized => "the access token was refused".to_owned(),
-        GraphErrorKind::Forbidden => format!(
-            "the application lacks Synchronization.ReadWrite.All, or \
-             Application.ReadWrite.OwnedBy and ownership of service principal {service_principal}"
-        ),
-        GraphErrorKind::NotFound => match &context.job {
+        GraphErrorKind::Forbidden => "the app needs Synchronization.ReadWrite.All, or \
+                                      Application.ReadWrite.OwnedBy and to own the service \
+                                      principal"
+            .to_owned(),
+        GraphErrorKind::NotFound => match &target.job {
             Some(job) => format!("no service principal {service_principal} or no job {job}"),
             None => format!("no service principal {service_principal}"),
         },
@@ -478,7 +428,7 @@ fn failure_error(call: GraphCall, failure: RequestFailure) -> GraphError {
 fn read_body<T>(
     call: GraphCall,
     answer: &Answer,
-    parse: impl FnOnce(&[u8]) -> Result<T, crate::wire::Malformed>,
+    parse: impl FnOnce(&[u8]) -> Result<T, Malformed>,
 ) -> Result<T, GraphError> {
     if answer.truncated {
         return Err(malformed_answer(call, answer, "the answer is too large"));

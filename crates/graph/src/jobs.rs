@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::wire::{Malformed, as_object, parse_json};
+use sync_client_http::{Malformed, as_object, non_empty_string as text, parse_json};
 
 /// A provisioning job of a service principal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,15 +193,6 @@ fn read_error(error: &Map<String, Value>) -> ExecutionError {
 
 fn child<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
     object.get(key).and_then(Value::as_object)
-}
-
-/// A non-blank string field.
-fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|value| !value.trim().is_empty())
-        .map(str::to_owned)
 }
 
 /// A timestamp: `None` when blank or `0001-01-01…` (.NET's `DateTime.MinValue`, "never").

@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sync_client_http::strategies::{PLANTED_SECRET as MARKER, body, content_type, json_value};
+use sync_client_http::strategies::{
+    PLANTED_SECRET as MARKER, assert_not_quoted, body, content_type, json_value,
+};
 use sync_client_http::{MAX_DETAIL_CHARS, describe_error_body};
 
 use crate::jobs::{parse_job, parse_job_list};
@@ -44,11 +46,6 @@ const KEYS: [&str; 32] = [
     "Error",
     "Code",
 ];
-
-fn assert_not_quoted(reason: &str) -> Result<(), TestCaseError> {
-    prop_assert!(!reason.contains(MARKER), "quoted the body: {reason}");
-    Ok(())
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]

@@ -9,14 +9,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::ACCEPT;
-use sync_client_http::{Answer, SecretString, describe_error_body};
+use sync_client_http::{Answer, SecretString};
 use tokio::io::AsyncReadExt as _;
 
 use crate::assertion::{CertificateSigner, JWT_BEARER};
 use crate::client::{Inner, secret_forms};
 use crate::error::{GraphError, GraphErrorKind};
 use crate::outcome::GraphCall;
-use crate::wire::{ErrorExtras, TokenAnswer, parse_token_answer, read_error_json};
+use crate::wire::{ErrorAnswer, TokenAnswer, parse_token_answer};
 
 /// A token is cached for at most this long, whatever `expires_in` says (Microsoft's are 60 to
 /// 90 minutes).
@@ -194,32 +194,11 @@ fn read_token(answer: &Answer, secrets: &[String]) -> Result<TokenAnswer, GraphE
         return parse_token_answer(&answer.body)
             .map_err(|malformed| crate::client::malformed_answer(call, answer, &malformed.0));
     }
-    let status = answer.status.as_u16();
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let mut extras = ErrorExtras::default();
-    let body = describe_error_body(
-        answer.content_type.as_deref(),
-        &answer.body,
-        &secrets,
-        |json| read_error_json(json, &mut extras),
-    );
-    let kind = token_error_kind(status, body.code.as_deref(), extras.aadsts);
-    let retry_after = answer.throttling_retry_after();
-    let details: Vec<String> = extras
-        .aadsts
-        .and_then(aadsts_hint)
-        .map(str::to_owned)
-        .into_iter()
-        .chain(retry_after.map(|wait| format!("retry after {}s", wait.as_secs())))
-        .chain(body.summary())
-        .collect();
-    let message = answer.status_message(call.server_name(), &details);
-    Err(GraphError::new(kind, call, &message)
-        .with_status(Some(status))
-        .with_code(body.code.as_deref())
-        .with_aadsts(extras.aadsts)
-        .with_request_id(extras.request_id.as_deref())
-        .with_retry_after(retry_after))
+    let read = ErrorAnswer::read(answer, secrets);
+    let aadsts = read.extras.aadsts;
+    let kind = token_error_kind(answer.status.as_u16(), read.body.code.as_deref(), aadsts);
+    let hint = aadsts.and_then(aadsts_hint).map(str::to_owned);
+    Err(read.into_error(kind, call, answer, hint))
 }
 
 /// AADSTS numbers that mean the application, its credential or its tenant is not what the
@@ -244,6 +223,7 @@ fn token_error_kind(status: u16, code: Option<&str>, aadsts: Option<u32>) -> Gra
         return GraphErrorKind::InvalidClient;
     }
     match (status, code) {
+        (429, _) => GraphErrorKind::Throttled,
         (400 | 401, Some("invalid_client" | "unauthorized_client")) => {
             GraphErrorKind::InvalidClient
         }
@@ -294,6 +274,7 @@ mod tests {
             (404, None, None, Configuration),
             (400, Some("temporarily_unavailable"), None, Transient),
             (429, None, None, Throttled),
+            (429, Some("temporarily_unavailable"), None, Throttled),
             (503, None, None, Transient),
         ];
         for (status, code, aadsts, kind) in cases {

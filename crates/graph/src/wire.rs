@@ -4,8 +4,14 @@
 //!
 //! Answers are read as loose JSON and picked apart by hand; parse errors never quote the body.
 
-use serde_json::{Map, Value};
-use sync_client_http::{ReportedLifetime, SecretString, common_error_message};
+use serde_json::Value;
+use sync_client_http::{
+    Answer, ErrorBody, Malformed, ReportedLifetime, SecretString, as_object, common_error_message,
+    describe_error_body, non_empty_string, parse_json,
+};
+
+use crate::error::{GraphError, GraphErrorKind};
+use crate::outcome::GraphCall;
 
 /// What an error body said, beyond its code and description.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -14,6 +20,50 @@ pub(crate) struct ErrorExtras {
     pub(crate) aadsts: Option<u32>,
     /// Graph's `innerError.request-id`, or the login's `trace_id`.
     pub(crate) request_id: Option<String>,
+}
+
+/// An error answer read with the login's and Graph's error shapes, secrets scrubbed.
+pub(crate) struct ErrorAnswer {
+    pub(crate) body: ErrorBody,
+    pub(crate) extras: ErrorExtras,
+}
+
+impl ErrorAnswer {
+    pub(crate) fn read(answer: &Answer, secrets: &[String]) -> Self {
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let mut extras = ErrorExtras::default();
+        let body = describe_error_body(
+            answer.content_type.as_deref(),
+            &answer.body,
+            &secrets,
+            |json| read_error_json(json, &mut extras),
+        );
+        Self { body, extras }
+    }
+
+    /// The error of `kind`: "{server} answered 403 Forbidden: hint; retry after 5s; code:
+    /// description", with the status, code, AADSTS number, request id and `Retry-After`.
+    pub(crate) fn into_error(
+        self,
+        kind: GraphErrorKind,
+        call: GraphCall,
+        answer: &Answer,
+        hint: Option<String>,
+    ) -> GraphError {
+        let retry_after = answer.throttling_retry_after();
+        let details: Vec<String> = hint
+            .into_iter()
+            .chain(retry_after.map(|wait| format!("retry after {}s", wait.as_secs())))
+            .chain(self.body.summary())
+            .collect();
+        let message = answer.status_message(call.server_name(), &details);
+        GraphError::new(kind, call, &message)
+            .with_status(Some(answer.status.as_u16()))
+            .with_code(self.body.code.as_deref())
+            .with_aadsts(self.extras.aadsts)
+            .with_request_id(self.extras.request_id.as_deref())
+            .with_retry_after(retry_after)
+    }
 }
 
 /// Reads `(code, description)` of an error body and fills `extras`.
@@ -85,16 +135,6 @@ fn string_field(json: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Why an answer could not be used. The text never quotes the body.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Malformed(pub(crate) String);
-
-impl Malformed {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self(reason.into())
-    }
-}
-
 /// The useful part of a token answer.
 #[derive(Debug)]
 pub(crate) struct TokenAnswer {
@@ -105,10 +145,7 @@ pub(crate) struct TokenAnswer {
 pub(crate) fn parse_token_answer(body: &[u8]) -> Result<TokenAnswer, Malformed> {
     let json = parse_json(body)?;
     let object = as_object(&json)?;
-    let access_token = object
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|token| !token.trim().is_empty())
+    let access_token = non_empty_string(object, "access_token")
         .ok_or_else(|| Malformed::new("the answer holds no access_token"))?;
     let token_type = object.get("token_type").and_then(Value::as_str);
     if token_type.is_some_and(|token_type| !token_type.eq_ignore_ascii_case("Bearer")) {
@@ -117,28 +154,9 @@ pub(crate) fn parse_token_answer(body: &[u8]) -> Result<TokenAnswer, Malformed> 
         ));
     }
     Ok(TokenAnswer {
-        access_token: SecretString::from(access_token),
+        access_token: SecretString::new(access_token),
         expires_in: ReportedLifetime::from_field(object, "expires_in"),
     })
-}
-
-pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Malformed> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Malformed::new("the answer is empty"));
-    }
-    serde_json::from_slice(body).map_err(|error| {
-        // Line and column only: serde's message may quote a value from the body.
-        Malformed::new(format!(
-            "the answer is not JSON (line {}, column {})",
-            error.line(),
-            error.column()
-        ))
-    })
-}
-
-pub(crate) fn as_object(json: &Value) -> Result<&Map<String, Value>, Malformed> {
-    json.as_object()
-        .ok_or_else(|| Malformed::new("the answer is not a JSON object"))
 }
 
 #[cfg(test)]
