@@ -218,6 +218,19 @@ impl BrokerRegistry {
         self.trust().insert(key.clone(), false);
     }
 
+    /// Whether a freshly issued token should be probed to learn whether the broker's probe can
+    /// be trusted: `true` once per broker while nothing is known of its probe, so one probe per
+    /// broker (not per credential) establishes it.
+    pub fn claim_trust_probe(&self, key: &BrokerKey) -> bool {
+        let mut trust = self.trust();
+        if trust.contains_key(key) {
+            return false;
+        }
+        // Not trusted until the probe answers; claimed, so no other credential probes for it.
+        trust.insert(key.clone(), false);
+        true
+    }
+
     /// Whether a refusal by the broker's token probe proves a token revoked.
     pub fn probe_trusted(&self, key: &BrokerKey) -> bool {
         self.trust().get(key).copied().unwrap_or(false)

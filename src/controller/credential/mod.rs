@@ -41,7 +41,7 @@ use super::status::credential::{Outcome, StatusInput, compute};
 use super::status::notes::Notes;
 use super::status::{self, Guard, StatusWrite};
 use super::{Context, Error};
-use crate::api::{SpecError, SyncClientCredential};
+use crate::api::{CredentialType, SpecError, SyncClientCredential};
 use crate::planner::{self, BlockReason, FailureCategory, Plan, Policy, SecretState, WaitReason};
 use crate::secret;
 use pending::Pending;
@@ -330,6 +330,12 @@ async fn record(
                 .as_deref()
                 .filter(|served| observation.rotate_request.as_deref() == Some(served)),
             scheduled_renewal: scheduled_renewal(observation),
+            probe_fresh_token: matches!(outcome, Outcome::Issued { .. })
+                && observation.cr.spec.credential_type == CredentialType::AccessToken
+                && ctx.brokers.claim_trust_probe(&BrokerKey::of(
+                    &observation.namespace(),
+                    &observation.cr.spec.broker_ref,
+                )),
         },
     );
     let guard = match observation.source {

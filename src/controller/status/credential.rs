@@ -74,6 +74,9 @@ pub struct StatusInput<'a> {
     pub served_rotate_request: Option<&'a str>,
     /// When the credential the schedule is read from is due for renewal (jitter included).
     pub scheduled_renewal: Option<DateTime<Utc>>,
+    /// A token issued now is probed soon after: its broker's probe has not yet been seen to
+    /// accept a token, and only a probe known to accept tokens may prove one revoked.
+    pub probe_fresh_token: bool,
 }
 
 /// One condition's value.

@@ -83,6 +83,7 @@ fn run(case: &Case) -> SyncClientCredentialStatus {
             notes: &Notes::default(),
             served_rotate_request: None,
             scheduled_renewal: Some(t(2000)),
+            probe_fresh_token: false,
         },
     )
 }

@@ -50,10 +50,13 @@ pub fn verify_due(
 ) -> Option<DateTime<Utc>> {
     let new = match input.outcome {
         Outcome::Failed { verify_after, .. } => *verify_after,
-        Outcome::Issued {
-            trigger: IssueReason::RevokedExternally,
-            ..
-        } => input.now.checked_add_signed(FRESH_TOKEN_PROBE_DELAY),
+        // A token that replaced a revoked one, or the first one through a broker whose probe
+        // has not been seen to accept a token: the probe must be shown to accept it.
+        Outcome::Issued { trigger, .. }
+            if *trigger == IssueReason::RevokedExternally || input.probe_fresh_token =>
+        {
+            input.now.checked_add_signed(FRESH_TOKEN_PROBE_DELAY)
+        }
         _ => None,
     };
     let kept = old.verify_due_time.filter(|at| {
