@@ -67,7 +67,9 @@ pub struct SyncClientCredentialSpec {
     #[serde(default)]
     pub credential_type: CredentialType,
     /// Lifetime of issued access tokens (whole minutes, e.g. `720h`). Omitted: the broker keeps
-    /// the value saved for this sync client.
+    /// the value saved for this sync client. A new value takes effect at the next issue (the
+    /// scheduled renewal, or a `syncclient.io/rotate-request`): changing it mints nothing, since
+    /// every issue revokes the token in use.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = crate::duration::DURATION_PATTERN), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('87600h')").message("tokenTTL must be between 1m and 87600h (10 years); the broker counts it in minutes"))]
@@ -96,14 +98,17 @@ pub struct SyncClientCredentialSpec {
     #[schemars(regex(pattern = crate::duration::DURATION_PATTERN), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) == duration('0s') || (duration(self) >= duration('10s') && duration(self) <= duration('8760h'))").message("verifyInterval must be 0s (off) or between 10s and 8760h"))]
     pub verify_interval: Option<String>,
-    /// Name of the Secret to write (default: the name of this resource).
+    /// Name of the Secret to write (default: the name of this resource). A new name moves the
+    /// credential held to the new Secret without issuing one; the old Secret is left in place
+    /// (owned, so it is removed with this resource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DNS_SUBDOMAIN_PATTERN), length(max = 253))]
     pub secret_name: Option<String>,
     /// Labels, annotations and type of the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_template: Option<SecretTemplate>,
-    /// Renames of the Secret's data keys.
+    /// Renames of the Secret's data keys. A change rewrites the Secret with the credential held,
+    /// without issuing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<SecretKeys>,
     /// Workloads in this namespace restarted when the Secret's data changes.

@@ -79,11 +79,17 @@ impl Collector for CredentialCollector {
         for (namespace, name, status) in &credentials {
             // A stored credential past its expiry is not ready, whatever the condition says
             // (it is rewritten at the expiry; the scrape does not wait for that).
-            let expired = status.and_then(|s| s.expires_at).is_some_and(|at| at <= now);
+            let expired = status
+                .and_then(|s| s.expires_at)
+                .is_some_and(|at| at <= now);
             let current = status
                 .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY))
                 .map_or(ConditionStatus::Unknown, |c| c.status);
-            let current = if expired { ConditionStatus::False } else { current };
+            let current = if expired {
+                ConditionStatus::False
+            } else {
+                current
+            };
             for (value, label) in [
                 (ConditionStatus::True, "True"),
                 (ConditionStatus::False, "False"),

@@ -219,9 +219,19 @@ impl Env {
 
     /// Waits until the credential's Secret holds a revision at least `revision`; returns it.
     pub async fn wait_for_revision(&self, name: &str, revision: i64) -> Secret {
+        self.wait_for_revision_within(name, revision, WAIT).await
+    }
+
+    /// [`Env::wait_for_revision`] with another bound.
+    pub async fn wait_for_revision_within(
+        &self,
+        name: &str,
+        revision: i64,
+        timeout: Duration,
+    ) -> Secret {
         self.eventually(
             &format!("Secret {name} at revision {revision}"),
-            WAIT,
+            timeout,
             || async {
                 let secret = self.secret(name).await?;
                 let current: i64 = secret

@@ -19,6 +19,7 @@ mod incluster;
 mod leader;
 mod lifecycle;
 mod metrics;
+mod never_hurt;
 mod observability;
 mod packaging;
 mod podman;

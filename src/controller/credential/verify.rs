@@ -106,7 +106,7 @@ async fn verdict(ctx: &Context, observation: &Observation) -> Result<Verdict, Fa
     let fresh = observation
         .record()
         .is_some_and(|record| observation.now.signed_duration_since(record.issued_at) < FRESH);
-    if fresh {
+    if fresh && !late_generate_may_have_landed(ctx, observation) {
         // A token minted a moment ago is refused: the probe, not the token, is at fault.
         ctx.brokers.probe_refused_fresh_token(&broker.key);
         return Ok(Verdict::Unavailable(
@@ -120,6 +120,21 @@ async fn verdict(ctx: &Context, observation: &Observation) -> Result<Verdict, Fa
             "its probe has not been seen to accept a token since the operator started",
         ))
     }
+}
+
+/// Whether a generate that went unanswered may have landed after the stored token was issued
+/// (then a refusal of even a fresh token is explained, and believed).
+fn late_generate_may_have_landed(ctx: &Context, observation: &Observation) -> bool {
+    let Some(issued_at) = observation.record().map(|record| record.issued_at) else {
+        return false;
+    };
+    observation.status.history.iter().any(|attempt| {
+        attempt.outcome == FailureReason::RotationStateUnknown.as_str()
+            && attempt
+                .time
+                .checked_add_signed(ctx.unknown_outcome_window)
+                .is_some_and(|until| until >= issued_at)
+    })
 }
 
 async fn probe_once(broker: &ResolvedBroker, token: &SecretString) -> Result<bool, Failure> {
