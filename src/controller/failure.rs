@@ -140,7 +140,7 @@ impl FailureReason {
             ErrorKind::Conflict => Self::SyncClientConflict,
             ErrorKind::Auth => Self::AuthenticationFailed,
             ErrorKind::Transient if error.outcome_unknown() => Self::RotationStateUnknown,
-            ErrorKind::Transient => Self::BrokerUnavailable,
+            ErrorKind::Transient | ErrorKind::GuardRefused => Self::BrokerUnavailable,
         }
     }
 

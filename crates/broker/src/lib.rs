@@ -29,6 +29,7 @@ mod client;
 mod config;
 mod diagnostics;
 mod error;
+mod guard;
 mod lifetime;
 mod outcome;
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub use config::{
     DEFAULT_TOKEN_REFRESH_MARGIN, MAX_LOGIN_COOLDOWN, RequestObserver, TlsConfig, TokenClient,
 };
 pub use error::{BrokerError, ErrorKind};
+pub use guard::{MayRevoke, RevokeGuard};
 pub use lifetime::ReportedLifetime;
 pub use outcome::{Endpoint, RequestOutcome};
 pub use secret::SecretString;

@@ -10,6 +10,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use crate::config::{RequestObserver, TlsConfig};
 use crate::diagnostics::{describe_error_body, describe_html, is_html, single_line};
 use crate::error::{BrokerError, ErrorKind};
+use crate::guard::{Deadline, Limit};
 use crate::outcome::{Endpoint, RequestOutcome};
 use crate::retry_after::parse_retry_after;
 use crate::tls;
@@ -91,15 +92,19 @@ impl Transport {
     }
 
     /// Sends `request`, reads the answer and lets `read` interpret it. The observer hears about
-    /// the request once, with the result `read` produced.
+    /// the request once, with the result `read` produced. The request's timeout is cut to what
+    /// remains of `deadline`; once that has passed nothing is sent.
     pub(crate) async fn call<T>(
         &self,
         endpoint: Endpoint,
         request: RequestBuilder,
+        deadline: Deadline,
         read: impl FnOnce(Answer) -> Result<T, BrokerError>,
     ) -> Result<T, BrokerError> {
+        let limit = deadline.limit(endpoint, self.request_timeout)?;
+        let request = request.timeout(limit.timeout);
         let started = Instant::now();
-        let (status, result) = match self.exchange(endpoint, request).await {
+        let (status, result) = match self.exchange(endpoint, request, limit).await {
             Ok(answer) => (Some(answer.status.as_u16()), read(answer)),
             Err((status, error)) => (status, Err(error)),
         };
@@ -120,6 +125,7 @@ impl Transport {
         &self,
         endpoint: Endpoint,
         request: RequestBuilder,
+        limit: Limit,
     ) -> Result<Answer, (Option<u16>, BrokerError)> {
         let request = request.build().map_err(|error| {
             let message = format!("invalid request: {}", error_chain(&error));
@@ -131,7 +137,7 @@ impl Transport {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(%method, %path, endpoint = endpoint.as_str(), "broker request failed");
-                return Err((None, self.network_error(endpoint, &error, None)));
+                return Err((None, self.network_error(endpoint, &error, None, limit)));
             }
         };
         let status = response.status();
@@ -145,7 +151,7 @@ impl Transport {
             .get(RETRY_AFTER)
             .and_then(|value| parse_retry_after(value.as_bytes(), SystemTime::now()));
         let (body, truncated) = self
-            .read_body(endpoint, &mut response)
+            .read_body(endpoint, &mut response, limit)
             .await
             .map_err(|error| (Some(status.as_u16()), error))?;
         Ok(Answer {
@@ -163,6 +169,7 @@ impl Transport {
         &self,
         endpoint: Endpoint,
         response: &mut Response,
+        limit: Limit,
     ) -> Result<(Vec<u8>, bool), BrokerError> {
         let status = response.status().as_u16();
         let announced_too_large = response
@@ -183,7 +190,9 @@ impl Transport {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok((body, false)),
-                Err(error) => return Err(self.network_error(endpoint, &error, Some(status))),
+                Err(error) => {
+                    return Err(self.network_error(endpoint, &error, Some(status), limit));
+                }
             }
         }
     }
@@ -195,6 +204,7 @@ impl Transport {
         endpoint: Endpoint,
         error: &reqwest::Error,
         status: Option<u16>,
+        limit: Limit,
     ) -> BrokerError {
         let before_sending = status.is_none() && error.is_connect();
         let message = if error.is_timeout() {
@@ -205,10 +215,18 @@ impl Transport {
             } else {
                 "waiting for the answer"
             };
-            format!(
-                "timed out {phase} (request timeout {:?})",
-                self.request_timeout
-            )
+            if limit.by_deadline {
+                format!(
+                    "timed out {phase}: the deadline of the whole call passed ({} ms remained \
+                     when the request was sent)",
+                    limit.timeout.as_millis()
+                )
+            } else {
+                format!(
+                    "timed out {phase} (request timeout {:?})",
+                    self.request_timeout
+                )
+            }
         } else if before_sending {
             let chain = error_chain(error);
             if is_certificate_error(error) {

@@ -9,7 +9,9 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use sha2::{Digest, Sha256};
-use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime};
+use sync_client_broker::{
+    CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime, RevokeGuard,
+};
 
 use super::gather::{self, Observation};
 use super::write::{SecretWrite, WriteError, needs_dry_run};
@@ -335,12 +337,15 @@ async fn generate(
 ) -> Result<IssuedCredential, Failure> {
     ctx.fence.settle(broker.request_timeout).await;
     let _permit = broker.permit().await?;
-    ctx.fence
-        .check()
-        .map_err(|fenced| Failure::new(FailureReason::BrokerUnavailable, fenced.to_string()))?;
+    let may_revoke = || ctx.fence.check().map_err(|fenced| fenced.to_string());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     broker
         .client
-        .generate_credentials(directory_id, request)
+        .generate_credentials(
+            directory_id,
+            request,
+            &RevokeGuard::new(deadline, &may_revoke),
+        )
         .await
         .map_err(|e| Failure::from_broker(&e))
 }
