@@ -10,8 +10,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use sync_client_operator::controller::fence::Fence;
+use sync_client_operator::controller::fence::election::{self, ElectionConfig};
 use sync_client_operator::controller::{self, Options};
-use sync_client_operator::leader::{self, ElectionConfig};
 use sync_client_operator::metrics::Metrics;
 use sync_client_operator::secret::FingerprintKey;
 use sync_client_operator::{api, http};
@@ -34,7 +34,7 @@ enum Command {
         output_dir: Vec<PathBuf>,
     },
     /// Run the controllers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(clap::Args)]
@@ -80,6 +80,40 @@ struct RunArgs {
     /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_duration_seconds: u64,
+    /// A leader whose renewals fail counts itself deposed this many seconds before a standby may
+    /// take over, and issues nothing more (default: a third of the lease duration, at least 1;
+    /// below the lease duration).
+    #[arg(long, env = "LEASE_RENEW_GRACE_SECONDS", value_parser = clap::value_parser!(u64).range(1..=299))]
+    lease_renew_grace_seconds: Option<u64>,
+    /// Longest time one issue may take, from the vCenter login to the broker's answer, retry
+    /// included (Go duration, 5s to 10m). A new leader waits this long before its first issue, and
+    /// a stop waits this long plus 15 s for running issues.
+    #[arg(long, env = "ISSUE_DEADLINE", default_value = "60s", value_parser = issue_deadline)]
+    issue_deadline: std::time::Duration,
+}
+
+impl RunArgs {
+    /// The renew grace: as given, or a third of the lease duration (at least 1 s).
+    fn renew_grace_seconds(&self) -> Result<u64, String> {
+        let grace = self
+            .lease_renew_grace_seconds
+            .unwrap_or((self.lease_duration_seconds / 3).max(1));
+        if grace >= self.lease_duration_seconds {
+            return Err(format!(
+                "--lease-renew-grace-seconds ({grace}) must be below --lease-duration-seconds ({})",
+                self.lease_duration_seconds
+            ));
+        }
+        Ok(grace)
+    }
+}
+
+fn issue_deadline(value: &str) -> Result<std::time::Duration, String> {
+    let deadline = sync_client_operator::duration::parse(value).map_err(|e| e.to_string())?;
+    if deadline < chrono::TimeDelta::seconds(5) || deadline > chrono::TimeDelta::minutes(10) {
+        return Err("must be between 5s and 10m".into());
+    }
+    deadline.to_std().map_err(|e| e.to_string())
 }
 
 fn issue_interval(value: &str) -> Result<chrono::TimeDelta, String> {
@@ -127,7 +161,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(args)) {
+            match runtime.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "operator failed");
@@ -204,6 +238,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics.clone(),
         shutdown.clone(),
     ));
+    let issue_deadline = args.issue_deadline;
     let result = if args.leader_election {
         let election = ElectionConfig {
             lease_name: args.lease_name.clone(),
@@ -212,23 +247,22 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .clone()
                 .unwrap_or_else(|| "default".to_owned()),
             identity,
-            lease_duration_seconds: args.lease_duration_seconds,
-            renew_grace_seconds: (args.lease_duration_seconds / 3).max(1),
+            lease_duration: std::time::Duration::from_secs(args.lease_duration_seconds),
+            renew_grace: std::time::Duration::from_secs(args.renew_grace_seconds()?),
         };
         let standby_metrics = metrics.clone();
-        let lease = std::time::Duration::from_secs(args.lease_duration_seconds);
-        leader::run_as_leader(
+        election::run_as_leader(
             client.clone(),
             &election,
             shutdown.clone(),
             // A standby is healthy and ready to take over.
             move || standby_metrics.set_ready(true),
-            |stop, leading| {
+            |stop, lease| {
                 controller::run(
                     client,
                     options,
                     metrics,
-                    Fence::leader(leading, lease),
+                    Fence::leader(lease, issue_deadline),
                     stop,
                 )
             },
@@ -236,7 +270,8 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(Into::into)
     } else {
-        controller::run(client, options, metrics, Fence::single(), shutdown.clone()).await;
+        let fence = Fence::single(issue_deadline);
+        controller::run(client, options, metrics, fence, shutdown.clone()).await;
         Ok(())
     };
     if result.is_err() {

@@ -159,7 +159,7 @@ impl Context {
             fingerprint_key: options.fingerprint_key.clone(),
             metrics,
             clock: Arc::new(SystemClock),
-            fence: Fence::single(),
+            fence: Fence::default(),
             pending: PendingStore::default(),
             memo: memo::Memo::default(),
             min_issue_interval: options.min_issue_interval,

@@ -30,6 +30,8 @@ pub const MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 
 /// Short backoff of a write retried for a credential already generated.
 const PENDING_RETRY_BASE: TimeDelta = TimeDelta::seconds(1);
 const PENDING_RETRY_CAP: TimeDelta = TimeDelta::seconds(30);
+/// When a reconcile the fence stopped looks again (if this replica still runs then).
+const FENCED_RETRY: Duration = Duration::from_secs(5);
 
 /// A credential the broker issued, ready to be written.
 struct Minted {
@@ -50,6 +52,7 @@ pub async fn run(
     let revision = next_revision(observation);
     let minted = match mint(ctx, observation, policy, revision).await {
         Ok(minted) => minted,
+        Err(failure) if failure.fenced => return fenced(observation, trigger, failure, revision),
         Err(failure) => return failed(ctx, observation, policy, trigger, failure, revision).await,
     };
     let expires_at = match minted.record.expiry {
@@ -172,6 +175,31 @@ async fn issued(ctx: &Context, observation: &Observation, pending: Pending) -> (
         fingerprint: pending.fingerprint,
     };
     (outcome, requeue_at(renewal_time, observation.now))
+}
+
+/// The fence stopped the generate before it was sent: nothing happened, so no metric or event;
+/// the caller writes no status either ([`Failure::fenced`]). A replica shutting down or deposed
+/// stops soon; the next leader looks again.
+fn fenced(
+    observation: &Observation,
+    trigger: IssueReason,
+    failure: Failure,
+    revision: i64,
+) -> (Outcome, Action) {
+    tracing::info!(
+        namespace = %observation.namespace(), name = %observation.name(),
+        trigger = trigger.as_str(), reason = %failure.message,
+        "generate not sent: fenced"
+    );
+    let outcome = Outcome::Failed {
+        failure,
+        trigger,
+        next_retry: None,
+        rotate_request: observation.rotate_request.clone(),
+        revision,
+        stored: None,
+    };
+    (outcome, Action::requeue(FENCED_RETRY))
 }
 
 /// A failed attempt: its report and its backoff.
@@ -327,25 +355,22 @@ async fn prove_write(
     }
 }
 
-/// One `generate_credentials` call, within the broker's concurrency limit and only while the
-/// fence is open: checked after the permit is acquired, right before the call.
+/// One `generate_credentials` call, within the broker's concurrency limit. A new leader settles
+/// first; then the fence is checked by the broker client right before each generate request,
+/// and the whole chain has the issue deadline.
 async fn generate(
     ctx: &Context,
     broker: &ResolvedBroker,
     directory_id: &str,
     request: &GenerateRequest,
 ) -> Result<IssuedCredential, Failure> {
-    ctx.fence.settle(broker.request_timeout).await;
+    ctx.fence.settle().await;
     let _permit = broker.permit().await?;
-    let may_revoke = || ctx.fence.check().map_err(|fenced| fenced.to_string());
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let may_revoke = || ctx.fence.may_revoke();
+    let guard = RevokeGuard::new(ctx.fence.chain_deadline(), &may_revoke);
     broker
         .client
-        .generate_credentials(
-            directory_id,
-            request,
-            &RevokeGuard::new(deadline, &may_revoke),
-        )
+        .generate_credentials(directory_id, request, &guard)
         .await
         .map_err(|e| Failure::from_broker(&e))
 }
