@@ -75,7 +75,10 @@ impl Identity {
         .expect("service account");
         let token = kube.service_account_token("default", account);
         let yaml = kube.kubeconfig_yaml();
-        let with_token = yaml.replace("token: sim-token", &format!("token: {token}"));
+        // The placeholder of a plain simulator, or the admin token of one with RBAC.
+        let with_token = yaml
+            .replace("token: sim-token", &format!("token: {token}"))
+            .replace(&kube.admin_token(), &token);
         assert_ne!(
             yaml, with_token,
             "the simulator's kubeconfig has a placeholder token"
