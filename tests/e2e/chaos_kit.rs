@@ -148,6 +148,21 @@ impl Process {
     }
 }
 
+/// Waits until exactly one of two replicas logged that it acquired the lease; returns which.
+pub async fn wait_for_leader(env: &Env, replicas: &[Process; 2]) -> usize {
+    env.eventually("one replica to lead", crate::harness::WAIT, || async {
+        match (
+            crate::leader::acquired(&replicas[0].output()),
+            crate::leader::acquired(&replicas[1].output()),
+        ) {
+            (true, false) => Some(0),
+            (false, true) => Some(1),
+            _ => None,
+        }
+    })
+    .await
+}
+
 /// Per Secret name: revision to its `issued-at` and `expires-at` annotations.
 type Revisions = BTreeMap<String, BTreeMap<i64, (String, String)>>;
 

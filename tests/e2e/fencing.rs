@@ -16,7 +16,7 @@ use serde_json::json;
 use sync_client_broker_sim::{Endpoint, Fault, SyncClients};
 use sync_client_kube_sim::KubeSim;
 
-use crate::chaos_kit::{Identity, Process, revision_of};
+use crate::chaos_kit::{Identity, Process, revision_of, wait_for_leader};
 use crate::harness::{
     BROKER_NAME, DIRECTORY, Env, WAIT, crd_files, event_reasons, secret_value, token_is_live,
 };
@@ -157,18 +157,7 @@ async fn a_leader_whose_lease_writes_fail_mints_nothing_once_the_standby_holds_t
         ids[0].spawn(&env, "a", LEASE),
         ids[1].spawn(&env, "b", LEASE),
     ];
-    let leader = env
-        .eventually("one replica to lead", WAIT, || async {
-            match (
-                acquired(&replicas[0].output()),
-                acquired(&replicas[1].output()),
-            ) {
-                (true, false) => Some(0),
-                (false, true) => Some(1),
-                _ => None,
-            }
-        })
-        .await;
+    let leader = wait_for_leader(&env, &replicas).await;
     let standby = 1 - leader;
     for i in 0..CREDENTIALS {
         env.broker.add_directory(
@@ -302,6 +291,31 @@ async fn a_leader_whose_lease_writes_fail_mints_nothing_once_the_standby_holds_t
 // ---------------------------------------------------------------------------------------------
 // 2. SIGTERM during a slow generate chain
 
+/// Starts an operator with `args`, creates the credential `app`, and sends SIGTERM once a
+/// request to `endpoint` is in flight at the broker (which holds it as the faults say).
+async fn sigterm_while_in_flight(env: &Env, args: &[&str], endpoint: Endpoint) -> Process {
+    let operator = env.operator("op", args);
+    let process = Process {
+        pid: operator.pid().expect("running"),
+        operator,
+    };
+    env.create_credential("app", json!({})).await;
+    env.eventually(
+        &format!("a {endpoint:?} request in flight"),
+        WAIT,
+        || async {
+            env.broker
+                .requests()
+                .iter()
+                .any(|r| r.endpoint == endpoint && r.status.is_none())
+                .then_some(())
+        },
+    )
+    .await;
+    process.signal("TERM");
+    process
+}
+
 /// The chain takes about 55 s (a 5 s vCenter login, then a 50 s generate; the broker's request
 /// timeout is 60 s, the issue deadline 80 s). SIGTERM comes once the generate is in flight:
 /// longer than the 45 s the operator used to wait at shutdown remain. The process waits for
@@ -310,9 +324,6 @@ async fn a_leader_whose_lease_writes_fail_mints_nothing_once_the_standby_holds_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_slow_generate_chain_stores_the_credential_before_exiting() {
     let env = Env::start().await;
-    if env.kube.is_none() {
-        return; // needs an identity of the simulator to signal the process
-    }
     env.brokers()
         .patch(
             BROKER_NAME,
@@ -325,17 +336,8 @@ async fn sigterm_during_a_slow_generate_chain_stores_the_credential_before_exiti
         .inject(Fault::on(Endpoint::Login).delay(Duration::from_secs(5)));
     env.broker
         .inject(Fault::on(Endpoint::Generate).delay(Duration::from_secs(50)));
-    let mut process = Identity::new(&env, "op").spawn(&env, "op", &["--issue-deadline", "80s"]);
-    env.create_credential("app", json!({})).await;
-    env.eventually("the generate in flight", WAIT, || async {
-        env.broker
-            .requests()
-            .iter()
-            .any(|r| r.endpoint == Endpoint::Generate && r.status.is_none())
-            .then_some(())
-    })
-    .await;
-    process.signal("TERM");
+    let mut process =
+        sigterm_while_in_flight(&env, &["--issue-deadline", "80s"], Endpoint::Generate).await;
     let signalled = Instant::now();
     // The stop wait is 95 s; a bounded wait above it.
     wait_for_exit(&env, &mut process, Duration::from_secs(120)).await;
@@ -370,22 +372,9 @@ async fn sigterm_during_a_slow_generate_chain_stores_the_credential_before_exiti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_stopped_by_the_fence_at_shutdown_writes_no_failure() {
     let env = Env::start().await;
-    if env.kube.is_none() {
-        return; // needs an identity of the simulator to signal the process
-    }
     env.broker
         .inject(Fault::on(Endpoint::Login).delay(Duration::from_secs(5)));
-    let mut process = Identity::new(&env, "op").spawn(&env, "op", &[]);
-    env.create_credential("app", json!({})).await;
-    env.eventually("the vCenter login in flight", WAIT, || async {
-        env.broker
-            .requests()
-            .iter()
-            .any(|r| r.endpoint == Endpoint::Login && r.status.is_none())
-            .then_some(())
-    })
-    .await;
-    process.signal("TERM");
+    let mut process = sigterm_while_in_flight(&env, &[], Endpoint::Login).await;
     wait_for_exit(&env, &mut process, WAIT).await;
 
     let output = process.output();

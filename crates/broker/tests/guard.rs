@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use support::{
     DIRECTORY, MockBroker, Reply, Route, bearer_config, expect_error, operator_client, unguarded,
 };
-use sync_client_broker::{CredentialKind, Endpoint, ErrorKind, GenerateRequest, RevokeGuard};
+use sync_client_broker::{
+    BrokerClient, BrokerError, CredentialKind, Endpoint, ErrorKind, GenerateRequest, RevokeGuard,
+};
 
 const ACCESS_TOKEN: GenerateRequest = GenerateRequest {
     kind: CredentialKind::AccessToken,
@@ -22,6 +24,16 @@ const ACCESS_TOKEN: GenerateRequest = GenerateRequest {
 
 /// Far enough for every request of these tests (the mock answers at once unless told).
 const LONG: Duration = Duration::from_secs(60);
+
+/// The error of a generate whose whole chain has `within`, with a guard that allows it.
+async fn generate_within(client: &BrokerClient, within: Duration) -> BrokerError {
+    let guard = RevokeGuard::new(Instant::now() + within, &|| Ok(()));
+    expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &guard)
+            .await,
+    )
+}
 
 #[tokio::test]
 async fn the_guard_is_asked_before_the_first_generate_and_before_the_retry() {
@@ -126,15 +138,7 @@ async fn the_deadline_spans_the_chain_a_slow_login_eats_into_the_generate() {
     broker.push(Route::Generate, Reply::DefaultAfter(Duration::from_secs(3)));
     let client = operator_client(&broker);
 
-    let error = expect_error(
-        client
-            .generate_credentials(
-                DIRECTORY,
-                &ACCESS_TOKEN,
-                &RevokeGuard::new(Instant::now() + Duration::from_secs(4), &|| Ok(())),
-            )
-            .await,
-    );
+    let error = generate_within(&client, Duration::from_secs(4)).await;
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.endpoint(), Some(Endpoint::GenerateCredentials));
@@ -158,15 +162,7 @@ async fn a_deadline_passing_during_the_login_is_a_known_outcome() {
     broker.push(Route::Session, Reply::DefaultAfter(Duration::from_secs(5)));
     let client = operator_client(&broker);
 
-    let error = expect_error(
-        client
-            .generate_credentials(
-                DIRECTORY,
-                &ACCESS_TOKEN,
-                &RevokeGuard::new(Instant::now() + Duration::from_secs(1), &|| Ok(())),
-            )
-            .await,
-    );
+    let error = generate_within(&client, Duration::from_secs(1)).await;
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.endpoint(), Some(Endpoint::Session));
@@ -231,15 +227,7 @@ async fn a_deadline_passing_while_waiting_for_the_shared_login_is_a_known_outcom
     }
     assert_eq!(broker.count(Route::Session), 1, "the first call logs in");
 
-    let error = expect_error(
-        client
-            .generate_credentials(
-                DIRECTORY,
-                &ACCESS_TOKEN,
-                &RevokeGuard::new(Instant::now() + Duration::from_millis(500), &|| Ok(())),
-            )
-            .await,
-    );
+    let error = generate_within(&client, Duration::from_millis(500)).await;
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert!(!error.outcome_unknown());
@@ -262,15 +250,7 @@ async fn a_deadline_passing_while_the_generate_is_in_flight_leaves_the_outcome_u
     broker.push(Route::Generate, Reply::DefaultAfter(Duration::from_secs(5)));
     let client = operator_client(&broker);
 
-    let error = expect_error(
-        client
-            .generate_credentials(
-                DIRECTORY,
-                &ACCESS_TOKEN,
-                &RevokeGuard::new(Instant::now() + Duration::from_secs(1), &|| Ok(())),
-            )
-            .await,
-    );
+    let error = generate_within(&client, Duration::from_secs(1)).await;
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.endpoint(), Some(Endpoint::GenerateCredentials));

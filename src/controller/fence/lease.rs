@@ -139,7 +139,12 @@ impl<S: LeaseStore> Elector<S> {
         let mut seen = None;
         let mut failing = false;
         loop {
-            match self.try_acquire(&mut seen).await {
+            // Bounded: a look that hangs must not keep a standby from the next one.
+            let attempt = tokio::time::timeout(self.duration, self.try_acquire(&mut seen));
+            match attempt
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Failed("the lease API did not answer".into())))
+            {
                 Ok(Some(version)) => return Some(version),
                 Ok(None) => failing = false,
                 Err(error) => {
