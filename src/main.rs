@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use sync_client_operator::controller::fence::Fence;
 use sync_client_operator::controller::fence::election::{self, ElectionConfig};
 use sync_client_operator::controller::{self, Options};
 use sync_client_operator::metrics::Metrics;
-use sync_client_operator::secret::FingerprintKey;
+use sync_client_operator::secret::{FingerprintKey, FingerprintKeys};
 use sync_client_operator::{api, http};
 
 #[derive(Parser)]
@@ -55,6 +55,12 @@ struct RunArgs {
     /// fingerprint is then a tamper check, not a secret).
     #[arg(long, env = "FINGERPRINT_KEY_FILE")]
     fingerprint_key_file: Option<PathBuf>,
+    /// File with a previous fingerprint key, still accepted: Secrets it fingerprinted are
+    /// fingerprinted again with the current key, without a new credential. Repeat for several.
+    /// To move from the built-in key to your own, give the built-in key
+    /// (`sync-client-operator/fingerprint/v1`) as a previous key.
+    #[arg(long, env = "FINGERPRINT_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    fingerprint_previous_key_file: Vec<PathBuf>,
     /// Name of this replica, shown in events and used as its lease identity.
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
@@ -77,13 +83,18 @@ struct RunArgs {
     /// 1s to 1h). Every issue revokes the live credential.
     #[arg(long, env = "MIN_ISSUE_INTERVAL", default_value = "30s", value_parser = issue_interval)]
     min_issue_interval: chrono::TimeDelta,
+    /// How long a generate that went unanswered (a timeout, a dropped connection) may still land
+    /// at the broker and revoke the credential stored since; the stored token is checked once
+    /// this has passed since the attempt (Go duration, 10s to 1h).
+    #[arg(long, env = "UNKNOWN_OUTCOME_WINDOW", default_value = "5m", value_parser = outcome_window)]
+    unknown_outcome_window: chrono::TimeDelta,
     /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_duration_seconds: u64,
     /// A leader whose renewals fail counts itself deposed this many seconds before a standby may
-    /// take over, and issues nothing more (default: a third of the lease duration, at least 1;
-    /// below the lease duration).
-    #[arg(long, env = "LEASE_RENEW_GRACE_SECONDS", value_parser = clap::value_parser!(u64).range(1..=299))]
+    /// take over, and issues nothing more; below --lease-duration-seconds (default: a third of
+    /// it, at least 1).
+    #[arg(long, env = "LEASE_RENEW_GRACE_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     lease_renew_grace_seconds: Option<u64>,
     /// Longest time one issue may take, from the vCenter login to the broker's answer, retry
     /// included (Go duration, 5s to 10m). A new leader waits this long before its first issue, and
@@ -93,18 +104,18 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    /// The renew grace: as given, or a third of the lease duration (at least 1 s).
+    /// The renewal grace: the flag's, or a third of the lease duration (at least 1). It must be
+    /// below the lease duration (a leader would count itself deposed at once), so a larger one
+    /// is refused.
     fn renew_grace_seconds(&self) -> Result<u64, String> {
-        let grace = self
-            .lease_renew_grace_seconds
-            .unwrap_or((self.lease_duration_seconds / 3).max(1));
-        if grace >= self.lease_duration_seconds {
-            return Err(format!(
-                "--lease-renew-grace-seconds ({grace}) must be below --lease-duration-seconds ({})",
-                self.lease_duration_seconds
-            ));
+        let lease = self.lease_duration_seconds;
+        match self.lease_renew_grace_seconds {
+            None => Ok((lease / 3).max(1)),
+            Some(grace) if grace < lease => Ok(grace),
+            Some(grace) => Err(format!(
+                "--lease-renew-grace-seconds ({grace}) must be below --lease-duration-seconds ({lease})"
+            )),
         }
-        Ok(grace)
     }
 }
 
@@ -122,6 +133,14 @@ fn issue_interval(value: &str) -> Result<chrono::TimeDelta, String> {
         return Err("must be between 1s and 1h".into());
     }
     Ok(interval)
+}
+
+fn outcome_window(value: &str) -> Result<chrono::TimeDelta, String> {
+    let window = sync_client_operator::duration::parse(value).map_err(|e| e.to_string())?;
+    if window < chrono::TimeDelta::seconds(10) || window > chrono::TimeDelta::hours(1) {
+        return Err("must be between 10s and 1h".into());
+    }
+    Ok(window)
 }
 
 fn non_empty(value: &str) -> Result<String, String> {
@@ -153,6 +172,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => {
+            if let Err(message) = args.renew_grace_seconds() {
+                Cli::command()
+                    .error(clap::error::ErrorKind::ArgumentConflict, message)
+                    .exit();
+            }
             init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -161,7 +185,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(*args)) {
+            match runtime.block_on(run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "operator failed");
@@ -205,7 +229,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(args: Box<RunArgs>) -> Result<(), Box<dyn std::error::Error>> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
@@ -218,18 +242,16 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => kube::Config::infer().await?,
     };
     let client = kube::Client::try_from(config)?;
-    let fingerprint_key = match &args.fingerprint_key_file {
-        Some(path) => FingerprintKey::new(std::fs::read(path)?),
-        None => FingerprintKey::new(DEFAULT_FINGERPRINT_KEY.to_vec()),
-    };
+    let fingerprint_keys = fingerprint_keys(&args)?;
     let identity = args.instance.clone().unwrap_or_else(default_identity);
     let options = Options {
         namespace: args.namespace.clone(),
-        fingerprint_key,
+        fingerprint_keys,
         instance: Some(identity.clone()),
         default_broker_concurrency: usize::from(args.broker_concurrency),
         min_issue_interval: args.min_issue_interval,
         reconcile_concurrency: args.reconcile_concurrency,
+        unknown_outcome_window: args.unknown_outcome_window,
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = shutdown_signal().shared();
@@ -286,6 +308,29 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The current fingerprint key (the file's, else the built-in one) and the previous ones. An
+/// empty or unreadable key file stops the operator: a wrong key would re-issue every credential.
+fn fingerprint_keys(args: &RunArgs) -> Result<FingerprintKeys, Box<dyn std::error::Error>> {
+    let read = |path: &PathBuf| -> Result<FingerprintKey, Box<dyn std::error::Error>> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("reading fingerprint key file {}: {e}", path.display()))?;
+        // The bytes as they are (a trailing newline included), as 0.1.0 read them.
+        if bytes.trim_ascii().is_empty() {
+            return Err(format!("fingerprint key file {} is empty", path.display()).into());
+        }
+        Ok(FingerprintKey::new(bytes))
+    };
+    let current = match &args.fingerprint_key_file {
+        Some(path) => read(path)?,
+        None => FingerprintKey::new(DEFAULT_FINGERPRINT_KEY.to_vec()),
+    };
+    let mut keys = FingerprintKeys::from(current);
+    for path in &args.fingerprint_previous_key_file {
+        keys = keys.with_previous(read(path)?);
+    }
+    Ok(keys)
+}
+
 /// A lease identity unique per process when no pod name is given.
 fn default_identity() -> String {
     let nanos = std::time::SystemTime::now()
@@ -317,4 +362,53 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from([&["sync-client-operator", "run"], args].concat())
+            .expect("valid arguments");
+        match cli.command {
+            Command::Run(args) => *args,
+            Command::Crd { .. } => panic!("not run"),
+        }
+    }
+
+    #[test]
+    fn renew_grace_defaults_to_a_third_of_the_lease_and_at_least_one_second() {
+        assert_eq!(run_args(&[]).renew_grace_seconds(), Ok(5));
+        let short = run_args(&["--lease-duration-seconds=3"]);
+        assert_eq!(short.renew_grace_seconds(), Ok(1));
+        let long = run_args(&["--lease-duration-seconds=300"]);
+        assert_eq!(long.renew_grace_seconds(), Ok(100));
+    }
+
+    #[test]
+    fn renew_grace_is_taken_when_below_the_lease_and_refused_otherwise() {
+        let args = run_args(&[
+            "--lease-duration-seconds=20",
+            "--lease-renew-grace-seconds=19",
+        ]);
+        assert_eq!(args.renew_grace_seconds(), Ok(19));
+        for grace in ["15", "16"] {
+            let args = run_args(&["--lease-renew-grace-seconds", grace]);
+            assert_eq!(
+                args.renew_grace_seconds(),
+                Err(format!(
+                    "--lease-renew-grace-seconds ({grace}) must be below --lease-duration-seconds (15)"
+                ))
+            );
+        }
+        assert!(
+            Cli::try_parse_from([
+                "sync-client-operator",
+                "run",
+                "--lease-renew-grace-seconds=0"
+            ])
+            .is_err()
+        );
+    }
 }

@@ -189,6 +189,22 @@ impl Metrics {
         }
     }
 
+    /// A deleted broker's series disappear with it.
+    pub fn forget_broker(&self, kind: &str, namespace: &str, name: &str) {
+        for value in [
+            ConditionStatus::True,
+            ConditionStatus::False,
+            ConditionStatus::Unknown,
+        ] {
+            self.broker_ready.remove(&BrokerReadyLabels {
+                kind: kind.to_owned(),
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                condition: format!("{value:?}"),
+            });
+        }
+    }
+
     pub fn observe_reconcile(&self, elapsed: Duration) {
         self.reconcile_duration.observe(elapsed.as_secs_f64());
     }

@@ -14,6 +14,13 @@ use crate::api::CredentialType;
 pub const BACKOFF_BASE: TimeDelta = TimeDelta::seconds(5);
 /// Longest wait between two retries of a retryable failure.
 pub const BACKOFF_CAP: TimeDelta = TimeDelta::minutes(10);
+/// Backoff after the first failure that needs a change (a refused permission, a missing sync
+/// client): such a failure is retried slowly, never given up.
+pub const SLOW_BACKOFF_BASE: TimeDelta = TimeDelta::minutes(2);
+/// Longest wait between two retries of a failure that needs a change.
+pub const SLOW_BACKOFF_CAP: TimeDelta = TimeDelta::hours(1);
+/// Shortest wait before retrying a failure that needs a change, however close the expiry.
+pub const SLOW_MIN_RETRY_DELAY: TimeDelta = TimeDelta::minutes(1);
 /// Shortest wait before a retry, whatever the expiry cap says.
 pub const MIN_RETRY_DELAY: TimeDelta = TimeDelta::seconds(1);
 /// Upper bound of the random advance applied to a renewal time.
@@ -42,7 +49,7 @@ pub struct Policy {
     pub suspend: bool,
     /// How often the stored token is probed with the broker (`None`: never).
     pub verify_interval: Option<TimeDelta>,
-    /// Hash of every spec field that changes what is issued (broker, directory, type, TTL, keys).
+    /// Hash of the identity the credential is issued for (broker, directory, type).
     pub spec_hash: String,
 }
 
@@ -65,6 +72,10 @@ pub struct Record {
     pub spec_hash: Option<String>,
     /// The data and the record still match the fingerprint written with them.
     pub data_intact: bool,
+    /// The data is stored under the keys the spec names now.
+    pub layout_current: bool,
+    /// The fingerprint was made with the current key, in the current format.
+    pub fingerprint_current: bool,
 }
 
 /// What the Secret with the configured name is.
@@ -81,8 +92,9 @@ pub enum SecretState {
 /// How a failure is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCategory {
-    /// Needs a change of the spec (or a new rotate request): the broker rejected the request,
-    /// denied it, found no sync client or several.
+    /// Needs a change (the spec, the broker or its Secrets, vCenter's privileges, the broker's
+    /// sync clients): retried on a slow backoff, and at once when the spec or the broker changes
+    /// or a new rotate request comes.
     Permanent,
     /// May heal by itself: broker down, timeouts, authentication, Kubernetes write errors.
     Retryable,
@@ -144,6 +156,16 @@ pub struct PlanInput<'a> {
     pub sync_client_taken: bool,
     /// At most one issue per this interval, whatever asks for it.
     pub min_issue_interval: TimeDelta,
+    /// The record of the credential held in the Secret the spec named before, when the Secret
+    /// it names now is missing: that credential is moved, not re-issued.
+    pub held_elsewhere: Option<&'a Record>,
+    /// The broker or its Secrets changed since the last failure: a failure that waits for a
+    /// change is retried at once.
+    pub broker_changed: bool,
+    /// A probe of the stored token is owed at this time, whatever `verifyInterval` says: a
+    /// generate the operator gave up on may have landed at the broker until then, or the token
+    /// replaced a revoked one and must be seen accepted.
+    pub verify_after: Option<DateTime<Utc>>,
     /// Stable per resource (derived from its uid); spreads renewals, probes and retries.
     pub jitter_seed: u64,
 }
@@ -160,6 +182,9 @@ pub enum IssueReason {
     RotateRequested,
     Expired,
     RenewalDue,
+    /// A generate whose outcome is unknown may have revoked the stored client secret, which
+    /// cannot be probed.
+    OutcomeUnknown,
 }
 
 impl IssueReason {
@@ -174,6 +199,7 @@ impl IssueReason {
             Self::RotateRequested => "RotateRequested",
             Self::Expired => "Expired",
             Self::RenewalDue => "RenewalDue",
+            Self::OutcomeUnknown => "OutcomeUnknown",
         }
     }
 
@@ -190,8 +216,27 @@ pub enum BlockReason {
     SecretNotOwned,
     /// An older credential rotates the same sync client.
     SyncClientInUse,
-    /// A permanent failure at this generation; waits for a spec change or a new rotate request.
-    PermanentFailure,
+}
+
+/// Why the Secret is written again without a new credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteReason {
+    /// The spec names another Secret: the credential held in the one it named before moves.
+    SecretRenamed,
+    /// The spec names other data keys.
+    KeysRenamed,
+    /// The fingerprint was made with a previous key or in an older format.
+    RecordOutdated,
+}
+
+impl RewriteReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SecretRenamed => "SecretRenamed",
+            Self::KeysRenamed => "KeysRenamed",
+            Self::RecordOutdated => "RecordOutdated",
+        }
+    }
 }
 
 /// Why the planner waits.
@@ -215,6 +260,8 @@ pub enum Plan {
         why: WaitReason,
     },
     Blocked(BlockReason),
+    /// Write the Secret again from the credential already held: nothing is minted.
+    Rewrite(RewriteReason),
     /// Probe the stored token with the broker.
     Verify,
     /// Check login, broker token and sync client without minting.
@@ -236,43 +283,72 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         return Plan::Blocked(BlockReason::SyncClientInUse);
     }
     let manual = is_new_rotate_request(input);
-    let Some(trigger) = issue_trigger(input, manual) else {
-        return scheduled(input);
-    };
-    match issue_or_hold(input, trigger, manual) {
-        Plan::Issue(trigger) if is_throttled(input) => Plan::Wait {
-            until: throttle_end(input),
-            why: WaitReason::Throttled(trigger),
-        },
-        decision => decision,
+    if let Some(trigger) = issue_trigger(input, manual) {
+        return match issue_or_hold(input, trigger, manual) {
+            Plan::Issue(trigger) if is_throttled(input) => Plan::Wait {
+                until: throttle_end(input),
+                why: WaitReason::Throttled(trigger),
+            },
+            decision => decision,
+        };
     }
+    if let Some(reason) = rewrite_due(input) {
+        return Plan::Rewrite(reason);
+    }
+    scheduled(input)
 }
 
-/// A trigger is there: issue, unless a failure holds it back.
+/// A trigger is there: issue, unless a failure holds it back. No failure holds it back for
+/// good: one that needs a change is retried on a slow backoff, and at once when the spec or the
+/// broker changed or a new rotate request came.
 fn issue_or_hold(input: &PlanInput<'_>, trigger: IssueReason, manual: bool) -> Plan {
     // A rotate request is attempted at once once; after a failure its retries back off.
     let fresh_request = manual && input.requests.rotate != input.requests.rotate_attempted;
-    if fresh_request || input.failures.attempts == 0 {
+    let failures = &input.failures;
+    let changed = failures.generation != Some(input.generation) || input.broker_changed;
+    if fresh_request || failures.attempts == 0 || failures.category.is_none() {
         return Plan::Issue(trigger);
     }
-    match input.failures.category {
-        Some(FailureCategory::Permanent) if input.failures.generation == Some(input.generation) => {
-            Plan::Blocked(BlockReason::PermanentFailure)
-        }
-        Some(FailureCategory::Permanent) | None => Plan::Issue(trigger),
-        Some(FailureCategory::Retryable) => match retry_time(input) {
-            Some(at) if at > input.now => Plan::Wait {
-                until: Some(at),
-                why: WaitReason::Backoff(trigger),
-            },
-            _ => Plan::Issue(trigger),
+    if failures.category == Some(FailureCategory::Permanent) && changed {
+        return Plan::Issue(trigger);
+    }
+    match retry_time(input) {
+        Some(at) if at > input.now => Plan::Wait {
+            until: Some(wake_before_expiry(input, at)),
+            why: WaitReason::Backoff(trigger),
         },
+        _ => Plan::Issue(trigger),
     }
 }
 
-/// Nothing to issue: probe the token if that is due, else wait for the renewal or the probe.
+/// The Secret holds the right credential but not in the right place or form: write it again.
+fn rewrite_due(input: &PlanInput<'_>) -> Option<RewriteReason> {
+    match input.secret {
+        SecretState::Missing if input.held_elsewhere.is_some() => {
+            Some(RewriteReason::SecretRenamed)
+        }
+        SecretState::Owned(record) if !record.layout_current => Some(RewriteReason::KeysRenamed),
+        SecretState::Owned(record) if !record.fingerprint_current => {
+            Some(RewriteReason::RecordOutdated)
+        }
+        _ => None,
+    }
+}
+
+/// The record the schedule is read from: the Secret's, or, when the Secret the spec names is
+/// missing, the one of the credential held in the Secret it named before.
+fn effective_record<'a>(input: &PlanInput<'a>) -> Option<&'a Record> {
+    match input.secret {
+        SecretState::Owned(record) => Some(record),
+        SecretState::Missing => input.held_elsewhere,
+        SecretState::Unreadable | SecretState::NotOwned => None,
+    }
+}
+
+/// Nothing to issue: probe the token if that is due, else wait for the renewal, the probe or
+/// the expiry (Ready turns False at the expiry, whatever else holds).
 fn scheduled(input: &PlanInput<'_>) -> Plan {
-    let SecretState::Owned(record) = input.secret else {
+    let Some(record) = effective_record(input) else {
         return Plan::Wait {
             until: None,
             why: WaitReason::Scheduled,
@@ -288,8 +364,16 @@ fn scheduled(input: &PlanInput<'_>) -> Plan {
         (a, b) => a.or(b),
     };
     Plan::Wait {
-        until,
+        until: until.map(|at| wake_before_expiry(input, at)),
         why: WaitReason::Scheduled,
+    }
+}
+
+/// `at`, or the expiry of the stored credential when that comes first (and is still ahead).
+fn wake_before_expiry(input: &PlanInput<'_>, at: DateTime<Utc>) -> DateTime<Utc> {
+    match effective_record(input).map(|r| &r.expiry) {
+        Some(Expiry::At(expires_at)) if *expires_at > input.now => at.min(*expires_at),
+        _ => at,
     }
 }
 
@@ -312,13 +396,16 @@ fn preflight_due(input: &PlanInput<'_>) -> bool {
     requested || staged
 }
 
-/// The first policy that says the Secret needs a new credential.
+/// The first policy that says a new credential is needed. Only these mint: no credential yet, a
+/// different identity (broker, directory, type), the schedule, a rotate request, a credential
+/// missing, unreadable, tampered with, proven revoked, or whose fate is unknown.
 fn issue_trigger(input: &PlanInput<'_>, manual_request: bool) -> Option<IssueReason> {
-    let record = match input.secret {
-        SecretState::Missing => return Some(IssueReason::SecretMissing),
-        SecretState::Unreadable => return Some(IssueReason::SecretUnreadable),
-        SecretState::NotOwned => return None,
-        SecretState::Owned(record) => record,
+    let record = match (input.secret, input.held_elsewhere) {
+        (SecretState::Missing, None) => return Some(IssueReason::SecretMissing),
+        (SecretState::Missing, Some(held)) => held,
+        (SecretState::Unreadable, _) => return Some(IssueReason::SecretUnreadable),
+        (SecretState::NotOwned, _) => return None,
+        (SecretState::Owned(record), _) => record,
     };
     if !record.data_intact {
         return Some(IssueReason::DataTampered);
@@ -349,6 +436,15 @@ fn issue_trigger(input: &PlanInput<'_>, manual_request: bool) -> Option<IssueRea
         && input.now >= expires_at
     {
         return Some(IssueReason::Expired);
+    }
+    // A client secret cannot be probed: once a generate that may have revoked it can no longer
+    // land, it is replaced.
+    if input.policy.credential_type == CredentialType::ClientSecret
+        && input
+            .verify_after
+            .is_some_and(|at| input.now >= at && record.issued_at < at)
+    {
+        return Some(IssueReason::OutcomeUnknown);
     }
     match renewal_time(input.policy, record, input.jitter_seed) {
         Some(renewal) if input.now >= renewal => Some(IssueReason::RenewalDue),
@@ -415,48 +511,65 @@ pub fn renewal_time(policy: &Policy, record: &Record, jitter_seed: u64) -> Optio
     renewal.checked_sub_signed(advance)
 }
 
-/// When the stored access token is next probed: `verifyInterval` after the last probe of this
-/// credential (or its issue), advanced by up to a tenth so probes of many credentials spread.
+/// When the stored access token is next probed: a probe owed since a given time (a generate
+/// that may still have landed, a token that replaced a revoked one), else `verifyInterval` after
+/// the last probe of this credential (or its issue), advanced by up to a tenth so probes of many
+/// credentials spread.
 fn next_verification(input: &PlanInput<'_>, record: &Record) -> Option<DateTime<Utc>> {
-    let interval = input.policy.verify_interval?;
     if input.policy.credential_type != CredentialType::AccessToken || !record.data_intact {
         return None;
     }
-    let since = input
+    let last = input
         .last_verification
         .map(|v| v.at)
-        .filter(|at| *at >= record.issued_at && *at <= input.now)
-        .unwrap_or(record.issued_at);
-    let advance = scale(
-        interval / 10,
-        unit_fraction(mix(
-            input.jitter_seed ^ 0x5645_5249_4659,
-            since.timestamp().unsigned_abs(),
-        )),
-    );
-    since
-        .checked_add_signed(interval)
-        .and_then(|at| at.checked_sub_signed(advance))
+        .filter(|at| *at >= record.issued_at && *at <= input.now);
+    let owed = input
+        .verify_after
+        .filter(|at| last.is_none_or(|last| last < *at));
+    let interval = input.policy.verify_interval;
+    let regular = interval.and_then(|interval| {
+        let since = last.unwrap_or(record.issued_at);
+        let advance = scale(
+            interval / 10,
+            unit_fraction(mix(
+                input.jitter_seed ^ 0x5645_5249_4659,
+                since.timestamp().unsigned_abs(),
+            )),
+        );
+        since
+            .checked_add_signed(interval)
+            .and_then(|at| at.checked_sub_signed(advance))
+    });
+    match (owed, regular) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
-/// When the next attempt after a retryable failure may run.
+/// When the next attempt after a failure may run: jittered exponential backoff, slow for a
+/// failure that needs a change, fast otherwise, and never later than halfway to the expiry of
+/// the credential in the Secret, so several attempts still happen while it works.
 pub fn retry_time(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
     let last = input.failures.last_failure_time?;
     let attempts = input.failures.attempts.max(1);
+    let (base, cap, floor) = match input.failures.category {
+        Some(FailureCategory::Permanent) => {
+            (SLOW_BACKOFF_BASE, SLOW_BACKOFF_CAP, SLOW_MIN_RETRY_DELAY)
+        }
+        _ => (BACKOFF_BASE, BACKOFF_CAP, MIN_RETRY_DELAY),
+    };
     let exponent = (attempts - 1).min(16);
-    let raw = (BACKOFF_BASE * (1_i32 << exponent)).min(BACKOFF_CAP);
+    let raw = (base * (1_i32 << exponent)).min(cap);
     // Jitter in [75%, 100%] of the delay, so retries of many credentials spread out.
     let fraction = 0.75 + 0.25 * unit_fraction(mix(input.jitter_seed, u64::from(attempts)));
-    let mut delay = scale(raw, fraction).max(MIN_RETRY_DELAY);
-    // Retry at the latest halfway to the current credential's expiry, so several attempts still
-    // happen while the old credential works.
-    if let SecretState::Owned(Record {
+    let mut delay = scale(raw, fraction).max(floor);
+    if let Some(Record {
         expiry: Expiry::At(expires_at),
         ..
-    }) = input.secret
+    }) = effective_record(input)
         && *expires_at > last
     {
-        delay = delay.min((expires_at.signed_duration_since(last) / 2).max(MIN_RETRY_DELAY));
+        delay = delay.min((expires_at.signed_duration_since(last) / 2).max(floor));
     }
     let backoff = last.checked_add_signed(delay)?;
     let asked = input.failures.not_before.filter(|at| {

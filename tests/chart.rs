@@ -146,7 +146,8 @@ fn helm() -> Command {
     command
 }
 
-fn helm_template(configuration: Configuration, sets: &[&str]) -> String {
+/// `helm template` of the chart with these `--values` arguments and `--set` values.
+fn helm_template_command(values_args: &[String], sets: &[&str]) -> Command {
     let mut command = helm();
     command
         .arg("template")
@@ -154,11 +155,18 @@ fn helm_template(configuration: Configuration, sets: &[&str]) -> String {
         .arg(chart_dir())
         .args(["--namespace", RELEASE_NAMESPACE])
         .args(["--kube-version", KUBERNETES_VERSION])
-        .args(configuration.values_args());
+        .args(values_args);
     for set in sets {
         command.args(["--set", set]);
     }
-    run_successfully(&mut command)
+    command
+}
+
+fn helm_template(configuration: Configuration, sets: &[&str]) -> String {
+    run_successfully(&mut helm_template_command(
+        &configuration.values_args(),
+        sets,
+    ))
 }
 
 fn documents(yaml: &str) -> Vec<Value> {
@@ -283,9 +291,26 @@ fn chart_lints_strictly_in_every_configuration() {
 #[test]
 fn values_schema_rejects_unknown_and_invalid_values() {
     for bad in [
-        "replicaCount=2",
+        // Unknown keys: cert-manager's name for what the chart calls renewGrace, a typo.
+        "leaderElection.renewDeadline=10s",
+        "replicaCont=2",
         "logFormat=xml",
+        "replicaCount=-1",
         "replicas=-1",
+        "imagePullSecrets={registry-credentials}",
+        "imagePullSecrets[0].secretName=registry-credentials",
+        "leaderElection.enabled=sometimes",
+        "leaderElection.leaseDuration=15",
+        "leaderElection.renewGrace=5 seconds",
+        "minIssueInterval=1 minute",
+        "reconcileConcurrency=0",
+        "reconcileConcurrency=1025",
+        "brokerConcurrency=65",
+        "fingerprintKey.secretName=Not_A_Secret",
+        "fingerprintKey.key=a/b",
+        "fingerprintKey.name=fingerprint-key",
+        "extraVolumes[0].emptyDir.medium=Memory",
+        "extraVolumeMounts[0].name=scratch",
         "watchNamespace=Not_A_Namespace",
         "image.pullPolicy=Sometimes",
         "podDisruptionBudget.maxUnavailable=0",
@@ -703,15 +728,51 @@ fn leader_election_follows_the_replica_count_or_the_forcing_value() {
     let lease_role = format!("{RELEASE}-leader-election");
     let expected_lease_permissions = expected_permissions(LEADER_ELECTION_RULES, |_| true);
 
-    let single = render(Configuration::Defaults);
-    assert!(!operator_args(&single).contains(&"--leader-election"));
-    assert!(of_kind(&single, "Role").is_empty());
-    assert!(of_kind(&single, "PodDisruptionBudget").is_empty());
-    assert_eq!(
-        only(&single, "Deployment")["spec"]["strategy"]["type"],
-        "Recreate",
-        "without leader election a rollout must not run two operators at once"
-    );
+    // (values, replicas, leader election, PodDisruptionBudget)
+    for (sets, replicas, elected, budget) in [
+        (&[][..], 1, false, false),
+        (&["replicaCount=0"][..], 0, false, false),
+        (&["replicaCount=2"][..], 2, true, true),
+        (&["replicaCount=3"][..], 3, true, true),
+        // Forced on with one replica.
+        (&["leaderElection.enabled=true"][..], 1, true, false),
+        // Forced off with one replica: the default made explicit.
+        (&["leaderElection.enabled=false"][..], 1, false, false),
+        // Off with more than one replica is ignored (deprecated; NOTES warns): two active
+        // replicas would revoke each other's credentials.
+        (
+            &["replicaCount=2", "leaderElection.enabled=false"][..],
+            2,
+            true,
+            true,
+        ),
+        (&["podDisruptionBudget.enabled=true"][..], 1, false, true),
+    ] {
+        let objects = documents(&helm_template(Configuration::Defaults, sets));
+        let deployment = only(&objects, "Deployment");
+        assert_eq!(deployment["spec"]["replicas"], replicas, "{sets:?}");
+        let args = operator_args(&objects);
+        assert_eq!(args.contains(&"--leader-election"), elected, "{sets:?}");
+        assert_eq!(
+            of_kind(&objects, "Role").len(),
+            usize::from(elected),
+            "{sets:?}: the lease Role"
+        );
+        assert_eq!(
+            of_kind(&objects, "PodDisruptionBudget").len(),
+            usize::from(budget),
+            "{sets:?}"
+        );
+        if elected {
+            // A new pod stands by until the old one releases the Lease: rolling is safe.
+            assert_eq!(deployment["spec"]["strategy"], Value::Null, "{sets:?}");
+        } else {
+            assert_eq!(
+                deployment["spec"]["strategy"]["type"], "Recreate",
+                "{sets:?}: without leader election a rollout must not run two operators at once"
+            );
+        }
+    }
 
     for (configuration, lease_name) in [
         (Configuration::AllFeatures, "sync-client-operator-leader"),
@@ -754,6 +815,356 @@ fn leader_election_follows_the_replica_count_or_the_forcing_value() {
     assert_eq!(
         only(&replicated, "PodDisruptionBudget")["spec"]["maxUnavailable"],
         1
+    );
+}
+
+/// `helm template` that must fail; returns its error output.
+fn helm_template_error(sets: &[&str]) -> String {
+    let output = run(&mut helm_template_command(&[], sets));
+    assert!(!output.status.success(), "helm template accepted {sets:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The flags the tuning values become: nothing by default (the operator's defaults apply), each
+/// value its flag otherwise; the lease flags only with leader election.
+#[test]
+fn operator_tuning_values_render_as_their_flags() {
+    const TUNING_FLAGS: [&str; 6] = [
+        "--lease-duration-seconds",
+        "--lease-renew-grace-seconds",
+        "--broker-concurrency",
+        "--reconcile-concurrency",
+        "--min-issue-interval",
+        "--fingerprint-key-file",
+    ];
+    let defaults = render(Configuration::Defaults);
+    for flag in TUNING_FLAGS {
+        assert!(
+            !operator_args(&defaults)
+                .iter()
+                .any(|arg| arg.starts_with(flag)),
+            "{flag} rendered by default"
+        );
+    }
+
+    // ci/all-features-values.yaml sets each of them (tests/e2e/entrypoint.rs runs these args).
+    let objects = render(Configuration::AllFeatures);
+    let args = operator_args(&objects);
+    for flag in [
+        "--lease-duration-seconds=30",
+        "--lease-renew-grace-seconds=10",
+        "--broker-concurrency=8",
+        "--reconcile-concurrency=16",
+        "--min-issue-interval=1m",
+    ] {
+        assert!(args.contains(&flag), "{flag} missing: {args:?}");
+    }
+    for flag in TUNING_FLAGS {
+        assert_eq!(
+            args.iter().filter(|arg| arg.starts_with(flag)).count(),
+            1,
+            "{flag} once: {args:?}"
+        );
+    }
+
+    // Durations in any unit the schema admits become whole seconds; the lease flags need leader
+    // election (they are still checked without it, below).
+    for (sets, expected) in [
+        (
+            &[
+                "leaderElection.enabled=true",
+                "leaderElection.leaseDuration=3s",
+            ][..],
+            &["--lease-duration-seconds=3"][..],
+        ),
+        (
+            &[
+                "leaderElection.enabled=true",
+                "leaderElection.leaseDuration=4m60s",
+                "leaderElection.renewGrace=1m",
+            ][..],
+            &[
+                "--lease-duration-seconds=300",
+                "--lease-renew-grace-seconds=60",
+            ][..],
+        ),
+        (
+            // Below the operator's default lease duration of 15 s.
+            &[
+                "leaderElection.enabled=true",
+                "leaderElection.renewGrace=14000ms",
+            ][..],
+            &["--lease-renew-grace-seconds=14"][..],
+        ),
+        (&["leaderElection.leaseDuration=30s"][..], &[][..]),
+        (
+            &["minIssueInterval=1s"][..],
+            &["--min-issue-interval=1s"][..],
+        ),
+        (
+            &["minIssueInterval=1h"][..],
+            &["--min-issue-interval=1h"][..],
+        ),
+        (
+            &["minIssueInterval=1500ms"][..],
+            &["--min-issue-interval=1500ms"][..],
+        ),
+        (
+            &["reconcileConcurrency=1024", "brokerConcurrency=64"][..],
+            &["--broker-concurrency=64", "--reconcile-concurrency=1024"][..],
+        ),
+    ] {
+        let objects = documents(&helm_template(Configuration::Defaults, sets));
+        let tuning: Vec<&str> = operator_args(&objects)
+            .into_iter()
+            .filter(|arg| TUNING_FLAGS.iter().any(|flag| arg.starts_with(flag)))
+            .collect();
+        assert_eq!(tuning, expected, "{sets:?}");
+    }
+
+    // What the operator would refuse, the chart refuses when rendering, leader election or not.
+    for (sets, message) in [
+        (
+            &["leaderElection.leaseDuration=2s"][..],
+            "leaderElection.leaseDuration \"2s\": must be whole seconds from 3s to 5m",
+        ),
+        (
+            &["leaderElection.leaseDuration=5m1s"][..],
+            "must be whole seconds from 3s to 5m",
+        ),
+        (
+            &["leaderElection.leaseDuration=3500ms"][..],
+            "must be whole seconds from 3s to 5m",
+        ),
+        (
+            &["leaderElection.renewGrace=15s"][..],
+            "leaderElection.renewGrace \"15s\": must be whole seconds, at least 1s and below the lease duration (15s)",
+        ),
+        (
+            &[
+                "replicaCount=2",
+                "leaderElection.leaseDuration=1m",
+                "leaderElection.renewGrace=1m",
+            ][..],
+            "below the lease duration (60s)",
+        ),
+        (
+            &["leaderElection.renewGrace=0s"][..],
+            "at least 1s and below the lease duration",
+        ),
+        (
+            &["minIssueInterval=999ms"][..],
+            "minIssueInterval \"999ms\": must be from 1s to 1h",
+        ),
+        (&["minIssueInterval=1h1s"][..], "must be from 1s to 1h"),
+    ] {
+        let error = helm_template_error(sets);
+        assert!(error.contains(message), "{sets:?}: {error}");
+    }
+}
+
+/// The chart assumes the operator's default lease duration (for checking renewGrace) and refuses
+/// the renewal grace the operator refuses: both checked against the binary itself.
+#[test]
+fn the_chart_checks_the_lease_values_as_the_operator_does() {
+    let operator = env!("CARGO_BIN_EXE_sync-client-operator");
+    let help = run_successfully(Command::new(operator).args(["run", "--help"]));
+    let lease_help = help
+        .split_once("--lease-duration-seconds <")
+        .map(|(_, rest)| rest.lines().take(3).collect::<String>())
+        .expect("--lease-duration-seconds in --help");
+    assert!(lease_help.contains("[default: 15]"), "{lease_help}");
+    let helper =
+        fs::read_to_string(chart_dir().join("templates/_helpers.tpl")).expect("read _helpers.tpl");
+    assert!(
+        helper.contains(
+            "{{- define \"sync-client-operator.operatorLeaseDurationSeconds\" -}}15{{- end }}"
+        ),
+        "the chart's copy of the operator's default lease duration"
+    );
+
+    for (lease, grace, accepted) in [(15, 14, true), (15, 15, false), (10, 11, false)] {
+        let lease_value = format!("leaderElection.leaseDuration={lease}s");
+        let grace_value = format!("leaderElection.renewGrace={grace}s");
+        let sets = ["replicaCount=2", lease_value.as_str(), grace_value.as_str()];
+        let output = run(Command::new(operator).args([
+            "run".to_owned(),
+            format!("--lease-duration-seconds={lease}"),
+            format!("--lease-renew-grace-seconds={grace}"),
+            // A kubeconfig that is never there: the operator stops before any network access.
+            "--kubeconfig=/nonexistent/kubeconfig".to_owned(),
+        ]));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if accepted {
+            documents(&helm_template(Configuration::Defaults, &sets));
+            // Past the flags, stopped by the missing kubeconfig (logged on stdout).
+            assert_eq!(output.status.code(), Some(1), "{lease}/{grace}: {stderr}");
+            assert!(
+                String::from_utf8_lossy(&output.stdout).contains("operator failed"),
+                "{lease}/{grace}: {stderr}"
+            );
+        } else {
+            helm_template_error(&sets);
+            assert_eq!(output.status.code(), Some(2), "{lease}/{grace}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "--lease-renew-grace-seconds ({grace}) must be below --lease-duration-seconds ({lease})"
+                )),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+/// The fingerprint key Secret is mounted read-only and the flag names the file its key lands in.
+#[test]
+fn fingerprint_key_secret_is_mounted_and_passed_as_a_file() {
+    let objects = render(Configuration::AllFeatures);
+    let pod = &only(&objects, "Deployment")["spec"]["template"]["spec"];
+    let container = operator_container(&objects);
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|volume| volume["secret"].is_object())
+        .expect("the fingerprint key volume");
+    assert_eq!(
+        volume["secret"]["secretName"],
+        "sync-client-operator-fingerprint-key"
+    );
+    let items = volume["secret"]["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "only the key is projected: {items:?}");
+    assert_eq!(items[0]["key"], "hmac-key");
+    assert_eq!(volume["secret"]["defaultMode"], 0o444);
+    assert_eq!(
+        volume["secret"]["optional"],
+        Value::Null,
+        "the key is required"
+    );
+    let mount = container["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .find(|mount| mount["name"] == volume["name"])
+        .expect("the key volume is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let file = format!(
+        "{}/{}",
+        mount["mountPath"].as_str().expect("mountPath"),
+        items[0]["path"].as_str().expect("path")
+    );
+    let flag = format!("--fingerprint-key-file={file}");
+    assert!(
+        operator_args(&objects).contains(&flag.as_str()),
+        "{flag}: {:?}",
+        operator_args(&objects)
+    );
+
+    // extraVolumes and extraVolumeMounts come after the chart's own.
+    assert_eq!(pod["volumes"][1]["name"], "scratch");
+    assert_eq!(pod["volumes"][1]["emptyDir"]["sizeLimit"], "16Mi");
+    assert_eq!(container["volumeMounts"][1]["mountPath"], "/tmp");
+
+    let defaults = render(Configuration::Defaults);
+    assert_eq!(
+        only(&defaults, "Deployment")["spec"]["template"]["spec"]["volumes"],
+        Value::Null
+    );
+    assert_eq!(operator_container(&defaults)["volumeMounts"], Value::Null);
+}
+
+/// Each renamed value under its old name renders exactly what the new name renders (the old
+/// names are read for one more release); both names with different values are refused.
+#[test]
+fn renamed_values_render_the_same_under_either_name() {
+    for (old, new) in [
+        (&["replicas=2"][..], &["replicaCount=2"][..]),
+        (&["replicas=0"][..], &["replicaCount=0"][..]),
+        (
+            &["replicas=3", "replicaCount=3"][..],
+            &["replicaCount=3"][..],
+        ),
+        (
+            &["image.pullSecrets={registry-a,registry-b}"][..],
+            &[
+                "imagePullSecrets[0].name=registry-a",
+                "imagePullSecrets[1].name=registry-b",
+            ][..],
+        ),
+        (
+            &[
+                "image.pullSecrets={registry-a}",
+                "imagePullSecrets[0].name=registry-a",
+            ][..],
+            &["imagePullSecrets[0].name=registry-a"][..],
+        ),
+    ] {
+        let old_render = helm_template(Configuration::Defaults, old);
+        let new_render = helm_template(Configuration::Defaults, new);
+        assert!(old_render == new_render, "{old:?} renders unlike {new:?}");
+        assert_ne!(
+            new_render,
+            helm_template(Configuration::Defaults, &[]),
+            "{new:?} changes nothing"
+        );
+    }
+    let by_old_name = documents(&helm_template(
+        Configuration::Defaults,
+        &["image.pullSecrets={registry-a,registry-b}"],
+    ));
+    let pod = &only(&by_old_name, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["imagePullSecrets"],
+        serde_json::json!([{"name": "registry-a"}, {"name": "registry-b"}])
+    );
+
+    for (sets, message) in [
+        (
+            &["replicas=2", "replicaCount=3"][..],
+            "replicaCount (3) and the deprecated replicas (2) differ: set only replicaCount",
+        ),
+        (
+            &["replicas=1", "replicaCount=0"][..],
+            "replicaCount (0) and the deprecated replicas (1) differ",
+        ),
+        (
+            &[
+                "image.pullSecrets={registry-a}",
+                "imagePullSecrets[0].name=registry-b",
+            ][..],
+            "imagePullSecrets [{\"name\":\"registry-b\"}] and the deprecated image.pullSecrets [\"registry-a\"] differ: set only imagePullSecrets",
+        ),
+    ] {
+        let error = helm_template_error(sets);
+        assert!(error.contains(message), "{sets:?}: {error}");
+    }
+}
+
+/// A values file written for 0.1.0 (its whole values.yaml, as `helm show values` gave it, then
+/// edited) still renders, exactly as the same settings under the new names.
+#[test]
+fn a_values_file_of_release_0_1_0_renders_as_the_new_names_do() {
+    let archive = repo_root().join("tests/fixtures/upgrade-0.1.0/sync-client-operator-0.1.0.tgz");
+    let old_values = run_successfully(
+        Command::new("tar")
+            .arg("-xzOf")
+            .arg(&archive)
+            .arg("sync-client-operator/values.yaml"),
+    );
+    assert!(old_values.contains("\nreplicas: 1\n"), "{old_values}");
+    assert!(old_values.contains("  enabled: false\n"), "{old_values}");
+    let file = write_temp_yaml(&old_values);
+    let values_args = ["--values".to_owned(), file.path().display().to_string()];
+    let with_old_file =
+        |sets: &[&str]| run_successfully(&mut helm_template_command(&values_args, sets));
+    assert!(with_old_file(&[]) == helm_template(Configuration::Defaults, &[]));
+    // Its `leaderElection.enabled: false` meant "not forced": two replicas still elect a leader.
+    assert!(
+        with_old_file(&["replicas=2", "image.pullSecrets={registry-a}"])
+            == helm_template(
+                Configuration::Defaults,
+                &["replicaCount=2", "imagePullSecrets[0].name=registry-a"]
+            )
     );
 }
 
@@ -948,24 +1359,87 @@ fn chart_crds_are_byte_identical_to_the_generated_crds() {
     );
 }
 
+/// The NOTES `helm install` prints.
+fn install_notes(configuration: Configuration, sets: &[&str]) -> String {
+    let mut command = helm();
+    command
+        .args(["install", "--dry-run=client"])
+        .arg(RELEASE)
+        .arg(chart_dir())
+        .args(["--namespace", RELEASE_NAMESPACE])
+        .args(configuration.values_args());
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let output = run_successfully(&mut command);
+    output
+        .split_once("\nNOTES:\n")
+        .map(|(_, notes)| notes.to_owned())
+        .expect("helm install prints NOTES")
+}
+
+/// Each deprecated value in use gets its warning at the top of the NOTES, and only then.
+#[test]
+fn install_notes_warn_about_deprecated_values_in_use() {
+    let replicas = "WARNING: `replicas` is deprecated; use `replicaCount`.";
+    let pull_secrets = "WARNING: `image.pullSecrets` is deprecated; use `imagePullSecrets`";
+    let ignored_false = "WARNING: `leaderElection.enabled: false` is ignored with 2 replicas: more than one replica";
+    for (sets, expected) in [
+        (&["replicas=1"][..], &[replicas][..]),
+        (&["image.pullSecrets={registry-a}"][..], &[pull_secrets][..]),
+        (
+            &["replicaCount=2", "leaderElection.enabled=false"][..],
+            &[ignored_false][..],
+        ),
+        (
+            &[
+                "replicas=2",
+                "image.pullSecrets={registry-a}",
+                "leaderElection.enabled=false",
+            ][..],
+            &[replicas, pull_secrets, ignored_false][..],
+        ),
+        (
+            &[
+                "replicaCount=2",
+                "imagePullSecrets[0].name=registry-a",
+                "leaderElection.enabled=true",
+            ][..],
+            &[][..],
+        ),
+        (&["leaderElection.enabled=false"][..], &[][..]),
+    ] {
+        let notes = install_notes(Configuration::Defaults, sets);
+        let warnings: Vec<&str> = notes
+            .lines()
+            .filter(|line| line.starts_with("WARNING"))
+            .collect();
+        assert_eq!(warnings.len(), expected.len(), "{sets:?}: {notes}");
+        for (warning, expected) in warnings.iter().zip(expected) {
+            assert!(warning.starts_with(expected), "{sets:?}: {notes}");
+        }
+        if !expected.is_empty() {
+            assert!(notes.starts_with("WARNING"), "warnings come first: {notes}");
+        }
+    }
+    let notes = install_notes(Configuration::AllFeatures, &[]);
+    assert!(!notes.contains("WARNING"), "{notes}");
+    assert!(
+        notes.contains(&format!(
+            "Secret data fingerprints use the key in Secret {RELEASE_NAMESPACE}/sync-client-operator-fingerprint-key (data key hmac-key);"
+        )),
+        "{notes}"
+    );
+}
+
 #[test]
 fn install_notes_tell_the_user_to_create_a_broker_and_a_credential() {
     for (configuration, namespace) in [
         (Configuration::Defaults, "my-app"),
         (Configuration::NamespaceScoped, WATCHED_NAMESPACE),
     ] {
-        let output = run_successfully(
-            helm()
-                .args(["install", "--dry-run=client"])
-                .arg(RELEASE)
-                .arg(chart_dir())
-                .args(["--namespace", RELEASE_NAMESPACE])
-                .args(configuration.values_args()),
-        );
-        let notes = output
-            .split_once("\nNOTES:\n")
-            .map(|(_, notes)| notes)
-            .expect("helm install prints NOTES");
+        let notes = install_notes(configuration, &[]);
+        assert!(!notes.contains("WARNING"), "{configuration:?}: {notes}");
         let example = notes
             .split_once("<<'YAML'\n")
             .and_then(|(_, rest)| rest.split_once("\nYAML\n"))
@@ -1042,6 +1516,31 @@ fn container_image_runs_the_operator_as_the_user_the_chart_expects() {
         );
         assert_eq!(operator_args(&objects)[0], "run");
     }
+}
+
+/// `rust-toolchain.toml` pins the compiler of the Dockerfile's builder image (`rust:<x.y>-...`):
+/// local builds and the image build compile with the same one.
+#[test]
+fn toolchain_file_pins_the_dockerfile_builder_version() {
+    let dockerfile = fs::read_to_string(repo_root().join("Dockerfile")).expect("read Dockerfile");
+    let builder = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("FROM rust:"))
+        .and_then(|rest| rest.split_once(' ').map(|(tag, _)| tag))
+        .expect("a FROM rust:<tag> builder stage");
+    let (version, _) = builder.split_once('-').expect("rust:<version>-<os>");
+    let toolchain = fs::read_to_string(repo_root().join("rust-toolchain.toml"))
+        .expect("read rust-toolchain.toml");
+    let channel = toolchain
+        .lines()
+        .find_map(|line| line.strip_prefix("channel = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("channel = \"...\" in rust-toolchain.toml");
+    assert_eq!(
+        channel,
+        format!("{version}.0"),
+        "rust-toolchain.toml pins {channel}, the Dockerfile builds with rust:{builder}"
+    );
 }
 
 fn deploy_objects() -> Vec<Value> {

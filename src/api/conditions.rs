@@ -65,6 +65,9 @@ pub mod reasons {
     pub const EVENT_PREFLIGHT_PASSED: &str = "PreflightPassed";
     pub const EVENT_PREFLIGHT_FAILED: &str = "PreflightFailed";
     pub const EVENT_BROKER_ANOMALY: &str = "BrokerAnomaly";
+    pub const EVENT_SECRET_MOVED: &str = "SecretMoved";
+    pub const EVENT_SECRET_KEYS_RENAMED: &str = "SecretKeysRenamed";
+    pub const EVENT_VERIFICATION_UNAVAILABLE: &str = "VerificationUnavailable";
 }
 
 /// Sets a condition, keeping `lastTransitionTime` when the status did not change.

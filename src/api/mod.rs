@@ -20,8 +20,8 @@ pub use credential::{
     SyncClientCredential, SyncClientCredentialSpec, UUID_PATTERN,
 };
 pub use policy::{
-    DEFAULT_VERIFY_INTERVAL, MAX_SPEC_DURATION, SpecError, secret_name, spec_hash,
-    token_ttl_minutes,
+    DEFAULT_VERIFY_INTERVAL, MAX_SPEC_DURATION, SpecError, legacy_spec_hash, secret_name,
+    spec_hash, token_ttl_minutes,
 };
 pub use status::{MAX_HISTORY, RotationRecord, SyncClientCredentialStatus};
 

@@ -164,9 +164,27 @@ pub fn secret_name(cr: &SyncClientCredential) -> String {
     cr.spec.secret_name.clone().unwrap_or_else(|| cr.name_any())
 }
 
-/// A short stable hash of the spec fields that change what is issued; recorded in the Secret so
-/// that a change re-issues.
+/// The identity a credential is issued for, hashed: the broker it names, the directory (compared
+/// case-insensitively) and the credential type, with defaults resolved. Only a change of these
+/// needs a new credential; the Secret's name, its keys and template, the schedule and the
+/// `tokenTTL` are applied to the credential already held (the TTL from the next issue on).
 pub fn spec_hash(owner: &SyncClientCredential) -> String {
+    let spec = &owner.spec;
+    let material = serde_json::json!({
+        "brokerKind": spec.broker_ref.kind,
+        "brokerName": spec.broker_ref.name,
+        "directoryId": spec.directory_id.to_ascii_lowercase(),
+        "credentialType": spec.credential_type,
+    });
+    let digest = Sha256::digest(material.to_string().as_bytes());
+    format!("v2:{}", hex::encode(&digest[..8]))
+}
+
+/// The hash release 0.1.0 recorded: it also covered `tokenTTL`, `keys` and `secretName`, as
+/// spelled. A Secret written by 0.1.0 whose hash equals this one for the spec now was issued for
+/// exactly this spec, and is taken over without a new credential. Frozen: it must compute what
+/// 0.1.0 computed (checked against 0.1.0's own records in the tests).
+pub fn legacy_spec_hash(owner: &SyncClientCredential) -> String {
     let spec = &owner.spec;
     let material = serde_json::json!({
         "brokerRef": spec.broker_ref,

@@ -18,8 +18,15 @@ pub struct SyncClientCredentialStatus {
     pub secret_name: Option<String>,
     /// When the current access token expires.
     pub expires_at: Option<DateTime<Utc>>,
-    /// When the next rotation is planned.
+    /// The next time the operator will try to issue: the planned rotation, or, while a due
+    /// rotation fails, its next retry.
     pub renewal_time: Option<DateTime<Utc>>,
+    /// Since when the credential in the Secret has been due for renewal without being renewed
+    /// (its planned rotation time, its expiry, or when it was found missing, tampered with or
+    /// revoked); absent while nothing is due. The `SyncClientCredentialRenewalOverdue` alert
+    /// watches it.
+    #[serde(default)]
+    pub renewal_due_time: Option<DateTime<Utc>>,
     pub last_rotation_time: Option<DateTime<Utc>>,
     /// Number of credentials issued into the Secret so far.
     pub revision: Option<i64>,
@@ -49,9 +56,16 @@ pub struct SyncClientCredentialStatus {
     /// When the stored access token was last checked with the broker (`spec.verifyInterval`).
     #[serde(default)]
     pub last_verify_time: Option<DateTime<Utc>>,
-    /// What that check found: `Valid`, `Revoked`, or the reason it could not be made.
+    /// What that check found: `Valid`, `Revoked`, `Unavailable: ...` (the broker refused a token
+    /// it cannot be shown to accept: the probe, not the token, may be at fault), or the reason
+    /// it could not be made.
     #[serde(default)]
     pub last_verify_result: Option<String>,
+    /// A check of the stored token owed at this time, whatever `verifyInterval` says: the end of
+    /// the window in which a generate the operator gave up on may still land at the broker (and
+    /// revoke the stored token), or just after a token replaced a revoked one.
+    #[serde(default)]
+    pub verify_due_time: Option<DateTime<Utc>>,
     /// The last issue attempts, newest first; never longer than [`MAX_HISTORY`].
     #[serde(default)]
     pub history: Vec<RotationRecord>,

@@ -1,12 +1,16 @@
 //! Reports whether each broker can authenticate, in its status. Runs when a broker is created or
-//! its spec changes (and retries with backoff while it fails); a broker that is Ready at its
-//! current generation is not contacted again, so idle brokers cost nothing.
+//! its spec changes (and retries with backoff while it fails), and when a credential fails
+//! through it for a reason that needs a change (its `Ready` follows what the credentials see).
+//! While credentials fail through it, its login Secret is looked at again every minute, and a
+//! change (a new client) retries them at once. A broker that is Ready at its current generation,
+//! with no credential failing through it, is not contacted again: idle brokers cost nothing.
 
 use std::sync::Arc;
 
 use chrono::TimeDelta;
 use futures::{StreamExt, future};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, ResourceExt};
 
@@ -14,6 +18,7 @@ use super::brokers::BrokerKey;
 use super::failure::Failure;
 use super::status::broker::{AuthResult, compute, is_ready_at};
 use super::status::{self, Guard, HasStatus};
+use super::triggers::TriggerStreams;
 use super::{Context, Error, Options};
 use crate::api::{
     BrokerConnection, BrokerKind, BrokerStatus, ClusterIdentityBroker, ConditionStatus,
@@ -86,26 +91,45 @@ async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Resu
     let old = broker.current_status().cloned().unwrap_or_default();
     let key = key_of(broker.as_ref());
     let kind = format!("{:?}", K::KIND);
-    if is_ready_at(&old, generation) {
+    let failing = ctx.brokers.credentials_failing(&key);
+    if is_ready_at(&old, generation) && failing.is_none() {
         let ready = ConditionStatus::True;
         ctx.metrics
             .record_broker(&kind, &key.namespace, &key.name, ready);
         return Ok(Action::await_change());
     }
     let now = ctx.clock.now();
+    let epoch = ctx.brokers.epoch(&key);
     let result = authenticate(&ctx, broker.as_ref()).await;
+    if epoch != 0
+        && ctx.brokers.epoch(&key) != epoch
+        && let Some(caches) = ctx.caches()
+    {
+        // Its settings or login Secret changed: credentials waiting for a change try now.
+        tracing::info!(broker = %key, "broker client changed; retrying its credentials");
+        ctx.triggers.credentials_of(caches, &key);
+    }
     let action = match &result {
+        // Credentials still fail through it: look at its Secrets again in a while.
+        AuthResult::Authenticated { .. } if failing.is_some() => {
+            ctx.clear_errors(&format!("broker:{key}"));
+            Action::requeue(super::brokers::SECRET_RELOAD_INTERVAL)
+        }
         AuthResult::Authenticated { .. } => {
             ctx.clear_errors(&format!("broker:{key}"));
             Action::await_change()
         }
         AuthResult::Failed(failure) => {
             tracing::warn!(broker = %key, reason = %failure.reason, message = %failure.message, "broker authentication failed");
-            // A permanent failure (e.g. a missing privilege) waits for a change of the broker;
-            // anything else is retried with backoff.
-            match failure.category() {
-                FailureCategory::Permanent => Action::await_change(),
-                FailureCategory::Retryable => Action::requeue(ctx.broker_backoff(&key)),
+            // A permanent failure (e.g. a missing privilege) waits for a change of the broker,
+            // or, while credentials fail through it, for a change of its Secrets; anything else
+            // is retried with backoff.
+            match (failure.category(), failing) {
+                (FailureCategory::Permanent, None) => Action::await_change(),
+                (FailureCategory::Permanent, Some(_)) => {
+                    Action::requeue(super::brokers::SECRET_RELOAD_INTERVAL)
+                }
+                (FailureCategory::Retryable, _) => Action::requeue(ctx.broker_backoff(&key)),
             }
         }
     };
@@ -131,6 +155,7 @@ fn controller_loop<K: BrokerResource>(
     client: Client,
     options: &Options,
     ctx: Arc<Context>,
+    triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()>
 where
@@ -140,6 +165,7 @@ where
         K::api(client, options.namespace.as_deref()),
         watcher::Config::default(),
     )
+    .reconcile_on(triggers)
     .graceful_shutdown_on(shutdown)
     .run(reconcile::<K>, error_policy::<K>, ctx)
     .for_each(|_| future::ready(()))
@@ -150,14 +176,26 @@ pub async fn run(
     client: Client,
     options: &Options,
     ctx: Arc<Context>,
+    triggers: TriggerStreams,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let namespaced =
-        controller_loop::<IdentityBroker>(client.clone(), options, ctx.clone(), shutdown.clone());
+    let namespaced = controller_loop::<IdentityBroker>(
+        client.clone(),
+        options,
+        ctx.clone(),
+        triggers.identity_brokers,
+        shutdown.clone(),
+    );
     if options.namespace.is_some() {
         namespaced.await;
     } else {
-        let cluster = controller_loop::<ClusterIdentityBroker>(client, options, ctx, shutdown);
+        let cluster = controller_loop::<ClusterIdentityBroker>(
+            client,
+            options,
+            ctx,
+            triggers.cluster_brokers,
+            shutdown,
+        );
         future::join(namespaced, cluster).await;
     }
 }

@@ -37,6 +37,20 @@ pub struct BrokerKey {
     pub name: String,
 }
 
+impl BrokerKey {
+    /// The broker a credential in `namespace` refers to.
+    pub fn of(namespace: &str, broker: &BrokerRef) -> Self {
+        Self {
+            kind: broker.kind,
+            namespace: match broker.kind {
+                BrokerKind::IdentityBroker => namespace.to_owned(),
+                BrokerKind::ClusterIdentityBroker => String::new(),
+            },
+            name: broker.name.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for BrokerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
@@ -96,6 +110,8 @@ impl ResolvedBroker {
 
 struct Entry {
     fingerprint: [u8; 32],
+    /// Bumped whenever the client is rebuilt (its settings or Secrets changed).
+    epoch: u64,
     resolved: ResolvedBroker,
     /// The settings and Secret namespace the client was built from, and when its Secrets were
     /// read: within [`SECRET_RELOAD_INTERVAL`] they are not read again.
@@ -113,6 +129,13 @@ type Observer = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
 /// Shared clients, one per broker resource.
 pub struct BrokerRegistry {
     entries: Mutex<HashMap<BrokerKey, Entry>>,
+    /// Brokers whose token probe accepted a token (and has not refused a fresh one since): only
+    /// their refusals are believed.
+    probe_trust: Mutex<HashMap<BrokerKey, bool>>,
+    /// Brokers through which credentials fail for a reason that needs a change (`true`: an
+    /// authentication failure among them): their login Secrets are looked at again every
+    /// [`SECRET_RELOAD_INTERVAL`] until the credentials succeed.
+    failing: Mutex<HashMap<BrokerKey, bool>>,
     observer: Option<Observer>,
     /// When set, ClusterIdentityBrokers are out of reach (the operator watches one namespace).
     namespaced_scope: bool,
@@ -137,6 +160,8 @@ impl BrokerRegistry {
     ) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            probe_trust: Mutex::new(HashMap::new()),
+            failing: Mutex::new(HashMap::new()),
             observer,
             namespaced_scope,
             default_max_concurrent,
@@ -149,25 +174,91 @@ impl BrokerRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Changes whenever the broker's client is rebuilt because its settings or the material in
+    /// its Secrets changed (0 before the first client).
+    pub fn epoch(&self, key: &BrokerKey) -> u64 {
+        self.lock().get(key).map_or(0, |entry| entry.epoch)
+    }
+
+    fn trust(&self) -> std::sync::MutexGuard<'_, HashMap<BrokerKey, bool>> {
+        self.probe_trust
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn failing_lock(&self) -> std::sync::MutexGuard<'_, HashMap<BrokerKey, bool>> {
+        self.failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A credential failed through this broker for a reason that needs a change.
+    pub fn credential_failed(&self, key: &BrokerKey, authentication: bool) {
+        *self.failing_lock().entry(key.clone()).or_default() |= authentication;
+    }
+
+    /// A credential issued through this broker.
+    pub fn credential_succeeded(&self, key: &BrokerKey) {
+        self.failing_lock().remove(key);
+    }
+
+    /// Whether credentials fail through this broker (`Some(true)`: authentication among them).
+    pub fn credentials_failing(&self, key: &BrokerKey) -> Option<bool> {
+        self.failing_lock().get(key).copied()
+    }
+
+    /// The broker's token probe accepted a token: its refusals mean something.
+    pub fn probe_accepted(&self, key: &BrokerKey) {
+        self.trust().insert(key.clone(), true);
+    }
+
+    /// The broker's token probe refused a token minted moments ago: it cannot be believed until
+    /// it accepts one again.
+    pub fn probe_refused_fresh_token(&self, key: &BrokerKey) {
+        self.trust().insert(key.clone(), false);
+    }
+
+    /// Whether a freshly issued token should be probed to learn whether the broker's probe can
+    /// be trusted: `true` once per broker while nothing is known of its probe, so one probe per
+    /// broker (not per credential) establishes it.
+    pub fn claim_trust_probe(&self, key: &BrokerKey) -> bool {
+        let mut trust = self.trust();
+        if trust.contains_key(key) {
+            return false;
+        }
+        // Not trusted until the probe answers; claimed, so no other credential probes for it.
+        trust.insert(key.clone(), false);
+        true
+    }
+
+    /// Whether a refusal by the broker's token probe proves a token revoked.
+    pub fn probe_trusted(&self, key: &BrokerKey) -> bool {
+        self.trust().get(key).copied().unwrap_or(false)
+    }
+
     /// Drops a deleted broker's client and closes its vCenter session in the background.
     pub fn forget(&self, key: &BrokerKey) {
+        self.trust().remove(key);
+        self.failing_lock().remove(key);
         if let Some(old) = self.lock().remove(key) {
             tracing::info!(broker = %key, "broker deleted; closing its session");
             tokio::spawn(async move { old.resolved.client.logout().await });
         }
     }
 
-    /// Keeps the clients of `kind` whose broker still exists (after a re-list).
-    pub fn retain(&self, kind: BrokerKind, exists: impl Fn(&BrokerKey) -> bool) {
+    /// Keeps the clients of `kind` whose broker still exists (after a re-list); the keys of
+    /// those that are gone.
+    pub fn retain(&self, kind: BrokerKind, exists: impl Fn(&BrokerKey) -> bool) -> Vec<BrokerKey> {
         let gone: Vec<BrokerKey> = self
             .lock()
             .keys()
             .filter(|key| key.kind == kind && !exists(key))
             .cloned()
             .collect();
-        for key in gone {
-            self.forget(&key);
+        for key in &gone {
+            self.forget(key);
         }
+        gone
     }
 
     /// Finds the broker a credential refers to (in the controllers' caches, which the broker
@@ -180,14 +271,7 @@ impl BrokerRegistry {
         request: BrokerRequest<'_>,
     ) -> Result<ResolvedBroker, ResolveError> {
         let (namespace, name) = (request.namespace, request.broker.name.as_str());
-        let key = BrokerKey {
-            kind: request.broker.kind,
-            namespace: match request.broker.kind {
-                BrokerKind::IdentityBroker => namespace.to_owned(),
-                BrokerKind::ClusterIdentityBroker => String::new(),
-            },
-            name: name.to_owned(),
-        };
+        let key = BrokerKey::of(namespace, request.broker);
         let (connection, secret_namespace) = match request.broker.kind {
             BrokerKind::IdentityBroker => {
                 let broker = match caches {
@@ -304,6 +388,7 @@ impl BrokerRegistry {
             broker: key.clone(),
             message: e.to_string(),
         })?;
+        let epoch = entries.get(&key).map_or(1, |old| old.epoch.wrapping_add(1));
         let resolved = ResolvedBroker {
             key: key.clone(),
             client: broker_client,
@@ -315,6 +400,7 @@ impl BrokerRegistry {
             key,
             Entry {
                 fingerprint,
+                epoch,
                 resolved: resolved.clone(),
                 connection: connection.clone(),
                 secret_namespace: secret_namespace.to_owned(),

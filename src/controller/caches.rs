@@ -3,9 +3,9 @@
 //! API server, and find other credentials that name the same sync client.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 
 use crate::api::{
     BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, IdentityBroker,
@@ -78,6 +78,39 @@ impl Caches {
                 self.cluster_broker(&broker.name).map(|b| b.spec.connection)
             }
         }
+    }
+
+    /// The generation of the broker a credential in `namespace` refers to (spec changes only).
+    pub fn broker_generation(&self, namespace: &str, broker: &BrokerRef) -> Option<i64> {
+        let meta = match broker.kind {
+            BrokerKind::IdentityBroker => self
+                .identity_brokers
+                .get(&ObjectRef::new(&broker.name).within(namespace))
+                .map(|b| b.meta().generation),
+            BrokerKind::ClusterIdentityBroker => self
+                .cluster_brokers
+                .as_ref()?
+                .get(&ObjectRef::new(&broker.name))
+                .map(|b| b.meta().generation),
+        };
+        meta.flatten()
+    }
+
+    /// The cached credentials that use the broker `key`.
+    pub fn credentials_using(&self, key: &super::brokers::BrokerKey) -> Vec<CredentialRef> {
+        self.credentials
+            .state()
+            .iter()
+            .filter(|guard| {
+                guard.0.as_ref().is_ok_and(|cr| {
+                    cr.spec.broker_ref.kind == key.kind
+                        && cr.spec.broker_ref.name == key.name
+                        && (key.kind == BrokerKind::ClusterIdentityBroker
+                            || cr.namespace().as_deref() == Some(key.namespace.as_str()))
+                })
+            })
+            .map(|guard| ObjectRef::from_obj(guard.as_ref()))
+            .collect()
     }
 
     /// Every readable credential in the cache.

@@ -23,6 +23,7 @@ pub enum FailureReason {
     BrokerUnavailable,
     RotationStateUnknown,
     SecretWriteFailed,
+    SecretReadFailed,
     BrokerResponseInvalid,
     SecretWriteRejected,
     ReconcilePanicked,
@@ -30,7 +31,7 @@ pub enum FailureReason {
 
 impl FailureReason {
     /// Every reason, for reading stored names back.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::SpecInvalid,
         Self::BrokerNotFound,
         Self::BrokerNotAllowed,
@@ -42,6 +43,7 @@ impl FailureReason {
         Self::BrokerUnavailable,
         Self::RotationStateUnknown,
         Self::SecretWriteFailed,
+        Self::SecretReadFailed,
         Self::BrokerResponseInvalid,
         Self::SecretWriteRejected,
         Self::ReconcilePanicked,
@@ -61,6 +63,7 @@ impl FailureReason {
             Self::BrokerUnavailable => "BrokerUnavailable",
             Self::RotationStateUnknown => "RotationStateUnknown",
             Self::SecretWriteFailed => "SecretWriteFailed",
+            Self::SecretReadFailed => "SecretReadFailed",
             Self::BrokerResponseInvalid => "BrokerResponseInvalid",
             Self::SecretWriteRejected => "SecretWriteRejected",
             Self::ReconcilePanicked => "ReconcilePanicked",
@@ -87,6 +90,7 @@ impl FailureReason {
             | Self::BrokerUnavailable
             | Self::RotationStateUnknown
             | Self::SecretWriteFailed
+            | Self::SecretReadFailed
             | Self::BrokerResponseInvalid
             | Self::SecretWriteRejected
             | Self::ReconcilePanicked => FailureCategory::Retryable,
@@ -121,6 +125,9 @@ impl FailureReason {
                 "the broker may have rotated without answering; a new credential is issued soon"
             }
             Self::SecretWriteFailed => "the Secret could not be written; it is retried",
+            Self::SecretReadFailed => {
+                "the Secret could not be read, or holds no credential where its record says; it is retried"
+            }
             Self::BrokerResponseInvalid => {
                 "the broker answered with an unusable credential lifetime; it is retried with backoff"
             }

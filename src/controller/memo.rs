@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::api::{MAX_HISTORY, RotationRecord};
+use crate::api::SyncClientCredentialStatus;
 
 /// How long after a status write a differing cached status is taken for cache lag.
 pub const CACHE_LAG: Duration = Duration::from_secs(5);
@@ -20,8 +20,11 @@ struct Entry {
     secret_version: Option<String>,
     secret_written: Option<Instant>,
     status: Option<(u64, Instant)>,
-    /// History entries whose status write failed, kept for the next write.
-    unwritten_history: Vec<RotationRecord>,
+    /// A status computed and not written (the write failed or was stale): failures, history
+    /// and served requests in it are the start of the next decision.
+    unwritten_status: Option<SyncClientCredentialStatus>,
+    /// The broker's state when the last failure happened.
+    failure_broker_state: Option<String>,
 }
 
 /// Per credential uid.
@@ -66,10 +69,13 @@ impl Memo {
         self.read(uid, |entry| entry.secret_version.clone())
     }
 
-    /// This process wrote (or found already written) `status`.
+    /// This process wrote (or found already written) `status`; nothing is left unwritten.
     pub fn status_written(&self, uid: &str, status: &impl Serialize) {
         let hash = hash_of(status);
-        self.with(uid, |entry| entry.status = Some((hash, Instant::now())));
+        self.with(uid, |entry| {
+            entry.status = Some((hash, Instant::now()));
+            entry.unwritten_status = None;
+        });
     }
 
     /// Whether `cached` differs from the status this process wrote a moment ago: the cache has
@@ -79,33 +85,23 @@ impl Memo {
             .is_some_and(|(hash, at)| at.elapsed() < CACHE_LAG && hash != hash_of(cached))
     }
 
-    /// History entries computed but not written (the status write failed or was stale).
-    pub fn keep_unwritten_history(&self, uid: &str, entries: Vec<RotationRecord>) {
-        if entries.is_empty() {
-            return;
-        }
-        self.with(uid, |entry| {
-            for record in entries {
-                if !entry.unwritten_history.contains(&record) {
-                    entry.unwritten_history.push(record);
-                }
-            }
-            entry
-                .unwritten_history
-                .sort_by_key(|r| std::cmp::Reverse(r.time));
-            entry.unwritten_history.truncate(MAX_HISTORY);
-        });
+    /// A status computed but not written (the write failed or was stale).
+    pub fn keep_unwritten_status(&self, uid: &str, status: SyncClientCredentialStatus) {
+        self.with(uid, |entry| entry.unwritten_status = Some(status));
     }
 
-    /// The history entries still to be written.
-    pub fn unwritten_history(&self, uid: &str) -> Vec<RotationRecord> {
-        self.read(uid, |entry| Some(entry.unwritten_history.clone()))
-            .unwrap_or_default()
+    /// The status still to be written, if any.
+    pub fn unwritten_status(&self, uid: &str) -> Option<SyncClientCredentialStatus> {
+        self.read(uid, |entry| entry.unwritten_status.clone())
     }
 
-    /// The status carrying them was written.
-    pub fn history_written(&self, uid: &str) {
-        self.with(uid, |entry| entry.unwritten_history.clear());
+    /// The broker's state at a failure (`None`: the last attempt did not fail).
+    pub fn set_failure_broker_state(&self, uid: &str, state: Option<String>) {
+        self.with(uid, |entry| entry.failure_broker_state = state);
+    }
+
+    pub fn failure_broker_state(&self, uid: &str) -> Option<String> {
+        self.read(uid, |entry| entry.failure_broker_state.clone())
     }
 
     /// The credential is gone.

@@ -8,10 +8,10 @@ pub mod credential;
 pub mod failure;
 pub mod fence;
 pub mod memo;
-pub mod pending;
 pub mod recorder;
 mod runner;
 pub mod status;
+pub mod triggers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,11 +23,11 @@ use kube::Client;
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::planner::DEFAULT_MIN_ISSUE_INTERVAL;
-use crate::secret::FingerprintKey;
+use crate::secret::FingerprintKeys;
 use brokers::BrokerRegistry;
 use caches::Caches;
+use credential::pending::PendingStore;
 use fence::Fence;
-use pending::PendingStore;
 pub use runner::run;
 
 /// Name the operator reports as in events and field managers.
@@ -57,6 +57,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("writing the credential again into Secret {namespace}/{name}: {message}")]
+    RewriteSecret {
+        namespace: String,
+        name: String,
+        message: String,
+    },
     #[error("writing status of {namespace}/{name}: {source}")]
     WriteStatus {
         namespace: String,
@@ -78,7 +84,7 @@ impl Error {
         match self {
             Self::GetCredential { .. } => "get_credential",
             Self::GetSecret { .. } => "get_secret",
-            Self::WriteSecret { .. } => "write_secret",
+            Self::WriteSecret { .. } | Self::RewriteSecret { .. } => "write_secret",
             Self::WriteStatus { .. } => "write_status",
             Self::Panicked { .. } => "panic",
         }
@@ -90,7 +96,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: recorder::Recorder,
     pub brokers: BrokerRegistry,
-    pub fingerprint_key: FingerprintKey,
+    /// Signs and checks the Secrets' fingerprints (the current key and the previous ones).
+    pub fingerprint_keys: FingerprintKeys,
     pub metrics: Arc<Metrics>,
     /// The time, read once per reconcile.
     pub clock: Arc<dyn Clock>,
@@ -100,8 +107,13 @@ pub struct Context {
     pub pending: PendingStore,
     /// What this process last wrote per credential.
     pub memo: memo::Memo,
+    /// Reconciles asked for from inside another reconcile.
+    pub triggers: triggers::Triggers,
     /// At most one issue per credential per this interval.
     pub min_issue_interval: TimeDelta,
+    /// How long after a generate went unanswered it may still land at the broker: the stored
+    /// token is checked once this has passed.
+    pub unknown_outcome_window: TimeDelta,
     /// The controllers' caches, once they run (absent in reconcile tests: everything is read).
     caches: OnceLock<Caches>,
     /// Consecutive reconcile errors per object, for the error backoff.
@@ -113,7 +125,7 @@ pub struct Context {
 pub struct Options {
     /// Watch only this namespace (and ignore ClusterIdentityBrokers).
     pub namespace: Option<String>,
-    pub fingerprint_key: FingerprintKey,
+    pub fingerprint_keys: FingerprintKeys,
     /// Identifies this replica in events.
     pub instance: Option<String>,
     /// Concurrent rotations per broker when the broker sets no limit.
@@ -122,7 +134,13 @@ pub struct Options {
     pub min_issue_interval: TimeDelta,
     /// Credential reconciles running at once (the rest wait in the queue).
     pub reconcile_concurrency: u16,
+    /// How long a generate that went unanswered may still land at the broker.
+    pub unknown_outcome_window: TimeDelta,
 }
+
+/// Default of [`Options::unknown_outcome_window`]: longer than any request a broker or the
+/// proxies in front of vCenter keep alive once their client gave up on it.
+pub const DEFAULT_UNKNOWN_OUTCOME_WINDOW: TimeDelta = TimeDelta::minutes(5);
 
 /// Default of [`Options::reconcile_concurrency`]: enough to keep the API server and the brokers
 /// busy, few enough that thousands of credentials do not hold thousands of requests in flight.
@@ -130,14 +148,15 @@ pub const DEFAULT_RECONCILE_CONCURRENCY: u16 = 64;
 
 impl Options {
     /// Cluster-wide, with the default limits.
-    pub fn new(fingerprint_key: FingerprintKey) -> Self {
+    pub fn new(fingerprint_keys: impl Into<FingerprintKeys>) -> Self {
         Self {
             namespace: None,
-            fingerprint_key,
+            fingerprint_keys: fingerprint_keys.into(),
             instance: None,
             default_broker_concurrency: 4,
             min_issue_interval: DEFAULT_MIN_ISSUE_INTERVAL,
             reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
+            unknown_outcome_window: DEFAULT_UNKNOWN_OUTCOME_WINDOW,
         }
     }
 }
@@ -156,13 +175,15 @@ impl Context {
                 options.default_broker_concurrency,
             ),
             client,
-            fingerprint_key: options.fingerprint_key.clone(),
+            fingerprint_keys: options.fingerprint_keys.clone(),
             metrics,
             clock: Arc::new(SystemClock),
             fence: Fence::default(),
             pending: PendingStore::default(),
             memo: memo::Memo::default(),
+            triggers: triggers::Triggers::default(),
             min_issue_interval: options.min_issue_interval,
+            unknown_outcome_window: options.unknown_outcome_window,
             caches: OnceLock::new(),
             error_counts: Mutex::new(HashMap::new()),
         }

@@ -64,22 +64,10 @@ pub async fn run(
     ));
 
     let scope = options.namespace.as_deref();
-    let pending = ctx.clone();
-    let credential_events = watcher(api(&client, scope), watcher::Config::default())
-        .reflect(credential_writer)
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                directories.observe(event);
-            }
-            // A deleted credential's unstored credential has nowhere to go.
-            if let Ok(Event::Delete(guard)) = event
-                && let Some(uid) = guard.uid()
-            {
-                pending.pending.remove(&uid);
-            }
-        })
-        .applied_objects();
+    let credential_events =
+        credential_events(api(&client, scope), credential_writer, directories, &ctx);
     let (relist_tx, relist_rx) = mpsc::unbounded();
+    let broker_triggers = ctx.triggers.connect(relist_tx.clone());
     let secret_events = owned_secret_events(
         api::<PartialObjectMeta<Secret>>(&client, scope),
         secret_writer,
@@ -91,12 +79,12 @@ pub async fn run(
         .reconcile_on(relist_rx)
         .watches_stream(
             broker_events(api(&client, scope), identity_writer, &ctx),
-            mapper(&credentials, BrokerKind::IdentityBroker),
+            mapper(caches.clone(), BrokerKind::IdentityBroker),
         );
     if scope.is_none() {
         controller = controller.watches_stream(
             broker_events(Api::all(client.clone()), cluster_writer, &ctx),
-            mapper(&credentials, BrokerKind::ClusterIdentityBroker),
+            mapper(caches.clone(), BrokerKind::ClusterIdentityBroker),
         );
     }
     let credential_loop = controller
@@ -111,13 +99,43 @@ pub async fn run(
             }
             future::ready(())
         });
-    let broker_loops = broker_status::run(client, &options, ctx.clone(), shutdown.clone());
+    let broker_loops = broker_status::run(
+        client,
+        &options,
+        ctx.clone(),
+        broker_triggers,
+        shutdown.clone(),
+    );
     tracing::info!(namespace = scope.unwrap_or("<all>"), "controllers started");
     let loops = future::join(credential_loop, broker_loops);
     tokio::select! {
         _ = loops => tracing::info!("controllers stopped"),
         () = stop_deadline(shutdown, synced, ctx.fence.stop_wait()) => {}
     }
+}
+
+/// The credential watch, kept in its cache and the directory index. A deleted credential's
+/// generated but unstored credential has nowhere to go and is dropped.
+fn credential_events(
+    api: Api<Guarded<SyncClientCredential>>,
+    writer: reflector::store::Writer<Guarded<SyncClientCredential>>,
+    directories: Arc<DirectoryIndex>,
+    ctx: &Arc<Context>,
+) -> impl Stream<Item = Result<Guarded<SyncClientCredential>, watcher::Error>> + Send + 'static {
+    let ctx = ctx.clone();
+    watcher(api, watcher::Config::default())
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                directories.observe(event);
+            }
+            if let Ok(Event::Delete(guard)) = event
+                && let Some(uid) = guard.uid()
+            {
+                ctx.pending.remove(&uid);
+            }
+        })
+        .applied_objects()
 }
 
 /// No generate starts once a stop was asked for.
@@ -230,14 +248,25 @@ where
     watcher(api, watcher::Config::default())
         .reflect(writer)
         .inspect(move |event| match event {
-            Ok(Event::Delete(broker)) => ctx.brokers.forget(&broker_key::<K>(broker.meta())),
+            Ok(Event::Delete(broker)) => {
+                let key = broker_key::<K>(broker.meta());
+                ctx.metrics
+                    .forget_broker(&format!("{:?}", K::KIND), &key.namespace, &key.name);
+                ctx.brokers.forget(&key);
+            }
             Ok(Event::InitDone) => {
                 let live: Vec<BrokerKey> = reader
                     .state()
                     .iter()
                     .map(|b| broker_key::<K>(b.meta()))
                     .collect();
-                ctx.brokers.retain(K::KIND, |key| live.contains(key));
+                for gone in ctx.brokers.retain(K::KIND, |key| live.contains(key)) {
+                    ctx.metrics.forget_broker(
+                        &format!("{:?}", K::KIND),
+                        &gone.namespace,
+                        &gone.name,
+                    );
+                }
             }
             _ => {}
         })
@@ -267,27 +296,15 @@ fn broker_key<K: BrokerKindOf>(meta: &kube::api::ObjectMeta) -> BrokerKey {
 
 /// Maps a broker change to the credentials that use it.
 fn mapper<B: Resource>(
-    credentials: &Store<Guarded<SyncClientCredential>>,
+    caches: Caches,
     kind: BrokerKind,
 ) -> impl Fn(B) -> Vec<ObjectRef<Guarded<SyncClientCredential>>> + Send + Sync + 'static {
-    let credentials = credentials.clone();
     move |broker: B| {
-        let namespace = broker.meta().namespace.clone();
-        let name = broker.meta().name.clone().unwrap_or_default();
-        credentials
-            .state()
-            .iter()
-            .filter(|guard| {
-                guard.0.as_ref().is_ok_and(|cr| {
-                    cr.spec.broker_ref.kind == kind
-                        && cr.spec.broker_ref.name == name
-                        && namespace
-                            .as_deref()
-                            .is_none_or(|ns| cr.namespace().as_deref() == Some(ns))
-                })
-            })
-            .map(|guard| ObjectRef::from_obj(guard.as_ref()))
-            .collect()
+        caches.credentials_using(&BrokerKey {
+            kind,
+            namespace: broker.meta().namespace.clone().unwrap_or_default(),
+            name: broker.meta().name.clone().unwrap_or_default(),
+        })
     }
 }
 

@@ -61,8 +61,13 @@ impl Collector for CredentialCollector {
         )?;
         timestamp(
             "credential_renewal_timestamp_seconds",
-            "When the next rotation is planned (Unix seconds)",
+            "When the operator next tries to rotate: the planned rotation, or the next retry of a failing one (Unix seconds)",
             &|s| s.renewal_time,
+        )?;
+        timestamp(
+            "credential_renewal_due_timestamp_seconds",
+            "Since when the credential has been due for renewal without being renewed; absent while nothing is due (Unix seconds)",
+            &|s| s.renewal_due_time,
         )?;
         let mut metric = encoder.encode_descriptor(
             "credential_ready_status",
@@ -70,10 +75,21 @@ impl Collector for CredentialCollector {
             None,
             MetricType::Gauge,
         )?;
+        let now = chrono::Utc::now();
         for (namespace, name, status) in &credentials {
+            // A stored credential past its expiry is not ready, whatever the condition says
+            // (it is rewritten at the expiry; the scrape does not wait for that).
+            let expired = status
+                .and_then(|s| s.expires_at)
+                .is_some_and(|at| at <= now);
             let current = status
                 .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY))
                 .map_or(ConditionStatus::Unknown, |c| c.status);
+            let current = if expired {
+                ConditionStatus::False
+            } else {
+                current
+            };
             for (value, label) in [
                 (ConditionStatus::True, "True"),
                 (ConditionStatus::False, "False"),

@@ -55,8 +55,8 @@ fn any_policy() -> impl Strategy<Value = Policy> {
         )
 }
 
-fn any_secret() -> impl Strategy<Value = SecretState> {
-    let record = (
+fn any_record() -> impl Strategy<Value = Record> {
+    (
         any_time(),
         prop_oneof![
             any_time().prop_map(Expiry::At),
@@ -66,16 +66,32 @@ fn any_secret() -> impl Strategy<Value = SecretState> {
         any::<i64>(),
         prop_oneof![Just(Some("h".to_owned())), Just(None)],
         any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(issued_at, expiry, revision, spec_hash, data_intact)| Record {
+            |(
                 issued_at,
                 expiry,
                 revision,
                 spec_hash,
                 data_intact,
+                layout_current,
+                fingerprint_current,
+            )| Record {
+                issued_at,
+                expiry,
+                revision,
+                spec_hash,
+                data_intact,
+                layout_current,
+                fingerprint_current,
             },
-        );
+        )
+}
+
+fn any_secret() -> impl Strategy<Value = SecretState> {
+    let record = any_record();
     prop_oneof![
         Just(SecretState::Missing),
         Just(SecretState::NotOwned),
@@ -122,6 +138,9 @@ struct World {
     last_verification: Option<Verification>,
     sync_client_taken: bool,
     min_issue_interval: TimeDelta,
+    held_elsewhere: Option<Record>,
+    broker_changed: bool,
+    verify_after: Option<DateTime<Utc>>,
     seed: u64,
 }
 
@@ -147,12 +166,18 @@ fn any_world() -> impl Strategy<Value = World> {
             (0_i64..3600).prop_map(TimeDelta::seconds),
             any::<u64>(),
         ),
+        (
+            proptest::option::of(any_record()),
+            any::<bool>(),
+            proptest::option::of(any_time()),
+        ),
     )
         .prop_map(
             |(
                 (now, policy, secret, failures),
                 (requests, preflight_ran, last_issued_at, last_verification),
                 (sync_client_taken, min_issue_interval, seed),
+                (held_elsewhere, broker_changed, verify_after),
             )| World {
                 now,
                 policy,
@@ -164,6 +189,9 @@ fn any_world() -> impl Strategy<Value = World> {
                 last_verification,
                 sync_client_taken,
                 min_issue_interval,
+                held_elsewhere,
+                broker_changed,
+                verify_after,
                 seed,
             },
         )
@@ -189,6 +217,9 @@ impl World {
             last_verification: self.last_verification,
             sync_client_taken: self.sync_client_taken,
             min_issue_interval: self.min_issue_interval,
+            held_elsewhere: self.held_elsewhere.as_ref(),
+            broker_changed: self.broker_changed,
+            verify_after: self.verify_after,
             jitter_seed: self.seed,
         }
     }
@@ -203,9 +234,27 @@ proptest! {
         match plan(&input) {
             Plan::Wait { until: Some(until), .. } => prop_assert!(until > input.now),
             Plan::Issue(_) | Plan::Wait { until: None, .. } | Plan::Blocked(_)
-            | Plan::Verify | Plan::Preflight => {}
+            | Plan::Rewrite(_) | Plan::Verify | Plan::Preflight => {}
         }
         let _ = retry_time(&input);
+    }
+
+    /// No failure stops renewal for good: whatever failed before, a credential that is due is
+    /// issued now or at a set time, unless a person's choice (suspend, a foreign Secret, an
+    /// older owner) holds it.
+    #[test]
+    fn no_failure_stops_renewal_for_good(world in any_world()) {
+        let input = world.input();
+        let due = matches!(&input.secret, SecretState::Owned(record)
+            if record.data_intact && matches!(record.expiry, Expiry::At(at) if at <= input.now));
+        // At the end of what a date can hold no later time exists to wait for.
+        let representable = input.now.checked_add_signed(TimeDelta::days(3660)).is_some();
+        if due && representable && !input.policy.suspend && !input.sync_client_taken {
+            match plan(&input) {
+                Plan::Issue(_) | Plan::Wait { until: Some(_), .. } | Plan::Preflight => {}
+                other => prop_assert!(false, "an expired credential waits for nothing: {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -241,6 +290,8 @@ proptest! {
             revision,
             spec_hash: Some("h".into()),
             data_intact: true,
+            layout_current: true,
+            fingerprint_current: true,
         };
         if let Some(renewal) = renewal_time(&policy, &record, seed) {
             prop_assert!(renewal <= expires_at, "renewal {renewal} after expiry {expires_at}");

@@ -28,6 +28,8 @@ fn record() -> Record {
         revision: 1,
         spec_hash: Some("h1".into()),
         data_intact: true,
+        layout_current: true,
+        fingerprint_current: true,
     }
 }
 
@@ -80,6 +82,9 @@ fn input<'a>(now: i64, policy: &'a Policy, secret: &'a SecretState, seed: u64) -
         last_verification: None,
         sync_client_taken: false,
         min_issue_interval: DEFAULT_MIN_ISSUE_INTERVAL,
+        held_elsewhere: None,
+        broker_changed: false,
+        verify_after: None,
         jitter_seed: seed,
     }
 }
@@ -264,10 +269,16 @@ fn triggers_decide_issue_block_or_wait() {
             ..Case::default()
         },
         Case {
-            name: "blocks_after_permanent_failure_at_same_generation",
+            name: "a_permanent_failure_at_the_same_generation_is_retried_on_the_slow_backoff",
             secret: SecretState::Missing,
             failures: permanent(3),
-            expect: Plan::Blocked(BlockReason::PermanentFailure),
+            expect: Plan::Wait {
+                until: retry_time(&PlanInput {
+                    failures: permanent(3),
+                    ..input(100, &policy(), &SecretState::Missing, SEED)
+                }),
+                why: WaitReason::Backoff(IssueReason::SecretMissing),
+            },
             ..Case::default()
         },
         Case {
@@ -491,12 +502,18 @@ fn no_trigger_issues_twice_within_the_minimum_interval() {
             ..Case::default()
         },
         Case {
-            name: "a permanent failure is reported as such, not as throttling",
+            name: "a permanent failure is reported as its backoff, not as throttling",
             secret: SecretState::Missing,
             failures: permanent(3),
             now: 60,
             last_issued_at: Some(50),
-            expect: Plan::Blocked(BlockReason::PermanentFailure),
+            expect: Plan::Wait {
+                until: retry_time(&PlanInput {
+                    failures: permanent(3),
+                    ..input(60, &policy(), &SecretState::Missing, SEED)
+                }),
+                why: WaitReason::Backoff(IssueReason::SecretMissing),
+            },
             ..Case::default()
         },
     ];
@@ -707,5 +724,169 @@ fn a_retry_waits_as_long_as_the_broker_asked_within_an_hour() {
         at(Some(100 + 7200)),
         backoff,
         "beyond an hour is not trusted"
+    );
+}
+
+/// Only a change of what the credential is mints: everything else writes the credential held.
+#[test]
+fn what_the_credential_is_decides_a_mint_everything_else_a_rewrite() {
+    let held = record();
+    let run_with = |secret: &SecretState, held: Option<&Record>, now: i64| {
+        plan(&PlanInput {
+            held_elsewhere: held,
+            last_issued_at: Some(t(now - 1)),
+            ..input(now, &policy(), secret, SEED)
+        })
+    };
+    let cases = [
+        (
+            "renamed keys are rewritten, not issued, even right after an issue",
+            owned(|r| r.layout_current = false),
+            None,
+            Plan::Rewrite(RewriteReason::KeysRenamed),
+        ),
+        (
+            "a fingerprint of a previous key or format is made again",
+            owned(|r| r.fingerprint_current = false),
+            None,
+            Plan::Rewrite(RewriteReason::RecordOutdated),
+        ),
+        (
+            "a new Secret name moves the credential held in the old one",
+            SecretState::Missing,
+            Some(&held),
+            Plan::Rewrite(RewriteReason::SecretRenamed),
+        ),
+        (
+            "a new identity mints even when the keys changed too",
+            owned(|r| {
+                r.layout_current = false;
+                r.spec_hash = Some("h0".into());
+            }),
+            None,
+            Plan::Wait {
+                until: Some(t(129)),
+                why: WaitReason::Throttled(IssueReason::SpecChanged),
+            },
+        ),
+    ];
+    for (name, secret, held, expect) in cases {
+        assert_eq!(run_with(&secret, held, 100), expect, "{name}");
+    }
+    // A moved credential keeps its schedule: due for renewal, it is issued into the new Secret.
+    let due = plan(&PlanInput {
+        held_elsewhere: Some(&held),
+        ..input(2500, &policy(), &SecretState::Missing, SEED)
+    });
+    assert_eq!(due, Plan::Issue(IssueReason::RenewalDue));
+    let mut tampered = record();
+    tampered.data_intact = false;
+    let repair = plan(&PlanInput {
+        held_elsewhere: Some(&tampered),
+        ..input(100, &policy(), &SecretState::Missing, SEED)
+    });
+    assert_eq!(
+        repair,
+        Plan::Issue(IssueReason::DataTampered),
+        "never moves an edited one"
+    );
+}
+
+/// A failure that needs a change is retried slowly, never given up, and at once when the broker
+/// or the spec changed.
+#[test]
+fn a_failure_that_needs_a_change_is_retried_on_a_slow_backoff() {
+    let missing = SecretState::Missing;
+    for attempts in 1..=12 {
+        let failures = Failures {
+            attempts,
+            ..permanent(3)
+        };
+        let at = retry_time(&PlanInput {
+            failures,
+            ..input(50, &policy(), &missing, SEED)
+        })
+        .unwrap();
+        let delay = at.signed_duration_since(t(50));
+        assert!(
+            delay >= TimeDelta::seconds(90),
+            "attempt {attempts}: {delay}"
+        );
+        assert!(delay <= SLOW_BACKOFF_CAP, "attempt {attempts}: {delay}");
+        if attempts >= 7 {
+            assert!(
+                delay >= SLOW_BACKOFF_CAP * 3 / 4,
+                "capped near an hour: {delay}"
+            );
+        }
+    }
+    let changed = plan(&PlanInput {
+        failures: permanent(3),
+        broker_changed: true,
+        ..input(60, &policy(), &missing, SEED)
+    });
+    assert_eq!(
+        changed,
+        Plan::Issue(IssueReason::SecretMissing),
+        "the broker changed"
+    );
+    // Near the expiry a refusal is still retried at least a minute apart, and the wait ends at
+    // the expiry, where Ready turns False.
+    let near = plan(&PlanInput {
+        failures: Failures {
+            last_failure_time: Some(t(2990)),
+            ..permanent(3)
+        },
+        ..input(2991, &policy(), &SecretState::Owned(record()), SEED)
+    });
+    assert_eq!(
+        near,
+        Plan::Wait {
+            until: Some(t(3000)),
+            why: WaitReason::Backoff(IssueReason::RenewalDue),
+        }
+    );
+}
+
+/// A probe is owed after a generate went unanswered (and after a token replaced a revoked one),
+/// whatever `verifyInterval` says; a client secret, which cannot be probed, is replaced instead.
+#[test]
+fn an_owed_probe_comes_when_the_late_generate_can_no_longer_land() {
+    let secret = SecretState::Owned(record());
+    let owed = |now: i64, policy: &Policy, verified: Option<i64>| {
+        plan(&PlanInput {
+            verify_after: Some(t(400)),
+            last_verification: verified.map(|at| Verification {
+                at: t(at),
+                revoked: false,
+            }),
+            ..input(now, policy, &secret, SEED)
+        })
+    };
+    assert_eq!(
+        owed(100, &policy(), None),
+        Plan::Wait {
+            until: Some(t(400)),
+            why: WaitReason::Scheduled,
+        }
+    );
+    assert_eq!(owed(400, &policy(), None), Plan::Verify);
+    assert_eq!(
+        owed(400, &policy(), Some(300)),
+        Plan::Verify,
+        "a probe before does not count"
+    );
+    assert_ne!(
+        owed(500, &policy(), Some(450)),
+        Plan::Verify,
+        "the owed probe happened"
+    );
+    let client_secret = Policy {
+        credential_type: CredentialType::ClientSecret,
+        ..policy()
+    };
+    assert_eq!(
+        owed(400, &client_secret, None),
+        Plan::Issue(IssueReason::OutcomeUnknown)
     );
 }

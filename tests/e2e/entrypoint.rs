@@ -14,7 +14,7 @@ use sync_client_kube_sim::KubeSim;
 use crate::harness::{Operator, WAIT, crd_files};
 use crate::packaging::{
     ChartValues, ImageConfig, RELEASE_NAMESPACE, container_command_line, container_environment,
-    deploy_manifests, dockerfile_runtime_stage, helm_template, operator_container,
+    deploy_manifests, dockerfile_runtime_stage, helm_template, only, operator_container,
 };
 
 /// `watchNamespace` of the chart's `ci/namespace-scoped-values.yaml`.
@@ -73,25 +73,75 @@ fn composed_command_line(
     (argv, env)
 }
 
+/// The operator container's volume mounts as the kubelet would provide them, as directories under
+/// `root`: a Secret volume with a made-up value in each key it projects, an emptyDir empty.
+/// Returns each mount path with its directory here.
+fn mounted_volumes(objects: &[Value], root: &Path) -> Vec<(String, PathBuf)> {
+    let pod = &only(objects, "Deployment")["spec"]["template"]["spec"];
+    let mut mounts = Vec::new();
+    for mount in operator_container(objects)["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let mount_path = mount["mountPath"].as_str().expect("mountPath");
+        let volume = pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|volume| volume["name"] == mount["name"])
+            .unwrap_or_else(|| panic!("no volume for the mount {mount}"));
+        let dir = root.join(mount_path.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("mount directory");
+        if volume["secret"].is_object() {
+            let items = volume["secret"]["items"].as_array().expect("secret items");
+            for item in items {
+                let path = item["path"].as_str().expect("item path");
+                std::fs::write(dir.join(path), format!("test value of {}", item["key"]))
+                    .expect("secret file");
+            }
+        } else {
+            assert!(
+                volume["emptyDir"].is_object(),
+                "unsupported volume {volume}"
+            );
+        }
+        mounts.push((mount_path.to_owned(), dir));
+    }
+    mounts
+}
+
 /// Runs the composed command line with the binary under test and the pod's environment (plus the
 /// kubeconfig through `KUBECONFIG_PATH`, which the chart does not set) until `/readyz` answers
 /// 200, then stops it with SIGTERM.
 async fn starts_and_becomes_ready(
     cluster: &Cluster,
     what: &str,
+    objects: &[Value],
     argv: &[String],
     pod_env: &BTreeMap<String, String>,
 ) {
-    // The pod listens on 0.0.0.0:<port>; here: loopback and a free port, the only change.
+    // The pod listens on 0.0.0.0:<port>; here: loopback and a free port. Its volumes are
+    // directories here, and a flag naming a file in one names it here.
     let port = free_port();
+    let mounts = mounted_volumes(
+        objects,
+        &cluster.dir.path().join(what.replace(['/', ' '], "_")),
+    );
     let command_args: Vec<String> = argv[1..]
         .iter()
         .map(|arg| {
             if arg.starts_with("--http-addr=") {
-                format!("--http-addr=127.0.0.1:{port}")
-            } else {
-                arg.clone()
+                return format!("--http-addr=127.0.0.1:{port}");
             }
+            if let Some((flag, value)) = arg.split_once('=') {
+                for (mount_path, dir) in &mounts {
+                    if let Some(file) = value.strip_prefix(&format!("{mount_path}/")) {
+                        return format!("{flag}={}", dir.join(file).display());
+                    }
+                }
+            }
+            arg.clone()
         })
         .collect();
     let log = cluster
@@ -195,12 +245,39 @@ async fn the_image_entrypoint_with_the_chart_args_starts_the_operator() {
     assert_eq!(image.from, "scratch");
     assert_eq!(image.user, "65532:65532");
     let cluster = Cluster::start().await;
+    let mut flags = std::collections::BTreeSet::new();
     for values in ChartValues::ALL {
         let what = format!("chart {values:?}");
-        let (argv, pod_env) = composed_command_line(&image, &helm_template(values, &[]), &what);
-        starts_and_becomes_ready(&cluster, &what, &argv, &pod_env).await;
+        let objects = helm_template(values, &[]);
+        let (argv, pod_env) = composed_command_line(&image, &objects, &what);
+        flags.extend(
+            argv.iter()
+                .filter_map(|arg| arg.split('=').next())
+                .map(str::to_owned),
+        );
+        starts_and_becomes_ready(&cluster, &what, &objects, &argv, &pod_env).await;
+    }
+    // Every flag the chart's values can set was passed by some configuration.
+    for flag in [
+        "--leader-election",
+        "--lease-name",
+        "--lease-namespace",
+        "--lease-duration-seconds",
+        "--lease-renew-grace-seconds",
+        "--broker-concurrency",
+        "--reconcile-concurrency",
+        "--min-issue-interval",
+        "--fingerprint-key-file",
+        "--namespace",
+        "--log-format",
+    ] {
+        assert!(
+            flags.contains(flag),
+            "no chart configuration passes {flag}: {flags:?}"
+        );
     }
     let what = "deploy/sync-client-operator.yaml";
-    let (argv, pod_env) = composed_command_line(&image, &deploy_manifests(), what);
-    starts_and_becomes_ready(&cluster, what, &argv, &pod_env).await;
+    let objects = deploy_manifests();
+    let (argv, pod_env) = composed_command_line(&image, &objects, what);
+    starts_and_becomes_ready(&cluster, what, &objects, &argv, &pod_env).await;
 }

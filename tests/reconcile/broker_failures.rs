@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use sync_client_broker_sim::{Endpoint, Fault, SyncClients};
 use sync_client_operator::api::ConditionStatus;
@@ -17,7 +16,7 @@ use crate::world::{
 };
 
 #[tokio::test]
-async fn directory_without_sync_client_is_reported_as_not_found_and_not_retried() {
+async fn directory_without_sync_client_is_reported_as_not_found_and_retried_slowly() {
     within_time(async {
         let world = World::start(SyncClients::None).await;
         permanent_broker_failure(&world, "SyncClientNotFound").await;
@@ -26,7 +25,7 @@ async fn directory_without_sync_client_is_reported_as_not_found_and_not_retried(
 }
 
 #[tokio::test]
-async fn directory_with_two_sync_clients_is_reported_as_a_conflict_and_not_retried() {
+async fn directory_with_two_sync_clients_is_reported_as_a_conflict_and_retried_slowly() {
     within_time(async {
         let world = World::start(SyncClients::Two).await;
         permanent_broker_failure(&world, "SyncClientConflict").await;
@@ -35,7 +34,7 @@ async fn directory_with_two_sync_clients_is_reported_as_a_conflict_and_not_retri
 }
 
 #[tokio::test]
-async fn directory_access_denied_is_reported_as_permission_denied_and_not_retried() {
+async fn directory_access_denied_is_reported_as_permission_denied_and_retried_slowly() {
     within_time(async {
         let world = World::start(ONE_TOKEN_CLIENT).await;
         assert!(world.sim.set_directory_access(DIRECTORY, false));
@@ -45,7 +44,7 @@ async fn directory_access_denied_is_reported_as_permission_denied_and_not_retrie
 }
 
 #[tokio::test]
-async fn missing_broker_privilege_is_reported_as_permission_denied_and_not_retried() {
+async fn missing_broker_privilege_is_reported_as_permission_denied_and_retried_slowly() {
     within_time(async {
         let world = World::start(ONE_TOKEN_CLIENT).await;
         world.sim.set_privilege(false);
@@ -66,14 +65,15 @@ pub(crate) async fn permanent_broker_failure_before_generate(world: &World) -> E
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, |status| {
         assert_condition(status, "Ready", ConditionStatus::False, "PermissionDenied");
+        assert_condition(status, "Issuing", ConditionStatus::True, "PermissionDenied");
         assert_eq!(status.failed_attempts, 1);
-        assert_eq!(status.next_retry_time, None);
     });
     let first = credential::reconcile(Arc::new(cr.clone()), ctx.clone()).await;
     api.checkpoint();
+    let retry_at = api.last_status().next_retry_time.expect("retried slowly");
     assert_eq!(
         first.as_ref().expect("reconcile succeeds"),
-        &Action::await_change()
+        &world.requeue_at(retry_at)
     );
     assert_eq!(world.sim.count(Endpoint::Generate), 0);
 
@@ -147,6 +147,7 @@ async fn broker_failure_at_renewal_keeps_the_current_secret_and_ready_true() {
         let due = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 3);
         api.expect_get_secret(NAME, Some(due));
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_replace_secret(NAME, |_| {});
         api.expect_event(EventType::Warning, "RotationFailed");
         api.expect_status_patch(&cr, |status| {
             assert_condition(status, "Ready", ConditionStatus::True, "CredentialCurrent");

@@ -35,6 +35,7 @@ async fn a_reconcile_stopped_by_the_fence_at_shutdown_reports_nothing() {
         let existing = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 3);
         api.expect_get_secret(NAME, Some(existing));
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_replace_secret(NAME, |_| {});
         // SIGTERM: the fence closes before the broker client sends the generate.
         fence.close();
 

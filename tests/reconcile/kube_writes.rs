@@ -30,6 +30,7 @@ async fn replace_conflict_rereads_the_secret_and_replaces_at_its_new_version() {
 
         api.expect_get_secret(NAME, Some(due));
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_replace_secret(NAME, |_| {});
         api.expect_replace_secret_failing(
             NAME,
             Reply::failure(

@@ -139,6 +139,7 @@ async fn a_secret_deleted_during_the_generate_is_created() {
 
         api.expect_get_secret(NAME, Some(due));
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_replace_secret(NAME, |_| {});
         api.expect_replace_secret_failing(NAME, Reply::not_found("secrets \"app\""));
         api.expect_get_secret(NAME, None);
         api.expect_create_secret(|secret| assert_owned_record(secret, 4));
@@ -168,6 +169,7 @@ async fn a_newer_revision_found_on_conflict_is_never_overwritten() {
 
         api.expect_get_secret(NAME, Some(due));
         world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_replace_secret(NAME, |_| {});
         api.expect_replace_secret_failing(
             NAME,
             Reply::failure(
@@ -193,7 +195,7 @@ async fn a_newer_revision_found_on_conflict_is_never_overwritten() {
 }
 
 #[tokio::test]
-async fn new_data_keys_are_proven_with_a_dry_run_replace() {
+async fn renamed_data_keys_are_written_from_the_credential_held_without_a_new_one() {
     within_time(async {
         let world = World::start(ONE_TOKEN_CLIENT).await;
         let (api, client) = MockApi::start(NAMESPACE);
@@ -207,28 +209,29 @@ async fn new_data_keys_are_proven_with_a_dry_run_replace() {
         });
 
         api.expect_get_secret(NAME, Some(existing));
-        world.expect_broker_resolution(&api, &cr);
-        api.expect_dry_run_replace_secret(NAME, |secret| {
-            assert_eq!(data_keys(secret), ["expires_at", "scim_url", "token"]);
-            assert_eq!(
-                data_text(secret, "token"),
-                "dry-run",
-                "no credential in a dry run"
-            );
-        });
         api.expect_replace_secret(NAME, |secret| {
             assert_eq!(data_keys(secret), ["expires_at", "scim_url", "token"]);
+            assert_eq!(data_text(secret, "token"), "previously-issued-token-value");
             assert_eq!(
                 secret.metadata.annotations.as_ref().unwrap()[REVISION_ANNOTATION],
-                "3"
+                "2",
+                "the same credential, written again"
             );
         });
-        api.expect_event(EventType::Normal, "Rotated");
-        api.expect_status_patch(&cr, |_| {});
+        api.expect_event(EventType::Normal, "SecretKeysRenamed");
+        api.expect_status_patch(&cr, |status| {
+            assert_condition(status, "Ready", ConditionStatus::True, "CredentialCurrent");
+            assert_eq!(status.revision, Some(2));
+        });
         credential::reconcile(Arc::new(cr), ctx)
             .await
             .expect("reconcile succeeds");
         api.checkpoint();
+        assert_eq!(
+            world.broker_requests(),
+            0,
+            "nothing minted, the broker not even asked"
+        );
     })
     .await;
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use sync_client_broker_sim::{Endpoint, Fault};
 use sync_client_operator::api::ConditionStatus;
@@ -86,7 +85,8 @@ pub(crate) async fn first_issuance(world: &World) -> Evidence {
     evidence
 }
 
-/// A broker refusal that retrying cannot fix: reported, then not retried until something changes.
+/// A broker refusal that only a change can fix: reported with its reason and what to do, then
+/// retried on the slow backoff (never given up), and not before.
 pub(crate) async fn permanent_broker_failure(world: &World, reason: &'static str) -> Evidence {
     let (api, client) = MockApi::start(NAMESPACE);
     let ctx = world.context(client);
@@ -98,20 +98,29 @@ pub(crate) async fn permanent_broker_failure(world: &World, reason: &'static str
     api.expect_event(EventType::Warning, "RotationFailed");
     api.expect_status_patch(&cr, move |status| {
         assert_condition(status, "Ready", ConditionStatus::False, reason);
-        assert_condition(status, "Issuing", ConditionStatus::False, reason);
+        assert_condition(status, "Issuing", ConditionStatus::True, reason);
         assert_eq!(status.failed_attempts, 1);
         assert_eq!(status.last_failure_reason.as_deref(), Some(reason));
         assert_eq!(status.last_failure_generation, Some(1));
         assert!(status.last_failure_time.is_some());
-        assert_eq!(status.next_retry_time, None, "no retry is scheduled");
         assert!(status.last_failure_message.is_some());
     });
     let first = credential::reconcile(Arc::new(cr.clone()), ctx.clone()).await;
     api.checkpoint();
+    let status = api.last_status();
+    let failed_at = status.last_failure_time.expect("failure time");
+    let retry_at = status.next_retry_time.expect("a retry is scheduled");
+    let backoff = seconds(retry_at - failed_at);
+    assert!((90.0..=120.0).contains(&backoff), "slow backoff {backoff}s");
+    assert_eq!(
+        status.renewal_time,
+        Some(retry_at),
+        "renewalTime is the next try"
+    );
     assert_eq!(
         first.as_ref().expect("reconcile succeeds"),
-        &Action::await_change(),
-        "a permanent failure waits for a change"
+        &world.requeue_at(retry_at),
+        "a permanent failure is retried slowly"
     );
     assert_eq!(world.sim.count(Endpoint::Generate), 1);
     assert_eq!(world.sim.generate_count(DIRECTORY), 0);
@@ -122,9 +131,9 @@ pub(crate) async fn permanent_broker_failure(world: &World, reason: &'static str
         event.note
     );
 
-    // Reconciled again (any watch event), with the status it wrote: no new broker call.
+    // Reconciled again (any watch event) before the retry time: no new broker call.
     let mut again = cr;
-    again.status = Some(api.last_status());
+    again.status = Some(status);
     let requests_before = world.broker_requests();
     api.expect_get_secret(NAME, None);
     api.allow_status_patch(&again, move |status| {
@@ -135,12 +144,12 @@ pub(crate) async fn permanent_broker_failure(world: &World, reason: &'static str
     api.checkpoint();
     assert_eq!(
         second.as_ref().expect("reconcile succeeds"),
-        &Action::await_change()
+        &world.requeue_at(retry_at)
     );
     assert_eq!(
         world.broker_requests(),
         requests_before,
-        "no broker call after a permanent failure"
+        "no broker call before the retry time"
     );
     assert_eq!(world.sim.count(Endpoint::Generate), 1);
 

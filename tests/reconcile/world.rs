@@ -23,8 +23,8 @@ use sync_client_operator::clock::{Clock, FixedClock};
 use sync_client_operator::controller::{Context, Error, Options};
 use sync_client_operator::metrics::Metrics;
 use sync_client_operator::secret::{
-    self, EXPIRES_AT_ANNOTATION, FINGERPRINT_ANNOTATION, FingerprintKey, IssuedValues, KeyNames,
-    MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, RecordMeta,
+    self, EXPIRES_AT_ANNOTATION, FINGERPRINT_ANNOTATION, FingerprintKey, FingerprintKeys,
+    IssuedValues, KeyNames, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REVISION_ANNOTATION, RecordMeta,
 };
 
 use crate::mock_api::MockApi;
@@ -55,7 +55,7 @@ pub(crate) async fn within_time<T>(scenario: impl Future<Output = T>) -> T {
 
 pub(crate) struct World {
     pub(crate) sim: BrokerSim,
-    pub(crate) key: FingerprintKey,
+    pub(crate) key: FingerprintKeys,
     /// The operator's clock: it stands still at the second the world started.
     pub(crate) clock: Arc<FixedClock>,
 }
@@ -73,7 +73,7 @@ impl World {
         Self {
             sim,
             clock: Arc::new(FixedClock::new(now)),
-            key: FingerprintKey::new(b"reconcile-test-fingerprint-key".to_vec()),
+            key: FingerprintKey::new(b"reconcile-test-fingerprint-key".to_vec()).into(),
         }
     }
 
@@ -201,6 +201,9 @@ impl World {
             revision,
             spec_hash: sync_client_operator::api::spec_hash(cr),
             rotate_request: None,
+            credential_type: CredentialType::AccessToken,
+            keys: KeyNames::from_spec(None),
+            issue_id: "0123456789abcdef".into(),
         };
         let mut owned = secret::render(cr, NAME, &data, &meta, &self.key);
         owned.metadata.resource_version = Some("41".into());
@@ -339,7 +342,7 @@ pub(crate) fn assert_owned_record(secret: &Secret, revision: i64) {
         data_text(secret, "expires_at"),
         "expiry annotation and data agree"
     );
-    assert!(annotation(secret, FINGERPRINT_ANNOTATION).starts_with("v2:"));
+    assert!(annotation(secret, FINGERPRINT_ANNOTATION).starts_with("v3:"));
     let labels = secret.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels.get(MANAGED_BY_LABEL).map(String::as_str),

@@ -54,18 +54,127 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when leader election is on: forced by value, or needed by more than one replica. */}}
+{{/*
+The number of replicas: replicaCount, else the deprecated replicas, else 1. Both set to different
+numbers is refused: which one the user meant cannot be told.
+*/}}
+{{- define "sync-client-operator.replicaCount" -}}
+{{- $new := .Values.replicaCount }}
+{{- $old := .Values.replicas }}
+{{- if not (kindIs "invalid" $new) }}
+{{- if and (not (kindIs "invalid" $old)) (ne (int $new) (int $old)) }}
+{{- fail (printf "replicaCount (%d) and the deprecated replicas (%d) differ: set only replicaCount" (int $new) (int $old)) }}
+{{- end }}
+{{- int $new }}
+{{- else if not (kindIs "invalid" $old) }}
+{{- int $old }}
+{{- else }}1
+{{- end }}
+{{- end }}
+
+{{/*
+The image pull Secrets as a YAML list of {name: ...} (empty when none): imagePullSecrets, else the
+deprecated image.pullSecrets (names). Both set to different lists is refused.
+*/}}
+{{- define "sync-client-operator.imagePullSecrets" -}}
+{{- $new := .Values.imagePullSecrets | default list }}
+{{- $old := list }}
+{{- range .Values.image.pullSecrets }}
+{{- $old = append $old (dict "name" .) }}
+{{- end }}
+{{- if and $new $old (ne (toJson $new) (toJson $old)) }}
+{{- fail (printf "imagePullSecrets %s and the deprecated image.pullSecrets %s differ: set only imagePullSecrets" (toJson $new) (toJson .Values.image.pullSecrets)) }}
+{{- end }}
+{{- with (default $old $new) }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when leader election is on: forced by value, or needed by more than one replica. An explicit
+false with more than one replica is ignored (the 0.1.0 meaning of false, deprecated; NOTES warns):
+two replicas without leader election would both rotate, each revoking the other's credential.
+*/}}
 {{- define "sync-client-operator.leaderElection" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) }}true{{ end }}
+{{- if or .Values.leaderElection.enabled (gt (int (include "sync-client-operator.replicaCount" .)) 1) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when leader election is explicitly false but ignored because more than one replica runs. */}}
+{{- define "sync-client-operator.leaderElectionFalseIgnored" -}}
+{{- if and (eq (toString .Values.leaderElection.enabled) "false") (gt (int (include "sync-client-operator.replicaCount" .)) 1) }}true{{ end }}
 {{- end }}
 
 {{- define "sync-client-operator.leaseName" -}}
 {{- default (include "sync-client-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{/*
+Milliseconds of a Go duration as the values schema admits it (`^([0-9]+(ms|s|m|h))+$`, the
+operator's duration format). atoi, not add's own conversion, which reads a leading 0 as octal.
+*/}}
+{{- define "sync-client-operator.milliseconds" -}}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h)" . -1 }}
+{{- if hasSuffix "ms" . }}
+{{- $total = add $total (atoi (trimSuffix "ms" .)) }}
+{{- else if hasSuffix "s" . }}
+{{- $total = add $total (mul (atoi (trimSuffix "s" .)) 1000) }}
+{{- else if hasSuffix "m" . }}
+{{- $total = add $total (mul (atoi (trimSuffix "m" .)) 60000) }}
+{{- else }}
+{{- $total = add $total (mul (atoi (trimSuffix "h" .)) 3600000) }}
+{{- end }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+The operator's default lease duration in seconds (`--lease-duration-seconds`), which renewGrace
+must stay below when leaseDuration is not set. tests/chart.rs checks it against the binary's --help.
+*/}}
+{{- define "sync-client-operator.operatorLeaseDurationSeconds" -}}15{{- end }}
+
+{{/* `--lease-duration-seconds` from leaderElection.leaseDuration; empty when unset. */}}
+{{- define "sync-client-operator.leaseDurationSeconds" -}}
+{{- with .Values.leaderElection.leaseDuration }}
+{{- $ms := int64 (include "sync-client-operator.milliseconds" .) }}
+{{- if or (mod $ms 1000) (lt $ms 3000) (gt $ms 300000) }}
+{{- fail (printf "leaderElection.leaseDuration %q: must be whole seconds from 3s to 5m" .) }}
+{{- end }}
+{{- div $ms 1000 }}
+{{- end }}
+{{- end }}
+
+{{/* `--lease-renew-grace-seconds` from leaderElection.renewGrace; empty when unset. */}}
+{{- define "sync-client-operator.leaseRenewGraceSeconds" -}}
+{{- $lease := include "sync-client-operator.leaseDurationSeconds" . | default (include "sync-client-operator.operatorLeaseDurationSeconds" .) | int64 }}
+{{- with .Values.leaderElection.renewGrace }}
+{{- $ms := int64 (include "sync-client-operator.milliseconds" .) }}
+{{- if or (mod $ms 1000) (lt $ms 1000) (ge $ms (mul $lease 1000)) }}
+{{- fail (printf "leaderElection.renewGrace %q: must be whole seconds, at least 1s and below the lease duration (%ds)" . $lease) }}
+{{- end }}
+{{- div $ms 1000 }}
+{{- end }}
+{{- end }}
+
+{{/* minIssueInterval, checked against the operator's bounds; empty when unset. */}}
+{{- define "sync-client-operator.minIssueInterval" -}}
+{{- with .Values.minIssueInterval }}
+{{- $ms := int64 (include "sync-client-operator.milliseconds" .) }}
+{{- if or (lt $ms 1000) (gt $ms 3600000) }}
+{{- fail (printf "minIssueInterval %q: must be from 1s to 1h" .) }}
+{{- end }}
+{{- . }}
+{{- end }}
+{{- end }}
+
+{{/* Where the fingerprint key Secret is mounted, and the key's file in it. */}}
+{{- define "sync-client-operator.fingerprintKeyDir" -}}/etc/sync-client-operator/fingerprint-key{{- end }}
+{{- define "sync-client-operator.fingerprintKeyFile" -}}{{ include "sync-client-operator.fingerprintKeyDir" . }}/key{{- end }}
+
 {{/* "true" when a PodDisruptionBudget is rendered. */}}
 {{- define "sync-client-operator.podDisruptionBudget" -}}
-{{- if or .Values.podDisruptionBudget.enabled (gt (int .Values.replicas) 1) }}true{{ end }}
+{{- if or .Values.podDisruptionBudget.enabled (gt (int (include "sync-client-operator.replicaCount" .)) 1) }}true{{ end }}
 {{- end }}
 
 {{/*

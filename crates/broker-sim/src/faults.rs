@@ -51,6 +51,10 @@ pub enum FaultAction {
     ProcessThenHang(Duration),
     /// Handle the request, then close the connection without answering.
     ProcessThenDrop,
+    /// Handle the request only after this long, whether or not the client still waits (a broker
+    /// that completes a request its client already gave up on: a late generate revokes whatever
+    /// was issued meanwhile), then answer if the connection is still open.
+    ProcessLate(Duration),
     /// Handle the request, then answer `200` with a truncated JSON body of the endpoint's
     /// content type, whatever the real outcome was.
     MalformedSuccess,
@@ -175,6 +179,13 @@ impl Fault {
     #[must_use]
     pub fn process_then_hang(self, hang_for: Duration) -> Self {
         self.action(FaultAction::ProcessThenHang(hang_for))
+    }
+
+    /// A generate the client gave up on that still lands: handled `after` this long even when
+    /// the client closed the connection meanwhile.
+    #[must_use]
+    pub fn process_late(self, after: Duration) -> Self {
+        self.action(FaultAction::ProcessLate(after))
     }
 
     #[must_use]

@@ -321,10 +321,13 @@ fn scim_probe(
     let token = request.authorization(&["Bearer", "HZN"]);
     match state.probe(token, tenant, now) {
         Ok(()) => {
+            let Ok(users) = filtered_users(query_param(request.query, "filter").as_deref()) else {
+                return scim_error_of_type(400, "invalidFilter", "Unsupported filter");
+            };
             let count = query_param(request.query, "count")
                 .and_then(|count| count.parse::<usize>().ok())
-                .unwrap_or(SCIM_USERS.len());
-            let resources: Vec<Value> = SCIM_USERS
+                .unwrap_or(users.len());
+            let resources: Vec<Value> = users
                 .iter()
                 .take(count)
                 .map(|(id, name)| {
@@ -338,7 +341,7 @@ fn scim_probe(
                 .collect();
             let body = json!({
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-                "totalResults": SCIM_USERS.len(),
+                "totalResults": users.len(),
                 "itemsPerPage": resources.len(),
                 "startIndex": 1,
                 "Resources": resources,
@@ -350,12 +353,50 @@ fn scim_probe(
     }
 }
 
+/// The users a SCIM `filter` selects: all without one; for `userName eq "value"` (the only
+/// filter supported, as Entra ID's credential check sends it) those whose userName equals the
+/// value ignoring case, as SCIM compares userName. `Err` for any other filter.
+fn filtered_users(filter: Option<&str>) -> Result<Vec<(&'static str, &'static str)>, ()> {
+    let Some(filter) = filter else {
+        return Ok(SCIM_USERS.to_vec());
+    };
+    let mut words = filter.trim().splitn(3, ' ');
+    let (Some(attribute), Some(operator), Some(value)) = (words.next(), words.next(), words.next())
+    else {
+        return Err(());
+    };
+    let value = value
+        .trim()
+        .strip_prefix('"')
+        .and_then(|value| value.strip_suffix('"'))
+        .ok_or(())?;
+    if !attribute.eq_ignore_ascii_case("userName") || !operator.eq_ignore_ascii_case("eq") {
+        return Err(());
+    }
+    Ok(SCIM_USERS
+        .iter()
+        .copied()
+        .filter(|(_, name)| name.eq_ignore_ascii_case(value))
+        .collect())
+}
+
 fn scim_error(status: u16, detail: &str) -> SimResponse {
-    let body = json!({
+    scim_error_body(status, None, detail)
+}
+
+fn scim_error_of_type(status: u16, scim_type: &str, detail: &str) -> SimResponse {
+    scim_error_body(status, Some(scim_type), detail)
+}
+
+fn scim_error_body(status: u16, scim_type: Option<&str>, detail: &str) -> SimResponse {
+    let mut body = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
         "status": status.to_string(),
         "detail": detail,
     });
+    if let Some(scim_type) = scim_type {
+        body["scimType"] = json!(scim_type);
+    }
     SimResponse::json(status, SCIM_JSON, &body)
 }
 
@@ -509,6 +550,31 @@ mod tests {
         assert_eq!(body, json!({"a": 1}));
         let untouched = set_field(SimResponse::empty(401), "a", Some("null"));
         assert!(untouched.body.is_empty());
+    }
+
+    #[test]
+    fn scim_filters_select_users_by_user_name_ignoring_case() {
+        assert_eq!(filtered_users(None).map(|users| users.len()), Ok(2));
+        assert_eq!(
+            filtered_users(Some("userName eq \"ALICE@example.com\"")),
+            Ok(vec![SCIM_USERS[0]])
+        );
+        assert_eq!(
+            filtered_users(Some("userName eq \"3f1c2a5e-0b7d-4c2e-9a44-1d2e3f4a5b6c\"")),
+            Ok(Vec::new())
+        );
+        assert_eq!(
+            filtered_users(Some("username EQ \"bob@example.com\"")).map(|users| users.len()),
+            Ok(1)
+        );
+        for unsupported in [
+            "userName co \"a\"",
+            "displayName eq \"a\"",
+            "userName eq a",
+            "userName",
+        ] {
+            assert_eq!(filtered_users(Some(unsupported)), Err(()), "{unsupported}");
+        }
     }
 
     #[test]

@@ -177,6 +177,11 @@ async fn answer(
             (fault.action, fault.headers)
         }
     };
+    if let FaultAction::ProcessLate(after) = action {
+        let response = process_late(&shared, route, &parts, body.to_vec(), after).await;
+        lock(&shared.recorder).finish(sequence, response.status);
+        return Ok(into_hyper(response, &Delivery::Whole));
+    }
     let incoming = IncomingRequest {
         headers: &parts.headers,
         query: parts.uri.query(),
@@ -220,7 +225,8 @@ async fn act(
 ) -> Result<(SimResponse, Delivery), ConnectionDroppedOnPurpose> {
     let processed = || process(shared, route, incoming);
     let response = match action {
-        FaultAction::Proceed => processed(),
+        // A late one is handled in `answer`, before the request's borrows end.
+        FaultAction::Proceed | FaultAction::ProcessLate(_) => processed(),
         FaultAction::Respond { status, body } => handlers::fault_response(status, &body),
         FaultAction::DropConnection => return Err(drop_connection(kill)),
         FaultAction::ProcessThenDrop => {
@@ -252,6 +258,32 @@ async fn act(
         }
     };
     Ok((response, Delivery::Whole))
+}
+
+/// Handles the request `after` this long in a task of its own, so it lands even when the
+/// client closed the connection meanwhile (dropping this future).
+async fn process_late(
+    shared: &Arc<Shared>,
+    route: Route,
+    parts: &Parts,
+    body: Vec<u8>,
+    after: Duration,
+) -> SimResponse {
+    let (shared, headers, query) = (
+        Arc::clone(shared),
+        parts.headers.clone(),
+        parts.uri.query().map(str::to_owned),
+    );
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        let incoming = IncomingRequest {
+            headers: &headers,
+            query: query.as_deref(),
+            body: &body,
+        };
+        process(&shared, &route, &incoming)
+    });
+    late.await.unwrap_or_else(|_| SimResponse::empty(500))
 }
 
 /// Runs the real handler under the state lock, at the moment the request is processed.

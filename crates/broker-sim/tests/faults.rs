@@ -124,6 +124,29 @@ async fn timeout_after_generate_rotates_then_never_answers() {
 }
 
 #[tokio::test]
+async fn a_late_generate_lands_after_its_client_gave_up_and_revokes_what_came_between() {
+    let (sim, client) = start(fast_config()).await;
+    let broker = broker_token(&client, &sim).await;
+    let first = token_of(&generate_ok(&client, &sim, &broker, None).await);
+    sim.inject(Fault::on(Endpoint::Generate).process_late(Duration::from_millis(1500)));
+
+    let impatient = client_with(&sim, Duration::from_millis(300), &[b"http/1.1"]);
+    let error = send_generate(&impatient, &sim, &broker, DIRECTORY, None)
+        .await
+        .expect_err("no answer within the client timeout");
+    assert!(error.is_timeout());
+    assert_eq!(sim.generate_count(DIRECTORY), 1, "not handled yet");
+    // The client's retry is issued meanwhile...
+    let retry = token_of(&generate_ok(&client, &sim, &broker, None).await);
+    assert_ne!(retry, first);
+    // ...and the late request, still running at the broker, revokes it.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(sim.generate_count(DIRECTORY), 3, "the late generate landed");
+    assert!(!sim.token_is_valid(&retry), "the retry's token was revoked");
+    assert_eq!(probe(&client, &sim, &retry).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn process_then_drop_rotates_and_closes_the_connection() {
     let (sim, client) = start(fast_config()).await;
     let broker = broker_token(&client, &sim).await;

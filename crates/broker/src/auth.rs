@@ -7,15 +7,13 @@ use std::sync::PoisonError;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{ACCEPT, HeaderValue};
+use sync_client_http::{ReportedLifetime, SecretString, single_line};
 
 use crate::client::{Inner, MAX_BROKER_TOKEN_LIFETIME};
 use crate::config::TokenClient;
-use crate::diagnostics::single_line;
 use crate::error::{BrokerError, ErrorKind};
 use crate::guard::Deadline;
-use crate::lifetime::ReportedLifetime;
 use crate::outcome::Endpoint;
-use crate::secret::SecretString;
 use crate::transport::{Answer, malformed_answer, status_error};
 use crate::wire::{parse_session_id, parse_token_info};
 

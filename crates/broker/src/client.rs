@@ -4,33 +4,21 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use reqwest::RequestBuilder;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use sync_client_http::{PATH_SEGMENT, SecretString, check_path_value, single_line};
 
 use crate::auth::{AuthState, LoginBlock, SESSION_HEADER, VCenterLogin, session_header};
 use crate::config::{AuthSummary, BrokerAuth, BrokerConfig, MAX_LOGIN_COOLDOWN};
-use crate::diagnostics::single_line;
 use crate::error::{BrokerError, ErrorKind};
 use crate::guard::{Deadline, RevokeGuard};
 use crate::outcome::Endpoint;
-use crate::secret::SecretString;
 use crate::transport::{Answer, Transport, malformed_answer, status_error};
 use crate::wire::{
     GenerateBody, GenerateRequest, IssuedCredential, Malformed, SYNC_CLIENT_MEDIA_TYPE,
     SyncClientConfig, SyncClientMedia, parse_sync_client_media,
 };
-
-/// Characters left as they are in a path segment: RFC 3986 unreserved. Everything else,
-/// including `/`, `%`, `?` and spaces, is percent-encoded.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Longest tenant or directory id accepted (ids are UUIDs; this only stops absurd input).
-const MAX_PATH_VALUE_CHARS: usize = 256;
 
 /// A broker token is trusted for at most this long (24 h), whatever `expires_in` says: it is
 /// cached and reported for no longer.
@@ -499,23 +487,6 @@ fn normalize_base_url(raw: &str, allow_insecure_http: bool) -> Result<String, Br
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-/// A tenant or directory id must be a usable path segment: `.` and `..` would be resolved away
-/// by URL parsing (even percent-encoded) and point at another resource.
-fn check_path_value(what: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() {
-        return Err(format!("the {what} is empty"));
-    }
-    if value.chars().count() > MAX_PATH_VALUE_CHARS {
-        return Err(format!(
-            "the {what} is longer than {MAX_PATH_VALUE_CHARS} characters"
-        ));
-    }
-    if value == "." || value == ".." {
-        return Err(format!("the {what} must not be \"{value}\""));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,14 +525,5 @@ mod tests {
         );
         let error = normalize_base_url("ftp://vc.example", false).expect_err("refused");
         assert!(error.to_string().contains("https://"), "{error}");
-    }
-
-    #[test]
-    fn path_segments_encode_everything_but_unreserved() {
-        let encoded = utf8_percent_encode("my tenant/a%b?c#d.e_f-g~h", PATH_SEGMENT).to_string();
-        assert_eq!(encoded, "my%20tenant%2Fa%25b%3Fc%23d.e_f-g~h");
-        assert!(check_path_value("directory id", "..").is_err());
-        assert!(check_path_value("directory id", "").is_err());
-        assert!(check_path_value("directory id", "1b2c-..").is_ok());
     }
 }

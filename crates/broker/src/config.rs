@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sync_client_http::{SecretString, TlsConfig};
+
 use crate::outcome::RequestOutcome;
-use crate::secret::SecretString;
 
 /// Upper bound for one HTTP request, from sending to the last byte of the answer.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,15 +43,6 @@ pub enum BrokerAuth {
     },
     /// Use this broker token as is; no vCenter session is opened.
     BearerToken(SecretString),
-}
-
-/// How the broker's certificate is verified.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// PEM certificates that are trusted *instead of* the system trust store.
-    pub ca_bundle_pem: Option<String>,
-    /// Accept any certificate. For labs only; it wins over `ca_bundle_pem`.
-    pub insecure_skip_verify: bool,
 }
 
 /// Everything a [`BrokerClient`](crate::BrokerClient) needs. `Debug` hides the credentials.
@@ -100,7 +92,7 @@ impl fmt::Debug for BrokerConfig {
             .field("base_url", &url_without_userinfo(&self.base_url))
             .field("tenant", &self.tenant)
             .field("auth", &self.auth)
-            .field("tls", &TlsSummary(&self.tls))
+            .field("tls", &self.tls)
             .field("request_timeout", &self.request_timeout)
             .field("token_refresh_margin", &self.token_refresh_margin)
             .field("observer", &self.observer.as_ref().map(|_| ObserverMarker))
@@ -141,25 +133,6 @@ impl fmt::Display for AuthSummary<'_> {
             }
             BrokerAuth::BearerToken(_) => f.write_str("static bearer token"),
         }
-    }
-}
-
-/// The CA bundle is public, but long: show its size only.
-struct TlsSummary<'a>(&'a TlsConfig);
-
-impl fmt::Debug for TlsSummary<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field(
-                "ca_bundle_pem",
-                &self
-                    .0
-                    .ca_bundle_pem
-                    .as_ref()
-                    .map(|pem| format!("<{} bytes of PEM>", pem.len())),
-            )
-            .field("insecure_skip_verify", &self.0.insecure_skip_verify)
-            .finish()
     }
 }
 

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::diagnostics::single_line;
+use sync_client_http::single_line;
+
 use crate::outcome::Endpoint;
 
 /// Longest message kept in an error, so that "step: message" stays well under 300 characters.

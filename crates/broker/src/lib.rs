@@ -30,13 +30,9 @@ mod config;
 mod diagnostics;
 mod error;
 mod guard;
-mod lifetime;
 mod outcome;
 #[cfg(test)]
 mod proptests;
-mod retry_after;
-mod secret;
-mod tls;
 mod transport;
 mod wire;
 
@@ -44,12 +40,12 @@ pub use client::MAX_BROKER_TOKEN_LIFETIME;
 pub use client::{AuthStatus, BrokerClient};
 pub use config::{
     BrokerAuth, BrokerConfig, DEFAULT_LOGIN_COOLDOWN, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_TOKEN_REFRESH_MARGIN, MAX_LOGIN_COOLDOWN, RequestObserver, TlsConfig, TokenClient,
+    DEFAULT_TOKEN_REFRESH_MARGIN, MAX_LOGIN_COOLDOWN, RequestObserver, TokenClient,
 };
 pub use error::{BrokerError, ErrorKind};
 pub use guard::{MayRevoke, RevokeGuard};
-pub use lifetime::ReportedLifetime;
 pub use outcome::{Endpoint, RequestOutcome};
-pub use secret::SecretString;
-pub use transport::MAX_BODY_BYTES;
+/// Shared with the other HTTP clients of the operator (`sync_client_http`), re-exported here
+/// so that users of this crate need not name that one.
+pub use sync_client_http::{MAX_BODY_BYTES, ReportedLifetime, SecretString, TlsConfig};
 pub use wire::{CredentialKind, GenerateRequest, IssuedCredential, SyncClientConfig};

@@ -4,10 +4,9 @@
 //! as missing, and parse errors never quote the body (it may hold credentials).
 
 use serde::Serialize;
-use serde_json::{Map, Value};
-
-use crate::lifetime::ReportedLifetime;
-use crate::secret::SecretString;
+use serde_json::Value;
+pub(crate) use sync_client_http::Malformed;
+use sync_client_http::{ReportedLifetime, SecretString, as_object, non_empty_string, parse_json};
 
 /// Media type of the broker's sync-client configuration, sent as `Content-Type` and `Accept`.
 pub(crate) const SYNC_CLIENT_MEDIA_TYPE: &str =
@@ -70,16 +69,6 @@ impl From<&GenerateRequest> for GenerateBody {
             generate_token: request.kind == CredentialKind::AccessToken,
             token_ttl: request.token_ttl_minutes,
         }
-    }
-}
-
-/// Why an answer could not be used. The text never quotes the body.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Malformed(pub(crate) String);
-
-impl Malformed {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self(reason.into())
     }
 }
 
@@ -178,33 +167,6 @@ impl SyncClientMedia {
             access_token_expires_in: self.access_token_expire_in,
         }
     }
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, Malformed> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Malformed::new("the answer is empty"));
-    }
-    serde_json::from_slice(body).map_err(|error| {
-        // Line and column only: serde's message may quote a value from the body.
-        Malformed::new(format!(
-            "the answer is not JSON (line {}, column {})",
-            error.line(),
-            error.column()
-        ))
-    })
-}
-
-fn as_object(json: &Value) -> Result<&Map<String, Value>, Malformed> {
-    json.as_object()
-        .ok_or_else(|| Malformed::new("the answer is not a JSON object"))
-}
-
-fn non_empty_string(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|value| !value.trim().is_empty())
-        .map(str::to_owned)
 }
 
 #[cfg(test)]

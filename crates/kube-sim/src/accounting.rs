@@ -27,6 +27,10 @@ pub struct RecordedRequest {
     /// carried a token the simulator issued; `None` otherwise (with RBAC off, any token is
     /// accepted but only issued ones identify a user).
     pub user: Option<String>,
+    /// The client, by the bearer token it sent (any token, issued or not): its fingerprint,
+    /// never the token ([`crate::KubeSim::token_fingerprint`]). Tells apart clients that differ
+    /// only by token, such as two operator replicas with their own kubeconfigs.
+    pub client: Option<String>,
     /// HTTP status of the answer (for watches: of the response head).
     pub status: u16,
 }

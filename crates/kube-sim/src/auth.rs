@@ -126,14 +126,30 @@ impl Tokens {
     }
 }
 
+/// The bearer token of an `Authorization` header.
+pub(crate) fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let (scheme, token) = header?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// What identifies a client by its bearer token without showing it: `sha256:` and the first
+/// 16 hex digits of the token's SHA-256.
+pub(crate) fn token_fingerprint(token: &str) -> String {
+    use std::fmt::Write as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest.as_ref()[..8]
+        .iter()
+        .fold("sha256:".to_owned(), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
+}
+
 /// The user behind an `Authorization` header, if its bearer token is one the simulator
 /// issued (and, for a ServiceAccount token, the ServiceAccount still exists).
 pub(crate) fn authenticate(tokens: &Tokens, store: &Store, header: Option<&str>) -> Option<User> {
-    let (scheme, token) = header?.trim().split_once(' ')?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return None;
-    }
+    let token = bearer_token(header)?;
     if token == tokens.admin {
         return Some(User::admin());
     }

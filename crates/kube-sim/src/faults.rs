@@ -104,8 +104,8 @@ impl DryRunMatch {
     }
 }
 
-/// A rule that matches requests by verb, resource and optionally name, namespace and
-/// dry-run-ness.
+/// A rule that matches requests by verb, resource and optionally name, namespace, client
+/// (bearer token) and dry-run-ness.
 ///
 /// ```
 /// use std::time::Duration;
@@ -118,7 +118,9 @@ impl DryRunMatch {
 ///     .cause("data[password]", "Invalid value: \"<redacted>\": too weak")
 ///     .dry_run(DryRunMatch::RealOnly);
 /// let conflicts = Fault::fail(Fault::WRITES, "secrets").status(409).always();
-/// # let _ = (fail, slow, quota, webhook, conflicts);
+/// // Only the client whose kubeconfig carries this token (one of two replicas).
+/// let leader = Fault::fail("update|patch", "leases").for_token("replica-a").always();
+/// # let _ = (fail, slow, quota, webhook, conflicts, leader);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -126,6 +128,9 @@ pub struct Fault {
     resource: String,
     name: Option<String>,
     namespace: Option<String>,
+    /// Only requests with this bearer token, by its fingerprint (the token itself is not kept,
+    /// so `Debug` cannot show it).
+    client: Option<String>,
     /// Remaining matches; `None` = unlimited.
     remaining: Option<usize>,
     dry_run: DryRunMatch,
@@ -147,6 +152,7 @@ impl Fault {
             resource: resource.to_owned(),
             name: None,
             namespace: None,
+            client: None,
             remaining: Some(1),
             dry_run: DryRunMatch::Both,
             action: FaultAction::Fail(Failure {
@@ -243,6 +249,15 @@ impl Fault {
         self
     }
 
+    /// Matches only requests of the client that sends this bearer token (with RBAC off any
+    /// token is accepted, and still tells one client from another): e.g. one of two operator
+    /// replicas, each with its own kubeconfig ([`crate::KubeSim::kubeconfig_yaml_with_token`]).
+    #[must_use]
+    pub fn for_token(mut self, token: &str) -> Self {
+        self.client = Some(crate::auth::token_fingerprint(token));
+        self
+    }
+
     fn matches(&self, request: &RequestTarget<'_>) -> bool {
         let field = |pattern: &str, actual: &str| pattern == "*" || pattern == actual;
         let verb = self.verb == "*" || self.verb.split('|').any(|v| v == request.verb);
@@ -253,6 +268,10 @@ impl Fault {
                 .as_deref()
                 .is_none_or(|n| Some(n) == request.namespace)
             && self.dry_run.matches(request.dry_run)
+            && self
+                .client
+                .as_deref()
+                .is_none_or(|c| Some(c) == request.client)
     }
 }
 
@@ -263,6 +282,8 @@ pub(crate) struct RequestTarget<'a> {
     pub name: Option<&'a str>,
     pub namespace: Option<&'a str>,
     pub dry_run: bool,
+    /// The fingerprint of the request's bearer token.
+    pub client: Option<&'a str>,
 }
 
 /// The active faults, in the order they were injected.
@@ -318,6 +339,7 @@ mod tests {
             name,
             namespace: Some("default"),
             dry_run: false,
+            client: None,
         }
     }
 
@@ -362,6 +384,29 @@ mod tests {
                 faults.take(&target(verb, "secrets", None)).1.is_none(),
                 "{verb}"
             );
+        }
+    }
+
+    #[test]
+    fn a_fault_for_a_token_matches_only_that_client_and_does_not_show_the_token() {
+        let mut faults = Faults::default();
+        let fault = Fault::fail("update", "leases")
+            .for_token("replica-a")
+            .always();
+        assert!(!format!("{fault:?}").contains("replica-a"));
+        faults.add(fault);
+        let a = crate::auth::token_fingerprint("replica-a");
+        let b = crate::auth::token_fingerprint("replica-b");
+        for (client, fails) in [
+            (Some(a.as_str()), true),
+            (Some(b.as_str()), false),
+            (None, false),
+        ] {
+            let request = RequestTarget {
+                client,
+                ..target("update", "leases", Some("lease"))
+            };
+            assert_eq!(faults.take(&request).1.is_some(), fails, "{client:?}");
         }
     }
 

@@ -202,6 +202,8 @@ pub(crate) struct Incoming {
     authorization: Option<String>,
     /// Who sent the request, when its token is one the simulator issued.
     user: Option<User>,
+    /// The fingerprint of the bearer token, whatever it is.
+    client: Option<String>,
     body: Result<Bytes, SimError>,
 }
 
@@ -224,6 +226,7 @@ impl Incoming {
             user_agent: header_string(&parts.headers, header::USER_AGENT),
             authorization: header_string(&parts.headers, header::AUTHORIZATION),
             user: None,
+            client: None,
             method: parts.method,
             body,
         }
@@ -253,12 +256,27 @@ impl Incoming {
     /// `DeleteOptions` body (which, when present, replaces the query parameters).
     fn asks_dry_run(&self, verb: &str) -> bool {
         if matches!(verb, "delete" | "deletecollection") && !is_blank(self.body()) {
-            return serde_json::from_slice::<Value>(self.body())
+            return self
+                .delete_options_body()
                 .ok()
                 .and_then(|b| b.get("dryRun").and_then(Value::as_array).cloned())
                 .is_some_and(|d| d.iter().any(|v| v == "All"));
         }
         WRITE_VERBS.contains(&verb) && self.dry_run_values().iter().any(|v| v == "All")
+    }
+
+    /// The `DeleteOptions` of a delete's body, JSON or (as client-go's typed clients send
+    /// them, helm's release storage among them) protobuf.
+    fn delete_options_body(&self) -> Result<Value, SimError> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            SimError::bad_request(format!("invalid DeleteOptions: {e}"))
+        };
+        match self.content_type.as_deref() {
+            Some(t) if t.starts_with("application/vnd.kubernetes.protobuf") => {
+                crate::protobuf::decode(self.body()).map_err(|e| invalid(&e.message))
+            }
+            _ => serde_json::from_slice(self.body()).map_err(|e| invalid(&e)),
+        }
     }
 }
 
@@ -278,6 +296,8 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             incoming.authorization.as_deref(),
         )
     };
+    incoming.client =
+        auth::bearer_token(incoming.authorization.as_deref()).map(auth::token_fingerprint);
     let route = route(&shared, &incoming.method, &incoming.path, &incoming.query);
     let (verb, resource, namespace, name) = match &route {
         Route::Resource(r) => (
@@ -308,6 +328,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         name,
         dry_run,
         user: incoming.user.as_ref().map(|u| u.name.clone()),
+        client: incoming.client.clone(),
         status: 0,
     });
     let response = match check_access(&shared, &incoming) {
@@ -346,6 +367,7 @@ async fn answer(
             name: r.name.as_deref(),
             namespace: r.namespace.as_deref(),
             dry_run,
+            client: incoming.client.as_deref(),
         });
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -532,11 +554,13 @@ fn write_options(call: &Call<'_>, options_kind: &str) -> Result<WriteOptions, Si
 }
 
 fn selectors(
+    rt: &ResourceType,
     query: &Query,
     name: Option<&str>,
 ) -> Result<(LabelSelector, FieldSelector), SimError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-    let mut fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    let mut fields = crate::events::field_selector(rt, fields)?;
     if let Some(name) = name {
         fields = fields.and(FieldSelector::name_equals(name));
     }
@@ -655,7 +679,7 @@ fn get_object(call: &Call<'_>) -> Result<Response, SimError> {
 
 fn list_objects(call: &Call<'_>) -> Result<Response, SimError> {
     let (r, query, accept) = (call.r, call.query, call.accept);
-    let (labels, fields) = selectors(query, None)?;
+    let (labels, fields) = selectors(&r.rt, query, None)?;
     let list_query = ListQuery {
         labels,
         fields,
@@ -720,7 +744,7 @@ fn watch_start(query: &Query) -> Result<WatchStart, SimError> {
 
 fn watch_objects(call: &Call<'_>) -> Result<Response, SimError> {
     let (r, query, accept) = (call.r, call.query, call.accept);
-    let (labels, fields) = selectors(query, r.name.as_deref())?;
+    let (labels, fields) = selectors(&r.rt, query, r.name.as_deref())?;
     let start = watch_start(query)?;
     let timeout = query
         .get("timeoutSeconds")
@@ -825,7 +849,7 @@ fn delete_object(call: &Call<'_>) -> Result<Response, SimError> {
 fn delete_collection(call: &Call<'_>) -> Result<Response, SimError> {
     let r = call.r;
     let options = delete_options(call)?;
-    let (labels, fields) = selectors(call.query, None)?;
+    let (labels, fields) = selectors(&r.rt, call.query, None)?;
     let deleted = call.shared.write(|store| {
         let names: Vec<(String, String)> = store
             .snapshot(&r.rt, r.namespace.as_deref(), &labels, &fields)
@@ -871,8 +895,7 @@ fn delete_options(call: &Call<'_>) -> Result<DeleteOptions, SimError> {
         }
         options
     } else {
-        serde_json::from_slice(call.body)
-            .map_err(|e| SimError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        call.incoming.delete_options_body()?
     };
     let dry_run_values: Vec<String> = options
         .get("dryRun")

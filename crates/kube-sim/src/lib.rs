@@ -1,18 +1,23 @@
 //! In-memory Kubernetes API server simulator for end-to-end tests.
 //!
 //! Serves on `127.0.0.1`, over plain HTTP ([`KubeSim::start`]) or HTTPS with bearer-token
-//! authentication and RBAC authorization ([`KubeSim::start_with`]), what a kube-rs controller
-//! and the stock `kubectl` use: discovery (legacy and aggregated `apidiscovery.k8s.io/v2`), a
-//! minimal `/openapi/v3`, CRUD on built-in kinds and on every resource a
-//! `CustomResourceDefinition` created through it defines, the `/status` subresource, merge /
-//! JSON / strategic merge / server-side apply patches, server-side dry run (`dryRun=All`),
-//! label and field selectors, pagination, watches with resource-version replay, bookmarks and
-//! `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`, validation of custom
-//! resources against the CRD schema (with a CEL subset) and of object metadata and Secrets as
-//! kube-apiserver validates them, owner-reference garbage collection, finalizers, namespace
-//! termination, `SelfSubjectAccessReview` (`kubectl auth can-i`), fault injection (failures
-//! with the real `Status` bodies, latency, going offline) and request accounting (verb,
-//! resource, user, dry run). Objects are plain `serde_json::Value`s.
+//! authentication and RBAC authorization ([`KubeSim::start_with`]), what a kube-rs controller,
+//! the stock `kubectl` and the stock `helm` (v4: install, upgrade, uninstall, release Secrets,
+//! server-side apply or three-way merge) use: discovery (legacy and aggregated
+//! `apidiscovery.k8s.io/v2`), a minimal `/openapi/v3`, CRUD on built-in kinds and on every
+//! resource a `CustomResourceDefinition` created through it defines, the `/status`
+//! subresource, merge / JSON / strategic merge / server-side apply patches, server-side dry
+//! run (`dryRun=All`), label and field selectors, pagination, watches with resource-version
+//! replay, bookmarks and `410 Gone`, `meta.k8s.io/v1 Table` output for `kubectl get`,
+//! validation of custom resources against the CRD schema (with a CEL subset) and of object
+//! metadata and Secrets as kube-apiserver validates them, owner-reference garbage collection,
+//! finalizers, namespace termination, one store for both Event APIs,
+//! `SelfSubjectAccessReview` (`kubectl auth can-i`), fault injection (failures with the real
+//! `Status` bodies, latency, going offline; for every client or for one, by its bearer token)
+//! and request accounting (verb, resource, user, client, dry run). A test can also start from
+//! a cluster's saved state: [`KubeSim::restore`] loads objects as a restored etcd holds them
+//! (uids, creation times, owner references, statuses kept). Objects are plain
+//! `serde_json::Value`s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -99,13 +104,27 @@
 //!   built in. Without `rbac`, any token (or none) is accepted.
 //! - **TLS** serves HTTP/2 and HTTP/1.1; the listener is on `127.0.0.1` only, although the
 //!   certificate also names `::1`.
-//! - `events.k8s.io/v1` and core `v1` Events are stored separately (no conversion between
-//!   them). Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
+//! - **Events**: `events.k8s.io/v1` and core `v1` Events are one store, as in kube-apiserver:
+//!   an Event written through either API is read, listed and watched through both, converted
+//!   as kube-apiserver converts them (`regarding` ↔ `involvedObject`, `note` ↔ `message`,
+//!   `reportingController` ↔ `reportingComponent`, `deprecatedSource` ↔ `source`,
+//!   `deprecated{First,Last}Timestamp`/`deprecatedCount` ↔ `{first,last}Timestamp`/`count`;
+//!   see `events.rs`), with each version's field selector labels (an unsupported label is a
+//!   400) and `kubectl get events` columns. Events are not validated beyond object metadata
+//!   (the real server requires e.g. `eventTime` and `reportingController` through
+//!   `events.k8s.io/v1`), and server-side apply ownership of an Event is tracked in the form
+//!   of the API that applied it (no conversion of `managedFields`).
+//! - Built-in kinds have no defaulting beyond `Secret.type` and namespace labels.
+//! - **helm** needs no `--disable-openapi-validation`: it reads `/openapi/v3` only to learn
+//!   that the server validates fields itself, then sends `fieldValidation=Strict`, which the
+//!   simulator applies to custom resources (fields of built-in kinds beyond those listed
+//!   above are not validated, unknown ones included).
 //! - No admission webhooks or quotas (inject them with [`Fault`]), `scale`/`exec`/`log`/
 //!   `proxy` subresources, `SelfSubjectRulesReview` (`kubectl auth can-i --list`), pods or
 //!   controllers that act on workloads, protobuf request bodies other than `v1` Secret,
-//!   ConfigMap, Namespace, ServiceAccount, RBAC roles and bindings and
-//!   `SelfSubjectAccessReview` (what `kubectl create ...` and `kubectl auth can-i` send), CBOR,
+//!   ConfigMap, Namespace, ServiceAccount, RBAC roles and bindings, `SelfSubjectAccessReview`
+//!   and `DeleteOptions` (what `kubectl create ...`, `kubectl auth can-i` and client-go's
+//!   typed clients, helm's release storage among them, send), CBOR,
 //!   protobuf answers (JSON is served to every `Accept`), `/openapi/v2` (404; the v3 document
 //!   carries paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old
 //!   versions. The `authorization.k8s.io` group is not listed in discovery.
@@ -116,6 +135,7 @@ mod auth;
 mod cel;
 mod discovery;
 mod error;
+mod events;
 mod faults;
 mod gc;
 mod http;
@@ -123,6 +143,7 @@ mod objectmeta;
 mod patch;
 mod protobuf;
 mod resources;
+mod restore;
 mod secret;
 mod selectors;
 mod server;
@@ -420,6 +441,14 @@ impl KubeSim {
         } else {
             "sim-token".to_owned()
         };
+        self.kubeconfig_yaml_with_token(&token)
+    }
+
+    /// [`KubeSim::kubeconfig_yaml`] with the user's token replaced by `token`: one client's
+    /// identity, e.g. one of two operator replicas. With RBAC off any token is accepted and
+    /// still tells the client apart ([`Fault::for_token`], [`KubeSim::counts_for_token`],
+    /// [`RecordedRequest::client`]); with RBAC on it must be a token the simulator issued.
+    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
         let ca = self.ca_pem.as_ref().map_or_else(String::new, |pem| {
             format!(
                 "    certificate-authority-data: {}\n",
@@ -434,6 +463,17 @@ impl KubeSim {
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Writes [`KubeSim::kubeconfig_yaml_with_token`].
+    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml_with_token(token))
+    }
+
+    /// The fingerprint [`RecordedRequest::client`] records for requests with this bearer token:
+    /// `sha256:` and the first 16 hex digits of the token's SHA-256.
+    pub fn token_fingerprint(token: &str) -> String {
+        auth::token_fingerprint(token)
     }
 
     /// Makes the simulator unreachable (`true`): the listening socket closes, so new
@@ -653,6 +693,28 @@ impl KubeSim {
         Ok(())
     }
 
+    /// Loads objects as a restored etcd holds them, e.g. a cluster's state captured by an older
+    /// release: `metadata.uid`, `creationTimestamp`, `generation`, labels, annotations, owner
+    /// references, finalizers, `managedFields` and `status` are kept as given (a missing uid,
+    /// creation time or generation is filled in as a create would); each object gets a new
+    /// resource version. Every object is validated as a create validates it (object metadata,
+    /// Secrets, custom resources against their CRD's schema and rules, status included), but
+    /// stored as given: no defaulting or pruning. Custom resources need their CRD, stored
+    /// before or in the same call; namespaced objects their namespace, likewise (CRDs, then
+    /// namespaces, are stored first). An object that already exists (same name, or same uid)
+    /// fails the call, and nothing is stored unless every object passes. Owner references
+    /// between restored objects hold (no garbage collection of a dependent whose owner is in
+    /// the same call); objects whose owners exist nowhere are collected afterwards, as usual
+    /// (see [`KubeSim::set_orphan_collection`]). Watches see each object as `ADDED`.
+    pub fn restore(&self, objects: Vec<Value>) -> Result<(), SimError> {
+        self.shared.write(|store| store.restore(objects))
+    }
+
+    /// [`KubeSim::restore`] of every object of a (multi-document) YAML file.
+    pub fn restore_yaml(&self, yaml: &str) -> Result<(), SimError> {
+        self.restore(yaml::parse_manifests(yaml)?)
+    }
+
     /// Deletes as a DELETE would: finalizers are honoured, dependents are garbage collected.
     pub fn delete(
         &self,
@@ -724,7 +786,6 @@ impl KubeSim {
         self.shared.lock_store().current_rv()
     }
 
-    /// Counts by verb and resource of the requests since the last [`KubeSim::clear_requests`].
     /// Every `x-kubernetes-validations` rule the simulator met since it started, per resource,
     /// field and rule, with how often it held, refused, failed to evaluate, or was skipped as
     /// outside the simulator's CEL subset (`unsupported`, also logged). A test can assert that
@@ -738,8 +799,20 @@ impl KubeSim {
             .collect()
     }
 
+    /// Counts by verb and resource of the requests since the last [`KubeSim::clear_requests`].
     pub fn counts(&self) -> RequestCounts {
         RequestCounts::from_requests(&lock(&self.shared.requests))
+    }
+
+    /// [`KubeSim::counts`] of the requests that carried this bearer token only.
+    pub fn counts_for_token(&self, token: &str) -> RequestCounts {
+        let client = auth::token_fingerprint(token);
+        let requests: Vec<RecordedRequest> = lock(&self.shared.requests)
+            .iter()
+            .filter(|r| r.client.as_deref() == Some(client.as_str()))
+            .cloned()
+            .collect();
+        RequestCounts::from_requests(&requests)
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {

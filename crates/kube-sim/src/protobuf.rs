@@ -1,7 +1,8 @@
 //! Decoding of the Kubernetes protobuf request encoding for the few kinds `kubectl create`
 //! generators send that way (`kubectl create secret|configmap|namespace|serviceaccount`)
-//! `kubectl create role|clusterrole|rolebinding|clusterrolebinding`, and for the
-//! `SelfSubjectAccessReview` of `kubectl auth can-i`.
+//! `kubectl create role|clusterrole|rolebinding|clusterrolebinding`, for the
+//! `SelfSubjectAccessReview` of `kubectl auth can-i`, and for the `DeleteOptions` of
+//! client-go's typed deletes (helm's release Secrets).
 //! Answers are always JSON, which those clients also accept.
 
 use base64::Engine as _;
@@ -149,6 +150,20 @@ const SELF_SUBJECT_ACCESS_REVIEW_SPEC: &[(u32, &str, Field)] = &[
 const SELF_SUBJECT_ACCESS_REVIEW: &[(u32, &str, Field)] = &[
     (1, "metadata", Field::Message(OBJECT_META)),
     (2, "spec", Field::Message(SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+];
+
+const PRECONDITIONS: &[(u32, &str, Field)] = &[
+    (1, "uid", Field::String),
+    (2, "resourceVersion", Field::String),
+];
+
+/// `meta.k8s.io/v1` DeleteOptions, which client-go's typed clients send with a delete.
+const DELETE_OPTIONS: &[(u32, &str, Field)] = &[
+    (1, "gracePeriodSeconds", Field::Int),
+    (2, "preconditions", Field::Message(PRECONDITIONS)),
+    (3, "orphanDependents", Field::Bool),
+    (4, "propagationPolicy", Field::String),
+    (5, "dryRun", Field::RepeatedString),
 ];
 
 const TYPE_META: &[(u32, &str, Field)] =
@@ -350,9 +365,10 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, SimError> {
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
         ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
+        (_, "DeleteOptions") => DELETE_OPTIONS,
         _ => {
             return Err(SimError::unsupported_media_type(format!(
-                "the simulator decodes protobuf only for v1 Secret, ConfigMap, Namespace, ServiceAccount, rbac.authorization.k8s.io/v1 roles and bindings and authorization.k8s.io/v1 SelfSubjectAccessReview, not {api_version} {kind}; send application/json"
+                "the simulator decodes protobuf only for v1 Secret, ConfigMap, Namespace, ServiceAccount, rbac.authorization.k8s.io/v1 roles and bindings, authorization.k8s.io/v1 SelfSubjectAccessReview and DeleteOptions, not {api_version} {kind}; send application/json"
             )));
         }
     };
@@ -390,6 +406,26 @@ mod tests {
             decoded,
             json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                    "metadata": {"name": "my-secret", "namespace": "default"}, "data": {"a": "Yg=="}})
+        );
+    }
+
+    #[test]
+    fn decodes_delete_options_like_client_go_sends_them() {
+        let preconditions = field(1, b"uid-1");
+        let options = [
+            field(2, &preconditions),
+            field(4, b"Background"),
+            field(5, b"All"),
+        ]
+        .concat();
+        let type_meta = [field(1, b"meta.k8s.io/v1"), field(2, b"DeleteOptions")].concat();
+        let envelope = [field(1, &type_meta), field(2, &options)].concat();
+        let body = [MAGIC.to_vec(), envelope].concat();
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions",
+                   "preconditions": {"uid": "uid-1"}, "propagationPolicy": "Background",
+                   "dryRun": ["All"]})
         );
     }
 }

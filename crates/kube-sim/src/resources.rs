@@ -49,6 +49,9 @@ pub(crate) struct ResourceType {
     pub tracks_generation: bool,
     /// Defined by a CRD (name of the CRD), as opposed to built in.
     pub crd: Option<String>,
+    /// The group whose objects this type reads and writes: its own, except for
+    /// `events.k8s.io` Events, which are the core `v1` Events in another form (`events.rs`).
+    pub storage_group: String,
 }
 
 impl ResourceType {
@@ -255,6 +258,11 @@ impl Registry {
                     status_subresource: b.status,
                     tracks_generation: b.generation,
                     crd: None,
+                    storage_group: if crate::events::is_events_v1(b.group, b.plural) {
+                        String::new()
+                    } else {
+                        b.group.to_owned()
+                    },
                 })
             })
             .collect();
@@ -362,8 +370,10 @@ fn resource_from_crd(crd: &Value) -> Option<ResourceType> {
     }
     // Storage version first: it is the preferred version in discovery.
     versions.sort_by_key(|(storage, _)| !*storage);
+    let group = spec.get("group")?.as_str()?.to_owned();
     Some(ResourceType {
-        group: spec.get("group")?.as_str()?.to_owned(),
+        storage_group: group.clone(),
+        group,
         versions: versions.into_iter().map(|(_, v)| v).collect(),
         singular: names
             .get("singular")

@@ -177,6 +177,24 @@ impl FieldSelector {
         }
     }
 
+    /// The selector with every field path replaced by `map`'s answer (or its error).
+    pub fn map_paths(
+        self,
+        map: impl Fn(&str) -> Result<String, SimError>,
+    ) -> Result<Self, SimError> {
+        let terms = self
+            .terms
+            .into_iter()
+            .map(|(path, equal, value)| Ok((map(&path)?, equal, value)))
+            .collect::<Result<_, SimError>>()?;
+        Ok(Self { terms })
+    }
+
+    /// A path that reads the first of `paths` with a non-empty value.
+    pub fn first_of(paths: &[&str]) -> String {
+        paths.join("|")
+    }
+
     pub fn and(mut self, other: Self) -> Self {
         self.terms.extend(other.terms);
         self
@@ -190,8 +208,16 @@ impl FieldSelector {
     }
 }
 
-/// The value of a dotted field path, rendered as field selectors compare it (missing = "").
+/// The value of a dotted field path, rendered as field selectors compare it (missing = "");
+/// for alternatives joined by `|` ([`FieldSelector::first_of`]), the first non-empty one.
 fn field_as_string(obj: &Value, path: &str) -> String {
+    if path.contains('|') {
+        return path
+            .split('|')
+            .map(|alternative| field_as_string(obj, alternative))
+            .find(|value| !value.is_empty())
+            .unwrap_or_default();
+    }
     let mut current = obj;
     for segment in path.split('.') {
         match current.get(segment) {

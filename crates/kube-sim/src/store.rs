@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::apply::{self, ApplyRequest, ApplyScope};
 use crate::error::{FieldCause, SimError, Subject};
+use crate::events;
 use crate::gc;
 use crate::objectmeta::{self, NameRule};
 use crate::patch::{self, PatchKind};
@@ -35,9 +36,9 @@ impl ObjectKey {
         (self.group.clone(), self.plural.clone())
     }
 
-    fn of(rt: &ResourceType, namespace: &str, name: &str) -> Self {
+    pub(crate) fn of(rt: &ResourceType, namespace: &str, name: &str) -> Self {
         Self {
-            group: rt.group.clone(),
+            group: rt.storage_group.clone(),
             plural: rt.plural.clone(),
             namespace: if rt.namespaced {
                 namespace.to_owned()
@@ -169,7 +170,7 @@ pub(crate) fn now() -> String {
         .map_or_else(|_| now.to_string(), |t| t.to_string())
 }
 
-fn meta(obj: &Value, field: &str) -> Option<String> {
+pub(crate) fn meta(obj: &Value, field: &str) -> Option<String> {
     obj.get("metadata")?.get(field)?.as_str().map(str::to_owned)
 }
 
@@ -193,7 +194,7 @@ fn set_meta(obj: &mut Value, field: &str, value: Value) {
 
 /// The object as a client of `version` sees it.
 pub(crate) fn output(rt: &ResourceType, version: &str, obj: &Value) -> Value {
-    let mut out = obj.clone();
+    let mut out = events::from_storage(rt, obj.clone());
     if let Some(map) = out.as_object_mut() {
         map.insert("apiVersion".to_owned(), json!(rt.api_version(version)));
         map.insert("kind".to_owned(), json!(rt.kind));
@@ -306,7 +307,7 @@ impl Store {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn new_uid(&mut self) -> String {
+    pub(crate) fn new_uid(&mut self) -> String {
         let a = self.random();
         let b = self.random();
         format!(
@@ -359,7 +360,12 @@ impl Store {
     }
 
     /// Stores a new or changed object with the next resource version.
-    fn commit(&mut self, key: &ObjectKey, mut obj: Value, previous: Option<Value>) -> Value {
+    pub(crate) fn commit(
+        &mut self,
+        key: &ObjectKey,
+        mut obj: Value,
+        previous: Option<Value>,
+    ) -> Value {
         self.rv += 1;
         set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
         if let Some(uid) = meta(&obj, "uid") {
@@ -511,7 +517,7 @@ impl Store {
         };
         let matching: Vec<(&(String, String), &Value)> = self
             .objects
-            .get(&(rt.group.clone(), rt.plural.clone()))
+            .get(&(rt.storage_group.clone(), rt.plural.clone()))
             .into_iter()
             .flat_map(|objs| objs.iter())
             .filter(|((obj_ns, _), _)| !rt.namespaced || ns.is_none_or(|n| n == obj_ns))
@@ -547,7 +553,7 @@ impl Store {
         fields: &FieldSelector,
     ) -> Vec<Value> {
         self.objects
-            .get(&(rt.group.clone(), rt.plural.clone()))
+            .get(&(rt.storage_group.clone(), rt.plural.clone()))
             .into_iter()
             .flat_map(|objs| objs.iter())
             .filter(|((obj_ns, _), _)| !rt.namespaced || ns.is_none_or(|n| n == obj_ns))
@@ -570,7 +576,7 @@ impl Store {
         self.compacted_rv = self.rv;
     }
 
-    fn namespace_state(&self, ns: &str) -> Option<bool> {
+    pub(crate) fn namespace_state(&self, ns: &str) -> Option<bool> {
         let key = ObjectKey {
             group: String::new(),
             plural: "namespaces".to_owned(),
@@ -581,7 +587,11 @@ impl Store {
             .map(|n| n.pointer("/metadata/deletionTimestamp").is_some())
     }
 
-    fn check_identity(rt: &ResourceType, version: &str, obj: &Value) -> Result<(), SimError> {
+    pub(crate) fn check_identity(
+        rt: &ResourceType,
+        version: &str,
+        obj: &Value,
+    ) -> Result<(), SimError> {
         if let Some(kind) = obj.get("kind").and_then(Value::as_str)
             && !kind.is_empty()
             && kind != rt.kind
@@ -726,7 +736,7 @@ impl Store {
     }
 
     /// Checks common to every write of the full object; returns warnings.
-    fn validate_object(
+    pub(crate) fn validate_object(
         rt: &ResourceType,
         version: &str,
         obj: &mut Value,
@@ -768,7 +778,7 @@ impl Store {
         rt: &Arc<ResourceType>,
         version: &str,
         ns: Option<&str>,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, SimError> {
         if !obj.is_object() {
@@ -777,6 +787,7 @@ impl Store {
             ));
         }
         Self::check_identity(rt, version, &obj)?;
+        let mut obj = events::to_storage(rt, obj);
         let namespace = self.namespace_for_create(rt, ns, &mut obj)?;
         if meta(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
             return Err(SimError::new(
@@ -1029,6 +1040,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, SimError> {
         let (rt, version) = (target.rt, target.version);
+        let incoming = events::to_storage(rt, incoming);
         let mut new = Self::updated_object(target, &live, incoming)?;
         new["apiVersion"] = json!(rt.api_version(version));
         new["kind"] = json!(rt.kind);

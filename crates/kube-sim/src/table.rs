@@ -242,6 +242,118 @@ fn age_column() -> Column {
     })
 }
 
+/// The age of a timestamp, `None` when it is unset (Go's zero time).
+fn since(timestamp: Option<&Value>) -> Option<String> {
+    let age = age(timestamp?);
+    age.as_str().map(str::to_owned)
+}
+
+/// `printEvent` (`pkg/printers/internalversion/printers.go`): the first and last time seen
+/// fall back on `eventTime` and the series, the count on the series or 1.
+fn event_times(event: &Value) -> (String, String, i64) {
+    let first = since(event.get("firstTimestamp"))
+        .or_else(|| since(event.get("eventTime")))
+        .unwrap_or_else(|| "<unknown>".to_owned());
+    let series = event.get("series").filter(|s| s.is_object());
+    let last = match series {
+        Some(series) => {
+            since(series.get("lastObservedTime")).unwrap_or_else(|| "<unknown>".to_owned())
+        }
+        None => since(event.get("lastTimestamp")).unwrap_or_else(|| first.clone()),
+    };
+    let count = match series {
+        Some(series) => series.get("count").and_then(Value::as_i64).unwrap_or(0),
+        None => event
+            .get("count")
+            .and_then(Value::as_i64)
+            .filter(|c| *c != 0)
+            .unwrap_or(1),
+    };
+    (first, last, count)
+}
+
+fn event_text(event: &Value, pointer: &str) -> String {
+    event
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `eventColumnDefinitions`, with the cells computed from the core form of the Event.
+fn event_columns() -> Vec<Column> {
+    let cell = |f: fn(&Value) -> Value| move |o: &Value| f(&crate::events::core_form(o));
+    let wide = |mut c: Column| {
+        c.priority = 1;
+        c
+    };
+    let mut name = wide(column(
+        "Name",
+        "string",
+        cell(|e| json!(event_text(e, "/metadata/name"))),
+    ));
+    "name".clone_into(&mut name.format);
+    vec![
+        column("Last Seen", "string", cell(|e| json!(event_times(e).1))),
+        column("Type", "string", cell(|e| json!(event_text(e, "/type")))),
+        column(
+            "Reason",
+            "string",
+            cell(|e| json!(event_text(e, "/reason"))),
+        ),
+        column(
+            "Object",
+            "string",
+            cell(|e| {
+                let kind = event_text(e, "/involvedObject/kind").to_lowercase();
+                let name = event_text(e, "/involvedObject/name");
+                json!(if name.is_empty() {
+                    kind
+                } else {
+                    format!("{kind}/{name}")
+                })
+            }),
+        ),
+        wide(column(
+            "Subobject",
+            "string",
+            cell(|e| json!(event_text(e, "/involvedObject/fieldPath"))),
+        )),
+        wide(column(
+            "Source",
+            "string",
+            cell(|e| {
+                let first = |a: String, b: String| if a.is_empty() { b } else { a };
+                let component = first(
+                    event_text(e, "/source/component"),
+                    event_text(e, "/reportingComponent"),
+                );
+                let instance = first(
+                    event_text(e, "/source/host"),
+                    event_text(e, "/reportingInstance"),
+                );
+                json!(if instance.is_empty() {
+                    component
+                } else {
+                    format!("{component}, {instance}")
+                })
+            }),
+        )),
+        column(
+            "Message",
+            "string",
+            cell(|e| json!(event_text(e, "/message").trim())),
+        ),
+        wide(column(
+            "First Seen",
+            "string",
+            cell(|e| json!(event_times(e).0)),
+        )),
+        wide(column("Count", "string", cell(|e| json!(event_times(e).2)))),
+        name,
+    ]
+}
+
 fn count(value: Option<&Value>) -> Value {
     json!(
         value
@@ -295,6 +407,7 @@ fn columns_for(rt: &ResourceType, version: &str) -> Vec<Column> {
         return columns;
     }
     match (rt.group.as_str(), rt.plural.as_str()) {
+        ("" | "events.k8s.io", "events") => return event_columns(),
         ("", "secrets") => {
             columns.push(column("Type", "string", |o| {
                 o.get("type").cloned().unwrap_or(Value::Null)

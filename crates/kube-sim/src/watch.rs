@@ -56,7 +56,7 @@ impl WatchRequest {
     }
 
     fn in_scope(&self, event: &HistoryEvent) -> bool {
-        event.key.group == self.rt.group
+        event.key.group == self.rt.storage_group
             && event.key.plural == self.rt.plural
             && (!self.rt.namespaced
                 || self

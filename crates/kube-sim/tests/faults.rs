@@ -210,7 +210,6 @@ async fn an_offline_simulator_refuses_connections_and_comes_back_on_the_same_por
 async fn a_kube_client_over_tls_fails_while_offline_and_recovers() {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::Api;
-    use kube::config::{KubeConfigOptions, Kubeconfig};
 
     let sim = KubeSim::start_with(KubeSimConfig {
         tls: true,
@@ -219,11 +218,7 @@ async fn a_kube_client_over_tls_fails_while_offline_and_recovers() {
     })
     .await
     .unwrap();
-    let kubeconfig = Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let namespaces: Api<Namespace> = Api::all(kube::Client::try_from(config).unwrap());
+    let namespaces: Api<Namespace> = Api::all(support::kube_client(&sim.kubeconfig_yaml()).await);
     let get = || tokio::time::timeout(Duration::from_secs(10), namespaces.get("default"));
 
     get().await.unwrap().unwrap();
@@ -232,4 +227,150 @@ async fn a_kube_client_over_tls_fails_while_offline_and_recovers() {
     assert!(failed.is_err(), "reached an offline simulator: {failed:?}");
     sim.set_offline(false).await.unwrap();
     get().await.unwrap().unwrap();
+}
+
+/// Two operator replicas against one simulator, each with its own kubeconfig and token: a
+/// fault for one token fails only that replica's Lease writes, and the request log tells the
+/// replicas apart by a fingerprint of their token, never the token.
+#[tokio::test]
+async fn a_fault_for_one_token_fails_only_that_clients_lease_writes() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+
+    let sim = KubeSim::start().await.unwrap();
+    let leases = |client: kube::Client| Api::<Lease>::namespaced(client, "default");
+    let leader =
+        leases(support::kube_client(&sim.kubeconfig_yaml_with_token("replica-a-token")).await);
+    let standby =
+        leases(support::kube_client(&sim.kubeconfig_yaml_with_token("replica-b-token")).await);
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "operator"},
+        "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 15},
+    }))
+    .unwrap();
+    leader.create(&PostParams::default(), &lease).await.unwrap();
+
+    sim.inject(
+        Fault::fail("update|patch", "leases")
+            .for_token("replica-a-token")
+            .always(),
+    );
+    let renew = Patch::Merge(json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}}));
+    let params = PatchParams::default();
+    for _ in 0..2 {
+        let refused = leader.patch("operator", &params, &renew).await.unwrap_err();
+        let kube::Error::Api(status) = refused else {
+            panic!("not an API error: {refused:?}")
+        };
+        assert_eq!(status.code, 500);
+    }
+    let mut current = leader.get("operator").await.unwrap();
+    current.spec.as_mut().unwrap().holder_identity = Some("replica-a".to_owned());
+    assert!(
+        leader
+            .replace("operator", &PostParams::default(), &current)
+            .await
+            .is_err()
+    );
+    let take_over = Patch::Merge(json!({"spec": {"holderIdentity": "replica-b"}}));
+    standby
+        .patch("operator", &params, &take_over)
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.get(
+            "coordination.k8s.io/v1",
+            "leases",
+            Some("default"),
+            "operator"
+        )
+        .unwrap()["spec"]["holderIdentity"],
+        "replica-b"
+    );
+
+    let (a, b) = (
+        sim.counts_for_token("replica-a-token"),
+        sim.counts_for_token("replica-b-token"),
+    );
+    assert_eq!(
+        (
+            a.get("create", "leases"),
+            a.get("patch", "leases"),
+            a.get("get", "leases")
+        ),
+        (1, 2, 1)
+    );
+    assert_eq!(a.get("update", "leases"), 1);
+    assert_eq!((b.total(), b.get("patch", "leases")), (1, 1));
+    let fingerprint = KubeSim::token_fingerprint("replica-a-token");
+    let requests = sim.requests();
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.client.as_deref() == Some(fingerprint.as_str()) && r.status == 500)
+            .count(),
+        3
+    );
+    let log = format!("{requests:?}");
+    assert!(log.contains(&fingerprint), "{log}");
+    assert!(
+        !log.contains("replica-a-token") && !log.contains("replica-b-token"),
+        "{log}"
+    );
+    assert_ne!(fingerprint, KubeSim::token_fingerprint("replica-b-token"));
+
+    // The kubeconfig file carries the token it was asked for, and nothing else changes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    sim.write_kubeconfig_with_token(&path, "replica-c-token")
+        .unwrap();
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        written,
+        sim.kubeconfig_yaml()
+            .replace("sim-token", "replica-c-token")
+    );
+}
+
+/// With RBAC on, a fault can target one ServiceAccount's token too, and the log names its user.
+#[tokio::test]
+async fn a_fault_for_one_service_account_token_spares_the_admin() {
+    let sim = KubeSim::start_with(KubeSimConfig {
+        tls: false,
+        rbac: true,
+        port: None,
+    })
+    .await
+    .unwrap();
+    sim.apply_yaml(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: op, namespace: default}\n",
+    )
+    .unwrap();
+    let operator_token = sim.service_account_token("default", "op");
+    sim.inject(
+        Fault::fail("list", "secrets")
+            .for_token(&operator_token)
+            .always()
+            .status(503),
+    );
+    let operator = support::Client::with_token(&sim, Some(&operator_token));
+    let admin = support::Client::with_token(&sim, Some(&sim.admin_token()));
+    // Authorization comes first: the ServiceAccount has no role yet.
+    assert_eq!(operator.get(SECRETS).await.status, 403);
+    sim.apply_yaml(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: op}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: op, namespace: default}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: cluster-admin}\nrules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]\n",
+    )
+    .unwrap();
+    assert_eq!(operator.get(SECRETS).await.status, 503);
+    assert_eq!(admin.get(SECRETS).await.status, 200);
+    let last = sim.requests().pop().unwrap();
+    assert_eq!(last.user.as_deref(), Some("admin"));
+    let listed: Vec<(Option<String>, u16)> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.client == Some(KubeSim::token_fingerprint(&operator_token)))
+        .map(|r| (r.user, r.status))
+        .collect();
+    let user = Some("system:serviceaccount:default:op".to_owned());
+    assert_eq!(listed, [(user.clone(), 403), (user, 503)]);
 }

@@ -3,6 +3,8 @@
 // Test scenarios read as scripts and fail loudly: long functions and unwrap/expect are fine.
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -436,8 +438,7 @@ async fn kubectl_talks_to_the_tls_simulator_and_is_authorized_by_rbac() {
     let operator = Kubectl::new(&sim);
     operator.write(
         "kubeconfig",
-        &sim.kubeconfig_yaml()
-            .replace(&sim.admin_token(), &sim.service_account_token("ops", "op")),
+        &sim.kubeconfig_yaml_with_token(&sim.service_account_token("ops", "op")),
     );
     let denied = operator.run(&["get", "secrets", "-n", "ops"]).await;
     assert!(!denied.success);
@@ -492,4 +493,172 @@ async fn kubectl_talks_to_the_tls_simulator_and_is_authorized_by_rbac() {
         users.last().cloned().flatten().as_deref(),
         Some("system:serviceaccount:ops:op")
     );
+}
+
+/// The reference kube-rs' `Resource::object_ref` builds for a stored object.
+fn object_reference(object: &Value) -> k8s_openapi::api::core::v1::ObjectReference {
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: text("/apiVersion"),
+        kind: text("/kind"),
+        name: text("/metadata/name"),
+        namespace: text("/metadata/namespace"),
+        uid: text("/metadata/uid"),
+        resource_version: text("/metadata/resourceVersion"),
+        field_path: None,
+    }
+}
+
+/// The rows of the `Events:` table at the end of `kubectl describe`.
+fn described_events(described: &str) -> Vec<String> {
+    described
+        .lines()
+        .skip_while(|line| !line.starts_with("Events:"))
+        .skip(3)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// kube-apiserver keeps one store for both Event APIs: what kube-rs' `Recorder` writes through
+/// `events.k8s.io/v1` (as the operator does) is what `kubectl describe` and `kubectl get
+/// events` read through core `v1`, found by the field selectors `kubectl describe` sends.
+#[tokio::test]
+async fn kubectl_describe_and_get_events_show_what_a_kube_rs_recorder_wrote() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let sim = KubeSim::start().await.expect("simulator starts");
+    let kubectl = Kubectl::new(&sim);
+    kubectl.ok(&["apply", "-f", &path_of("crds")]).await;
+    let example = path_of("deploy/examples/syncclientcredential.yaml");
+    kubectl.ok(&["apply", "-f", &example]).await;
+    let credential = sim.list("syncclient.io/v1alpha1", "syncclientcredentials", None)[0].clone();
+    let name = credential["metadata"]["name"].as_str().unwrap().to_owned();
+    let namespace = credential["metadata"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An object of another kind with the same name: its events are not the credential's.
+    sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": name, "namespace": namespace}}))
+        .unwrap();
+    let config_map = sim
+        .get("v1", "configmaps", Some(&namespace), &name)
+        .unwrap();
+
+    let recorder = Recorder::new(
+        support::kube_client(&sim.kubeconfig_yaml()).await,
+        Reporter {
+            controller: "sync-client-operator".to_owned(),
+            instance: Some("operator-pod-1".to_owned()),
+        },
+    );
+    let unreachable = Event {
+        type_: EventType::Warning,
+        reason: "BrokerUnreachable".to_owned(),
+        note: Some("the broker did not answer within 10s".to_owned()),
+        action: "Issue".to_owned(),
+        secondary: None,
+    };
+    let reference = object_reference(&credential);
+    recorder.publish(&unreachable, &reference).await.unwrap();
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "Other".to_owned(),
+                note: Some("about the ConfigMap".to_owned()),
+                action: "Noop".to_owned(),
+                secondary: None,
+            },
+            &object_reference(&config_map),
+        )
+        .await
+        .unwrap();
+
+    let described = kubectl
+        .ok(&["describe", "syncclientcredential", &name, "-n", &namespace])
+        .await;
+    let rows = described_events(&described);
+    assert_eq!(rows.len(), 1, "{described}");
+    let row: Vec<&str> = rows[0].splitn(4, ' ').collect();
+    assert_eq!(row[..2], ["Warning", "BrokerUnreachable"], "{described}");
+    assert!(
+        row[3].ends_with("sync-client-operator the broker did not answer within 10s"),
+        "{described}"
+    );
+    let describe = sim
+        .requests()
+        .into_iter()
+        .rfind(|r| r.resource.as_deref() == Some("events"))
+        .unwrap();
+    assert_eq!(
+        describe.path,
+        format!("/api/v1/namespaces/{namespace}/events")
+    );
+    let selector = describe.query_param("fieldSelector").unwrap();
+    for term in [
+        format!("involvedObject.name={name}"),
+        format!("involvedObject.namespace={namespace}"),
+        "involvedObject.kind=SyncClientCredential".to_owned(),
+        format!("involvedObject.uid={}", reference.uid.as_deref().unwrap()),
+    ] {
+        assert!(
+            selector.split(',').any(|t| t == term),
+            "{selector} lacks {term}"
+        );
+    }
+
+    // A repeat is a series: the recorder patches the event through events.k8s.io/v1, and
+    // kubectl reads the count from the core form.
+    recorder.publish(&unreachable, &reference).await.unwrap();
+    let described = kubectl
+        .ok(&["describe", "scc", &name, "-n", &namespace])
+        .await;
+    let rows = described_events(&described);
+    assert_eq!(rows.len(), 1, "{described}");
+    assert!(rows[0].contains("(x2 over "), "{described}");
+
+    let table = kubectl.ok(&["get", "events", "-n", &namespace]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{table}"
+    );
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    let row = rows
+        .iter()
+        .find(|row| row.contains("BrokerUnreachable"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains(&format!(
+            "Warning   BrokerUnreachable   syncclientcredential/{name}   the broker did not answer within 10s"
+        )),
+        "{table}"
+    );
+    let wide = kubectl
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            &namespace,
+            "-o",
+            "wide",
+            "--field-selector",
+            "reason=BrokerUnreachable",
+        ])
+        .await;
+    assert!(
+        wide.contains("sync-client-operator, operator-pod-1"),
+        "{wide}"
+    );
+    assert_eq!(wide.lines().count(), 2, "one event: {wide}");
+    sim.shutdown().await;
 }

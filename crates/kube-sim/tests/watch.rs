@@ -381,3 +381,132 @@ async fn shutdown_ends_open_watches() {
     ));
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+const CORE_EVENTS: &str = "/api/v1/namespaces/default/events";
+const EVENTS_V1: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+/// Both Event APIs are one store: a watch on either sees writes through the other, converted
+/// (`message` ↔ `note`, `involvedObject` ↔ `regarding`, ...), and field selectors use each
+/// version's labels.
+#[tokio::test]
+async fn a_watch_on_one_event_api_sees_writes_through_the_other() {
+    let (_sim, client) = sim_with_fixtures().await;
+    let mut modern = client
+        .watch(&format!(
+            "{EVENTS_V1}?watch=true&fieldSelector=regarding.name%3Dw"
+        ))
+        .await;
+    let mut core = client
+        .watch(&format!(
+            "{CORE_EVENTS}?watch=true&fieldSelector=involvedObject.kind%3DWidget,reason%3DIssued"
+        ))
+        .await;
+    assert_eq!((modern.status, core.status), (200, 200));
+
+    let created = client
+        .post(
+            CORE_EVENTS,
+            &json!({"metadata": {"name": "w.1"}, "reason": "Issued", "message": "issued",
+                    "type": "Normal", "count": 1, "firstTimestamp": "2026-01-01T00:00:00Z",
+                    "source": {"component": "kubelet", "host": "node-1"},
+                    "involvedObject": {"kind": "Widget", "name": "w", "namespace": "default"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let seen = modern.change().await;
+    assert_eq!(seen["type"], "ADDED");
+    let event = &seen["object"];
+    assert_eq!(event["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(event["note"], "issued");
+    assert_eq!(event["regarding"]["name"], "w");
+    assert_eq!(event["deprecatedSource"]["host"], "node-1");
+    assert_eq!(event["deprecatedCount"], 1);
+    assert_eq!(event["deprecatedFirstTimestamp"], "2026-01-01T00:00:00Z");
+    assert!(event.get("message").is_none() && event.get("involvedObject").is_none());
+    assert_eq!(core.change().await["object"]["message"], "issued");
+
+    // Written through events.k8s.io/v1, as kube-rs' Recorder writes, then patched into a series.
+    let written = client
+        .post(
+            EVENTS_V1,
+            &json!({"metadata": {"name": "w.2"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+                    "reason": "Issued", "note": "again", "type": "Normal", "action": "Issue",
+                    "reportingController": "sync-client-operator", "reportingInstance": "pod-1",
+                    "regarding": {"kind": "Widget", "name": "w", "namespace": "default"}}),
+        )
+        .await;
+    assert_eq!(written.status, 201, "{}", written.text);
+    let seen = core.change().await;
+    assert_eq!(seen["type"], "ADDED");
+    let event = &seen["object"];
+    assert_eq!(event["apiVersion"], "v1");
+    assert_eq!(event["message"], "again");
+    assert_eq!(event["involvedObject"]["kind"], "Widget");
+    assert_eq!(event["reportingComponent"], "sync-client-operator");
+    assert_eq!(event["reportingInstance"], "pod-1");
+    assert_eq!(event["eventTime"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(event["source"], json!({}));
+    assert_eq!(event["firstTimestamp"], serde_json::Value::Null);
+    assert_eq!(modern.change().await["object"]["note"], "again");
+    let patched = client
+        .patch(
+            &format!("{EVENTS_V1}/w.2"),
+            "application/merge-patch+json",
+            r#"{"series":{"count":2,"lastObservedTime":"2026-01-01T00:05:00.000000Z"}}"#,
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let seen = core.change().await;
+    assert_eq!(seen["type"], "MODIFIED");
+    assert_eq!(seen["object"]["series"]["count"], 2);
+    assert_eq!(modern.change().await["object"]["series"]["count"], 2);
+
+    let read = client.get(&format!("{CORE_EVENTS}/w.2")).await.json();
+    assert_eq!(read["message"], "again");
+    let listed = client
+        .get(&format!(
+            "{EVENTS_V1}?fieldSelector=reportingController%3Dsync-client-operator"
+        ))
+        .await
+        .json();
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["w.2"]);
+    let by_source = client
+        .get(&format!(
+            "{CORE_EVENTS}?fieldSelector=source%3Dsync-client-operator"
+        ))
+        .await
+        .json();
+    assert_eq!(by_source["items"].as_array().unwrap().len(), 1);
+    let unsupported = client
+        .get(&format!(
+            "{EVENTS_V1}?fieldSelector=involvedObject.name%3Dw"
+        ))
+        .await;
+    assert_eq!(unsupported.status, 400);
+    assert!(
+        unsupported.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("field label not supported: involvedObject.name"),
+        "{}",
+        unsupported.text
+    );
+
+    // A delete through one API is a DELETED event on both watches.
+    assert_eq!(client.delete(&format!("{EVENTS_V1}/w.1")).await.status, 200);
+    assert_eq!(core.change().await["type"], "DELETED");
+    let deleted = modern.change().await;
+    assert_eq!(
+        (
+            deleted["type"].as_str(),
+            deleted["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("DELETED"), Some("w.1"))
+    );
+}

@@ -11,17 +11,17 @@ use kube::ResourceExt;
 use kube::api::Api;
 
 use super::ownership;
+use super::pending::Pending;
 use crate::api::{
     PREFLIGHT_REQUEST_ANNOTATION, ROTATE_REQUEST_ANNOTATION, SpecError, SyncClientCredential,
     SyncClientCredentialStatus, secret_name,
 };
 use crate::controller::brokers::{BrokerRequest, ResolvedBroker};
 use crate::controller::failure::Failure;
-use crate::controller::pending::Pending;
 use crate::controller::status::credential::failures_from_status;
 use crate::controller::{Context, Error};
-use crate::planner::{Failures, PlanInput, Policy, Requests, SecretState, Verification};
-use crate::secret::{self, DataCheck};
+use crate::planner::{Failures, PlanInput, Policy, Record, Requests, SecretState, Verification};
+use crate::secret::{self, DataCheck, Expected};
 
 /// Where the resource in an observation was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +36,25 @@ pub enum Source {
 pub const VERIFY_VALID: &str = "Valid";
 pub const VERIFY_REVOKED: &str = "Revoked";
 
+/// A credential held in the Secret the spec named before (its name changed): it is moved to the
+/// Secret named now rather than issued again.
+#[derive(Clone)]
+pub struct Held {
+    pub secret_name: String,
+    pub secret: Secret,
+    pub record: Record,
+}
+
 /// One consistent view of a credential: the resource, its Secret, the parsed policy, the
 /// failures so far, the requests on it, a credential waiting to be stored, and the time.
 pub struct Observation {
+    /// The resource as read (its status is what the API server holds).
     pub cr: Arc<SyncClientCredential>,
+    /// The status decisions start from: the resource's, or a newer one this process computed
+    /// and could not write yet (failures, history and served requests are never forgotten).
+    pub status: SyncClientCredentialStatus,
+    /// What the spec expects of its Secret now.
+    pub expected: Expected,
     pub source: Source,
     pub now: DateTime<Utc>,
     pub secret_name: String,
@@ -66,6 +81,12 @@ pub struct Observation {
     pub pending: Option<Pending>,
     /// The rotate request the credential in the (intact) Secret served, from its record.
     pub served_by_secret: Option<String>,
+    /// The credential in the Secret the spec named before, when the one it names now is missing.
+    pub held: Option<Held>,
+    /// The broker resource's generation and its client's epoch: a failure that needs a change
+    /// is retried at once when they differ from what they were at the failure.
+    pub broker_state: Option<String>,
+    pub broker_changed: bool,
     pub jitter_seed: u64,
 }
 
@@ -86,34 +107,39 @@ impl Observation {
         self.cr.uid().unwrap_or_default()
     }
 
-    /// The status the resource holds now (empty when it has none yet).
+    /// The status decisions start from.
     pub fn old_status(&self) -> SyncClientCredentialStatus {
-        self.cr.status.clone().unwrap_or_default()
+        self.status.clone()
     }
 
     fn status_field<'a, T: ?Sized>(
         &'a self,
         field: impl FnOnce(&'a SyncClientCredentialStatus) -> Option<&'a T>,
     ) -> Option<&'a T> {
-        self.cr.status.as_ref().and_then(field)
+        field(&self.status)
+    }
+
+    /// The record the schedule is read from: the Secret's, or the moved credential's.
+    pub fn record(&self) -> Option<&Record> {
+        match &self.state {
+            SecretState::Owned(record) => Some(record),
+            SecretState::Missing => self.held.as_ref().map(|held| &held.record),
+            _ => None,
+        }
     }
 
     /// The revision the Secret holds (or status remembers, when the Secret is gone).
     pub fn current_revision(&self) -> Option<i64> {
         match &self.state {
             SecretState::Owned(record) => Some(record.revision),
-            _ => self.cr.status.as_ref().and_then(|s| s.revision),
+            _ => self.status.revision,
         }
     }
 
     /// When a credential was last issued for this resource.
     pub fn last_issued_at(&self) -> Option<DateTime<Utc>> {
-        let from_secret = match &self.state {
-            SecretState::Owned(record) => Some(record.issued_at),
-            _ => None,
-        };
-        let from_status = self.cr.status.as_ref().and_then(|s| s.last_rotation_time);
-        from_secret.max(from_status)
+        let from_secret = self.record().map(|record| record.issued_at);
+        from_secret.max(self.status.last_rotation_time)
     }
 
     /// The planner's input for this observation under `policy`.
@@ -146,6 +172,12 @@ impl Observation {
             last_verification: self.verification,
             sync_client_taken: self.sync_client_owner.is_some(),
             min_issue_interval,
+            held_elsewhere: match &self.state {
+                SecretState::Missing => self.held.as_ref().map(|held| &held.record),
+                _ => None,
+            },
+            broker_changed: self.broker_changed,
+            verify_after: self.status.verify_due_time,
             jitter_seed: self.jitter_seed,
         }
     }
@@ -165,14 +197,41 @@ pub async fn from_cache(
         },
         Err(_) => (None, true),
     };
-    Ok(observe(
-        ctx,
-        cr,
-        Source::Cache,
-        now,
-        policy,
-        (secret, complete),
-    ))
+    let mut observation = observe(ctx, cr, Source::Cache, now, policy, (secret, complete));
+    observation.held = held_elsewhere(ctx, &observation).await?;
+    Ok(observation)
+}
+
+/// The credential in the Secret the spec named before, when the one it names now is missing and
+/// status says which Secret that was.
+async fn held_elsewhere(ctx: &Context, observation: &Observation) -> Result<Option<Held>, Error> {
+    // A generated credential waiting to be stored goes where the spec says; nothing to move.
+    if observation.state != SecretState::Missing
+        || observation.policy.is_err()
+        || observation.pending.is_some()
+    {
+        return Ok(None);
+    }
+    let Some(previous) = observation
+        .status
+        .secret_name
+        .clone()
+        .filter(|name| *name != observation.secret_name)
+    else {
+        return Ok(None);
+    };
+    let Some(secret) = read_named_secret(ctx, &observation.namespace(), &previous).await? else {
+        return Ok(None);
+    };
+    let state = secret::observe(Some(&secret), &observation.expected, &ctx.fingerprint_keys);
+    Ok(match state {
+        SecretState::Owned(record) => Some(Held {
+            secret_name: previous,
+            secret,
+            record,
+        }),
+        _ => None,
+    })
 }
 
 /// The Secret's metadata from the watch cache, when it is exactly the version this process wrote
@@ -239,6 +298,11 @@ pub async fn fresh(ctx: &Context, cached: &Observation) -> Result<Fresh, Error> 
     if cached.preflight_served.is_some() {
         fresh.preflight_served.clone_from(&cached.preflight_served);
     }
+    fresh.held = if fresh.state == SecretState::Missing {
+        cached.held.clone()
+    } else {
+        None
+    };
     Ok(Fresh::Observed(Box::new(fresh)))
 }
 
@@ -264,14 +328,20 @@ pub async fn read_secret(
     ctx: &Context,
     cr: &SyncClientCredential,
 ) -> Result<Option<Secret>, Error> {
-    let namespace = cr.namespace().unwrap_or_default();
-    let name = secret_name(cr);
-    Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&name)
+    read_named_secret(ctx, &cr.namespace().unwrap_or_default(), &secret_name(cr)).await
+}
+
+async fn read_named_secret(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Secret>, Error> {
+    Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
         .await
         .map_err(|source| Error::GetSecret {
-            namespace,
-            name,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
             source,
         })
 }
@@ -286,20 +356,30 @@ fn observe(
     (secret, secret_complete): (Option<Secret>, bool),
 ) -> Observation {
     let uid = cr.uid().unwrap_or_default();
+    let expected = Expected::of(&cr);
     let check = if secret_complete {
-        DataCheck::Fingerprint(&ctx.fingerprint_key)
+        DataCheck::Fingerprint(&ctx.fingerprint_keys)
     } else {
         DataCheck::WrittenByUs
     };
     let state = match &policy {
-        Ok(policy) => secret::observe_with(secret.as_ref(), &uid, policy.credential_type, check),
+        Ok(_) => secret::observe_with(secret.as_ref(), &expected, check),
         Err(_) => SecretState::Missing,
     };
-    let status = cr.status.clone().unwrap_or_default();
+    // A status this process computed and could not write is newer than what the cache holds.
+    let status = ctx
+        .memo
+        .unwritten_status(&uid)
+        .unwrap_or_else(|| cr.status.clone().unwrap_or_default());
     let verification = status.last_verify_time.map(|at| Verification {
         at,
         revoked: status.last_verify_result.as_deref() == Some(VERIFY_REVOKED),
     });
+    let broker_state = broker_state(ctx, &cr);
+    let broker_changed = ctx
+        .memo
+        .failure_broker_state(&uid)
+        .is_some_and(|at_failure| Some(at_failure) != broker_state);
     Observation {
         secret_name: secret_name(&cr),
         failures: failures_from_status(&status),
@@ -319,7 +399,12 @@ fn observe(
                 .cloned(),
             _ => None,
         },
+        held: None,
+        broker_state,
+        broker_changed,
         jitter_seed: secret::jitter_seed(&uid),
+        status,
+        expected,
         cr,
         source,
         now,
@@ -328,4 +413,18 @@ fn observe(
         secret_complete,
         state,
     }
+}
+
+/// The broker resource's generation (from the cache) and its client's epoch in the registry.
+fn broker_state(ctx: &Context, cr: &SyncClientCredential) -> Option<String> {
+    let caches = ctx.caches()?;
+    let namespace = cr.namespace().unwrap_or_default();
+    let generation = caches.broker_generation(&namespace, &cr.spec.broker_ref)?;
+    let epoch = ctx
+        .brokers
+        .epoch(&crate::controller::brokers::BrokerKey::of(
+            &namespace,
+            &cr.spec.broker_ref,
+        ));
+    Some(format!("{generation}/{epoch}"))
 }

@@ -8,28 +8,24 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use sha2::{Digest, Sha256};
 use sync_client_broker::{
     CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime, RevokeGuard,
 };
 
 use super::gather::{self, Observation};
-use super::write::{SecretWrite, WriteError, needs_dry_run};
+use super::pending::{self, Pending};
+use super::write::{SecretWrite, WriteError};
 use super::{events, requeue_at, rollout};
 use crate::api::{CredentialType, token_ttl_minutes};
 use crate::controller::Context;
 use crate::controller::brokers::ResolvedBroker;
 use crate::controller::failure::{Failure, FailureReason};
-use crate::controller::pending::Pending;
 use crate::controller::status::credential::Outcome;
-use crate::planner::{self, Expiry, FailureCategory, IssueReason, Policy, Record};
+use crate::planner::{self, Expiry, IssueReason, Policy, Record};
 use crate::secret::{self, CredentialData, IssuedValues, KeyNames, RecordMeta};
 
 /// The longest lifetime a broker may report for a credential; longer ones are cut to it.
 pub const MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// Short backoff of a write retried for a credential already generated.
-const PENDING_RETRY_BASE: TimeDelta = TimeDelta::seconds(1);
-const PENDING_RETRY_CAP: TimeDelta = TimeDelta::seconds(30);
 /// When a reconcile the fence stopped looks again (if this replica still runs then).
 const FENCED_RETRY: Duration = Duration::from_secs(5);
 
@@ -37,7 +33,8 @@ const FENCED_RETRY: Duration = Duration::from_secs(5);
 struct Minted {
     record: Record,
     fingerprint: String,
-    secret: k8s_openapi::api::core::v1::Secret,
+    data: CredentialData,
+    meta: RecordMeta,
     /// The broker answered with a lifetime that cannot be used as is.
     anomaly: Option<Failure>,
 }
@@ -60,7 +57,8 @@ pub async fn run(
         _ => None,
     };
     let pending = Pending {
-        secret: minted.secret,
+        data: minted.data,
+        meta: minted.meta,
         record: minted.record,
         based_on: observation.current_revision(),
         trigger,
@@ -70,7 +68,10 @@ pub async fn run(
         attempts: 0,
         next_attempt: observation.now,
     };
-    match (store(ctx, observation, pending).await, minted.anomaly) {
+    match (
+        pending::store(ctx, observation, pending).await,
+        minted.anomaly,
+    ) {
         // Stored, since the old credential is revoked; reported as the broker's failure.
         (
             Ok((
@@ -84,6 +85,10 @@ pub async fn run(
             Some(anomaly),
         ) => {
             let mut outcome = failed(ctx, observation, policy, trigger, anomaly, revision).await;
+            // The anomaly is the broker's answer, not an unknown outcome: nothing may land later.
+            if let Outcome::Failed { verify_after, .. } = &mut outcome.0 {
+                *verify_after = None;
+            }
             if let Outcome::Failed { stored, .. } = &mut outcome.0 {
                 *stored = Some((record, fingerprint));
             }
@@ -93,76 +98,12 @@ pub async fn run(
     }
 }
 
-/// Writes a credential generated earlier whose write failed.
-pub async fn store_pending(
+/// The outcome of a stored credential: events, metrics, rollouts and the next renewal.
+pub(super) async fn issued(
     ctx: &Context,
     observation: &Observation,
     pending: Pending,
 ) -> (Outcome, Action) {
-    match store(ctx, observation, pending).await {
-        Ok(outcome) | Err(outcome) => outcome,
-    }
-}
-
-/// Stores `pending` now. On success: events, rollouts, and the next renewal; on failure the
-/// credential is kept for a retry with a short backoff (`Err`).
-async fn store(
-    ctx: &Context,
-    observation: &Observation,
-    mut pending: Pending,
-) -> Result<(Outcome, Action), (Outcome, Action)> {
-    let uid = observation.uid();
-    // The spec may name another Secret than when this credential was generated: it goes where
-    // the spec says now (the record's fingerprint does not cover the name).
-    pending.secret.metadata.name = Some(observation.secret_name.clone());
-    let write = SecretWrite::new(ctx, observation, pending.based_on);
-    let failure = match write.store(&pending.secret).await {
-        Ok(version) => {
-            ctx.pending.remove(&uid);
-            ctx.memo.secret_written(&uid, version);
-            return Ok(issued(ctx, observation, pending).await);
-        }
-        Err(WriteError::Superseded) => {
-            ctx.pending.remove(&uid);
-            tracing::warn!(namespace = %observation.namespace(), name = %observation.name(), "a newer credential was stored meanwhile; this one is dropped");
-            Failure::secret_write("a newer credential was stored meanwhile by another writer")
-        }
-        Err(
-            WriteError::Rejected(failure)
-            | WriteError::Failed(failure)
-            | WriteError::Foreign(failure),
-        ) => {
-            pending.attempts = pending.attempts.saturating_add(1);
-            let delay = PENDING_RETRY_BASE
-                .checked_mul(1_i32 << pending.attempts.min(5))
-                .unwrap_or(PENDING_RETRY_CAP)
-                .min(PENDING_RETRY_CAP);
-            pending.next_attempt = observation
-                .now
-                .checked_add_signed(delay)
-                .unwrap_or(observation.now);
-            ctx.pending.keep(&uid, pending.clone());
-            failure
-        }
-    };
-    ctx.metrics.record_rotation(failure.reason.as_str());
-    events::issue_failed(ctx, observation, &failure).await;
-    let outcome = Outcome::Failed {
-        failure,
-        trigger: pending.trigger,
-        next_retry: Some(pending.next_attempt),
-        rotate_request: pending.rotate_request.clone(),
-        revision: pending.record.revision,
-        stored: None,
-    };
-    Err((
-        outcome,
-        requeue_at(Some(pending.next_attempt), observation.now),
-    ))
-}
-
-/// The outcome of a stored credential: events, metrics, rollouts and the next renewal.
-async fn issued(ctx: &Context, observation: &Observation, pending: Pending) -> (Outcome, Action) {
     let policy = observation.policy.as_ref().ok();
     let renewal_time =
         policy.and_then(|p| planner::renewal_time(p, &pending.record, observation.jitter_seed));
@@ -198,6 +139,7 @@ fn fenced(
         rotate_request: observation.rotate_request.clone(),
         revision,
         stored: None,
+        verify_after: None,
     };
     (outcome, Action::requeue(FENCED_RETRY))
 }
@@ -219,6 +161,15 @@ async fn failed(
     );
     events::issue_failed(ctx, observation, &failure).await;
     let next_retry = next_retry(observation, policy, &failure);
+    // A generate that went unanswered may still land at the broker, and revoke whatever the
+    // Secret holds then: the stored token is checked once that can no longer happen.
+    let verify_after = (failure.reason == FailureReason::RotationStateUnknown)
+        .then(|| {
+            observation
+                .now
+                .checked_add_signed(ctx.unknown_outcome_window)
+        })
+        .flatten();
     let outcome = Outcome::Failed {
         failure,
         trigger,
@@ -226,20 +177,19 @@ async fn failed(
         rotate_request: observation.rotate_request.clone(),
         revision,
         stored: None,
+        verify_after,
     };
     (outcome, requeue_at(next_retry, observation.now))
 }
 
-/// When a retryable failure is tried again (permanent ones wait for a change). A broker's
-/// `Retry-After` is honoured when it asks for longer.
+/// When a failure is tried again: a slow backoff for one that needs a change (and at once when
+/// the spec or the broker changes), a fast one otherwise. A broker's `Retry-After` is honoured
+/// when it asks for longer.
 fn next_retry(
     observation: &Observation,
     policy: &Policy,
     failure: &Failure,
 ) -> Option<DateTime<Utc>> {
-    if failure.category() == FailureCategory::Permanent {
-        return None;
-    }
     let mut input = observation.plan_input(policy, TimeDelta::zero());
     input.failures.attempts = input.failures.attempts.saturating_add(1);
     input.failures.last_failure_time = Some(observation.now);
@@ -272,12 +222,16 @@ async fn mint(
     // Whole seconds: the Secret's annotations record seconds, and status must match them.
     let issued_at = observation.now.trunc_subsecs(0);
     let keys = KeyNames::from_spec(cr.spec.keys.as_ref());
+    let issue_id = secret::new_issue_id();
     let meta = |expires_at| RecordMeta {
         issued_at,
         expires_at,
         revision,
         spec_hash: policy.spec_hash.clone(),
         rotate_request: observation.rotate_request.clone(),
+        credential_type: cr.spec.credential_type,
+        keys: keys.clone(),
+        issue_id: issue_id.clone(),
     };
     prove_write(ctx, observation, &keys, &meta(None), &broker.scim_url).await?;
     if !ctx.pending.has_room() {
@@ -296,13 +250,6 @@ async fn mint(
         .and_then(|d| TimeDelta::from_std(d).ok())
         .and_then(|d| issued_at.checked_add_signed(d));
     let data = secret_data(&keys, &issued, expires_at, &broker.scim_url);
-    let secret = secret::render(
-        cr,
-        &observation.secret_name,
-        &data,
-        &meta(expires_at),
-        &ctx.fingerprint_key,
-    );
     Ok(Minted {
         record: Record {
             issued_at,
@@ -310,15 +257,20 @@ async fn mint(
             revision,
             spec_hash: Some(policy.spec_hash.clone()),
             data_intact: true,
+            layout_current: true,
+            fingerprint_current: true,
         },
-        fingerprint: fingerprint(&issued),
-        secret,
+        fingerprint: fingerprint(ctx, &issued),
+        data,
+        meta: meta(expires_at),
         anomaly,
     })
 }
 
 /// Sends the write that would store a credential as a server-side dry run, with placeholder
-/// values, unless the Secret already has the shape that will be written.
+/// values, before every generate: an immutable Secret, a new admission policy or a quota would
+/// otherwise be found only after the generate revoked the live credential. It costs one
+/// request per issue.
 async fn prove_write(
     ctx: &Context,
     observation: &Observation,
@@ -342,16 +294,15 @@ async fn prove_write(
         &observation.secret_name,
         &secret::credential_data(keys, &placeholder),
         meta,
-        &ctx.fingerprint_key,
+        &ctx.fingerprint_keys,
     );
-    if !needs_dry_run(observation.secret.as_ref(), &desired) {
-        return Ok(());
-    }
     let write = SecretWrite::new(ctx, observation, observation.current_revision());
     match write.dry_run(&desired).await {
         Ok(()) => Ok(()),
         Err(WriteError::Rejected(f) | WriteError::Failed(f) | WriteError::Foreign(f)) => Err(f),
-        Err(WriteError::Superseded) => Err(Failure::secret_write("the Secret changed meanwhile")),
+        Err(WriteError::Superseded(_)) => {
+            Err(Failure::secret_write("the Secret changed meanwhile"))
+        }
     }
 }
 
@@ -445,14 +396,14 @@ fn secret_data(
     secret::credential_data(keys, &values)
 }
 
-/// `sha256:` and 12 hex digits of the credential: enough to tell two apart, useless to guess one.
-fn fingerprint(issued: &IssuedCredential) -> String {
+/// A short keyed fingerprint of the credential for the history: enough to tell two apart,
+/// useless to check guesses against.
+fn fingerprint(ctx: &Context, issued: &IssuedCredential) -> String {
     let value = match issued {
         IssuedCredential::AccessToken { access_token, .. } => access_token.expose(),
         IssuedCredential::ClientSecret { client_secret, .. } => client_secret.expose(),
     };
-    let digest = Sha256::digest(value.as_bytes());
-    format!("sha256:{}", &hex::encode(digest)[..12])
+    ctx.fingerprint_keys.short_mac(value)
 }
 
 /// The revision after the one in the Secret (or in status, when the Secret is gone).

@@ -6,6 +6,8 @@
 //! - [`gather`]: the observation, from the cache and, before any issue, fresh;
 //! - [`issue`]: broker call and the Secret data, proven writable first;
 //! - [`write`]: the Secret write (and its dry run), never taking over a foreign Secret;
+//! - [`rewrite`]: the credential already held, written again (moved, keys renamed, a new
+//!   fingerprint): nothing is minted;
 //! - [`verify`], [`preflight`]: broker checks that mint nothing;
 //! - [`ownership`]: one sync client, one owner;
 //! - [`rollout`], [`events`]: what follows an issue.
@@ -14,7 +16,9 @@ pub(crate) mod events;
 mod gather;
 mod issue;
 mod ownership;
+pub mod pending;
 mod preflight;
+mod rewrite;
 mod rollout;
 mod verify;
 mod write;
@@ -31,14 +35,16 @@ pub use events::publish;
 use gather::{Fresh, Observation, Source};
 pub use rollout::RESTARTED_AT_ANNOTATION;
 
-use super::pending::Pending;
+use super::brokers::BrokerKey;
+use super::failure::FailureReason;
 use super::status::credential::{Outcome, StatusInput, compute};
 use super::status::notes::Notes;
 use super::status::{self, Guard, StatusWrite};
 use super::{Context, Error};
-use crate::api::{SpecError, SyncClientCredential};
-use crate::planner::{self, BlockReason, Plan, Policy, SecretState, WaitReason};
+use crate::api::{CredentialType, SpecError, SyncClientCredential};
+use crate::planner::{self, BlockReason, FailureCategory, Plan, Policy, SecretState, WaitReason};
 use crate::secret;
+use pending::Pending;
 
 /// How often a credential blocked by a foreign Secret looks again (that Secret is not watched).
 pub const FOREIGN_SECRET_RECHECK: Duration = Duration::from_secs(300);
@@ -67,7 +73,16 @@ async fn reconcile_at(
     }
     let mut observation = gather::from_cache(ctx, cr, now).await?;
     let mut notes = Notes::default();
-    let mut decision = checked(ctx, &mut observation, &mut notes).await;
+    let mut decision = decide(ctx, &observation);
+    // A probe of the stored token or a preflight is an action the planner chooses like any
+    // other; it mints nothing, its result joins the observation, and the planner decides again
+    // (each runs at most once per reconcile).
+    for _ in 0..2 {
+        if !check(ctx, &mut observation, &mut notes, &decision).await {
+            break;
+        }
+        decision = decide(ctx, &observation);
+    }
     if decision.needs_fresh_read() {
         // Every issue revokes the previous credential: it is decided again on a fresh read.
         observation = match gather::fresh(ctx, &observation).await? {
@@ -167,30 +182,30 @@ fn pending_is_superseded(observation: &Observation, pending: &Pending) -> bool {
     matches!(&observation.state, SecretState::Owned(record) if record.revision >= pending.record.revision)
 }
 
-/// Decides, running the broker checks that mint nothing (a probe of the stored token, a
-/// preflight) first when they are due, at most once each.
-async fn checked(ctx: &Context, observation: &mut Observation, notes: &mut Notes) -> Decision {
-    let mut decision = decide(ctx, observation);
-    for _ in 0..2 {
-        match decision {
-            Decision::Plan(Plan::Verify, _) => {
-                let (note, verification) = verify::probe(ctx, observation).await;
-                observation.verification = Some(verification);
-                notes.verification = Some(note);
-            }
-            Decision::Plan(Plan::Preflight, _) => {
-                let note = preflight::run(ctx, observation).await;
-                observation.preflight_ran = true;
-                if note.request.is_some() {
-                    observation.preflight_served.clone_from(&note.request);
-                }
-                notes.preflight = Some(note);
-            }
-            _ => break,
+/// Runs the check the decision asks for, if it is one; `false` when it is not.
+async fn check(
+    ctx: &Context,
+    observation: &mut Observation,
+    notes: &mut Notes,
+    decision: &Decision,
+) -> bool {
+    match decision {
+        Decision::Plan(Plan::Verify, _) => {
+            let (note, verification) = verify::probe(ctx, observation).await;
+            observation.verification = Some(verification);
+            notes.verification = Some(note);
         }
-        decision = decide(ctx, observation);
+        Decision::Plan(Plan::Preflight, _) => {
+            let note = preflight::run(ctx, observation).await;
+            observation.preflight_ran = true;
+            if note.request.is_some() {
+                observation.preflight_served.clone_from(&note.request);
+            }
+            notes.preflight = Some(note);
+        }
+        _ => return false,
     }
-    decision
+    true
 }
 
 async fn act(
@@ -209,7 +224,7 @@ async fn act(
             Outcome::SpecInvalid(error.to_string()),
             Action::await_change(),
         ),
-        Decision::StorePending(pending) => issue::store_pending(ctx, observation, *pending).await,
+        Decision::StorePending(pending) => pending::store_pending(ctx, observation, *pending).await,
         Decision::HoldPending { until, trigger } => (
             Outcome::Waiting {
                 renewal_time: None,
@@ -249,6 +264,9 @@ async fn act(
         Decision::Plan(Plan::Issue(trigger), policy) => {
             issue::run(ctx, observation, &policy, trigger).await
         }
+        Decision::Plan(Plan::Rewrite(reason), policy) => {
+            rewrite::run(ctx, observation, &policy, reason).await?
+        }
         // Checks already ran in this reconcile; their next turn is planned by the next one.
         Decision::Plan(Plan::Verify | Plan::Preflight, _) => (
             Outcome::Waiting {
@@ -284,9 +302,11 @@ async fn patch_metadata_drift(ctx: &Context, observation: &Observation) -> Resul
     Ok(())
 }
 
-/// Writes the status the outcome leads to (guarded when computed from the cache). A replica that
-/// lost the lease, or doubts it after a freeze, writes nothing: the new leader owns the status
-/// now. It keeps the schedule, though: a doubt passes, and a lease really lost ends the process.
+/// Writes the status the outcome leads to (guarded when computed from the cache). A status that
+/// cannot be written is kept and is where the next decision starts, so no failure, retry time or
+/// history entry is forgotten. A replica that lost the lease, or doubts it after a freeze, writes
+/// nothing: the new leader owns the status now. It keeps the schedule, though: a doubt passes,
+/// and a lease really lost ends the process.
 async fn record(
     ctx: &Context,
     observation: &Observation,
@@ -298,10 +318,9 @@ async fn record(
         return Ok(action);
     }
     let uid = observation.uid();
-    let carried = ctx.memo.unwritten_history(&uid);
-    let old = observation.old_status();
+    note_to_broker(ctx, observation, outcome);
     let new = compute(
-        &old,
+        &observation.old_status(),
         &StatusInput {
             now: observation.now,
             generation: observation.generation(),
@@ -313,35 +332,66 @@ async fn record(
                 .served_by_secret
                 .as_deref()
                 .filter(|served| observation.rotate_request.as_deref() == Some(served)),
-            carried_history: &carried,
+            scheduled_renewal: scheduled_renewal(observation),
+            probe_fresh_token: matches!(outcome, Outcome::Issued { .. })
+                && observation.cr.spec.credential_type == CredentialType::AccessToken
+                && ctx.brokers.claim_trust_probe(&BrokerKey::of(
+                    &observation.namespace(),
+                    &observation.cr.spec.broker_ref,
+                )),
         },
     );
     let guard = match observation.source {
         Source::Cache => Guard::IfUnchanged,
         Source::Fresh => Guard::Always,
     };
-    let unwritten = || {
-        new.history
-            .iter()
-            .filter(|entry| !old.history.contains(entry))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
     match status::write(&ctx.client, observation.cr.as_ref(), &new, guard).await {
         Ok(StatusWrite::Done) => {
-            ctx.memo.history_written(&uid);
             ctx.memo.status_written(&uid, &Some(&new));
             Ok(action)
         }
         Ok(StatusWrite::Stale) => {
-            ctx.memo.keep_unwritten_history(&uid, unwritten());
+            ctx.memo.keep_unwritten_status(&uid, new);
             Ok(Action::requeue(STALE_RETRY))
         }
         Err(error) => {
-            ctx.memo.keep_unwritten_history(&uid, unwritten());
+            ctx.memo.keep_unwritten_status(&uid, new);
             Err(error)
         }
     }
+}
+
+/// What the credential's broker learns from this outcome: a failure that needs a change (or an
+/// authentication failure) has the broker checked again and its Secrets watched until a
+/// credential succeeds; the failure remembers the broker's state, so a change retries at once.
+fn note_to_broker(ctx: &Context, observation: &Observation, outcome: &Outcome) {
+    let uid = observation.uid();
+    let key = BrokerKey::of(&observation.namespace(), &observation.cr.spec.broker_ref);
+    match outcome {
+        Outcome::Failed { failure, .. } => {
+            ctx.memo
+                .set_failure_broker_state(&uid, observation.broker_state.clone());
+            let authentication = failure.reason == FailureReason::AuthenticationFailed;
+            if authentication || failure.category() == FailureCategory::Permanent {
+                let newly = ctx.brokers.credentials_failing(&key).is_none();
+                ctx.brokers.credential_failed(&key, authentication);
+                if newly || authentication {
+                    ctx.triggers.broker(&key);
+                }
+            }
+        }
+        Outcome::Issued { .. } => {
+            ctx.memo.set_failure_broker_state(&uid, None);
+            ctx.brokers.credential_succeeded(&key);
+        }
+        _ => {}
+    }
+}
+
+/// When the credential the schedule is read from is due for renewal.
+fn scheduled_renewal(observation: &Observation) -> Option<DateTime<Utc>> {
+    let policy = observation.policy.as_ref().ok()?;
+    planner::renewal_time(policy, observation.record()?, observation.jitter_seed)
 }
 
 /// Requeue at a planned time (never earlier than one second from now).

@@ -1,8 +1,17 @@
-//! The probe of a stored access token (`spec.verifyInterval`): the broker's SCIM endpoint is
-//! called with the token. A refusal means someone revoked it (an administrator pressing
-//! "Generate" in the vSphere Client, another tool): it is replaced at once. Any other failure
-//! is reported and never triggers an issue. Nothing is minted.
+//! The probe of a stored access token (`spec.verifyInterval`, and the probes owed after a
+//! generate went unanswered or after a token replaced a revoked one): the broker's SCIM endpoint
+//! is called with the token. Nothing is minted.
+//!
+//! A refusal re-issues only when the operator is sure the token, not the probe, is at fault:
+//! a second probe a few seconds later must agree, and this broker's probe must have accepted a
+//! token before (and not have refused one minted a moment ago). Otherwise the credential reports
+//! that verification is unavailable and keeps its token: a proxy, or an account that may not
+//! read users, would otherwise revoke a working token at every probe. Any other failure is only
+//! reported.
 
+use std::time::Duration;
+
+use chrono::TimeDelta;
 use kube::runtime::events::EventType;
 use sync_client_broker::SecretString;
 
@@ -10,19 +19,27 @@ use super::events::publish;
 use super::gather::{Observation, VERIFY_REVOKED, VERIFY_VALID};
 use crate::api::reasons;
 use crate::controller::Context;
-use crate::controller::failure::Failure;
+use crate::controller::brokers::ResolvedBroker;
+use crate::controller::failure::{Failure, FailureReason};
 use crate::controller::status::notes::VerifyNote;
 use crate::planner::Verification;
 use crate::secret::{self, KeyNames};
 
+/// How long the second probe waits after a refusal.
+pub const CONFIRM_DELAY: Duration = Duration::from_secs(3);
+/// A token issued less than this long ago is fresh: a probe refusing it is itself at fault.
+const FRESH: TimeDelta = TimeDelta::minutes(2);
+/// What `lastVerifyResult` starts with when the probe cannot be trusted.
+pub const VERIFY_UNAVAILABLE: &str = "Unavailable";
+
 /// Probes the token in the observed Secret.
 pub async fn probe(ctx: &Context, observation: &Observation) -> (VerifyNote, Verification) {
     let at = observation.now;
-    let result = match probe_token(ctx, observation).await {
-        Ok(true) => VERIFY_VALID.to_owned(),
-        Ok(false) => {
+    let result = match verdict(ctx, observation).await {
+        Ok(Verdict::Valid) => VERIFY_VALID.to_owned(),
+        Ok(Verdict::Revoked) => {
             let note = format!(
-                "the broker refused the token in Secret {}: it was revoked elsewhere and is replaced now",
+                "the broker refused the token in Secret {} twice, and its probe accepts tokens: it was revoked elsewhere and is replaced now",
                 observation.secret_name
             );
             tracing::warn!(namespace = %observation.namespace(), name = %observation.name(), "stored token was revoked elsewhere");
@@ -36,14 +53,31 @@ pub async fn probe(ctx: &Context, observation: &Observation) -> (VerifyNote, Ver
             .await;
             VERIFY_REVOKED.to_owned()
         }
+        Ok(Verdict::Unavailable(why)) => {
+            let note = format!(
+                "{VERIFY_UNAVAILABLE}: the broker refused the token in Secret {} twice, but {why}: the probe itself may be at fault (a proxy, an account that may not read users); the token is kept",
+                observation.secret_name
+            );
+            tracing::warn!(namespace = %observation.namespace(), name = %observation.name(), %why, "token verification unavailable");
+            publish(
+                ctx,
+                &observation.cr,
+                EventType::Warning,
+                reasons::EVENT_VERIFICATION_UNAVAILABLE,
+                &note,
+            )
+            .await;
+            note
+        }
         Err(failure) => {
-            tracing::info!(namespace = %observation.namespace(), name = %observation.name(), reason = %failure.reason, message = %failure.message, "could not verify the stored token");
+            tracing::info!(namespace = %observation.namespace(), name = %observation.name(), reason = %failure.reason, detail = %failure.message, "could not verify the stored token");
             format!("{}: {}", failure.reason, failure.message)
         }
     };
     let label = match result.as_str() {
         VERIFY_VALID => "valid",
         VERIFY_REVOKED => "revoked",
+        other if other.starts_with(VERIFY_UNAVAILABLE) => "unavailable",
         _ => "failed",
     };
     ctx.metrics.record_verification(label);
@@ -51,37 +85,74 @@ pub async fn probe(ctx: &Context, observation: &Observation) -> (VerifyNote, Ver
     (VerifyNote { at, result }, Verification { at, revoked })
 }
 
-async fn probe_token(ctx: &Context, observation: &Observation) -> Result<bool, Failure> {
+enum Verdict {
+    Valid,
+    Revoked,
+    Unavailable(&'static str),
+}
+
+async fn verdict(ctx: &Context, observation: &Observation) -> Result<Verdict, Failure> {
+    let token = stored_token(ctx, observation).await?;
+    let broker = super::gather::broker(ctx, observation).await?;
+    if probe_once(&broker, &token).await? {
+        ctx.brokers.probe_accepted(&broker.key);
+        return Ok(Verdict::Valid);
+    }
+    tokio::time::sleep(CONFIRM_DELAY).await;
+    if probe_once(&broker, &token).await? {
+        ctx.brokers.probe_accepted(&broker.key);
+        return Ok(Verdict::Valid);
+    }
+    let fresh = observation
+        .record()
+        .is_some_and(|record| observation.now.signed_duration_since(record.issued_at) < FRESH);
+    if fresh {
+        // A token minted a moment ago is refused: the probe, not the token, is at fault.
+        ctx.brokers.probe_refused_fresh_token(&broker.key);
+        return Ok(Verdict::Unavailable(
+            "it was issued moments ago, so the probe refuses valid tokens",
+        ));
+    }
+    if ctx.brokers.probe_trusted(&broker.key) {
+        Ok(Verdict::Revoked)
+    } else {
+        Ok(Verdict::Unavailable(
+            "its probe has not been seen to accept a token since the operator started",
+        ))
+    }
+}
+
+async fn probe_once(broker: &ResolvedBroker, token: &SecretString) -> Result<bool, Failure> {
+    let _permit = broker.permit().await?;
+    broker
+        .client
+        .probe_token(token)
+        .await
+        .map_err(|e| Failure::from_broker(&e))
+}
+
+/// The access token in the Secret (read now when only its metadata was cached).
+async fn stored_token(ctx: &Context, observation: &Observation) -> Result<SecretString, Failure> {
     let keys = KeyNames::from_spec(observation.cr.spec.keys.as_ref());
     let read;
     let secret = if observation.secret_complete {
         observation.secret.as_ref()
     } else {
-        // Only the metadata was cached: the token itself is read now.
         read = super::gather::read_secret(ctx, &observation.cr)
             .await
-            .map_err(|e| {
-                Failure::new(
-                    crate::controller::failure::FailureReason::SecretWriteFailed,
-                    e.to_string(),
-                )
-            })?;
+            .map_err(|e| Failure::new(FailureReason::SecretReadFailed, e.to_string()))?;
         read.as_ref()
     };
-    let token = secret
+    secret
         .map(secret::data_of)
         .and_then(|data| data.get(&keys.access_token).map(SecretString::from))
         .ok_or_else(|| {
             Failure::new(
-                crate::controller::failure::FailureReason::SpecInvalid,
-                "the Secret holds no access token to verify",
+                FailureReason::SecretReadFailed,
+                format!(
+                    "Secret {} holds no access token under key {} to verify",
+                    observation.secret_name, keys.access_token
+                ),
             )
-        })?;
-    let broker = super::gather::broker(ctx, observation).await?;
-    let _permit = broker.permit().await?;
-    broker
-        .client
-        .probe_token(&token)
-        .await
-        .map_err(|e| Failure::from_broker(&e))
+        })
 }

@@ -1,5 +1,5 @@
-//! Writes the Secret: a server-side dry run before a credential is generated (so a write the API
-//! server would refuse costs no revocation), then the real write at once after it, never taking
+//! Writes the Secret: a server-side dry run before every generate (so a write the API server
+//! would refuse costs no revocation), then the real write at once after it, never taking
 //! over a Secret someone else created, and never overwriting a newer revision than the one this
 //! credential was generated from.
 
@@ -24,9 +24,10 @@ pub enum WriteError {
     Rejected(Failure),
     /// It may work later (conflicts, server errors, the network).
     Failed(Failure),
-    /// The Secret holds a newer revision than the one this credential was generated from:
-    /// another writer (a newer leader) issued after it, so it must not be stored.
-    Superseded,
+    /// The Secret holds a newer revision than the one this credential was generated from (or
+    /// the same revision from another issue): another writer stored a credential meanwhile;
+    /// here is what it stored.
+    Superseded(Box<Secret>),
     /// A Secret by that name appeared that this credential does not control: never overwritten.
     Foreign(Failure),
 }
@@ -90,8 +91,12 @@ impl<'a> SecretWrite<'a> {
                             self.name
                         )))
                     })?;
-                    if self.superseded_by(current.as_ref()) {
-                        return Err(WriteError::Superseded);
+                    if let Some(found) = current.as_ref().filter(|c| holds_this_issue(c, desired)) {
+                        // An earlier attempt landed after all (its answer was lost).
+                        return Ok(found.metadata.resource_version.clone());
+                    }
+                    if let Some(theirs) = current.as_ref().filter(|c| self.superseded_by(c)) {
+                        return Err(WriteError::Superseded(Box::new(theirs.clone())));
                     }
                     last = Some(redacted(&status.message, desired));
                 }
@@ -113,8 +118,8 @@ impl<'a> SecretWrite<'a> {
     }
 
     /// Whether `current` holds a revision newer than the one this write was prepared from.
-    fn superseded_by(&self, current: Option<&Secret>) -> bool {
-        let revision = current
+    fn superseded_by(&self, current: &Secret) -> bool {
+        let revision = Some(current)
             .filter(|s| secret::is_controlled_by(s, &self.owner_uid))
             .and_then(|s| s.metadata.annotations.as_ref())
             .and_then(|a| a.get(REVISION_ANNOTATION))
@@ -144,35 +149,16 @@ impl<'a> SecretWrite<'a> {
     }
 }
 
-/// Whether the API server may refuse `desired` where it accepted `existing`: a dry run is only
-/// needed when what is written changed shape (a new Secret, other data keys, template labels or
-/// annotations it does not hold yet). The data values and the record annotations change on every
-/// issue and are not the shape.
-pub fn needs_dry_run(existing: Option<&Secret>, desired: &Secret) -> bool {
-    let Some(existing) = existing else {
-        return true;
-    };
-    let keys = |s: &Secret| {
-        s.data
+/// Whether `current` holds exactly what `desired` writes: the same issue (its id) and data.
+fn holds_this_issue(current: &Secret, desired: &Secret) -> bool {
+    let issue = |s: &Secret| {
+        s.metadata
+            .annotations
             .as_ref()
-            .map(|d| d.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default()
+            .and_then(|a| a.get(secret::ISSUE_ID_ANNOTATION))
+            .cloned()
     };
-    let contains = |have: &Option<BTreeMap<String, String>>,
-                    want: &Option<BTreeMap<String, String>>,
-                    skip_record: bool| {
-        want.iter().flatten().all(|(k, v)| {
-            (skip_record && k.starts_with(crate::api::shape::RESERVED_ANNOTATION_PREFIX))
-                || have.as_ref().and_then(|h| h.get(k)) == Some(v)
-        })
-    };
-    keys(existing) != keys(desired)
-        || !contains(&existing.metadata.labels, &desired.metadata.labels, false)
-        || !contains(
-            &existing.metadata.annotations,
-            &desired.metadata.annotations,
-            true,
-        )
+    issue(current).is_some() && issue(current) == issue(desired) && current.data == desired.data
 }
 
 /// Sorts an API error into what can be retried and what cannot.

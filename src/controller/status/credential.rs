@@ -6,10 +6,14 @@
 use chrono::{DateTime, Utc};
 
 use super::bounded;
+use super::due::{renewal_due, verify_due};
 use super::notes::{Notes, apply_notes, record_attempt};
 use crate::api::{Condition, ConditionStatus, SyncClientCredentialStatus, reasons, set_condition};
 use crate::controller::failure::{Failure, FailureReason};
-use crate::planner::{BlockReason, Expiry, Failures, IssueReason, Record, SecretState, WaitReason};
+use crate::planner::{
+    BlockReason, Expiry, FailureCategory, Failures, IssueReason, Record, RewriteReason,
+    SecretState, WaitReason,
+};
 use crate::secret::rfc3339;
 
 /// What the reconcile did, for the status.
@@ -23,6 +27,12 @@ pub enum Outcome {
         /// Short fingerprint of the new credential, for the history.
         fingerprint: String,
     },
+    /// The credential already held was written again (moved, keys renamed, fingerprinted anew).
+    Rewritten {
+        record: Record,
+        renewal_time: Option<DateTime<Utc>>,
+        reason: RewriteReason,
+    },
     Failed {
         failure: Failure,
         trigger: IssueReason,
@@ -33,6 +43,9 @@ pub enum Outcome {
         /// A credential stored although the attempt failed (a broker anomaly), with its
         /// fingerprint.
         stored: Option<(Record, String)>,
+        /// The generate's outcome is unknown: it may still land at the broker (and revoke what
+        /// the Secret holds then) until this time, when the stored token is checked.
+        verify_after: Option<DateTime<Utc>>,
     },
     Waiting {
         renewal_time: Option<DateTime<Utc>>,
@@ -59,8 +72,11 @@ pub struct StatusInput<'a> {
     pub notes: &'a Notes,
     /// A rotate request the Secret's record says was served (its status may not say so yet).
     pub served_rotate_request: Option<&'a str>,
-    /// History entries computed earlier whose status write failed: they are kept.
-    pub carried_history: &'a [crate::api::RotationRecord],
+    /// When the credential the schedule is read from is due for renewal (jitter included).
+    pub scheduled_renewal: Option<DateTime<Utc>>,
+    /// A token issued now is probed soon after: its broker's probe has not yet been seen to
+    /// accept a token, and only a probe known to accept tokens may prove one revoked.
+    pub probe_fresh_token: bool,
 }
 
 /// One condition's value.
@@ -114,25 +130,56 @@ pub fn compute(
     if let Some(record) = record {
         record_fields(&mut status, record);
     }
-    let current = record.is_some_and(|r| r.data_intact && !is_expired(r, input.now));
+    let current = record.is_some_and(|r| is_current(r, input.now));
+    status.renewal_due_time = renewal_due(old, input);
+    status.verify_due_time = verify_due(old, input);
     if let Some(served) = input.served_rotate_request {
         status.observed_rotate_request = Some(served.to_owned());
     }
     apply_notes(&mut status, input);
     record_attempt(&mut status, input);
-    let (ready, issuing) = match input.outcome {
+    let (ready, issuing) = verdicts(&mut status, old, input, record, current);
+    set_conditions(&mut status, old, input, ready, issuing);
+    status
+}
+
+/// What the outcome says of both conditions, with the status fields it sets.
+fn verdicts(
+    status: &mut SyncClientCredentialStatus,
+    old: &SyncClientCredentialStatus,
+    input: &StatusInput<'_>,
+    record: Option<&Record>,
+    current: bool,
+) -> (Verdict, Verdict) {
+    match input.outcome {
         Outcome::Issued {
             record,
             renewal_time,
             rotate_request,
             ..
         } => issued(
-            &mut status,
+            status,
             input,
             record,
             *renewal_time,
             rotate_request.as_deref(),
         ),
+        Outcome::Rewritten {
+            record,
+            renewal_time,
+            ..
+        } => {
+            record_fields(status, record);
+            status.renewal_time = *renewal_time;
+            let ready = ready_from_record(
+                input.secret_name,
+                Some(record),
+                is_current(record, input.now),
+                old,
+            );
+            let issuing = waiting_issuing(status, old, *renewal_time, None);
+            (ready, issuing)
+        }
         Outcome::Failed {
             failure,
             trigger,
@@ -143,7 +190,7 @@ pub fn compute(
         } => {
             let current = match stored {
                 Some((record, _)) => {
-                    record_fields(&mut status, record);
+                    record_fields(status, record);
                     false
                 }
                 None => current,
@@ -154,15 +201,16 @@ pub fn compute(
                 next_retry: *next_retry,
                 rotate_request: rotate_request.as_deref(),
             };
-            failed(&mut status, input, current, &attempt)
+            failed(status, input, current, &attempt)
         }
         Outcome::Waiting { renewal_time, held } => {
-            status.renewal_time = *renewal_time;
+            // The next try: the planned rotation, or the end of the backoff or throttle.
+            status.renewal_time = held.map(|(_, at)| at).or(*renewal_time);
             let ready = ready_from_record(input.secret_name, record, current, old);
-            (ready, waiting_issuing(&mut status, *renewal_time, *held))
+            (ready, waiting_issuing(status, old, *renewal_time, *held))
         }
-        Outcome::Blocked(reason) => blocked(&mut status, old, input, current, *reason),
-        Outcome::InUse { owner } => in_use(&mut status, owner),
+        Outcome::Blocked(reason) => blocked(status, input, current, *reason),
+        Outcome::InUse { owner } => in_use(status, owner),
         Outcome::SpecInvalid(message) => {
             status.renewal_time = None;
             status.next_retry_time = None;
@@ -174,9 +222,7 @@ pub fn compute(
             );
             (verdict.clone(), verdict)
         }
-    };
-    set_conditions(&mut status, old, input, ready, issuing);
-    status
+    }
 }
 
 fn in_use(status: &mut SyncClientCredentialStatus, owner: &str) -> (Verdict, Verdict) {
@@ -286,18 +332,28 @@ fn failed(
             message.clone(),
         )
     };
-    let issuing = match next_retry {
-        Some(at) => Verdict::new(
+    if next_retry.is_some() {
+        status.renewal_time = next_retry;
+    }
+    let issuing = match (next_retry, failure.category()) {
+        (Some(at), FailureCategory::Permanent) => Verdict::new(
+            ConditionStatus::True,
+            failure.reason.as_str(),
+            bounded(&format!(
+                "{message}; {}; retried at {} and at once when the spec, the broker or its Secret changes, or on a new syncclient.io/rotate-request",
+                failure.reason.hint(),
+                rfc3339(at)
+            )),
+        ),
+        (Some(at), FailureCategory::Retryable) => Verdict::new(
             ConditionStatus::True,
             reasons::BACKOFF,
             bounded(&format!("retrying at {}; {message}", rfc3339(at))),
         ),
-        None => Verdict::new(
+        (None, _) => Verdict::new(
             ConditionStatus::False,
             failure.reason.as_str(),
-            bounded(&format!(
-                "{message}; fix the cause, then change the spec or set the syncclient.io/rotate-request annotation"
-            )),
+            bounded(&format!("{message}; {}", failure.reason.hint())),
         ),
     };
     (ready, issuing)
@@ -305,15 +361,20 @@ fn failed(
 
 fn waiting_issuing(
     status: &mut SyncClientCredentialStatus,
+    old: &SyncClientCredentialStatus,
     renewal_time: Option<DateTime<Utc>>,
     held: Option<(WaitReason, DateTime<Utc>)>,
 ) -> Verdict {
     match held {
         Some((WaitReason::Backoff(trigger), at)) => {
             status.next_retry_time = Some(at);
+            // A failure that needs a change is named: it says what to fix.
+            let reason = stored_reason(old)
+                .filter(|r| r.category() == FailureCategory::Permanent)
+                .map_or(reasons::BACKOFF, FailureReason::as_str);
             Verdict::new(
                 ConditionStatus::True,
-                reasons::BACKOFF,
+                reason,
                 bounded(&format!(
                     "{} after {} failed attempt(s); retrying at {}",
                     trigger_action(trigger),
@@ -341,7 +402,6 @@ fn waiting_issuing(
 
 fn blocked(
     status: &mut SyncClientCredentialStatus,
-    old: &SyncClientCredentialStatus,
     input: &StatusInput<'_>,
     current: bool,
     reason: BlockReason,
@@ -361,10 +421,6 @@ fn blocked(
         BlockReason::SyncClientInUse => (
             reasons::SYNC_CLIENT_IN_USE,
             "another, older SyncClientCredential rotates this sync client".to_owned(),
-        ),
-        BlockReason::PermanentFailure => (
-            stored_reason(old).map_or(FailureReason::SpecInvalid.as_str(), FailureReason::as_str),
-            old.last_failure_message.clone().unwrap_or_default(),
         ),
     };
     status.renewal_time = None;
@@ -436,7 +492,7 @@ fn set_conditions(
         Outcome::Waiting {
             held: Some((WaitReason::Backoff(_), _)),
             ..
-        } | Outcome::Blocked(BlockReason::PermanentFailure)
+        }
     );
     for (type_, mut verdict) in [(reasons::READY, ready), (reasons::ISSUING, issuing)] {
         if keep_messages
@@ -473,6 +529,12 @@ fn is_expired(record: &Record, now: DateTime<Utc>) -> bool {
     matches!(record.expiry, Expiry::At(at) if now >= at)
 }
 
+/// Intact and not expired: Ready is False from the moment the stored token has expired,
+/// whatever else holds.
+fn is_current(record: &Record, now: DateTime<Utc>) -> bool {
+    record.data_intact && !is_expired(record, now)
+}
+
 fn current_message(secret_name: &str, record: &Record) -> String {
     match record.expiry {
         Expiry::At(at) => format!(
@@ -502,5 +564,8 @@ pub fn trigger_action(trigger: IssueReason) -> &'static str {
         IssueReason::RevokedExternally => "replacing the token revoked elsewhere",
         IssueReason::Expired => "replacing the expired credential",
         IssueReason::RenewalDue => "scheduled rotation",
+        IssueReason::OutcomeUnknown => {
+            "replacing a client secret a generate that went unanswered may have revoked"
+        }
     }
 }

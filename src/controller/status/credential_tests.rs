@@ -22,6 +22,8 @@ fn record(revision: i64) -> Record {
         revision,
         spec_hash: Some("h".into()),
         data_intact: true,
+        layout_current: true,
+        fingerprint_current: true,
     }
 }
 
@@ -80,7 +82,8 @@ fn run(case: &Case) -> SyncClientCredentialStatus {
             outcome: &case.outcome,
             notes: &Notes::default(),
             served_rotate_request: None,
-            carried_history: &[],
+            scheduled_renewal: Some(t(2000)),
+            probe_fresh_token: false,
         },
     )
 }
@@ -145,6 +148,7 @@ fn status_follows_the_outcome_and_the_secret() {
                 rotate_request: Some("r".into()),
                 revision: 2,
                 stored: None,
+                verify_after: None,
             },
             issuing: (ConditionStatus::True, reasons::BACKOFF),
             check: |s| {
@@ -171,6 +175,7 @@ fn status_follows_the_outcome_and_the_secret() {
                 rotate_request: None,
                 revision: 2,
                 stored: None,
+                verify_after: None,
             },
             ready: (ConditionStatus::False, "RotationStateUnknown"),
             issuing: (ConditionStatus::True, reasons::BACKOFF),
@@ -186,6 +191,7 @@ fn status_follows_the_outcome_and_the_secret() {
                 rotate_request: Some("r".into()),
                 revision: 2,
                 stored: None,
+                verify_after: None,
             },
             ready: (ConditionStatus::False, "SyncClientNotFound"),
             issuing: (ConditionStatus::False, "SyncClientNotFound"),
@@ -274,13 +280,88 @@ fn status_follows_the_outcome_and_the_secret() {
             ..Case::default()
         },
         Case {
-            name: "blocked by a permanent failure shows the stored reason",
-            old: failed_before("PermissionDenied"),
-            secret: SecretState::Missing,
-            outcome: Outcome::Blocked(BlockReason::PermanentFailure),
+            name: "a renewal refused for good is retried: Issuing names the reason, renewalTime the retry",
+            now: 2100,
+            outcome: Outcome::Failed {
+                failure: failure(FailureReason::PermissionDenied),
+                trigger: IssueReason::RenewalDue,
+                next_retry: Some(t(2400)),
+                rotate_request: None,
+                revision: 2,
+                stored: None,
+                verify_after: None,
+            },
+            issuing: (ConditionStatus::True, "PermissionDenied"),
+            check: |s| {
+                assert_eq!(s.renewal_time, Some(t(2400)), "the next try");
+                assert_eq!(s.next_retry_time, Some(t(2400)));
+                assert_eq!(
+                    s.renewal_due_time,
+                    Some(t(2000)),
+                    "due since the planned renewal"
+                );
+                let issuing = s.conditions.iter().find(|c| c.type_ == "Issuing").unwrap();
+                assert!(
+                    issuing
+                        .message
+                        .contains("grant the vCenter account the privilege"),
+                    "{}",
+                    issuing.message
+                );
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "waiting out that retry keeps the reason and the times",
+            now: 2200,
+            old: SyncClientCredentialStatus {
+                renewal_due_time: Some(t(2000)),
+                ..failed_before("PermissionDenied")
+            },
+            outcome: Outcome::Waiting {
+                renewal_time: Some(t(2000)),
+                held: Some((WaitReason::Backoff(IssueReason::RenewalDue), t(2400))),
+            },
+            issuing: (ConditionStatus::True, "PermissionDenied"),
+            check: |s| {
+                assert_eq!(s.renewal_time, Some(t(2400)));
+                assert_eq!(s.renewal_due_time, Some(t(2000)));
+            },
+            ..Case::default()
+        },
+        Case {
+            name: "Ready is False from the moment the stored token has expired",
+            now: 3000,
+            old: SyncClientCredentialStatus {
+                renewal_due_time: Some(t(2000)),
+                ..failed_before("PermissionDenied")
+            },
+            outcome: Outcome::Waiting {
+                renewal_time: Some(t(2000)),
+                held: Some((WaitReason::Backoff(IssueReason::Expired), t(3100))),
+            },
             ready: (ConditionStatus::False, "PermissionDenied"),
-            issuing: (ConditionStatus::False, "PermissionDenied"),
-            check: |s| assert_eq!(s.next_retry_time, None),
+            issuing: (ConditionStatus::True, "PermissionDenied"),
+            check: |s| assert_eq!(s.renewal_due_time, Some(t(2000)), "still due since then"),
+            ..Case::default()
+        },
+        Case {
+            name: "a generate that went unanswered owes a probe at the end of its window",
+            outcome: Outcome::Failed {
+                failure: Failure {
+                    outcome_unknown: true,
+                    ..failure(FailureReason::RotationStateUnknown)
+                },
+                trigger: IssueReason::RenewalDue,
+                next_retry: Some(t(105)),
+                rotate_request: None,
+                revision: 2,
+                stored: None,
+                verify_after: Some(t(400)),
+            },
+            ready: (ConditionStatus::False, "RotationStateUnknown"),
+            issuing: (ConditionStatus::True, reasons::BACKOFF),
+            check: |s| assert_eq!(s.verify_due_time, Some(t(400))),
             ..Case::default()
         },
         Case {
@@ -349,6 +430,7 @@ fn waiting_out_a_backoff_keeps_the_message_written_with_the_failure() {
             rotate_request: None,
             revision: 2,
             stored: None,
+            verify_after: None,
         },
         ..Case::default()
     });
@@ -378,6 +460,7 @@ fn failure_messages_are_bounded_to_one_line() {
             rotate_request: None,
             revision: 2,
             stored: None,
+            verify_after: None,
         },
         ..Case::default()
     });

@@ -74,16 +74,8 @@ pub fn apply_notes(status: &mut SyncClientCredentialStatus, input: &StatusInput<
     }
 }
 
-/// Adds an issue attempt (and entries whose earlier status write failed) to the history, newest
-/// first, keeping at most [`MAX_HISTORY`].
+/// Adds an issue attempt to the history, newest first, keeping at most [`MAX_HISTORY`].
 pub fn record_attempt(status: &mut SyncClientCredentialStatus, input: &StatusInput<'_>) {
-    for carried in input.carried_history {
-        if !status.history.contains(carried) {
-            status.history.push(carried.clone());
-        }
-    }
-    status.history.sort_by_key(|r| std::cmp::Reverse(r.time));
-    status.history.truncate(MAX_HISTORY);
     let entry = match input.outcome {
         Outcome::Issued {
             record,

@@ -230,6 +230,16 @@ impl Client {
     }
 }
 
+/// A kube-rs client from a kubeconfig: [`KubeSim::kubeconfig_yaml`], or one with another token.
+pub async fn kube_client(kubeconfig_yaml: &str) -> kube::Client {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let kubeconfig = Kubeconfig::from_yaml(kubeconfig_yaml).expect("a kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("a kube config");
+    kube::Client::try_from(config).expect("a kube client")
+}
+
 /// A simulator with the fixture CRDs installed, and a client for it.
 pub async fn sim_with_fixtures() -> (KubeSim, Client) {
     let sim = KubeSim::start().await.expect("simulator starts");

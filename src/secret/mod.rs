@@ -1,20 +1,26 @@
 //! The Secret is the record: one write stores the credential with its issue time, expiry,
-//! revision, spec hash and a keyed fingerprint of the data, so a restarted operator knows the
-//! schedule without calling the broker. This module renders that Secret and reads it back into
-//! the planner's [`SecretState`]; it does no I/O.
+//! revision, the identity it was issued for, the data keys it is stored under, an issue id and a
+//! keyed fingerprint of it all, so a restarted operator knows the schedule without calling the
+//! broker. This module renders that Secret and reads it back into the planner's
+//! [`SecretState`]; it does no I/O.
+
+mod fingerprint;
+mod layout;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::api::{CredentialType, SecretKeys, SyncClientCredential};
+pub use fingerprint::{FingerprintCheck, FingerprintKey, FingerprintKeys, RecordText};
+pub use layout::{HeldValues, KeyNames};
+
+use crate::api::{CredentialType, SyncClientCredential};
 use crate::planner::{Expiry, Record, SecretState};
 
 /// Label on every Secret the operator writes; its watch is filtered by it.
@@ -25,8 +31,13 @@ pub const CREDENTIAL_LABEL: &str = "syncclient.io/credential";
 pub const ISSUED_AT_ANNOTATION: &str = "syncclient.io/issued-at";
 pub const EXPIRES_AT_ANNOTATION: &str = "syncclient.io/expires-at";
 pub const REVISION_ANNOTATION: &str = "syncclient.io/revision";
+/// The identity the credential was issued for (broker, directory, credential type), hashed.
 pub const SPEC_HASH_ANNOTATION: &str = "syncclient.io/spec-hash";
 pub const FINGERPRINT_ANNOTATION: &str = "syncclient.io/fingerprint";
+/// Which data key holds which value, so renamed keys are rewritten without a new credential.
+pub const DATA_KEYS_ANNOTATION: &str = "syncclient.io/data-keys";
+/// A random id per issue: two writers of one revision are told apart by it.
+pub const ISSUE_ID_ANNOTATION: &str = "syncclient.io/issue-id";
 /// The rotate request the credential in the Secret served.
 pub const SERVED_ROTATE_REQUEST_ANNOTATION: &str = "syncclient.io/served-rotate-request";
 /// Value of the expiry annotation when the broker reported none.
@@ -54,33 +65,7 @@ impl CredentialData {
     }
 }
 
-/// The data keys in use for a spec (defaults overridden by `spec.keys`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyNames {
-    pub access_token: String,
-    pub expires_at: String,
-    pub scim_url: String,
-    pub client_id: String,
-    pub client_secret: String,
-}
-
-impl KeyNames {
-    pub fn from_spec(keys: Option<&SecretKeys>) -> Self {
-        let pick = |value: Option<&String>, default: &str| {
-            value.cloned().unwrap_or_else(|| default.to_owned())
-        };
-        let keys = keys.cloned().unwrap_or_default();
-        Self {
-            access_token: pick(keys.access_token.as_ref(), "access_token"),
-            expires_at: pick(keys.expires_at.as_ref(), "expires_at"),
-            scim_url: pick(keys.scim_url.as_ref(), "scim_url"),
-            client_id: pick(keys.client_id.as_ref(), "client_id"),
-            client_secret: pick(keys.client_secret.as_ref(), "client_secret"),
-        }
-    }
-}
-
-/// A freshly issued credential, as plain values.
+/// A credential as plain values.
 pub enum IssuedValues<'a> {
     AccessToken {
         token: &'a str,
@@ -93,7 +78,7 @@ pub enum IssuedValues<'a> {
     },
 }
 
-/// Builds the data map for an issued credential.
+/// Builds the data map for a credential.
 pub fn credential_data(keys: &KeyNames, values: &IssuedValues<'_>) -> CredentialData {
     let mut data = BTreeMap::new();
     match values {
@@ -125,116 +110,66 @@ pub struct RecordMeta {
     pub issued_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revision: i64,
+    /// The identity hash (`crate::api::spec_hash`).
     pub spec_hash: String,
     /// The `syncclient.io/rotate-request` value this credential served, so a request is never
     /// served twice even when the status recording it could not be written.
     pub rotate_request: Option<String>,
+    pub credential_type: CredentialType,
+    /// The data keys the values are stored under.
+    pub keys: KeyNames,
+    /// Random per issue; kept when the Secret is only rewritten.
+    pub issue_id: String,
 }
 
-/// Keyed fingerprint of the data: detects edits without storing anything derived from the
-/// credential that could be checked offline against guesses.
-#[derive(Clone)]
-pub struct FingerprintKey(Vec<u8>);
-
-impl fmt::Debug for FingerprintKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("FingerprintKey(<redacted>)")
-    }
-}
-
-impl FingerprintKey {
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
-    }
-
-    /// HMAC-SHA256 over the owner's uid, the data and the record annotations (so that editing
-    /// `expires-at` cannot postpone a rotation unnoticed), keyed by the operator key.
-    pub fn fingerprint(
-        &self,
-        owner_uid: &str,
-        data: &CredentialData,
-        record: &RecordText,
-    ) -> String {
-        #[allow(clippy::expect_used)] // HMAC accepts keys of any length.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
-        // Length prefixes keep ("ab","c") and ("a","bc") apart.
-        let mut field = |bytes: &[u8]| {
-            mac.update(&(bytes.len() as u64).to_be_bytes());
-            mac.update(bytes);
-        };
-        field(owner_uid.as_bytes());
-        for (key, value) in &data.0 {
-            field(key.as_bytes());
-            field(value.as_bytes());
-        }
-        for value in [
-            &record.issued_at,
-            &record.expires_at,
-            &record.revision,
-            &record.spec_hash,
-            &record.rotate_request,
-        ] {
-            field(value.as_bytes());
-        }
-        format!("v2:{}", hex::encode(mac.finalize().into_bytes()))
-    }
-}
-
-/// The record annotations as written (what the fingerprint covers besides the data).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecordText {
-    pub issued_at: String,
-    pub expires_at: String,
-    pub revision: String,
-    pub spec_hash: String,
-    pub rotate_request: String,
-}
-
-impl RecordText {
-    fn of(record: &RecordMeta) -> Self {
-        Self {
-            issued_at: rfc3339(record.issued_at),
-            expires_at: record
+impl RecordMeta {
+    fn text(&self) -> RecordText {
+        RecordText {
+            issued_at: rfc3339(self.issued_at),
+            expires_at: self
                 .expires_at
                 .map_or_else(|| EXPIRY_NOT_REPORTED.to_owned(), rfc3339),
-            revision: record.revision.to_string(),
-            spec_hash: record.spec_hash.clone(),
-            rotate_request: record.rotate_request.clone().unwrap_or_default(),
-        }
-    }
-
-    fn read(annotations: &BTreeMap<String, String>) -> Self {
-        let get = |key: &str| annotations.get(key).cloned().unwrap_or_default();
-        Self {
-            issued_at: get(ISSUED_AT_ANNOTATION),
-            expires_at: get(EXPIRES_AT_ANNOTATION),
-            revision: get(REVISION_ANNOTATION),
-            spec_hash: get(SPEC_HASH_ANNOTATION),
-            rotate_request: get(SERVED_ROTATE_REQUEST_ANNOTATION),
+            revision: self.revision.to_string(),
+            spec_hash: self.spec_hash.clone(),
+            rotate_request: self.rotate_request.clone().unwrap_or_default(),
+            data_keys: self.keys.layout_text(self.credential_type),
+            issue_id: self.issue_id.clone(),
         }
     }
 }
 
-/// The Secret to write for an issued credential: data, record annotations, template metadata
-/// and the controller owner reference, all in one object.
+/// A random id for one issue (16 hex digits).
+pub fn new_issue_id() -> String {
+    let mut bytes = [0_u8; 8];
+    // The ids only tell two issues apart; any failure of the system RNG falls back to the time.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes.copy_from_slice(&nanos.to_be_bytes()[8..]);
+    }
+    hex::encode(bytes)
+}
+
+/// The Secret to write for a credential: data, record annotations, template metadata and the
+/// controller owner reference, all in one object.
 pub fn render(
     owner: &SyncClientCredential,
     secret_name: &str,
     data: &CredentialData,
     record: &RecordMeta,
-    key: &FingerprintKey,
+    keys: &FingerprintKeys,
 ) -> Secret {
     let uid = owner.uid().unwrap_or_default();
     let (labels, mut annotations) = template_metadata(owner);
-    let text = RecordText::of(record);
-    annotations.insert(
-        FINGERPRINT_ANNOTATION.into(),
-        key.fingerprint(&uid, data, &text),
-    );
+    let text = record.text();
+    annotations.insert(FINGERPRINT_ANNOTATION.into(), keys.sign(&uid, data, &text));
     annotations.insert(ISSUED_AT_ANNOTATION.into(), text.issued_at);
     annotations.insert(EXPIRES_AT_ANNOTATION.into(), text.expires_at);
     annotations.insert(REVISION_ANNOTATION.into(), text.revision);
     annotations.insert(SPEC_HASH_ANNOTATION.into(), text.spec_hash);
+    annotations.insert(DATA_KEYS_ANNOTATION.into(), text.data_keys);
+    annotations.insert(ISSUE_ID_ANNOTATION.into(), text.issue_id);
     if !text.rotate_request.is_empty() {
         annotations.insert(SERVED_ROTATE_REQUEST_ANNOTATION.into(), text.rotate_request);
     }
@@ -313,38 +248,56 @@ pub fn is_controlled_by(secret: &Secret, owner_uid: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub enum DataCheck<'a> {
     /// Check the data against the keyed fingerprint.
-    Fingerprint(&'a FingerprintKey),
+    Fingerprint(&'a FingerprintKeys),
     /// This process wrote exactly this version of the Secret: its data is what was rendered.
     WrittenByUs,
 }
 
-/// Reads a Secret (or its absence) into the planner's view.
+/// What the spec expects of its Secret now: the owner, the identity and the data keys.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub owner_uid: String,
+    pub credential_type: CredentialType,
+    /// The identity hash of the spec now.
+    pub spec_hash: String,
+    /// The identity hash 0.1.0 computed for this spec (it also covered the TTL, data keys and
+    /// Secret name): a 0.1.0 record carrying it was issued for exactly this spec.
+    pub legacy_spec_hash: String,
+    pub keys: KeyNames,
+}
+
+impl Expected {
+    pub fn of(owner: &SyncClientCredential) -> Self {
+        Self {
+            owner_uid: owner.uid().unwrap_or_default(),
+            credential_type: owner.spec.credential_type,
+            spec_hash: crate::api::spec_hash(owner),
+            legacy_spec_hash: crate::api::legacy_spec_hash(owner),
+            keys: KeyNames::from_spec(owner.spec.keys.as_ref()),
+        }
+    }
+}
+
+/// Reads a Secret (or its absence) into the planner's view, checking its fingerprint.
 pub fn observe(
     secret: Option<&Secret>,
-    owner_uid: &str,
-    credential_type: CredentialType,
-    key: &FingerprintKey,
+    expected: &Expected,
+    keys: &FingerprintKeys,
 ) -> SecretState {
-    observe_with(
-        secret,
-        owner_uid,
-        credential_type,
-        DataCheck::Fingerprint(key),
-    )
+    observe_with(secret, expected, DataCheck::Fingerprint(keys))
 }
 
 /// Reads a Secret (or only its metadata, with [`DataCheck::WrittenByUs`]) into the planner's
 /// view.
 pub fn observe_with(
     secret: Option<&Secret>,
-    owner_uid: &str,
-    credential_type: CredentialType,
+    expected: &Expected,
     check: DataCheck<'_>,
 ) -> SecretState {
     let Some(secret) = secret else {
         return SecretState::Missing;
     };
-    if !is_controlled_by(secret, owner_uid) {
+    if !is_controlled_by(secret, &expected.owner_uid) {
         return SecretState::NotOwned;
     }
     let annotations = secret.annotations();
@@ -360,28 +313,108 @@ pub fn observe_with(
     let expiry = match annotations.get(EXPIRES_AT_ANNOTATION).map(String::as_str) {
         Some(EXPIRY_NOT_REPORTED) => Expiry::NotReported,
         Some(value) => parse_time(value).map_or(Expiry::Missing, Expiry::At),
-        None if credential_type == CredentialType::ClientSecret => Expiry::NotReported,
+        None if expected.credential_type == CredentialType::ClientSecret => Expiry::NotReported,
         None => Expiry::Missing,
     };
-    let data_intact = match check {
-        DataCheck::WrittenByUs => true,
-        DataCheck::Fingerprint(key) => {
+    let text = read_record_text(annotations);
+    let recorded_hash = annotations.get(SPEC_HASH_ANNOTATION).cloned();
+    // A 0.1.0 record issued for exactly this spec: same identity, same data keys.
+    let legacy_match = text.data_keys.is_empty()
+        && recorded_hash.as_deref() == Some(expected.legacy_spec_hash.as_str());
+    let fingerprint = match check {
+        DataCheck::WrittenByUs => FingerprintCheck::Current,
+        DataCheck::Fingerprint(keys) => {
             let data = data_of(secret);
-            let record_text = RecordText::read(annotations);
-            annotations
-                .get(FINGERPRINT_ANNOTATION)
-                .is_some_and(|recorded| {
-                    *recorded == key.fingerprint(owner_uid, &data, &record_text)
-                })
+            let layout = if legacy_match {
+                Some(expected.keys.clone())
+            } else {
+                KeyNames::parse_layout(&text.data_keys, expected.credential_type)
+            };
+            // Values that cannot be read under the recorded keys are as good as edited.
+            let readable = layout.is_none_or(|layout| {
+                HeldValues::read(&data, &layout, expected.credential_type).is_some()
+            });
+            let found = keys.check(
+                annotations.get(FINGERPRINT_ANNOTATION).map(String::as_str),
+                &expected.owner_uid,
+                &data,
+                &text,
+            );
+            if readable {
+                found
+            } else {
+                FingerprintCheck::Mismatch
+            }
         }
     };
+    let spec_hash = if legacy_match {
+        Some(expected.spec_hash.clone())
+    } else {
+        recorded_hash
+    };
+    let layout_current = legacy_match
+        || KeyNames::parse_layout(&text.data_keys, expected.credential_type)
+            .is_some_and(|held| held.same_layout(&expected.keys, expected.credential_type));
     SecretState::Owned(Record {
         issued_at,
         expiry,
         revision,
-        spec_hash: annotations.get(SPEC_HASH_ANNOTATION).cloned(),
-        data_intact,
+        spec_hash,
+        data_intact: fingerprint != FingerprintCheck::Mismatch,
+        layout_current,
+        fingerprint_current: fingerprint == FingerprintCheck::Current && !legacy_match,
     })
+}
+
+/// The record annotations of a Secret as written.
+pub fn read_record_text(annotations: &BTreeMap<String, String>) -> RecordText {
+    let get = |key: &str| annotations.get(key).cloned().unwrap_or_default();
+    RecordText {
+        issued_at: get(ISSUED_AT_ANNOTATION),
+        expires_at: get(EXPIRES_AT_ANNOTATION),
+        revision: get(REVISION_ANNOTATION),
+        spec_hash: get(SPEC_HASH_ANNOTATION),
+        rotate_request: get(SERVED_ROTATE_REQUEST_ANNOTATION),
+        data_keys: get(DATA_KEYS_ANNOTATION),
+        issue_id: get(ISSUE_ID_ANNOTATION),
+    }
+}
+
+/// The credential an intact owned Secret holds, and the record to write it again under the
+/// keys the spec names now (for a rename of the Secret or of its keys, or a new fingerprint).
+/// `None` when the Secret does not hold a complete credential under its recorded keys.
+pub fn held_record(
+    secret: &Secret,
+    expected: &Expected,
+    record: &Record,
+) -> Option<(RecordMeta, HeldValues)> {
+    let annotations = secret.annotations();
+    let text = read_record_text(annotations);
+    let layout = if text.data_keys.is_empty() {
+        // A 0.1.0 record, accepted only when issued for exactly this spec (its keys included).
+        expected.keys.clone()
+    } else {
+        KeyNames::parse_layout(&text.data_keys, expected.credential_type)?
+    };
+    let values = HeldValues::read(&data_of(secret), &layout, expected.credential_type)?;
+    let meta = RecordMeta {
+        issued_at: record.issued_at,
+        expires_at: match record.expiry {
+            Expiry::At(at) => Some(at),
+            _ => None,
+        },
+        revision: record.revision,
+        spec_hash: expected.spec_hash.clone(),
+        rotate_request: Some(text.rotate_request).filter(|r| !r.is_empty()),
+        credential_type: expected.credential_type,
+        keys: expected.keys.clone(),
+        issue_id: if text.issue_id.is_empty() {
+            new_issue_id()
+        } else {
+            text.issue_id
+        },
+    };
+    Some((meta, values))
 }
 
 /// The Secret's data as text (`stringData` is folded in by the API server, so `data` is enough).

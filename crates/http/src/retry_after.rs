@@ -4,13 +4,13 @@
 use std::time::{Duration, SystemTime};
 
 /// Shortest wait reported: a `Retry-After: 0` (or a date in the past) must not invite a loop.
-pub(crate) const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest wait reported: the operator retries within the hour whatever the server says.
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The wait a `Retry-After` value asks for, bounded to [`MIN_RETRY_AFTER`]..=[`MAX_RETRY_AFTER`];
 /// `None` when the value is neither delta-seconds nor an HTTP date.
-pub(crate) fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
+pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
     let text = std::str::from_utf8(value).ok()?.trim();
     if text.is_empty() {
         return None;

@@ -1,4 +1,4 @@
-//! Lifetimes as the broker and vCenter report them (`access_token_expire_in`, `expires_in`),
+//! Lifetimes as servers report them (the broker's `access_token_expire_in`, OAuth `expires_in`),
 //! typed so that no value, however absurd, can overflow anyone's arithmetic.
 
 use std::time::Duration;
@@ -7,11 +7,12 @@ use serde_json::{Map, Number, Value};
 
 /// A lifetime in seconds as an answer reported it, counted from when the answer arrived.
 ///
-/// The broker is not trusted: the value may be zero, negative, fractional or absurdly large.
+/// The server is not trusted: the value may be zero, negative, fractional or absurdly large.
 /// Parsing saturates to `i64`, keeps negatives negative and rounds fractions down (towards
 /// negative infinity); a number sent as a string (`"3600"`) is read as that number. A field that
-/// is no number at all is [`ReportedLifetime::Unreadable`], not an error: after a generate the
-/// broker has rotated, and throwing the new credential away would leave a revoked one stored.
+/// is no number at all is [`ReportedLifetime::Unreadable`], not an error: after a broker's
+/// generate the old credential is revoked, and throwing the new one away would leave a revoked
+/// one stored.
 /// Judging the value (a floor, a ceiling, "already expired", unreadable) is the caller's
 /// business; the helpers below never overflow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -51,7 +52,7 @@ impl ReportedLifetime {
     /// Reads `key` of a JSON object: missing or `null` is [`ReportedLifetime::NotReported`],
     /// a number (or a string holding one) is [`ReportedLifetime::Seconds`], anything else is
     /// [`ReportedLifetime::Unreadable`]. The value is never quoted: it may be anything.
-    pub(crate) fn from_field(object: &Map<String, Value>, key: &str) -> Self {
+    pub fn from_field(object: &Map<String, Value>, key: &str) -> Self {
         match object.get(key) {
             None | Some(Value::Null) => Self::NotReported,
             Some(Value::Number(number)) => Self::Seconds(saturating_seconds(number)),
