@@ -127,7 +127,7 @@ spec:
         client.clone(),
         options,
         Arc::new(Metrics::new()),
-        Fence::single(),
+        Fence::default(),
         stop_rx.map(|_| ()),
     ));
 

@@ -11,7 +11,6 @@ pub mod clock;
 pub mod controller;
 pub mod duration;
 pub mod http;
-pub mod leader;
 pub mod metrics;
 pub mod planner;
 pub mod secret;

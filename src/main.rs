@@ -10,8 +10,8 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use sync_client_operator::controller::fence::Fence;
+use sync_client_operator::controller::fence::election::{self, ElectionConfig};
 use sync_client_operator::controller::{self, Options};
-use sync_client_operator::leader::{self, ElectionConfig};
 use sync_client_operator::metrics::Metrics;
 use sync_client_operator::secret::{FingerprintKey, FingerprintKeys};
 use sync_client_operator::{api, http};
@@ -91,16 +91,22 @@ struct RunArgs {
     /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_duration_seconds: u64,
-    /// Seconds before the lease expires at which the leader renews it; below
-    /// --lease-duration-seconds (default: a third of it, at least 1).
+    /// A leader whose renewals fail counts itself deposed this many seconds before a standby may
+    /// take over, and issues nothing more; below --lease-duration-seconds (default: a third of
+    /// it, at least 1).
     #[arg(long, env = "LEASE_RENEW_GRACE_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     lease_renew_grace_seconds: Option<u64>,
+    /// Longest time one issue may take, from the vCenter login to the broker's answer, retry
+    /// included (Go duration, 5s to 10m). A new leader waits this long before its first issue, and
+    /// a stop waits this long plus 15 s for running issues.
+    #[arg(long, env = "ISSUE_DEADLINE", default_value = "60s", value_parser = issue_deadline)]
+    issue_deadline: std::time::Duration,
 }
 
 impl RunArgs {
-    /// The renewal grace: the flag's, or a third of the lease duration (at least 1). The lease
-    /// manager needs it below the lease duration (a leader renewing no earlier than expiry loses
-    /// the lease), so a larger one is refused.
+    /// The renewal grace: the flag's, or a third of the lease duration (at least 1). It must be
+    /// below the lease duration (a leader would count itself deposed at once), so a larger one
+    /// is refused.
     fn renew_grace_seconds(&self) -> Result<u64, String> {
         let lease = self.lease_duration_seconds;
         match self.lease_renew_grace_seconds {
@@ -111,6 +117,14 @@ impl RunArgs {
             )),
         }
     }
+}
+
+fn issue_deadline(value: &str) -> Result<std::time::Duration, String> {
+    let deadline = sync_client_operator::duration::parse(value).map_err(|e| e.to_string())?;
+    if deadline < chrono::TimeDelta::seconds(5) || deadline > chrono::TimeDelta::minutes(10) {
+        return Err("must be between 5s and 10m".into());
+    }
+    deadline.to_std().map_err(|e| e.to_string())
 }
 
 fn issue_interval(value: &str) -> Result<chrono::TimeDelta, String> {
@@ -246,6 +260,7 @@ async fn run(args: Box<RunArgs>) -> Result<(), Box<dyn std::error::Error>> {
         metrics.clone(),
         shutdown.clone(),
     ));
+    let issue_deadline = args.issue_deadline;
     let result = if args.leader_election {
         let election = ElectionConfig {
             lease_name: args.lease_name.clone(),
@@ -254,23 +269,22 @@ async fn run(args: Box<RunArgs>) -> Result<(), Box<dyn std::error::Error>> {
                 .clone()
                 .unwrap_or_else(|| "default".to_owned()),
             identity,
-            lease_duration_seconds: args.lease_duration_seconds,
-            renew_grace_seconds: args.renew_grace_seconds()?,
+            lease_duration: std::time::Duration::from_secs(args.lease_duration_seconds),
+            renew_grace: std::time::Duration::from_secs(args.renew_grace_seconds()?),
         };
         let standby_metrics = metrics.clone();
-        let lease = std::time::Duration::from_secs(args.lease_duration_seconds);
-        leader::run_as_leader(
+        election::run_as_leader(
             client.clone(),
             &election,
             shutdown.clone(),
             // A standby is healthy and ready to take over.
             move || standby_metrics.set_ready(true),
-            |stop, leading| {
+            |stop, lease| {
                 controller::run(
                     client,
                     options,
                     metrics,
-                    Fence::leader(leading, lease),
+                    Fence::leader(lease, issue_deadline),
                     stop,
                 )
             },
@@ -278,7 +292,8 @@ async fn run(args: Box<RunArgs>) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(Into::into)
     } else {
-        controller::run(client, options, metrics, Fence::single(), shutdown.clone()).await;
+        let fence = Fence::single(issue_deadline);
+        controller::run(client, options, metrics, fence, shutdown.clone()).await;
         Ok(())
     };
     if result.is_err() {

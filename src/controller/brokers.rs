@@ -609,8 +609,8 @@ fn request_timeout(
     else {
         return Ok(DEFAULT_REQUEST_TIMEOUT);
     };
-    // The schema's bounds, also for an object stored around validation: a new leader waits one
-    // request timeout before its first generate, and shutdown waits for calls in flight.
+    // The schema's bounds, also for an object stored around validation (the issue deadline cuts
+    // each request of a generate chain to what remains of it anyway).
     crate::duration::parse(text)
         .ok()
         .and_then(|d| d.to_std().ok())

@@ -147,7 +147,7 @@ impl FailureReason {
             ErrorKind::Conflict => Self::SyncClientConflict,
             ErrorKind::Auth => Self::AuthenticationFailed,
             ErrorKind::Transient if error.outcome_unknown() => Self::RotationStateUnknown,
-            ErrorKind::Transient => Self::BrokerUnavailable,
+            ErrorKind::Transient | ErrorKind::GuardRefused => Self::BrokerUnavailable,
         }
     }
 
@@ -178,6 +178,9 @@ pub struct Failure {
     pub outcome_unknown: bool,
     /// How long the broker asked to be left alone (`Retry-After`, bounded by the client).
     pub retry_after: Option<std::time::Duration>,
+    /// The fence stopped the generate before it was sent (shutting down, or no longer surely
+    /// the leader): nothing happened, so nothing is reported (no status, event or metric).
+    pub fenced: bool,
 }
 
 impl Failure {
@@ -187,6 +190,7 @@ impl Failure {
             message: message.into(),
             outcome_unknown: false,
             retry_after: None,
+            fenced: false,
         }
     }
 
@@ -200,6 +204,7 @@ impl Failure {
             message: error.to_string(),
             outcome_unknown: error.outcome_unknown(),
             retry_after: error.retry_after(),
+            fenced: error.kind() == ErrorKind::GuardRefused,
         }
     }
 

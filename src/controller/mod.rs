@@ -178,7 +178,7 @@ impl Context {
             fingerprint_keys: options.fingerprint_keys.clone(),
             metrics,
             clock: Arc::new(SystemClock),
-            fence: Fence::single(),
+            fence: Fence::default(),
             pending: PendingStore::default(),
             memo: memo::Memo::default(),
             triggers: triggers::Triggers::default(),

@@ -110,7 +110,7 @@ pub async fn run(
     let loops = future::join(credential_loop, broker_loops);
     tokio::select! {
         _ = loops => tracing::info!("controllers stopped"),
-        () = stop_deadline(shutdown, synced) => {}
+        () = stop_deadline(shutdown, synced, ctx.fence.stop_wait()) => {}
     }
 }
 
@@ -144,21 +144,23 @@ async fn close_on(shutdown: impl Future<Output = ()>, fence: Fence) {
     fence.close();
 }
 
-/// Longest a stop waits for running reconciles (a generate in flight, then its write): above
-/// the default broker request timeout, below the chart's termination grace period.
-const STOP_GRACE: Duration = Duration::from_secs(45);
-
 /// Resolves when the process should stop even though the controllers have not: at once when
 /// the caches never synced (nothing runs; kube's controller would wait for a sync that no
-/// longer comes), else after [`STOP_GRACE`].
-async fn stop_deadline(shutdown: impl Future<Output = ()>, synced: Arc<AtomicBool>) {
+/// longer comes), else after `wait` ([`Fence::stop_wait`]: a generate chain started right
+/// before the stop ends by its deadline, and its credential is still stored).
+async fn stop_deadline(
+    shutdown: impl Future<Output = ()>,
+    synced: Arc<AtomicBool>,
+    wait: Duration,
+) {
     shutdown.await;
     if !synced.load(Ordering::SeqCst) {
         tracing::info!("stopped before the caches synced");
         return;
     }
-    tokio::time::sleep(STOP_GRACE).await;
-    tracing::warn!("stopping with reconciles still running after {STOP_GRACE:?}");
+    tracing::info!(at_most = ?wait, "stopping: no new generate; waiting for running reconciles");
+    tokio::time::sleep(wait).await;
+    tracing::warn!("stopping with reconciles still running after {wait:?}");
 }
 
 /// The metadata of owned Secrets, kept in their cache. After a re-list, the credentials whose

@@ -10,7 +10,7 @@ use serde_json::json;
 use sync_client_broker_sim::{Endpoint, Fault, RecordedRequest};
 use sync_client_kube_sim::{DryRunMatch, Fault as KubeFault};
 
-use crate::chaos_kit::{Identity, SecretGuard, XorShift, attempts, revision_of};
+use crate::chaos_kit::{Identity, SecretGuard, XorShift, attempts, revision_of, wait_for_leader};
 use crate::harness::{DIRECTORY, Env, WAIT, wait_for_event};
 use crate::harness::{assert_no_secrets, secret_value, token_is_live};
 use crate::leader::{LEASE_ARGS, acquired};
@@ -396,18 +396,7 @@ async fn pause_the_leader() -> Option<Paused> {
     // 9-second tokens: a renewal about every 6 s.
     env.create_credential(APP, json!({"tokenTTL": "9m"})).await;
     env.wait_for_revision(APP, 1).await;
-    let leader = env
-        .eventually("one replica to lead", WAIT, || async {
-            match (
-                acquired(&replicas[0].output()),
-                acquired(&replicas[1].output()),
-            ) {
-                (true, false) => Some(0),
-                (false, true) => Some(1),
-                _ => None,
-            }
-        })
-        .await;
+    let leader = wait_for_leader(&env, &replicas).await;
     let standby = 1 - leader;
 
     // Catch the leader's next generate while the broker holds it, and stop the leader.

@@ -75,7 +75,10 @@ impl Identity {
         .expect("service account");
         let token = kube.service_account_token("default", account);
         let yaml = kube.kubeconfig_yaml();
-        let with_token = yaml.replace("token: sim-token", &format!("token: {token}"));
+        // The placeholder of a plain simulator, or the admin token of one with RBAC.
+        let with_token = yaml
+            .replace("token: sim-token", &format!("token: {token}"))
+            .replace(&kube.admin_token(), &token);
         assert_ne!(
             yaml, with_token,
             "the simulator's kubeconfig has a placeholder token"
@@ -143,6 +146,21 @@ impl Process {
     pub fn output(&self) -> String {
         self.operator.output()
     }
+}
+
+/// Waits until exactly one of two replicas logged that it acquired the lease; returns which.
+pub async fn wait_for_leader(env: &Env, replicas: &[Process; 2]) -> usize {
+    env.eventually("one replica to lead", crate::harness::WAIT, || async {
+        match (
+            crate::leader::acquired(&replicas[0].output()),
+            crate::leader::acquired(&replicas[1].output()),
+        ) {
+            (true, false) => Some(0),
+            (false, true) => Some(1),
+            _ => None,
+        }
+    })
+    .await
 }
 
 /// Per Secret name: revision to its `issued-at` and `expires-at` annotations.

@@ -369,6 +369,11 @@ impl Operator {
         false
     }
 
+    /// The process id, until it is killed.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
         self.child

@@ -6,12 +6,15 @@ use crate::harness::{DIRECTORY, Env, WAIT};
 use kube::ResourceExt;
 use serde_json::json;
 
+/// A 3 s lease (renew grace 1 s), and the shortest issue deadline: a new leader settles 5 s.
 pub(crate) const LEASE_ARGS: &[&str] = &[
     "--leader-election",
     "--lease-namespace",
     "default",
     "--lease-duration-seconds",
     "3",
+    "--issue-deadline",
+    "5s",
 ];
 
 pub(crate) fn acquired(output: &str) -> bool {

@@ -13,6 +13,7 @@ mod chaos_kit;
 mod cost;
 mod entrypoint;
 mod faults;
+mod fencing;
 mod hostile;
 mod image;
 mod incluster;

@@ -16,6 +16,7 @@ mod scenarios;
 mod world;
 
 mod broker_failures;
+mod fencing;
 mod issuing;
 mod kube_writes;
 mod never_lost;

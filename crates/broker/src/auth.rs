@@ -12,6 +12,7 @@ use sync_client_http::{ReportedLifetime, SecretString, single_line};
 use crate::client::{Inner, MAX_BROKER_TOKEN_LIFETIME};
 use crate::config::TokenClient;
 use crate::error::{BrokerError, ErrorKind};
+use crate::guard::Deadline;
 use crate::outcome::Endpoint;
 use crate::transport::{Answer, malformed_answer, status_error};
 use crate::wire::{parse_session_id, parse_token_info};
@@ -98,16 +99,17 @@ impl AuthState {
 }
 
 impl Inner {
-    /// A broker token: the cached one while it is fresh, otherwise a new one.
+    /// A broker token: the cached one while it is fresh, otherwise a new one, by `deadline`.
     pub(crate) async fn broker_token(
         &self,
         login: VCenterLogin<'_>,
+        deadline: Deadline,
     ) -> Result<BrokerToken, BrokerError> {
-        let mut state = self.state.lock().await;
+        let mut state = deadline.lock(&self.state, Endpoint::BrokerToken).await?;
         if let Some(token) = state.usable_token(Instant::now()) {
             return Ok(token);
         }
-        self.renew_broker_token(&mut state, login).await
+        self.renew_broker_token(&mut state, login, deadline).await
     }
 
     /// A broker token other than `rejected`, which the broker refused: another caller may have
@@ -116,15 +118,16 @@ impl Inner {
         &self,
         login: VCenterLogin<'_>,
         rejected: &SecretString,
+        deadline: Deadline,
     ) -> Result<BrokerToken, BrokerError> {
-        let mut state = self.state.lock().await;
+        let mut state = deadline.lock(&self.state, Endpoint::BrokerToken).await?;
         if let Some(token) = state.usable_token(Instant::now())
             && token.token != *rejected
         {
             return Ok(token);
         }
         state.broker_token = None;
-        self.renew_broker_token(&mut state, login).await
+        self.renew_broker_token(&mut state, login, deadline).await
     }
 
     /// Fetches a token and caches it when its lifetime is known and longer than the margin.
@@ -133,8 +136,9 @@ impl Inner {
         &self,
         state: &mut AuthState,
         login: VCenterLogin<'_>,
+        deadline: Deadline,
     ) -> Result<BrokerToken, BrokerError> {
-        let (token, reported) = self.fetch_with_session(state, login).await?;
+        let (token, reported) = self.fetch_with_session(state, login, deadline).await?;
         let received_at = Instant::now();
         // Negative counts as zero (used once, not cached); absurdly long is cut to a day.
         let lifetime = reported.clamped(MAX_BROKER_TOKEN_LIFETIME);
@@ -160,18 +164,19 @@ impl Inner {
         &self,
         state: &mut AuthState,
         login: VCenterLogin<'_>,
+        deadline: Deadline,
     ) -> Result<(SecretString, ReportedLifetime), BrokerError> {
         let reused_session = state.session.is_some();
         let session = match &state.session {
             Some(session) => session.clone(),
-            None => self.open_session(state, login).await?,
+            None => self.open_session(state, login, deadline).await?,
         };
-        let result = match self.fetch_broker_token(&session, login).await {
+        let result = match self.fetch_broker_token(&session, login, deadline).await {
             Err(error) if error.kind() == ErrorKind::Auth && reused_session => {
                 tracing::debug!("vCenter session expired; logging in again");
                 state.session = None;
-                let session = self.open_session(state, login).await?;
-                self.fetch_broker_token(&session, login).await
+                let session = self.open_session(state, login, deadline).await?;
+                self.fetch_broker_token(&session, login, deadline).await
             }
             other => other,
         };
@@ -189,11 +194,12 @@ impl Inner {
         &self,
         state: &mut AuthState,
         login: VCenterLogin<'_>,
+        deadline: Deadline,
     ) -> Result<SecretString, BrokerError> {
         if let Some(blocked) = self.login_blocked_error() {
             return Err(blocked);
         }
-        match self.log_in(login).await {
+        match self.log_in(login, deadline).await {
             Ok(session) => {
                 *self.lock_login_block() = None;
                 state.session = Some(session.clone());
@@ -237,7 +243,11 @@ impl Inner {
     }
 
     /// `POST /api/session` with Basic auth.
-    async fn log_in(&self, login: VCenterLogin<'_>) -> Result<SecretString, BrokerError> {
+    async fn log_in(
+        &self,
+        login: VCenterLogin<'_>,
+        deadline: Deadline,
+    ) -> Result<SecretString, BrokerError> {
         let endpoint = Endpoint::Session;
         let request = self
             .transport
@@ -246,7 +256,7 @@ impl Inner {
             .basic_auth(login.username, Some(login.password.expose()))
             .header(ACCEPT, "application/json");
         self.transport
-            .call(endpoint, request, |answer| {
+            .call(endpoint, request, deadline, |answer| {
                 if !answer.is_success() {
                     let hint = (answer.status.as_u16() == 401).then(|| {
                         let cooldown = if self.login_cooldown.is_zero() {
@@ -286,6 +296,7 @@ impl Inner {
         &self,
         session: &SecretString,
         login: VCenterLogin<'_>,
+        deadline: Deadline,
     ) -> Result<(SecretString, ReportedLifetime), BrokerError> {
         let endpoint = Endpoint::BrokerToken;
         let path = match login.token_client {
@@ -304,7 +315,7 @@ impl Inner {
             .header(SESSION_HEADER, session_header(session)?)
             .header(ACCEPT, "application/json");
         self.transport
-            .call(endpoint, request, |answer| {
+            .call(endpoint, request, deadline, |answer| {
                 self.read_token_answer(&answer, session, login.token_client)
             })
             .await

@@ -12,6 +12,7 @@ use sync_client_http::{PATH_SEGMENT, SecretString, check_path_value, single_line
 use crate::auth::{AuthState, LoginBlock, SESSION_HEADER, VCenterLogin, session_header};
 use crate::config::{AuthSummary, BrokerAuth, BrokerConfig, MAX_LOGIN_COOLDOWN};
 use crate::error::{BrokerError, ErrorKind};
+use crate::guard::{Deadline, RevokeGuard};
 use crate::outcome::Endpoint;
 use crate::transport::{Answer, Transport, malformed_answer, status_error};
 use crate::wire::{
@@ -96,7 +97,7 @@ impl BrokerClient {
         let Some(login) = self.inner.vcenter_login() else {
             return Ok(AuthStatus::default());
         };
-        let token = self.inner.broker_token(login).await?;
+        let token = self.inner.broker_token(login, Deadline::NONE).await?;
         Ok(AuthStatus {
             broker_token_expires_in: token.expires_in,
         })
@@ -107,10 +108,19 @@ impl BrokerClient {
     /// The broker revokes the previous credential at once. When the error says
     /// [`outcome_unknown`](BrokerError::outcome_unknown), it may have done so without the new
     /// credential reaching us.
+    ///
+    /// `guard` is asked right before each generate request is sent (the first, and the retry
+    /// after the broker refused the broker token); a refusal ends the call with
+    /// [`ErrorKind::GuardRefused`] and nothing revoked. Its deadline bounds the whole chain
+    /// (waiting for the shared login, the vCenter login, the broker token, the generate, a token
+    /// refresh and the retry); every request's timeout is cut to what remains. A deadline that
+    /// passes before the generate request is sent is a [`ErrorKind::Transient`] error with a
+    /// known outcome; one that passes while it is in flight leaves the outcome unknown.
     pub async fn generate_credentials(
         &self,
         directory_id: &str,
         request: &GenerateRequest,
+        guard: &RevokeGuard<'_>,
     ) -> Result<IssuedCredential, BrokerError> {
         let endpoint = Endpoint::GenerateCredentials;
         let url = format!(
@@ -128,6 +138,7 @@ impl BrokerClient {
         self.inner
             .send_with_broker_token(
                 endpoint,
+                Some(guard),
                 |token| {
                     self.inner
                         .transport
@@ -169,6 +180,7 @@ impl BrokerClient {
         self.inner
             .send_with_broker_token(
                 endpoint,
+                None,
                 |token| {
                     self.inner
                         .transport
@@ -211,15 +223,17 @@ impl BrokerClient {
             .header(ACCEPT, "application/scim+json, application/json");
         self.inner
             .transport
-            .call(endpoint, request, |answer| match answer.status.as_u16() {
-                200..=299 => Ok(true),
-                401 => Ok(false),
-                status => {
-                    let hint = (status == 403)
-                        .then(|| "the token may not read users of this tenant".to_owned());
-                    let mut secrets = self.inner.config_secrets();
-                    secrets.push(access_token.expose());
-                    Err(status_error(endpoint, &answer, hint, &secrets))
+            .call(endpoint, request, Deadline::NONE, |answer| {
+                match answer.status.as_u16() {
+                    200..=299 => Ok(true),
+                    401 => Ok(false),
+                    status => {
+                        let hint = (status == 403)
+                            .then(|| "the token may not read users of this tenant".to_owned());
+                        let mut secrets = self.inner.config_secrets();
+                        secrets.push(access_token.expose());
+                        Err(status_error(endpoint, &answer, hint, &secrets))
+                    }
                 }
             })
             .await
@@ -252,7 +266,7 @@ impl BrokerClient {
         let result = self
             .inner
             .transport
-            .call(endpoint, request, |answer| {
+            .call(endpoint, request, Deadline::NONE, |answer| {
                 if answer.is_success() {
                     Ok(())
                 } else {
@@ -314,20 +328,18 @@ impl Inner {
     }
 
     /// Sends a request authorized by a broker token. With vCenter login, a 401 makes it fetch a
-    /// new token once and retry once; a static bearer token is used as is.
+    /// new token once and retry once; a static bearer token is used as is. With a `guard`, its
+    /// deadline bounds the whole chain and its check runs right before each request is sent.
     async fn send_with_broker_token<T>(
         &self,
         endpoint: Endpoint,
+        guard: Option<&RevokeGuard<'_>>,
         request: impl Fn(&SecretString) -> RequestBuilder,
         read: impl Fn(Answer, &SecretString) -> Result<T, BrokerError>,
     ) -> Result<T, BrokerError> {
+        let send = |token| self.send_guarded(endpoint, guard, token, &request, &read);
         let login = match &self.auth {
-            BrokerAuth::BearerToken(token) => {
-                return self
-                    .transport
-                    .call(endpoint, request(token), |answer| read(answer, token))
-                    .await;
-            }
+            BrokerAuth::BearerToken(token) => return send(token).await,
             BrokerAuth::VCenter {
                 username,
                 password,
@@ -338,28 +350,44 @@ impl Inner {
                 token_client: *token_client,
             },
         };
-        let first = self.broker_token(login).await?;
-        let result = self
-            .transport
-            .call(endpoint, request(&first.token), |answer| {
-                read(answer, &first.token)
-            })
-            .await;
-        match result {
+        let deadline = Deadline::of(guard);
+        let first = self.broker_token(login, deadline).await?;
+        match send(&first.token).await {
             Err(error) if error.kind() == ErrorKind::Auth => {
                 tracing::debug!(
                     endpoint = endpoint.as_str(),
                     "broker token rejected; fetching a new one"
                 );
-                let second = self.replace_broker_token(login, &first.token).await?;
-                self.transport
-                    .call(endpoint, request(&second.token), |answer| {
-                        read(answer, &second.token)
-                    })
-                    .await
+                let second = self
+                    .replace_broker_token(login, &first.token, deadline)
+                    .await?;
+                send(&second.token).await
             }
             other => other,
         }
+    }
+
+    /// Sends one request with `token`, if the guard (when there is one) allows it now.
+    async fn send_guarded<T>(
+        &self,
+        endpoint: Endpoint,
+        guard: Option<&RevokeGuard<'_>>,
+        token: &SecretString,
+        request: impl Fn(&SecretString) -> RequestBuilder,
+        read: impl Fn(Answer, &SecretString) -> Result<T, BrokerError>,
+    ) -> Result<T, BrokerError> {
+        if let Some(guard) = guard {
+            guard.allow(endpoint)?;
+            tracing::debug!(
+                endpoint = endpoint.as_str(),
+                "the guard allows the request; sending it"
+            );
+        }
+        self.transport
+            .call(endpoint, request(token), Deadline::of(guard), |answer| {
+                read(answer, token)
+            })
+            .await
     }
 
     fn sync_client_error(

@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Conflict,
     /// Network trouble, timeouts, 5xx, 408, 429 or a malformed answer: retrying may help.
     Transient,
+    /// The caller's [`RevokeGuard`](crate::RevokeGuard) refused a generate request before it was
+    /// sent: nothing was revoked.
+    GuardRefused,
 }
 
 impl ErrorKind {
@@ -38,6 +41,7 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::Transient => "transient",
+            Self::GuardRefused => "guard_refused",
         }
     }
 

@@ -29,6 +29,7 @@ mod client;
 mod config;
 mod diagnostics;
 mod error;
+mod guard;
 mod outcome;
 #[cfg(test)]
 mod proptests;
@@ -42,6 +43,7 @@ pub use config::{
     DEFAULT_TOKEN_REFRESH_MARGIN, MAX_LOGIN_COOLDOWN, RequestObserver, TokenClient,
 };
 pub use error::{BrokerError, ErrorKind};
+pub use guard::{MayRevoke, RevokeGuard};
 pub use outcome::{Endpoint, RequestOutcome};
 /// Shared with the other HTTP clients of the operator (`sync_client_http`), re-exported here
 /// so that users of this crate need not name that one.

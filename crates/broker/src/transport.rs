@@ -11,6 +11,7 @@ pub(crate) use sync_client_http::Answer;
 use crate::config::RequestObserver;
 use crate::diagnostics::describe_error_body;
 use crate::error::{BrokerError, ErrorKind};
+use crate::guard::{Deadline, Limit};
 use crate::outcome::{Endpoint, RequestOutcome};
 
 pub(crate) struct Transport {
@@ -40,13 +41,16 @@ impl Transport {
     }
 
     /// Sends `request`, reads the answer and lets `read` interpret it. The observer hears about
-    /// the request once, with the result `read` produced.
+    /// the request once, with the result `read` produced. The request's timeout is cut to what
+    /// remains of `deadline`; once that has passed nothing is sent.
     pub(crate) async fn call<T>(
         &self,
         endpoint: Endpoint,
         request: RequestBuilder,
+        deadline: Deadline,
         read: impl FnOnce(Answer) -> Result<T, BrokerError>,
     ) -> Result<T, BrokerError> {
+        let limit = deadline.limit(endpoint, self.client.request_timeout())?;
         let observe = |status, result: &Result<T, BrokerError>, elapsed| {
             if let Some(observer) = &self.observer {
                 observer(&RequestOutcome {
@@ -60,11 +64,12 @@ impl Transport {
             }
         };
         self.client
-            .call(
+            .call_within(
                 endpoint.as_str(),
                 request,
+                limit.timeout,
                 read,
-                |failure| failure_error(endpoint, failure),
+                |failure| failure_error(endpoint, failure, limit),
                 observe,
             )
             .await
@@ -73,7 +78,7 @@ impl Transport {
 
 /// The error for a request that got no usable answer. For generate calls, anything after
 /// connecting leaves the outcome unknown: the broker may have rotated and the answer was lost.
-fn failure_error(endpoint: Endpoint, failure: RequestFailure) -> BrokerError {
+fn failure_error(endpoint: Endpoint, failure: RequestFailure, limit: Limit) -> BrokerError {
     match failure {
         RequestFailure::InvalidRequest(message) => {
             BrokerError::call(ErrorKind::Spec, endpoint, &message)
@@ -81,8 +86,18 @@ fn failure_error(endpoint: Endpoint, failure: RequestFailure) -> BrokerError {
         RequestFailure::Network {
             status,
             before_sending,
+            timed_out,
             message,
         } => {
+            let message = if timed_out && limit.by_deadline {
+                format!(
+                    "the deadline of the whole call passed while the request was in flight ({} \
+                     ms remained when it was sent)",
+                    limit.timeout.as_millis()
+                )
+            } else {
+                message
+            };
             let error = BrokerError::call(ErrorKind::Transient, endpoint, &message)
                 .with_outcome_unknown(endpoint == Endpoint::GenerateCredentials && !before_sending);
             match status {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{
-    DIRECTORY, MockBroker, Reply, Route, TENANT, expect_error, operator_client, vcenter_config,
+    DIRECTORY, MockBroker, Reply, Route, TENANT, expect_error, operator_client, unguarded,
+    vcenter_config,
 };
 use sync_client_broker::{
     CredentialKind, ErrorKind, GenerateRequest, MAX_BROKER_TOKEN_LIFETIME, TokenClient,
@@ -124,7 +125,7 @@ async fn reuses_the_token_across_calls() {
 
     for _ in 0..3 {
         client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("generated");
     }
@@ -149,11 +150,11 @@ async fn token_without_expires_in_is_used_for_one_call_only() {
         let status = client.authenticate().await.expect("authenticated");
         assert_eq!(status.broker_token_expires_in, None, "{expires_in:?}");
         client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("generated");
         client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("generated");
 
@@ -196,18 +197,18 @@ async fn refreshes_the_token_when_it_nears_expiry() {
     let client = support::client(config);
 
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
     assert_eq!(broker.count(Route::BrokerToken), 1, "still fresh");
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
 
@@ -308,7 +309,7 @@ async fn expires_in_that_is_not_a_number_is_an_unknown_lifetime_used_once() {
         let status = client.authenticate().await.expect("authenticated");
         assert_eq!(status.broker_token_expires_in, None, "{value}: unknown");
         client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("the token is still used once");
         assert_eq!(broker.count(Route::BrokerToken), 2, "{value}: not cached");
@@ -328,7 +329,7 @@ async fn expires_in_sent_as_a_string_holding_a_number_is_read_as_that_number() {
             .is_some_and(|d| d.as_secs() > 3000)
     );
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
     assert_eq!(broker.count(Route::BrokerToken), 1, "cached");
@@ -354,7 +355,7 @@ async fn expired_on_arrival_tokens_are_used_once_and_never_cached() {
             "{value}: reported as already expired"
         );
         client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("the token is still tried once");
 
@@ -387,7 +388,7 @@ async fn absurdly_long_lifetimes_are_cached_for_a_day_at_most() {
             "{value}: {reported:?}"
         );
         client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("generated");
         let again = client.authenticate().await.expect("cached");
@@ -425,7 +426,11 @@ async fn concurrent_callers_share_one_login_and_one_token() {
 
     let calls = (0..8).map(|_| {
         let client = client.clone();
-        tokio::spawn(async move { client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await })
+        tokio::spawn(async move {
+            client
+                .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+                .await
+        })
     });
     let results = tokio::time::timeout(Duration::from_secs(30), futures_join_all(calls))
         .await

@@ -5,7 +5,9 @@
 mod support;
 
 use serde_json::json;
-use support::{DIRECTORY, MockBroker, PASSWORD, Reply, Route, expect_error, operator_client};
+use support::{
+    DIRECTORY, MockBroker, PASSWORD, Reply, Route, expect_error, operator_client, unguarded,
+};
 use sync_client_broker::{CredentialKind, Endpoint, ErrorKind, GenerateRequest};
 
 const ACCESS_TOKEN: GenerateRequest = GenerateRequest {
@@ -109,7 +111,11 @@ async fn html_error_page_shows_only_its_title() {
     let client = operator_client(&broker);
 
     let token_error = expect_error(client.authenticate().await);
-    let generate_error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let generate_error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(
         token_error.to_string(),
@@ -199,7 +205,11 @@ async fn error_bodies_that_echo_credentials_are_scrubbed() {
 
     let login = expect_error(client.authenticate().await);
     let token = expect_error(client.authenticate().await);
-    let generate = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let generate = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert!(
         login
@@ -241,7 +251,11 @@ async fn broker_json_error_shapes_are_understood() {
         "generate credentials: broker answered 400 Bad Request: invalid parameters for directory {DIRECTORY}"
     );
     for detail in ["token_ttl too large", "bad request", "plain JSON string"] {
-        let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+        let error = expect_error(
+            client
+                .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+                .await,
+        );
         assert_eq!(error.to_string(), format!("{prefix}; {detail}"));
         assert_eq!(error.kind(), ErrorKind::Spec);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::{
     DIRECTORY, MockBroker, ObservedOutcomes, Reply, Route, STATIC_BEARER, SYNC_MEDIA_TYPE,
-    bearer_config, expect_error, operator_client, vcenter_config,
+    bearer_config, expect_error, operator_client, unguarded, vcenter_config,
 };
 use sync_client_broker::{
     BrokerClient, CredentialKind, ErrorKind, GenerateRequest, IssuedCredential, ReportedLifetime,
@@ -34,7 +34,7 @@ async fn generates_an_access_token_with_the_exact_request() {
     let client = operator_client(&broker);
 
     let issued = client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
 
@@ -82,7 +82,7 @@ async fn generates_a_client_secret_without_sending_a_ttl() {
     let client = operator_client(&broker);
 
     let issued = client
-        .generate_credentials(DIRECTORY, &CLIENT_SECRET)
+        .generate_credentials(DIRECTORY, &CLIENT_SECRET, &unguarded())
         .await
         .expect("generated");
 
@@ -105,7 +105,7 @@ async fn percent_encodes_tenant_and_directory_id() {
     let client = support::client(config);
 
     client
-        .generate_credentials("dir/../x y?z", &ACCESS_TOKEN)
+        .generate_credentials("dir/../x y?z", &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
 
@@ -184,7 +184,11 @@ async fn every_documented_status_maps_to_its_kind() {
     for (status, kind, outcome_unknown, hint) in cases {
         broker.push(Route::Generate, Reply::status(status));
 
-        let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+        let error = expect_error(
+            client
+                .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+                .await,
+        );
 
         assert_eq!(error.kind(), kind, "{status}");
         assert_eq!(error.status(), Some(status));
@@ -212,7 +216,11 @@ async fn answers_404_with_the_documented_message() {
     broker.push(Route::Generate, Reply::status(404));
     let client = operator_client(&broker);
 
-    let error = expect_error(client.generate_credentials("1b2c", &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials("1b2c", &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(
         error.to_string(),
@@ -228,7 +236,11 @@ async fn unauthorized_generate_refetches_the_token_exactly_once_then_fails() {
     broker.push(Route::Generate, Reply::status(401));
     let client = operator_client(&broker);
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Auth);
     assert_eq!(error.status(), Some(401));
@@ -255,17 +267,17 @@ async fn revoked_broker_token_is_replaced_transparently() {
     let broker = MockBroker::start().await;
     let client = operator_client(&broker);
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
 
     broker.revoke_broker_tokens();
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated after refetch");
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("new token is cached");
 
@@ -279,7 +291,11 @@ async fn static_bearer_token_skips_vcenter_and_is_not_retried() {
     let broker = MockBroker::start().await;
     let client = support::client(bearer_config(&broker));
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Auth);
     let requests = broker.requests();
@@ -307,7 +323,7 @@ async fn accepts_missing_and_null_optional_fields() {
     let mut lifetimes = Vec::new();
     for _ in 0..3 {
         match client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("generated")
         {
@@ -326,7 +342,7 @@ async fn accepts_missing_and_null_optional_fields() {
 
     broker.push(Route::Generate, media(&json!({"client_id": "c1", "client_secret": "client-secret-SECRET-x", "access_token": null, "access_token_expire_in": null})));
     let issued = client
-        .generate_credentials(DIRECTORY, &CLIENT_SECRET)
+        .generate_credentials(DIRECTORY, &CLIENT_SECRET, &unguarded())
         .await
         .expect("generated");
     assert_eq!(
@@ -387,7 +403,11 @@ async fn unusable_success_answers_are_transient_with_unknown_outcome() {
     for (request, reply, reason) in cases {
         broker.push(Route::Generate, reply);
 
-        let error = expect_error(client.generate_credentials(DIRECTORY, &request).await);
+        let error = expect_error(
+            client
+                .generate_credentials(DIRECTORY, &request, &unguarded())
+                .await,
+        );
 
         assert_eq!(error.kind(), ErrorKind::Transient);
         assert_eq!(error.status(), Some(200));
@@ -409,7 +429,11 @@ async fn oversized_answer_is_malformed() {
     );
     let client = operator_client(&broker);
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(
         error.to_string(),
@@ -454,7 +478,11 @@ async fn an_endless_chunked_answer_is_cut_at_the_limit() {
     });
     let client = support::client(bearer_config_for(&format!("http://{address}")));
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(
         error.to_string(),
@@ -477,7 +505,11 @@ async fn timeout_after_sending_leaves_the_outcome_unknown() {
     client.authenticate().await.expect("token cached");
     broker.push(Route::Generate, Reply::DefaultAfter(Duration::from_secs(3)));
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.status(), None);
@@ -504,7 +536,11 @@ async fn timeout_before_generate_is_not_ambiguous() {
         Reply::DefaultAfter(Duration::from_secs(3)),
     );
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert!(
@@ -543,7 +579,11 @@ async fn connection_reset_after_sending_leaves_the_outcome_unknown() {
     config.request_timeout = Duration::from_secs(5);
     let client = support::client(config);
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.status(), None);
@@ -564,7 +604,11 @@ async fn refused_connection_is_transient_and_not_ambiguous() {
     drop(listener);
     let client = support::client(bearer_config_for(&format!("http://{address}")));
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert!(!error.outcome_unknown(), "the request was never sent");
@@ -587,7 +631,11 @@ async fn invalid_directory_ids_are_refused_before_sending() {
     let client = operator_client(&broker);
 
     for directory in ["", ".", ".."] {
-        let error = expect_error(client.generate_credentials(directory, &ACCESS_TOKEN).await);
+        let error = expect_error(
+            client
+                .generate_credentials(directory, &ACCESS_TOKEN, &unguarded())
+                .await,
+        );
         assert_eq!(error.kind(), ErrorKind::Spec, "{directory:?}");
     }
     assert!(broker.requests().is_empty());
@@ -602,12 +650,16 @@ async fn observer_hears_every_request_once() {
     let client = support::client(config);
     broker.push(Route::Generate, Reply::status(401));
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("after refetch");
     broker.push(Route::Generate, Reply::status(200)); // empty body: unusable
 
-    let _ = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let _ = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(
         observed.summary(),
@@ -633,7 +685,7 @@ fn operations_are_send_so_they_can_be_spawned() {
     .expect("valid");
     let token = "x".into();
     assert_send(&client.authenticate());
-    assert_send(&client.generate_credentials(DIRECTORY, &ACCESS_TOKEN));
+    assert_send(&client.generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded()));
     assert_send(&client.read_sync_client(DIRECTORY));
     assert_send(&client.probe_token(&token));
     assert_send(&client.logout());

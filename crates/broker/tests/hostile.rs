@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::expect_error;
+use support::{expect_error, unguarded};
 use sync_client_broker::{
     BrokerAuth, BrokerClient, BrokerConfig, CredentialKind, ErrorKind, GenerateRequest,
     IssuedCredential, MAX_BROKER_TOKEN_LIFETIME, ReportedLifetime, SecretString, TlsConfig,
@@ -127,7 +127,11 @@ async fn throttling_is_transient_with_a_bounded_retry_after() {
     for (fault, status, retry_after) in cases {
         sim.inject(fault);
 
-        let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+        let error = expect_error(
+            client
+                .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+                .await,
+        );
 
         assert_eq!(error.kind(), ErrorKind::Transient, "{status}");
         assert_eq!(error.status(), Some(status));
@@ -162,7 +166,11 @@ async fn a_body_cut_mid_way_on_generate_leaves_the_outcome_unknown() {
     client.authenticate().await.expect("token cached");
     sim.inject(Fault::on(Endpoint::Generate).reset_mid_body());
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.status(), Some(200), "the headers had arrived");
@@ -190,7 +198,11 @@ async fn a_trickling_body_times_out_within_the_request_timeout() {
     client.authenticate().await.expect("token cached");
     sim.inject(Fault::on(Endpoint::Generate).slow_body(Duration::from_secs(6)));
 
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
 
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.status(), Some(200));
@@ -217,7 +229,7 @@ async fn a_slow_body_within_the_timeout_is_fine() {
     sim.inject(Fault::on(Endpoint::Generate).slow_body(Duration::from_millis(800)));
 
     let issued = client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
 
@@ -243,7 +255,11 @@ async fn oversized_answers_are_refused_without_reading_them_whole() {
     assert!(!error.outcome_unknown());
 
     sim.inject(Fault::on(Endpoint::Generate).oversized_body());
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert!(error.outcome_unknown(), "the broker rotated: {error}");
     assert!(error.to_string().contains("too large"), "{error}");
@@ -263,7 +279,7 @@ async fn any_content_type_is_accepted_for_json_but_html_is_not() {
     sim.inject(Fault::on(Endpoint::OperatorClientToken).content_type("text/html"));
 
     let issued = client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("valid JSON is JSON, whatever the label");
     assert!(matches!(issued, IssuedCredential::AccessToken { .. }));
@@ -272,7 +288,11 @@ async fn any_content_type_is_accepted_for_json_but_html_is_not() {
         200,
         "<html><head><title>Sign in</title></head>SECRET</html>",
     ));
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert!(error.outcome_unknown());
     assert_eq!(
@@ -288,7 +308,11 @@ async fn any_content_type_is_accepted_for_json_but_html_is_not() {
             "upstream SECRET details ".repeat(500)
         ),
     ));
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
     assert_eq!(error.status(), Some(502));
     assert!(
         error.outcome_unknown(),
@@ -300,7 +324,11 @@ async fn any_content_type_is_accepted_for_json_but_html_is_not() {
     );
 
     sim.inject(Fault::on(Endpoint::Generate).raw(503, "text/html", "Maintenance SECRET page"));
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
     assert_eq!(
         error.to_string(),
         "generate credentials: broker answered 503 Service Unavailable: HTML page"
@@ -324,14 +352,14 @@ async fn reported_token_lifetimes_are_typed_whatever_the_broker_says() {
     for (value, expected) in cases {
         sim.inject(Fault::on(Endpoint::Generate).access_token_expire_in(&value));
         let issued = client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .expect("generated");
         assert_eq!(issued_lifetime(&issued), expected, "{value}");
     }
     sim.inject(Fault::on(Endpoint::Generate).omit_field("access_token_expire_in"));
     let issued = client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
     assert_eq!(issued_lifetime(&issued), ReportedLifetime::NotReported);
@@ -340,7 +368,7 @@ async fn reported_token_lifetimes_are_typed_whatever_the_broker_says() {
     // caller to judge.
     sim.inject(Fault::on(Endpoint::Generate).access_token_expire_in(&json!("soon")));
     let issued = client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("the rotated token is kept");
     assert_eq!(issued_lifetime(&issued), ReportedLifetime::Unreadable);
@@ -362,7 +390,7 @@ async fn broker_token_lifetimes_never_overflow_the_cache() {
         Some(true)
     );
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated");
     assert_eq!(sim.count(Endpoint::OperatorClientToken), 1, "cached");
@@ -377,7 +405,7 @@ async fn broker_token_lifetimes_never_overflow_the_cache() {
     let status = client.authenticate().await.expect("authenticated");
     assert_eq!(status.broker_token_expires_in, Some(Duration::ZERO));
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("used once");
     assert_eq!(sim.count(Endpoint::OperatorClientToken), 3, "never cached");
@@ -428,7 +456,11 @@ async fn a_certificate_from_a_new_ca_fails_verification_once_without_retrying() 
     );
 
     let handshakes_before = settled_handshake_failures(&sim).await;
-    let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let error = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
     assert!(
         error
             .to_string()
@@ -448,7 +480,7 @@ async fn a_certificate_from_a_new_ca_fails_verification_once_without_retrying() 
     renewed.tls.ca_bundle_pem = Some(new_ca);
     let renewed = BrokerClient::new(renewed).expect("valid");
     renewed
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("the new CA is trusted");
 }

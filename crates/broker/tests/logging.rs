@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use support::{
-    DIRECTORY, MockBroker, Reply, Route, assert_no_secret, expect_error, operator_client,
+    DIRECTORY, MockBroker, Reply, Route, assert_no_secret, expect_error, operator_client, unguarded,
 };
 use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential};
 
@@ -53,13 +53,13 @@ async fn trace_logs_carry_no_credentials() {
         token_ttl_minutes: None,
     };
     let issued = client
-        .generate_credentials(DIRECTORY, &access)
+        .generate_credentials(DIRECTORY, &access, &unguarded())
         .await
         .expect("generated");
     broker.expire_sessions();
     broker.push(Route::Generate, Reply::status(401));
     client
-        .generate_credentials(DIRECTORY, &secret)
+        .generate_credentials(DIRECTORY, &secret, &unguarded())
         .await
         .expect("generated after retries");
     if let IssuedCredential::AccessToken { access_token, .. } = issued {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use support::{
     DIRECTORY, MockBroker, PASSWORD, Reply, Route, USERNAME, bearer_config, expect_error,
-    vcenter_config,
+    unguarded, vcenter_config,
 };
 use sync_client_broker::{
     BrokerAuth, BrokerConfig, CredentialKind, DEFAULT_LOGIN_COOLDOWN, ErrorKind, GenerateRequest,
@@ -56,7 +56,7 @@ async fn a_refused_login_blocks_further_logins_and_calls_fail_fast() {
     let fast_failures = [
         client.authenticate().await.map(|_| ()),
         client
-            .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
             .await
             .map(|_| ()),
         client.read_sync_client(DIRECTORY).await.map(|_| ()),
@@ -166,7 +166,7 @@ async fn a_password_changed_on_vcenter_blocks_the_relogin_but_not_the_cached_tok
         Reply::vapi(401, "UNAUTHENTICATED", "Authentication required."),
     );
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("cached token");
     assert_eq!(broker.count(Route::Session), 1);
@@ -174,7 +174,11 @@ async fn a_password_changed_on_vcenter_blocks_the_relogin_but_not_the_cached_tok
     // Then the session and the token die; the re-login is refused and blocks the next ones.
     broker.expire_sessions();
     broker.revoke_broker_tokens();
-    let refused = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let refused = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
     assert_eq!(refused.kind(), ErrorKind::Auth);
     assert_eq!(
         refused.endpoint(),
@@ -184,7 +188,11 @@ async fn a_password_changed_on_vcenter_blocks_the_relogin_but_not_the_cached_tok
     assert_eq!(broker.count(Route::Session), 2);
     assert!(client.login_blocked_until().is_some());
 
-    let blocked = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+    let blocked = expect_error(
+        client
+            .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+            .await,
+    );
     assert_eq!(blocked.status(), None);
     assert_eq!(broker.count(Route::Session), 2, "no further attempt");
 }
@@ -195,7 +203,11 @@ async fn rejected_bearer_tokens_never_block_anything() {
     let client = support::client(bearer_config(&broker));
 
     for attempt in 1..=3 {
-        let error = expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+        let error = expect_error(
+            client
+                .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+                .await,
+        );
         assert_eq!(error.kind(), ErrorKind::Auth);
         assert_eq!(error.status(), Some(401), "a real answer every time");
         assert_eq!(broker.count(Route::Generate), attempt);
@@ -232,7 +244,11 @@ async fn the_simulator_sees_no_login_attempt_during_the_cooldown() {
     let client = support::client(config);
 
     for _ in 0..5 {
-        expect_error(client.generate_credentials(DIRECTORY, &ACCESS_TOKEN).await);
+        expect_error(
+            client
+                .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
+                .await,
+        );
         expect_error(client.authenticate().await);
     }
 

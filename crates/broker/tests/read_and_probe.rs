@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::{
-    DIRECTORY, MockBroker, Reply, Route, SYNC_MEDIA_TYPE, expect_error, operator_client,
+    DIRECTORY, MockBroker, Reply, Route, SYNC_MEDIA_TYPE, expect_error, operator_client, unguarded,
 };
 use sync_client_broker::{
     CredentialKind, ErrorKind, GenerateRequest, IssuedCredential, ReportedLifetime, SecretString,
@@ -154,7 +154,7 @@ async fn probe_says_live_for_the_current_token_and_dead_after_rotation() {
         access_token: first,
         ..
     } = client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated")
     else {
@@ -163,7 +163,7 @@ async fn probe_says_live_for_the_current_token_and_dead_after_rotation() {
 
     assert!(client.probe_token(&first).await.expect("probed"));
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("rotated");
     assert!(

@@ -17,7 +17,7 @@ use rcgen::{
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use support::{DIRECTORY, MockBroker, Route, expect_error, vcenter_config};
+use support::{DIRECTORY, MockBroker, Route, expect_error, unguarded, vcenter_config};
 use sync_client_broker::{
     BrokerClient, CredentialKind, ErrorKind, GenerateRequest, TlsConfig, TokenClient,
 };
@@ -124,7 +124,7 @@ async fn trusts_a_server_signed_by_the_configured_ca() {
     );
 
     client
-        .generate_credentials(DIRECTORY, &ACCESS_TOKEN)
+        .generate_credentials(DIRECTORY, &ACCESS_TOKEN, &unguarded())
         .await
         .expect("generated over TLS");
 

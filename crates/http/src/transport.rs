@@ -99,6 +99,8 @@ pub enum RequestFailure {
         status: Option<u16>,
         /// The failure came while connecting: the request never reached the server.
         before_sending: bool,
+        /// The request's timeout ended it.
+        timed_out: bool,
         /// One line: what failed, the causes, or which phase timed out.
         message: String,
     },
@@ -171,8 +173,25 @@ impl HttpClient {
         fail: impl FnOnce(RequestFailure) -> E,
         observe: impl FnOnce(Option<u16>, &Result<T, E>, Duration),
     ) -> Result<T, E> {
+        let timeout = self.request_timeout;
+        self.call_within(call, request, timeout, read, fail, observe)
+            .await
+    }
+
+    /// [`HttpClient::call`] with `timeout` for this request instead of the client's (what
+    /// remains of a deadline, say).
+    pub async fn call_within<T, E>(
+        &self,
+        call: &'static str,
+        request: RequestBuilder,
+        timeout: Duration,
+        read: impl FnOnce(Answer) -> Result<T, E>,
+        fail: impl FnOnce(RequestFailure) -> E,
+        observe: impl FnOnce(Option<u16>, &Result<T, E>, Duration),
+    ) -> Result<T, E> {
         let started = Instant::now();
-        let (status, result) = match self.exchange(call, request).await {
+        let request = request.timeout(timeout);
+        let (status, result) = match self.exchange_within(call, request, timeout).await {
             Ok(answer) => (Some(answer.status.as_u16()), read(answer)),
             Err(failure) => (failure.status(), Err(fail(failure))),
         };
@@ -188,6 +207,17 @@ impl HttpClient {
         call: &'static str,
         request: RequestBuilder,
     ) -> Result<Answer, RequestFailure> {
+        self.exchange_within(call, request, self.request_timeout)
+            .await
+    }
+
+    /// [`HttpClient::exchange`] of a request whose timeout is `timeout`.
+    async fn exchange_within(
+        &self,
+        call: &'static str,
+        request: RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Answer, RequestFailure> {
         let request = request.build().map_err(|error| {
             RequestFailure::InvalidRequest(format!("invalid request: {}", error_chain(&error)))
         })?;
@@ -197,7 +227,7 @@ impl HttpClient {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(%method, %path, call, "HTTP request failed");
-                return Err(self.network_failure(&error, None));
+                return Err(Self::network_failure(&error, None, timeout));
             }
         };
         let status = response.status();
@@ -210,7 +240,7 @@ impl HttpClient {
         let retry_after = headers
             .get(RETRY_AFTER)
             .and_then(|value| parse_retry_after(value.as_bytes(), SystemTime::now()));
-        let (body, truncated) = self.read_body(&mut response).await?;
+        let (body, truncated) = Self::read_body(&mut response, timeout).await?;
         Ok(Answer {
             status,
             content_type,
@@ -222,7 +252,10 @@ impl HttpClient {
 
     /// Reads at most [`MAX_BODY_BYTES`] of the body; reports whether there was more. The
     /// client's total timeout covers this read too, so a trickling body times out.
-    async fn read_body(&self, response: &mut Response) -> Result<(Vec<u8>, bool), RequestFailure> {
+    async fn read_body(
+        response: &mut Response,
+        timeout: Duration,
+    ) -> Result<(Vec<u8>, bool), RequestFailure> {
         let status = response.status().as_u16();
         let announced_too_large = response
             .content_length()
@@ -242,13 +275,17 @@ impl HttpClient {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok((body, false)),
-                Err(error) => return Err(self.network_failure(&error, Some(status))),
+                Err(error) => return Err(Self::network_failure(&error, Some(status), timeout)),
             }
         }
     }
 
     /// A failure to connect, send or read, described in one line.
-    fn network_failure(&self, error: &reqwest::Error, status: Option<u16>) -> RequestFailure {
+    fn network_failure(
+        error: &reqwest::Error,
+        status: Option<u16>,
+        timeout: Duration,
+    ) -> RequestFailure {
         let before_sending = status.is_none() && error.is_connect();
         let message = if error.is_timeout() {
             let phase = if before_sending {
@@ -258,10 +295,7 @@ impl HttpClient {
             } else {
                 "waiting for the answer"
             };
-            format!(
-                "timed out {phase} (request timeout {:?})",
-                self.request_timeout
-            )
+            format!("timed out {phase} (request timeout {timeout:?})")
         } else if before_sending {
             let chain = error_chain(error);
             if is_certificate_error(error) {
@@ -282,6 +316,7 @@ impl HttpClient {
         RequestFailure::Network {
             status,
             before_sending,
+            timed_out: error.is_timeout(),
             message,
         }
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use sync_client_broker::{CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime};
+use sync_client_broker::{
+    CredentialKind, GenerateRequest, IssuedCredential, ReportedLifetime, RevokeGuard,
+};
 
 use super::gather::{self, Observation};
 use super::pending::{self, Pending};
@@ -24,6 +26,8 @@ use crate::secret::{self, CredentialData, IssuedValues, KeyNames, RecordMeta};
 
 /// The longest lifetime a broker may report for a credential; longer ones are cut to it.
 pub const MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// When a reconcile the fence stopped looks again (if this replica still runs then).
+const FENCED_RETRY: Duration = Duration::from_secs(5);
 
 /// A credential the broker issued, ready to be written.
 struct Minted {
@@ -45,6 +49,7 @@ pub async fn run(
     let revision = next_revision(observation);
     let minted = match mint(ctx, observation, policy, revision).await {
         Ok(minted) => minted,
+        Err(failure) if failure.fenced => return fenced(observation, trigger, failure, revision),
         Err(failure) => return failed(ctx, observation, policy, trigger, failure, revision).await,
     };
     let expires_at = match minted.record.expiry {
@@ -111,6 +116,32 @@ pub(super) async fn issued(
         fingerprint: pending.fingerprint,
     };
     (outcome, requeue_at(renewal_time, observation.now))
+}
+
+/// The fence stopped the generate before it was sent: nothing happened, so no metric or event;
+/// the caller writes no status either ([`Failure::fenced`]). A replica shutting down or deposed
+/// stops soon; the next leader looks again.
+fn fenced(
+    observation: &Observation,
+    trigger: IssueReason,
+    failure: Failure,
+    revision: i64,
+) -> (Outcome, Action) {
+    tracing::info!(
+        namespace = %observation.namespace(), name = %observation.name(),
+        trigger = trigger.as_str(), reason = %failure.message,
+        "generate not sent: fenced"
+    );
+    let outcome = Outcome::Failed {
+        failure,
+        trigger,
+        next_retry: None,
+        rotate_request: observation.rotate_request.clone(),
+        revision,
+        stored: None,
+        verify_after: None,
+    };
+    (outcome, Action::requeue(FENCED_RETRY))
 }
 
 /// A failed attempt: its report and its backoff.
@@ -275,22 +306,22 @@ async fn prove_write(
     }
 }
 
-/// One `generate_credentials` call, within the broker's concurrency limit and only while the
-/// fence is open: checked after the permit is acquired, right before the call.
+/// One `generate_credentials` call, within the broker's concurrency limit. A new leader settles
+/// first; then the fence is checked by the broker client right before each generate request,
+/// and the whole chain has the issue deadline.
 async fn generate(
     ctx: &Context,
     broker: &ResolvedBroker,
     directory_id: &str,
     request: &GenerateRequest,
 ) -> Result<IssuedCredential, Failure> {
-    ctx.fence.settle(broker.request_timeout).await;
+    ctx.fence.settle().await;
     let _permit = broker.permit().await?;
-    ctx.fence
-        .check()
-        .map_err(|fenced| Failure::new(FailureReason::BrokerUnavailable, fenced.to_string()))?;
+    let may_revoke = || ctx.fence.may_revoke();
+    let guard = RevokeGuard::new(ctx.fence.chain_deadline(), &may_revoke);
     broker
         .client
-        .generate_credentials(directory_id, request)
+        .generate_credentials(directory_id, request, &guard)
         .await
         .map_err(|e| Failure::from_broker(&e))
 }

@@ -97,6 +97,9 @@ async fn reconcile_at(
     }
     tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), ?decision, "decided");
     let (outcome, action) = act(ctx, &observation, decision).await?;
+    if matches!(&outcome, Outcome::Failed { failure, .. } if failure.fenced) {
+        return Ok(action); // stopped by the fence: nothing happened, nothing to record
+    }
     record(ctx, &observation, &outcome, &notes, action).await
 }
 
