@@ -4,6 +4,8 @@
 mod broker;
 mod conditions;
 mod credential;
+mod delivery;
+mod entra;
 mod policy;
 pub mod shape;
 mod status;
@@ -14,6 +16,14 @@ pub use broker::{
     SecretKeyRef, TokenClient, VCenterAuth, VCenterCredentialsRef,
 };
 pub use conditions::{Condition, ConditionStatus, reasons, set_condition};
+pub use delivery::{
+    Delivery, DeliveryStatus, EntraConnectionKind, EntraConnectionRef, EntraIdDelivery,
+};
+pub use entra::{
+    ClusterEntraConnection, ClusterEntraConnectionSpec, EntraAuth, EntraCertificateRef,
+    EntraCloud, EntraConnection, EntraConnectionSpec, EntraConnectionStatus, EntraEndpoints,
+    EntraSecretRef, EntraSettings, WorkloadIdentity,
+};
 pub use credential::{
     BrokerKind, BrokerRef, CredentialType, LABEL_VALUE_PATTERN, MAX_TEMPLATE_ANNOTATION_VALUE,
     MAX_TEMPLATE_ENTRIES, RolloutKind, RolloutTarget, SecretKeys, SecretTemplate,
@@ -41,7 +51,9 @@ pub fn crds()
 {
     use kube::CustomResourceExt;
     vec![
+        ClusterEntraConnection::crd(),
         ClusterIdentityBroker::crd(),
+        EntraConnection::crd(),
         IdentityBroker::crd(),
         SyncClientCredential::crd(),
     ]

@@ -9,6 +9,7 @@ pub mod failure;
 pub mod fence;
 pub mod memo;
 pub mod recorder;
+pub mod references;
 mod runner;
 pub mod status;
 pub mod triggers;
