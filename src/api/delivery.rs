@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// Names the delivery in status (unique in the list).
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(min = 1, max = 63))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
     pub name: String,
     /// A Microsoft Entra ID provisioning job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,13 +36,19 @@ pub struct EntraIdDelivery {
     /// The provisioning job; absent: the service principal's only job (`GET .../jobs`; an error
     /// when it has none or several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9._]*$"), length(min = 1, max = 256))]
+    #[schemars(
+        regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9._]*$"),
+        length(min = 1, max = 256)
+    )]
     pub job_id: Option<String>,
     /// The SCIM endpoint URL Entra ID calls (the job's *Tenant URL*); absent: the broker's URL
     /// + `/usergroup/t/{tenant}/scim/v2`. Set it when Entra ID reaches vCenter through a proxy or
     /// an application proxy that publishes another URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub base_address: Option<String>,
 }
 

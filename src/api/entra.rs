@@ -59,11 +59,17 @@ pub struct EntraSettings {
 pub struct EntraEndpoints {
     /// e.g. `https://login.microsoftonline.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub login: Option<String>,
     /// e.g. `https://graph.microsoft.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub graph: Option<String>,
 }
 

@@ -16,18 +16,18 @@ pub use broker::{
     SecretKeyRef, TokenClient, VCenterAuth, VCenterCredentialsRef,
 };
 pub use conditions::{Condition, ConditionStatus, reasons, set_condition};
-pub use delivery::{
-    Delivery, DeliveryStatus, EntraConnectionKind, EntraConnectionRef, EntraIdDelivery,
-};
-pub use entra::{
-    ClusterEntraConnection, ClusterEntraConnectionSpec, EntraAuth, EntraCertificateRef,
-    EntraCloud, EntraConnection, EntraConnectionSpec, EntraConnectionStatus, EntraEndpoints,
-    EntraSecretRef, EntraSettings, WorkloadIdentity,
-};
 pub use credential::{
     BrokerKind, BrokerRef, CredentialType, LABEL_VALUE_PATTERN, MAX_TEMPLATE_ANNOTATION_VALUE,
     MAX_TEMPLATE_ENTRIES, RolloutKind, RolloutTarget, SecretKeys, SecretTemplate,
     SyncClientCredential, SyncClientCredentialSpec, UUID_PATTERN,
+};
+pub use delivery::{
+    Delivery, DeliveryStatus, EntraConnectionKind, EntraConnectionRef, EntraIdDelivery,
+};
+pub use entra::{
+    ClusterEntraConnection, ClusterEntraConnectionSpec, EntraAuth, EntraCertificateRef, EntraCloud,
+    EntraConnection, EntraConnectionSpec, EntraConnectionStatus, EntraEndpoints, EntraSecretRef,
+    EntraSettings, WorkloadIdentity,
 };
 pub use policy::{
     DEFAULT_VERIFY_INTERVAL, MAX_SPEC_DURATION, SpecError, legacy_spec_hash, secret_name,

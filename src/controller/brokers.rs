@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use kube::Client;
+use kube::api::Api;
 use sha2::{Digest, Sha256};
 use sync_client_broker::{
     BrokerAuth as ClientAuth, BrokerClient, BrokerConfig, RequestOutcome, SecretString, TlsConfig,
@@ -19,8 +19,8 @@ use sync_client_broker::{
 use tokio::sync::Semaphore;
 
 use super::caches::Caches;
-use super::references::ReadError;
 use super::failure::{Failure, FailureReason};
+use super::references::ReadError;
 use crate::api::{
     BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, SecretKeyRef, TokenClient,
 };
