@@ -408,11 +408,27 @@ fn waiting_issuing(
                 rfc3339(at)
             )),
         ),
-        Some((WaitReason::Scheduled, _)) | None => Verdict::new(
-            ConditionStatus::False,
-            reasons::IDLE,
-            schedule_message(renewal_time),
-        ),
+        // The last attempt failed for a reason that needs a change (a rotate request refused,
+        // say): nothing is due now, but the reason stays in view until an issue succeeds.
+        Some((WaitReason::Scheduled, _)) | None => {
+            match stored_reason(status).filter(|r| r.category() == FailureCategory::Permanent) {
+                Some(reason) => Verdict::new(
+                    ConditionStatus::False,
+                    reason.as_str(),
+                    bounded(&format!(
+                        "the last attempt failed: {}; {}; {}",
+                        status.last_failure_message.as_deref().unwrap_or_default(),
+                        reason.hint(),
+                        schedule_message(renewal_time)
+                    )),
+                ),
+                None => Verdict::new(
+                    ConditionStatus::False,
+                    reasons::IDLE,
+                    schedule_message(renewal_time),
+                ),
+            }
+        }
     }
 }
 
