@@ -83,9 +83,8 @@ pub struct Observation {
     pub served_by_secret: Option<String>,
     /// The credential in the Secret the spec named before, when the one it names now is missing.
     pub held: Option<Held>,
-    /// The broker resource's generation and its client's epoch: a failure that needs a change
-    /// is retried at once when they differ from what they were at the failure.
-    pub broker_state: Option<String>,
+    /// Whether the broker resource's generation or its client's epoch differ from what they
+    /// were after the last failure that needs a change: then it is retried at once.
     pub broker_changed: bool,
     pub jitter_seed: u64,
 }
@@ -399,11 +398,10 @@ fn observe(
         at,
         revoked: status.last_verify_result.as_deref() == Some(VERIFY_REVOKED),
     });
-    let broker_state = broker_state(ctx, &cr);
     let broker_changed = ctx
         .memo
         .failure_broker_state(&uid)
-        .is_some_and(|at_failure| Some(at_failure) != broker_state);
+        .is_some_and(|at_failure| Some(at_failure) != broker_state(ctx, &cr));
     Observation {
         secret_name: secret_name(&cr),
         failures: failures_from_status(&status),
@@ -424,7 +422,6 @@ fn observe(
             _ => None,
         },
         held: None,
-        broker_state,
         broker_changed,
         jitter_seed: secret::jitter_seed(&uid),
         status,
@@ -440,7 +437,7 @@ fn observe(
 }
 
 /// The broker resource's generation (from the cache) and its client's epoch in the registry.
-fn broker_state(ctx: &Context, cr: &SyncClientCredential) -> Option<String> {
+pub(super) fn broker_state(ctx: &Context, cr: &SyncClientCredential) -> Option<String> {
     let caches = ctx.caches()?;
     let namespace = cr.namespace().unwrap_or_default();
     let generation = caches.broker_generation(&namespace, &cr.spec.broker_ref)?;

@@ -398,8 +398,9 @@ fn note_to_broker(ctx: &Context, observation: &Observation, outcome: &Outcome) {
     let key = BrokerKey::of(&observation.namespace(), &observation.cr.spec.broker_ref);
     match outcome {
         Outcome::Failed { failure, .. } if !failure.reason.is_delivery() => {
+            // The state now, after the attempt: a client the attempt itself built is no change.
             ctx.memo
-                .set_failure_broker_state(&uid, observation.broker_state.clone());
+                .set_failure_broker_state(&uid, gather::broker_state(ctx, &observation.cr));
             let authentication = failure.reason == FailureReason::AuthenticationFailed;
             if authentication || failure.category() == FailureCategory::Permanent {
                 let newly = ctx.brokers.credentials_failing(&key).is_none();
