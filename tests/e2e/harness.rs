@@ -275,14 +275,19 @@ pub fn operator_requests(kube: &KubeSim) -> Vec<sync_client_kube_sim::RecordedRe
         .collect()
 }
 
-/// The operator's calls other than watches, as `verb resource`.
+/// The operator's calls other than watches, as `verb resource`, with ` (dry run)` for a dry run.
 pub fn operator_calls(kube: &KubeSim) -> Vec<String> {
     operator_requests(kube)
         .into_iter()
         .filter(|r| r.verb.as_deref() != Some("watch"))
         .map(|r| {
+            let dry_run = if r.query.split('&').any(|q| q.starts_with("dryRun=")) {
+                " (dry run)"
+            } else {
+                ""
+            };
             format!(
-                "{} {}",
+                "{} {}{dry_run}",
                 r.verb.unwrap_or_default(),
                 r.resource.unwrap_or(r.path)
             )
