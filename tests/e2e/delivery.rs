@@ -20,13 +20,13 @@ const CLIENT_SECRET: &str = "entra-client-secret-Vq3!e2e-never-printed";
 
 /// The Entra ID side of a test: one app (client secret), granted
 /// `Synchronization.ReadWrite.All`, and service principals with one job each.
-struct Entra {
-    sim: EntraSim,
-    client_id: String,
+pub(crate) struct Entra {
+    pub(crate) sim: EntraSim,
+    pub(crate) client_id: String,
 }
 
 impl Entra {
-    async fn start(env: &Env) -> Self {
+    pub(crate) async fn start(env: &Env) -> Self {
         let sim = EntraSim::start(EntraSimConfig {
             scim_trusted_ca_pems: vec![env.broker.ca_pem().expect("broker CA")],
             ..EntraSimConfig::default()
@@ -70,7 +70,7 @@ impl Entra {
     }
 
     /// A service principal with one provisioning job; returns its object id and the job id.
-    fn service_principal(&self) -> (String, String) {
+    pub(crate) fn service_principal(&self) -> (String, String) {
         let id = new_directory_id();
         let job = format!("scim.{}", new_directory_id().replace('-', ""));
         self.sim
@@ -103,7 +103,7 @@ impl Entra {
     }
 }
 
-fn delivery(service_principal: &str) -> serde_json::Value {
+pub(crate) fn delivery(service_principal: &str) -> serde_json::Value {
     json!([{"name": "entra", "entraId": {
         "connectionRef": {"name": "entra"},
         "servicePrincipalId": service_principal,
@@ -111,7 +111,13 @@ fn delivery(service_principal: &str) -> serde_json::Value {
 }
 
 /// Waits until Entra ID holds the broker's live token of `directory` and the credential says so.
-async fn delivered(env: &Env, entra: &Entra, name: &str, sp: &str, directory: &str) -> String {
+pub(crate) async fn delivered(
+    env: &Env,
+    entra: &Entra,
+    name: &str,
+    sp: &str,
+    directory: &str,
+) -> String {
     env.eventually(&format!("{name} delivered"), WAIT, || async {
         let live = env.broker.current_token(directory)?;
         let cr = env.credential(name).await;
