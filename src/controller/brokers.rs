@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use super::caches::Caches;
 use super::failure::{Failure, FailureReason};
+use super::kube_error::{self, Call};
 use crate::api::{
     BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, SecretKeyRef, TokenClient,
 };
@@ -75,10 +76,12 @@ pub enum ResolveError {
     },
     #[error("{broker} is misconfigured: {message}")]
     ConfigInvalid { broker: BrokerKey, message: String },
-    #[error("reading {what} for {broker}: {source}")]
+    #[error("reading {what} for {broker}: {detail}")]
     Kube {
         broker: BrokerKey,
         what: String,
+        /// The failure in words ([`kube_error::describe_call`]).
+        detail: String,
         #[source]
         source: Box<kube::Error>,
     },
@@ -426,8 +429,17 @@ where
         Err(source) => Err(ResolveError::Kube {
             broker: key.clone(),
             what: "the broker".into(),
+            detail: kube_error::describe_call(&source, broker_call(key)),
             source: Box::new(source),
         }),
+    }
+}
+
+/// Reading a broker resource, as RBAC names it.
+fn broker_call(key: &BrokerKey) -> Call<'_> {
+    match key.kind {
+        BrokerKind::IdentityBroker => Call::new("get", "identitybrokers", Some(&key.namespace)),
+        BrokerKind::ClusterIdentityBroker => Call::new("get", "clusteridentitybrokers", None),
     }
 }
 
@@ -452,6 +464,7 @@ async fn check_namespace_allowed(
             return Err(ResolveError::Kube {
                 broker: key.clone(),
                 what: format!("namespace {namespace}"),
+                detail: kube_error::describe_call(&source, Call::new("get", "namespaces", None)),
                 source: Box::new(source),
             });
         }
@@ -481,7 +494,11 @@ async fn secret_values<const N: usize>(
         .await
         .map_err(|source| ResolveError::Kube {
             broker: broker.clone(),
-            what: format!("Secret {name}"),
+            what: format!("Secret {}/{name}", secrets.namespace().unwrap_or_default()),
+            detail: kube_error::describe_call(
+                &source,
+                Call::new("get", "secrets", secrets.namespace()),
+            ),
             source: Box::new(source),
         })?
         .ok_or_else(|| invalid(format!("Secret {name} not found")))?;

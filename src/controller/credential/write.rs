@@ -10,7 +10,8 @@ use kube::api::{Api, PostParams};
 
 use super::gather::Observation;
 use crate::controller::Context;
-use crate::controller::failure::Failure;
+use crate::controller::failure::{Failure, FailureReason};
+use crate::controller::kube_error::{self, Call};
 use crate::secret::{self, REVISION_ANNOTATION};
 
 /// Attempts to write the Secret when it changes underneath (409 Conflict).
@@ -85,12 +86,11 @@ impl<'a> SecretWrite<'a> {
                 Err(Attempt::Foreign) => return Err(self.foreign()),
                 // Deleted or created meanwhile, or changed underneath: read it again.
                 Err(Attempt::Api(kube::Error::Api(status))) if matches!(status.code, 404 | 409) => {
-                    current = self.secrets.get_opt(self.name).await.map_err(|e| {
-                        WriteError::Failed(Failure::secret_write(format!(
-                            "re-reading Secret {}: {e}",
-                            self.name
-                        )))
-                    })?;
+                    current = self
+                        .secrets
+                        .get_opt(self.name)
+                        .await
+                        .map_err(|e| WriteError::Failed(self.reread_failed(&e)))?;
                     if let Some(found) = current.as_ref().filter(|c| holds_this_issue(c, desired)) {
                         // An earlier attempt landed after all (its answer was lost).
                         return Ok(found.metadata.resource_version.clone());
@@ -108,6 +108,23 @@ impl<'a> SecretWrite<'a> {
             self.name,
             last.unwrap_or_default()
         ))))
+    }
+
+    /// Re-reading the Secret after a write met a conflict failed: the credential is not stored
+    /// (the Secret may hold a revoked one) and the write is retried.
+    fn reread_failed(&self, error: &kube::Error) -> Failure {
+        let namespace = self.secrets.namespace();
+        let detail = kube_error::describe_call(error, Call::new("get", "secrets", namespace));
+        Failure {
+            outcome_unknown: true,
+            ..Failure::new(
+                FailureReason::SecretReadFailed,
+                format!(
+                    "re-reading Secret {} after its write met a change: {detail}",
+                    self.name
+                ),
+            )
+        }
     }
 
     fn foreign(&self) -> WriteError {
@@ -177,16 +194,17 @@ fn classify(name: &str, error: &kube::Error, dry_run: bool, desired: &Secret) ->
                 redacted(&status.message, desired)
             )))
         }
+        // A dry run stored nothing: nothing was generated, nothing is lost.
         _ if dry_run => WriteError::Failed(Failure::new(
-            crate::controller::failure::FailureReason::SecretWriteFailed,
+            FailureReason::SecretWriteFailed,
             format!(
                 "{doing} Secret {name}: {}",
-                redacted(&error.to_string(), desired)
+                redacted(&kube_error::describe(error), desired)
             ),
         )),
         _ => WriteError::Failed(Failure::secret_write(format!(
             "{doing} Secret {name}: {}",
-            redacted(&error.to_string(), desired)
+            redacted(&kube_error::describe(error), desired)
         ))),
     }
 }
