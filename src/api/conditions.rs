@@ -50,6 +50,10 @@ pub mod reasons {
     pub const EXPIRED: &str = "Expired";
     pub const THROTTLED: &str = "Throttled";
     pub const SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
+    /// Issuing=Unknown: the fresh read of the resource an issue is decided on failed.
+    pub const CREDENTIAL_READ_FAILED: &str = "CredentialReadFailed";
+    /// Event only: the status could not be written (so it cannot say so itself).
+    pub const STATUS_WRITE_FAILED: &str = "StatusWriteFailed";
     // Preflight=True
     pub const PREFLIGHT_PASSED: &str = "PreflightPassed";
 
@@ -59,6 +63,7 @@ pub mod reasons {
     pub const EVENT_ROTATION_FAILED: &str = "RotationFailed";
     pub const EVENT_SECRET_REPAIRED: &str = "SecretRepaired";
     pub const EVENT_ROLLOUT_RESTARTED: &str = "RolloutRestarted";
+    pub const EVENT_ROLLOUT_RESTART_FAILED: &str = "RolloutRestartFailed";
     pub const EVENT_SECRET_NOT_OWNED: &str = "SecretNotOwned";
     pub const EVENT_SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
     pub const EVENT_TOKEN_REVOKED: &str = "TokenRevoked";

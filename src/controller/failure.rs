@@ -27,11 +27,14 @@ pub enum FailureReason {
     BrokerResponseInvalid,
     SecretWriteRejected,
     ReconcilePanicked,
+    BrokerReadFailed,
+    SecretDataMissing,
+    SecretWritesBacklogged,
 }
 
 impl FailureReason {
     /// Every reason, for reading stored names back.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::SpecInvalid,
         Self::BrokerNotFound,
         Self::BrokerNotAllowed,
@@ -47,6 +50,9 @@ impl FailureReason {
         Self::BrokerResponseInvalid,
         Self::SecretWriteRejected,
         Self::ReconcilePanicked,
+        Self::BrokerReadFailed,
+        Self::SecretDataMissing,
+        Self::SecretWritesBacklogged,
     ];
 
     /// The condition reason, as written into status and shown by `kubectl`.
@@ -67,6 +73,9 @@ impl FailureReason {
             Self::BrokerResponseInvalid => "BrokerResponseInvalid",
             Self::SecretWriteRejected => "SecretWriteRejected",
             Self::ReconcilePanicked => "ReconcilePanicked",
+            Self::BrokerReadFailed => "BrokerReadFailed",
+            Self::SecretDataMissing => "SecretDataMissing",
+            Self::SecretWritesBacklogged => "SecretWritesBacklogged",
         }
     }
 
@@ -93,7 +102,10 @@ impl FailureReason {
             | Self::SecretReadFailed
             | Self::BrokerResponseInvalid
             | Self::SecretWriteRejected
-            | Self::ReconcilePanicked => FailureCategory::Retryable,
+            | Self::ReconcilePanicked
+            | Self::BrokerReadFailed
+            | Self::SecretDataMissing
+            | Self::SecretWritesBacklogged => FailureCategory::Retryable,
         }
     }
 
@@ -125,9 +137,7 @@ impl FailureReason {
                 "the broker may have rotated without answering; a new credential is issued soon"
             }
             Self::SecretWriteFailed => "the Secret could not be written; it is retried",
-            Self::SecretReadFailed => {
-                "the Secret could not be read, or holds no credential where its record says; it is retried"
-            }
+            Self::SecretReadFailed => "the Secret could not be read; it is retried",
             Self::BrokerResponseInvalid => {
                 "the broker answered with an unusable credential lifetime; it is retried with backoff"
             }
@@ -135,6 +145,15 @@ impl FailureReason {
                 "the API server refuses the Secret (policy, quota or validation); nothing is issued until that changes"
             }
             Self::ReconcilePanicked => "an internal error; it is retried with backoff",
+            Self::BrokerReadFailed => {
+                "the operator could not read the broker resource, its Secrets or the credential's namespace (the message names which and why); it is retried"
+            }
+            Self::SecretDataMissing => {
+                "the Secret no longer holds the credential under the keys its record names (edited or deleted meanwhile); it is repaired"
+            }
+            Self::SecretWritesBacklogged => {
+                "many generated credentials still wait for their Secret writes, so nothing new is generated until they are stored; it is retried"
+            }
         }
     }
 
@@ -157,7 +176,7 @@ impl FailureReason {
             ResolveError::NotFound { .. } => Self::BrokerNotFound,
             ResolveError::NotAllowed { .. } => Self::BrokerNotAllowed,
             ResolveError::ConfigInvalid { .. } => Self::BrokerConfigInvalid,
-            ResolveError::Kube { .. } => Self::BrokerUnavailable,
+            ResolveError::Kube { .. } => Self::BrokerReadFailed,
         }
     }
 }

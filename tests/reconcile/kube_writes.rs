@@ -132,13 +132,23 @@ async fn refused_status_patch_is_returned_as_a_write_status_error() {
                 "etcd",
             ),
         );
+        // The status cannot say so itself: an event does.
+        api.expect_event(EventType::Warning, "StatusWriteFailed");
         let error = credential::reconcile(Arc::new(cr), ctx)
             .await
             .expect_err("the status write fails");
         api.checkpoint();
         assert!(matches!(error, Error::WriteStatus { .. }), "{error:?}");
         assert_eq!(error.category(), "write_status");
-        assert!(error.to_string().contains("team/app"), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "writing the status of team/app: the API server failed (503 ServiceUnavailable): etcd"
+        );
+        let note = api.events().pop().and_then(|e| e.note).unwrap_or_default();
+        assert!(
+            note.starts_with("writing the status of team/app: the API server failed (503 ServiceUnavailable): etcd; "),
+            "{note}"
+        );
     })
     .await;
 }

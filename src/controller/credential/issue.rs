@@ -129,7 +129,7 @@ fn fenced(
 ) -> (Outcome, Action) {
     tracing::info!(
         namespace = %observation.namespace(), name = %observation.name(),
-        trigger = trigger.as_str(), reason = %failure.message,
+        trigger = trigger.as_str(), detail = %failure.message,
         "generate not sent: fenced"
     );
     let outcome = Outcome::Failed {
@@ -156,7 +156,7 @@ async fn failed(
     ctx.metrics.record_rotation(failure.reason.as_str());
     tracing::warn!(
         namespace = %observation.namespace(), name = %observation.name(),
-        reason = %failure.reason, trigger = trigger.as_str(), message = %failure.message,
+        reason = %failure.reason, trigger = trigger.as_str(), detail = %failure.message,
         "issuing failed"
     );
     events::issue_failed(ctx, observation, &failure).await;
@@ -235,7 +235,8 @@ async fn mint(
     };
     prove_write(ctx, observation, &keys, &meta(None), &broker.scim_url).await?;
     if !ctx.pending.has_room() {
-        return Err(Failure::secret_write(
+        return Err(Failure::new(
+            FailureReason::SecretWritesBacklogged,
             "too many generated credentials wait to be stored; none is generated until they are",
         ));
     }
@@ -300,9 +301,11 @@ async fn prove_write(
     match write.dry_run(&desired).await {
         Ok(()) => Ok(()),
         Err(WriteError::Rejected(f) | WriteError::Failed(f) | WriteError::Foreign(f)) => Err(f),
-        Err(WriteError::Superseded(_)) => {
-            Err(Failure::secret_write("the Secret changed meanwhile"))
-        }
+        // Nothing was generated: the Secret is looked at again.
+        Err(WriteError::Superseded(_)) => Err(Failure::new(
+            FailureReason::SecretWriteFailed,
+            "the dry run found the Secret changed meanwhile",
+        )),
     }
 }
 
