@@ -27,8 +27,15 @@ const SENDING_GENERATE: &str = "the guard allows the request; sending it";
 /// What the reconciler logs when the fence refused the generate.
 const FENCED: &str = "generate not sent: fenced";
 
-/// The timestamp that starts a text log line (ANSI colour codes skipped).
+/// The timestamp of a log line: a JSON line's `timestamp`, or the time that starts a text line
+/// (ANSI colour codes skipped).
 fn line_time(line: &str) -> Option<DateTime<Utc>> {
+    if line.starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        return DateTime::parse_from_rfc3339(value["timestamp"].as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+    }
     let mut plain = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -71,7 +78,7 @@ async fn wait_for_exit(env: &Env, process: &mut Process, within: Duration) {
 // 1. A leader whose Lease writes fail
 
 /// What the operator needs besides the lease (the chart's cluster-wide rules).
-fn operator_rules() -> serde_json::Value {
+pub(crate) fn operator_rules() -> serde_json::Value {
     json!([
         {"apiGroups": ["syncclient.io"], "resources": ["syncclientcredentials"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["syncclient.io"], "resources": ["identitybrokers", "clusteridentitybrokers"], "verbs": ["list", "watch"]},

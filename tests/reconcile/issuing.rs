@@ -416,6 +416,49 @@ async fn issuing_restarts_the_listed_deployment_after_writing_the_secret() {
     .await;
 }
 
+/// A restart target that does not exist: the credential is issued (and Ready), and the event
+/// is `RolloutRestartFailed`, naming the workload, that it was not found and what to do.
+#[tokio::test]
+async fn a_missing_restart_target_is_reported_as_a_failed_restart_that_says_what_to_do() {
+    within_time(async {
+        let world = World::start(ONE_TOKEN_CLIENT).await;
+        let (api, client) = MockApi::start(NAMESPACE);
+        let ctx = world.context(client);
+        let mut cr = new_credential();
+        cr.spec.rollout_restart_targets = vec![RolloutTarget {
+            kind: RolloutKind::Deployment,
+            name: "scim-pusher".into(),
+        }];
+
+        api.expect_get_secret(NAME, None);
+        world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret(|_| {});
+        api.expect_create_secret(|_| {});
+        api.expect_event(EventType::Normal, "Issued");
+        api.expect(
+            Method::PATCH,
+            format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/scim-pusher"),
+            |_| Reply::not_found("deployments.apps \"scim-pusher\""),
+        );
+        api.expect_event(EventType::Warning, "RolloutRestartFailed");
+        api.expect_status_patch(&cr, |status| {
+            assert_condition(status, "Ready", ConditionStatus::True, "CredentialCurrent");
+        });
+        credential::reconcile(Arc::new(cr), ctx)
+            .await
+            .expect("reconcile succeeds");
+        api.checkpoint();
+        let note = api.events().pop().and_then(|e| e.note);
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "could not restart Deployment scim-pusher: not found (404): deployments.apps \"scim-pusher\" not found; create the Deployment or remove it from spec.rolloutRestartTargets; its pods read the new Secret data only when they restart"
+            )
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn template_labels_missing_from_the_owned_secret_are_patched_without_a_new_credential() {
     within_time(async {

@@ -33,7 +33,7 @@ pub async fn restart_targets(ctx: &Context, cr: &SyncClientCredential, now: Date
             Err(e) => {
                 let note = failed_note(&e, target.kind, &target.name, &namespace);
                 tracing::warn!(
-                    %namespace, name = %cr.name_any(), target = %target.name, kind,
+                    %namespace, name = %cr.name_any(), workload = %target.name, kind,
                     error = %kube_error::describe(&e), "rollout restart failed"
                 );
                 (
