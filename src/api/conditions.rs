@@ -16,13 +16,15 @@ pub enum ConditionStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Ready` or `Issuing`.
+    /// `Ready`, `Issuing` or `Preflight` (a broker has `Ready` only).
     #[serde(rename = "type")]
     pub type_: String,
+    /// `True`, `False`, or `Unknown` while a read the operator needs to tell fails.
     pub status: ConditionStatus,
-    /// A CamelCase word naming why the condition is what it is (see `reasons`).
+    /// A CamelCase word naming what happened (`CredentialCurrent`, `BrokerUnavailable`,
+    /// `SecretReadFailed`, ...; the README lists every reason).
     pub reason: String,
-    /// A human-readable explanation; never holds secret material.
+    /// What happened and what to do, in words; never holds secret material.
     #[serde(default)]
     pub message: String,
     /// When `status` last changed.
