@@ -90,27 +90,39 @@ pub(crate) fn operator_rules() -> serde_json::Value {
     ])
 }
 
-/// Each account may do what the operator does; its permission on leases comes from a
-/// RoleBinding of its own (`leases-<account>`), which the test can take away.
-fn grant(kube: &KubeSim, accounts: &[&str]) {
+/// A ClusterRole `name` with `rules`, bound to the ServiceAccounts `accounts` of `default`
+/// (applied again: its rules replaced).
+pub(crate) fn bind_cluster_role(
+    kube: &KubeSim,
+    name: &str,
+    accounts: &[&str],
+    rules: &serde_json::Value,
+) {
     let subjects: Vec<_> = accounts
         .iter()
         .map(|a| json!({"kind": "ServiceAccount", "name": a, "namespace": "default"}))
         .collect();
     let objects = [
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-               "metadata": {"name": "operator"}, "rules": operator_rules()}),
+               "metadata": {"name": name}, "rules": rules}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "operator"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "operator"},
+               "metadata": {"name": name},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
                "subjects": subjects}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-               "metadata": {"name": "leases", "namespace": "default"},
-               "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}]}),
     ];
     for object in objects {
         kube.apply_yaml(&object.to_string()).expect("RBAC object");
     }
+}
+
+/// Each account may do what the operator does; its permission on leases comes from a
+/// RoleBinding of its own (`leases-<account>`), which the test can take away.
+fn grant(kube: &KubeSim, accounts: &[&str]) {
+    bind_cluster_role(kube, "operator", accounts, &operator_rules());
+    let leases = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+           "metadata": {"name": "leases", "namespace": "default"},
+           "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}]});
+    kube.apply_yaml(&leases.to_string()).expect("RBAC object");
     for account in accounts {
         let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": format!("leases-{account}"), "namespace": "default"},

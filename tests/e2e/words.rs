@@ -9,11 +9,11 @@ use std::time::Duration;
 use kube::ResourceExt;
 use serde_json::json;
 use sync_client_broker_sim::{Endpoint, Fault};
-use sync_client_kube_sim::KubeSim;
 use sync_client_operator::api::{ConditionStatus, SyncClientCredential};
 
 use crate::chaos_kit::Identity;
 use crate::debug_text::assert_no_debug_text;
+use crate::fencing::{bind_cluster_role, operator_rules};
 use crate::harness::{BROKER_NAME, Env, WAIT, crd_files, wait_for_event};
 use crate::kubectl::Kubectl;
 
@@ -85,30 +85,18 @@ async fn kubectl_describe_scc_shows_what_the_operator_did() {
     assert_no_debug_text("kubectl describe scc", &described);
 }
 
+/// The operator's ServiceAccount (and ClusterRole) in the RBAC test.
+const ACCOUNT: &str = "words-operator";
+
 /// The rules of the chart's ClusterRole, without reading Secrets one by one (`get`).
 fn rules_without_secret_get() -> serde_json::Value {
-    let mut rules = crate::fencing::operator_rules();
+    let mut rules = operator_rules();
     for rule in rules.as_array_mut().into_iter().flatten() {
         if rule["resources"] == json!(["secrets"]) {
             rule["verbs"] = json!(["list", "watch", "create", "update", "patch"]);
         }
     }
     rules
-}
-
-/// Binds `rules` to the ServiceAccount `account` in `default`, cluster-wide.
-fn grant(kube: &KubeSim, account: &str, rules: &serde_json::Value) {
-    let objects = [
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-               "metadata": {"name": "words-operator"}, "rules": rules}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "words-operator"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "words-operator"},
-               "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "default"}]}),
-    ];
-    for object in objects {
-        kube.apply_yaml(&object.to_string()).expect("RBAC object");
-    }
 }
 
 /// What the credential's `Ready` condition says, once it is `status`.
@@ -138,8 +126,8 @@ async fn a_secret_the_operator_may_not_read_shows_on_the_credential_and_its_brok
             .expect("CRD");
     }
     env.create_broker(BROKER_NAME, json!({})).await;
-    let identity = Identity::new(&env, "words-operator");
-    grant(kube, "words-operator", &rules_without_secret_get());
+    let identity = Identity::new(&env, ACCOUNT);
+    bind_cluster_role(kube, ACCOUNT, &[ACCOUNT], &rules_without_secret_get());
     let _process = identity.spawn(&env, "words", &[]);
     env.create_credential("app", json!({})).await;
 
@@ -165,7 +153,7 @@ async fn a_secret_the_operator_may_not_read_shows_on_the_credential_and_its_brok
         "reading Secret default/vcenter-login for IdentityBroker default/vcenter: forbidden (403): the operator may not get secrets in namespace default; check its RBAC rules (its ClusterRole, or its Role when it watches one namespace)"
     );
 
-    grant(kube, "words-operator", &crate::fencing::operator_rules());
+    bind_cluster_role(kube, ACCOUNT, &[ACCOUNT], &operator_rules());
     // Retried with the error backoff (1 s, doubling): within a minute of the grant.
     env.wait_for_revision_within("app", 1, Duration::from_secs(60))
         .await;

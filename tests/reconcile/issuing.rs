@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 use sync_client_broker_sim::{Endpoint, SyncClients};
 use sync_client_operator::api::{
     ConditionStatus, CredentialType, ROTATE_REQUEST_ANNOTATION, RolloutKind, RolloutTarget,
-    SecretTemplate,
+    SecretTemplate, SyncClientCredential,
 };
 use sync_client_operator::controller::credential::{self, RESTARTED_AT_ANNOTATION};
 use sync_client_operator::secret::{
@@ -365,23 +365,29 @@ async fn client_secret_credential_is_stored_without_expiry_and_not_scheduled() {
     .await;
 }
 
+/// A credential that restarts the Deployment `deployment`, and the requests of its first issue,
+/// which come before the restart.
+fn first_issue_restarting(world: &World, api: &MockApi, deployment: &str) -> SyncClientCredential {
+    let mut cr = new_credential();
+    cr.spec.rollout_restart_targets = vec![RolloutTarget {
+        kind: RolloutKind::Deployment,
+        name: deployment.into(),
+    }];
+    api.expect_get_secret(NAME, None);
+    world.expect_broker_resolution(api, &cr);
+    api.expect_dry_run_create_secret(|_| {});
+    api.expect_create_secret(|_| {});
+    api.expect_event(EventType::Normal, "Issued");
+    cr
+}
+
 #[tokio::test]
 async fn issuing_restarts_the_listed_deployment_after_writing_the_secret() {
     within_time(async {
         let world = World::start(ONE_TOKEN_CLIENT).await;
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
-        let mut cr = new_credential();
-        cr.spec.rollout_restart_targets = vec![RolloutTarget {
-            kind: RolloutKind::Deployment,
-            name: "web".into(),
-        }];
-
-        api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api, &cr);
-        api.expect_dry_run_create_secret(|_| {});
-        api.expect_create_secret(|_| {});
-        api.expect_event(EventType::Normal, "Issued");
+        let cr = first_issue_restarting(&world, &api, "web");
         api.expect(
             Method::PATCH,
             format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/web"),
@@ -424,17 +430,7 @@ async fn a_missing_restart_target_is_reported_as_a_failed_restart_that_says_what
         let world = World::start(ONE_TOKEN_CLIENT).await;
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
-        let mut cr = new_credential();
-        cr.spec.rollout_restart_targets = vec![RolloutTarget {
-            kind: RolloutKind::Deployment,
-            name: "scim-pusher".into(),
-        }];
-
-        api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api, &cr);
-        api.expect_dry_run_create_secret(|_| {});
-        api.expect_create_secret(|_| {});
-        api.expect_event(EventType::Normal, "Issued");
+        let cr = first_issue_restarting(&world, &api, "scim-pusher");
         api.expect(
             Method::PATCH,
             format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/scim-pusher"),

@@ -622,13 +622,21 @@ impl MockApi {
         );
     }
 
-    /// Every status the reconciler patched (merge patches of the whole status), in order.
-    pub fn status_patches(&self) -> Vec<SyncClientCredentialStatus> {
+    /// Every status patch served, JSON patches (of one condition) or not (the whole status).
+    fn status_requests(&self, json_patch: bool) -> Vec<Captured> {
         lock(&self.script)
             .served
             .iter()
             .filter(|c| c.method == Method::PATCH && c.path.ends_with("/status"))
-            .filter(|c| c.content_type.as_deref() != Some(JSON_PATCH))
+            .filter(|c| (c.content_type.as_deref() == Some(JSON_PATCH)) == json_patch)
+            .cloned()
+            .collect()
+    }
+
+    /// Every status the reconciler patched (merge patches of the whole status), in order.
+    pub fn status_patches(&self) -> Vec<SyncClientCredentialStatus> {
+        self.status_requests(false)
+            .iter()
             .map(status_of_patch)
             .collect()
     }
@@ -655,11 +663,8 @@ impl MockApi {
 
     /// The JSON patches of single conditions, in order.
     pub fn condition_patches(&self) -> Vec<serde_json::Value> {
-        lock(&self.script)
-            .served
+        self.status_requests(true)
             .iter()
-            .filter(|c| c.method == Method::PATCH && c.path.ends_with("/status"))
-            .filter(|c| c.content_type.as_deref() == Some(JSON_PATCH))
             .map(Captured::json)
             .collect()
     }
