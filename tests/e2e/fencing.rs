@@ -90,6 +90,18 @@ pub(crate) fn operator_rules() -> serde_json::Value {
     ])
 }
 
+/// The API simulator with RBAC on, the CRDs and an IdentityBroker for the broker simulator.
+pub(crate) async fn rbac_cluster_with_broker() -> Env {
+    let env = crate::incluster::start_cluster().await;
+    let kube = env.kube.as_ref().expect("simulator");
+    for crd in crd_files() {
+        kube.apply_yaml(&std::fs::read_to_string(&crd).expect("crd"))
+            .expect("CRD");
+    }
+    env.create_broker(BROKER_NAME, json!({})).await;
+    env
+}
+
 /// A ClusterRole `name` with `rules`, bound to the ServiceAccounts `accounts` of `default`
 /// (applied again: its rules replaced).
 pub(crate) fn bind_cluster_role(
@@ -162,13 +174,8 @@ fn directory(i: usize) -> String {
 /// and the broker's request log are final when compared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_lease_writes_fail_mints_nothing_once_the_standby_holds_the_lease() {
-    let env = crate::incluster::start_cluster().await;
+    let env = rbac_cluster_with_broker().await;
     let kube = env.kube.as_ref().expect("simulator");
-    for crd in crd_files() {
-        kube.apply_yaml(&std::fs::read_to_string(&crd).expect("crd"))
-            .expect("CRD");
-    }
-    env.create_broker(BROKER_NAME, json!({})).await;
     let accounts = ["replica-a", "replica-b"];
     let ids = accounts.map(|account| Identity::new(&env, account));
     grant(kube, &accounts);

@@ -13,8 +13,8 @@ use sync_client_operator::api::{ConditionStatus, SyncClientCredential};
 
 use crate::chaos_kit::Identity;
 use crate::debug_text::assert_no_debug_text;
-use crate::fencing::{bind_cluster_role, operator_rules};
-use crate::harness::{BROKER_NAME, Env, WAIT, crd_files, wait_for_event};
+use crate::fencing::{bind_cluster_role, operator_rules, rbac_cluster_with_broker};
+use crate::harness::{BROKER_NAME, Env, WAIT, wait_for_event};
 use crate::kubectl::Kubectl;
 
 /// The rows of the `Events:` table at the end of `kubectl describe`, spaces collapsed.
@@ -119,13 +119,8 @@ async fn ready_once(env: &Env, status: ConditionStatus, reason: &str) -> String 
 /// without anything else changing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_the_operator_may_not_read_shows_on_the_credential_and_its_broker() {
-    let env = crate::incluster::start_cluster().await;
+    let env = rbac_cluster_with_broker().await;
     let kube = env.kube.as_ref().expect("simulator");
-    for crd in crd_files() {
-        kube.apply_yaml(&std::fs::read_to_string(&crd).expect("crd"))
-            .expect("CRD");
-    }
-    env.create_broker(BROKER_NAME, json!({})).await;
     let identity = Identity::new(&env, ACCOUNT);
     bind_cluster_role(kube, ACCOUNT, &[ACCOUNT], &rules_without_secret_get());
     let _process = identity.spawn(&env, "words", &[]);

@@ -584,18 +584,27 @@ impl MockApi {
         cr: &SyncClientCredential,
         check: impl FnOnce(&SyncClientCredentialStatus) + Send + 'static,
     ) {
+        self.expect_credential_status(cr, move |request, mut updated| {
+            let status = status_of_patch(request);
+            check(&status);
+            updated.status = Some(status);
+            updated
+        });
+    }
+
+    /// A patch of `cr`'s status subresource; `answer` checks it and returns the credential the
+    /// API server answers with.
+    fn expect_credential_status(
+        &self,
+        cr: &SyncClientCredential,
+        answer: impl FnOnce(&Captured, SyncClientCredential) -> SyncClientCredential + Send + 'static,
+    ) {
         let name = cr.meta().name.clone().unwrap_or_default();
         let cr = cr.clone();
         self.expect(
             Method::PATCH,
             self.credential_status_path(&name),
-            move |request| {
-                let status = status_of_patch(request);
-                check(&status);
-                let mut updated = cr;
-                updated.status = Some(status);
-                Reply::json(StatusCode::OK, &updated)
-            },
+            move |request| Reply::json(StatusCode::OK, &answer(request, cr)),
         );
     }
 
@@ -648,17 +657,11 @@ impl MockApi {
         cr: &SyncClientCredential,
         check: impl FnOnce(&serde_json::Value) + Send + 'static,
     ) {
-        let name = cr.meta().name.clone().unwrap_or_default();
-        let cr = cr.clone();
-        self.expect(
-            Method::PATCH,
-            self.credential_status_path(&name),
-            move |request| {
-                assert_eq!(request.content_type.as_deref(), Some(JSON_PATCH));
-                check(&request.json::<serde_json::Value>());
-                Reply::json(StatusCode::OK, &cr)
-            },
-        );
+        self.expect_credential_status(cr, move |request, unchanged| {
+            assert_eq!(request.content_type.as_deref(), Some(JSON_PATCH));
+            check(&request.json::<serde_json::Value>());
+            unchanged
+        });
     }
 
     /// The JSON patches of single conditions, in order.
