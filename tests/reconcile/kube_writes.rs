@@ -264,3 +264,38 @@ async fn a_failed_fresh_read_leaves_issuing_unknown_and_says_why() {
     })
     .await;
 }
+
+/// The operator may not create Secrets (RBAC): the dry run before any generate is refused, and
+/// the credential says who may not do what, without kube's `Debug` text.
+#[tokio::test]
+async fn a_secret_create_refused_by_rbac_says_which_permission_is_missing() {
+    within_time(async {
+        let world = World::start(ONE_TOKEN_CLIENT).await;
+        let (api, client) = MockApi::start(NAMESPACE);
+        let ctx = world.context(client);
+        let cr = new_credential();
+        api.expect_get_secret(NAME, None);
+        world.expect_broker_resolution(&api, &cr);
+        api.expect_dry_run_create_secret_failing(Reply::failure(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "secrets is forbidden: User \"system:serviceaccount:ops:operator\" cannot create resource \"secrets\" in API group \"\" in the namespace \"team\"",
+        ));
+        api.expect_event(EventType::Warning, "RotationFailed");
+        api.expect_status_patch(&cr, |status| {
+            assert_condition(status, "Ready", ConditionStatus::False, "SecretWriteRejected");
+            assert_eq!(
+                status.last_failure_message.as_deref(),
+                Some(
+                    "the API server refused the dry run of writing Secret app: forbidden (403): the operator may not create secrets in namespace team; check its RBAC rules (its ClusterRole, or its Role when it watches one namespace)"
+                )
+            );
+        });
+        credential::reconcile(Arc::new(cr), ctx)
+            .await
+            .expect("reconcile succeeds");
+        api.checkpoint();
+        assert_eq!(world.sim.count(sync_client_broker_sim::Endpoint::Generate), 0);
+    })
+    .await;
+}
