@@ -39,6 +39,8 @@ pub mod reasons {
     pub const READY: &str = "Ready";
     pub const ISSUING: &str = "Issuing";
     pub const PREFLIGHT: &str = "Preflight";
+    /// Every delivery in `spec.deliveries` holds the current revision, validated.
+    pub const DELIVERED: &str = "Delivered";
 
     // Ready=True
     pub const CREDENTIAL_CURRENT: &str = "CredentialCurrent";
@@ -58,6 +60,10 @@ pub mod reasons {
     pub const STATUS_WRITE_FAILED: &str = "StatusWriteFailed";
     // Preflight=True
     pub const PREFLIGHT_PASSED: &str = "PreflightPassed";
+    // Delivered=True
+    pub const DELIVERED_AND_VALIDATED: &str = "DeliveredAndValidated";
+    // Delivered=False while a delivery waits for its first attempt
+    pub const DELIVERY_PENDING: &str = "DeliveryPending";
 
     // Events
     pub const EVENT_ISSUED: &str = "Issued";
@@ -75,6 +81,10 @@ pub mod reasons {
     pub const EVENT_SECRET_MOVED: &str = "SecretMoved";
     pub const EVENT_SECRET_KEYS_RENAMED: &str = "SecretKeysRenamed";
     pub const EVENT_VERIFICATION_UNAVAILABLE: &str = "VerificationUnavailable";
+    pub const EVENT_DELIVERED: &str = "Delivered";
+    pub const EVENT_DELIVERY_VALIDATION_FAILED: &str = "DeliveryValidationFailed";
+    pub const EVENT_QUARANTINE_LIFTED: &str = "QuarantineLifted";
+    pub const EVENT_DELIVERY_FAILING: &str = "DeliveryFailing";
 }
 
 /// Sets a condition, keeping `lastTransitionTime` when the status did not change.

@@ -86,6 +86,9 @@ pub struct SyncClientCredentialStatus {
     /// The last issue attempts, newest first; never longer than [`MAX_HISTORY`].
     #[serde(default)]
     pub history: Vec<RotationRecord>,
+    /// What became of each delivery in `spec.deliveries`, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<super::DeliveryStatus>,
 }
 
 /// Issue attempts kept in [`SyncClientCredentialStatus::history`].

@@ -30,11 +30,21 @@ pub enum FailureReason {
     BrokerReadFailed,
     SecretDataMissing,
     SecretWritesBacklogged,
+    // Deliveries (Entra ID provisioning).
+    EntraConnectionNotFound,
+    EntraConnectionNotAllowed,
+    EntraConnectionInvalid,
+    EntraAuthenticationFailed,
+    EntraPermissionDenied,
+    EntraJobNotFound,
+    EntraJobAmbiguous,
+    EntraUnavailable,
+    EntraValidationFailed,
 }
 
 impl FailureReason {
     /// Every reason, for reading stored names back.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 27] = [
         Self::SpecInvalid,
         Self::BrokerNotFound,
         Self::BrokerNotAllowed,
@@ -53,6 +63,15 @@ impl FailureReason {
         Self::BrokerReadFailed,
         Self::SecretDataMissing,
         Self::SecretWritesBacklogged,
+        Self::EntraConnectionNotFound,
+        Self::EntraConnectionNotAllowed,
+        Self::EntraConnectionInvalid,
+        Self::EntraAuthenticationFailed,
+        Self::EntraPermissionDenied,
+        Self::EntraJobNotFound,
+        Self::EntraJobAmbiguous,
+        Self::EntraUnavailable,
+        Self::EntraValidationFailed,
     ];
 
     /// The condition reason, as written into status and shown by `kubectl`.
@@ -76,6 +95,15 @@ impl FailureReason {
             Self::BrokerReadFailed => "BrokerReadFailed",
             Self::SecretDataMissing => "SecretDataMissing",
             Self::SecretWritesBacklogged => "SecretWritesBacklogged",
+            Self::EntraConnectionNotFound => "EntraConnectionNotFound",
+            Self::EntraConnectionNotAllowed => "EntraConnectionNotAllowed",
+            Self::EntraConnectionInvalid => "EntraConnectionInvalid",
+            Self::EntraAuthenticationFailed => "EntraAuthenticationFailed",
+            Self::EntraPermissionDenied => "EntraPermissionDenied",
+            Self::EntraJobNotFound => "EntraJobNotFound",
+            Self::EntraJobAmbiguous => "EntraJobAmbiguous",
+            Self::EntraUnavailable => "EntraUnavailable",
+            Self::EntraValidationFailed => "EntraValidationFailed",
         }
     }
 
@@ -91,7 +119,11 @@ impl FailureReason {
             Self::SpecInvalid
             | Self::PermissionDenied
             | Self::SyncClientNotFound
-            | Self::SyncClientConflict => FailureCategory::Permanent,
+            | Self::SyncClientConflict
+            | Self::EntraAuthenticationFailed
+            | Self::EntraPermissionDenied
+            | Self::EntraJobNotFound
+            | Self::EntraJobAmbiguous => FailureCategory::Permanent,
             Self::BrokerNotFound
             | Self::BrokerNotAllowed
             | Self::BrokerConfigInvalid
@@ -105,7 +137,12 @@ impl FailureReason {
             | Self::ReconcilePanicked
             | Self::BrokerReadFailed
             | Self::SecretDataMissing
-            | Self::SecretWritesBacklogged => FailureCategory::Retryable,
+            | Self::SecretWritesBacklogged
+            | Self::EntraConnectionNotFound
+            | Self::EntraConnectionNotAllowed
+            | Self::EntraConnectionInvalid
+            | Self::EntraUnavailable
+            | Self::EntraValidationFailed => FailureCategory::Retryable,
         }
     }
 
@@ -154,6 +191,33 @@ impl FailureReason {
             Self::SecretWritesBacklogged => {
                 "many generated credentials still wait for their Secret writes, so nothing new is generated until they are stored; it is retried"
             }
+            Self::EntraConnectionNotFound => {
+                "create the EntraConnection or correct the delivery's connectionRef"
+            }
+            Self::EntraConnectionNotAllowed => {
+                "use a connection that allows this namespace, or change its namespaceSelector"
+            }
+            Self::EntraConnectionInvalid => {
+                "correct the Entra ID connection or the Secrets it names"
+            }
+            Self::EntraAuthenticationFailed => {
+                "Entra ID refused the app's sign-in: check the tenant and client ids and renew the client secret or certificate (or the federated credential)"
+            }
+            Self::EntraPermissionDenied => {
+                "grant the app Synchronization.ReadWrite.All (or Application.ReadWrite.OwnedBy and make it an owner of the service principal), with admin consent"
+            }
+            Self::EntraJobNotFound => {
+                "correct servicePrincipalId (the enterprise application's object id) or jobId, or set up provisioning for it"
+            }
+            Self::EntraJobAmbiguous => {
+                "the service principal has several provisioning jobs: set the delivery's jobId"
+            }
+            Self::EntraUnavailable => {
+                "Entra ID or Microsoft Graph is unreachable or throttling; it is retried"
+            }
+            Self::EntraValidationFailed => {
+                "Entra ID could not reach the SCIM endpoint with the saved token: check the delivery's baseAddress and that Entra ID can reach vCenter; it is validated again"
+            }
         }
     }
 
@@ -177,6 +241,39 @@ impl FailureReason {
             ResolveError::NotAllowed { .. } => Self::BrokerNotAllowed,
             ResolveError::ConfigInvalid { .. } => Self::BrokerConfigInvalid,
             ResolveError::Kube { .. } => Self::BrokerReadFailed,
+        }
+    }
+}
+
+impl FailureReason {
+    /// Whether the reason is about a delivery target, not the broker.
+    pub fn is_delivery(self) -> bool {
+        matches!(
+            self,
+            Self::EntraConnectionNotFound
+                | Self::EntraConnectionNotAllowed
+                | Self::EntraConnectionInvalid
+                | Self::EntraAuthenticationFailed
+                | Self::EntraPermissionDenied
+                | Self::EntraJobNotFound
+                | Self::EntraJobAmbiguous
+                | Self::EntraUnavailable
+                | Self::EntraValidationFailed
+        )
+    }
+
+    /// The reason for a Graph client error.
+    pub fn of_graph_error(error: &sync_client_graph::GraphError) -> Self {
+        use sync_client_graph::GraphErrorKind as Kind;
+        match error.kind() {
+            Kind::InvalidClient | Kind::Unauthorized => Self::EntraAuthenticationFailed,
+            Kind::Forbidden => Self::EntraPermissionDenied,
+            Kind::NotFound => Self::EntraJobNotFound,
+            Kind::ValidationFailed => Self::EntraValidationFailed,
+            Kind::Configuration => Self::EntraConnectionInvalid,
+            Kind::Conflict | Kind::Throttled | Kind::Transient | Kind::InvalidResponse => {
+                Self::EntraUnavailable
+            }
         }
     }
 }
@@ -231,6 +328,26 @@ impl Failure {
         Self::new(FailureReason::of_resolve_error(error), error.to_string())
     }
 
+    /// An Entra ID connection could not be used.
+    pub fn from_entra_resolve(error: &super::entra::EntraResolveError) -> Self {
+        use super::entra::EntraResolveError as E;
+        let reason = match error {
+            E::NotFound { .. } => FailureReason::EntraConnectionNotFound,
+            E::NotAllowed { .. } => FailureReason::EntraConnectionNotAllowed,
+            E::ConfigInvalid { .. } => FailureReason::EntraConnectionInvalid,
+            E::Kube { .. } => FailureReason::EntraUnavailable,
+        };
+        Self::new(reason, error.to_string())
+    }
+
+    /// A Graph call failed (its message names the step and holds no secret).
+    pub fn from_graph(error: &sync_client_graph::GraphError) -> Self {
+        Self {
+            retry_after: error.retry_after(),
+            ..Self::new(FailureReason::of_graph_error(error), error.to_string())
+        }
+    }
+
     pub fn from_spec(error: &SpecError) -> Self {
         Self::new(FailureReason::SpecInvalid, error.to_string())
     }
@@ -277,6 +394,10 @@ mod tests {
                 FailureReason::PermissionDenied,
                 FailureReason::SyncClientNotFound,
                 FailureReason::SyncClientConflict,
+                FailureReason::EntraAuthenticationFailed,
+                FailureReason::EntraPermissionDenied,
+                FailureReason::EntraJobNotFound,
+                FailureReason::EntraJobAmbiguous,
             ]
         );
     }

@@ -5,11 +5,13 @@ pub mod broker_status;
 pub mod brokers;
 pub mod caches;
 pub mod credential;
+pub mod entra;
 pub mod failure;
 pub mod fence;
 pub mod kube_error;
 pub mod memo;
 pub mod recorder;
+pub mod references;
 mod runner;
 pub mod status;
 pub mod triggers;
@@ -149,6 +151,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: recorder::Recorder,
     pub brokers: BrokerRegistry,
+    /// The Graph clients of Entra ID connections, one per connection.
+    pub entra: entra::EntraRegistry,
     /// Signs and checks the Secrets' fingerprints (the current key and the previous ones).
     pub fingerprint_keys: FingerprintKeys,
     pub metrics: Arc<Metrics>,
@@ -189,6 +193,8 @@ pub struct Options {
     pub reconcile_concurrency: u16,
     /// How long a generate that went unanswered may still land at the broker.
     pub unknown_outcome_window: TimeDelta,
+    /// The operator's projected ServiceAccount token for Entra ID workload identity.
+    pub workload_identity_token_file: std::path::PathBuf,
 }
 
 /// Default of [`Options::unknown_outcome_window`]: longer than any request a broker or the
@@ -210,6 +216,7 @@ impl Options {
             min_issue_interval: DEFAULT_MIN_ISSUE_INTERVAL,
             reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
             unknown_outcome_window: DEFAULT_UNKNOWN_OUTCOME_WINDOW,
+            workload_identity_token_file: entra::DEFAULT_WORKLOAD_IDENTITY_TOKEN_FILE.into(),
         }
     }
 }
@@ -226,6 +233,11 @@ impl Context {
                 Some(metrics.broker_observer()),
                 options.namespace.is_some(),
                 options.default_broker_concurrency,
+            ),
+            entra: entra::EntraRegistry::new(
+                Some(entra::observer(&metrics)),
+                options.namespace.is_some(),
+                options.workload_identity_token_file.clone(),
             ),
             client,
             fingerprint_keys: options.fingerprint_keys.clone(),

@@ -14,6 +14,7 @@ mod broker_failures;
 mod chaos;
 mod chaos_kit;
 mod cost;
+mod delivery;
 mod entrypoint;
 mod faults;
 mod fencing;

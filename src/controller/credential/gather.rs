@@ -142,6 +142,29 @@ impl Observation {
         from_secret.max(self.status.last_rotation_time)
     }
 
+    /// When a delivery of the stored credential is next due (none: all hold it, or none wanted).
+    pub fn delivery_due(&self) -> Option<DateTime<Utc>> {
+        if !super::deliver::wanted(self) {
+            return None;
+        }
+        let SecretState::Owned(record) = &self.state else {
+            return None;
+        };
+        let names: Vec<String> = self
+            .cr
+            .spec
+            .deliveries
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        crate::controller::status::delivery::next_delivery(
+            &self.status,
+            &names,
+            record.revision,
+            self.now,
+        )
+    }
+
     /// The planner's input for this observation under `policy`.
     pub fn plan_input<'a>(
         &'a self,
@@ -178,6 +201,7 @@ impl Observation {
             },
             broker_changed: self.broker_changed,
             verify_after: self.status.verify_due_time,
+            delivery_due: self.delivery_due(),
             jitter_seed: self.jitter_seed,
         }
     }

@@ -12,6 +12,7 @@
 //! - [`ownership`]: one sync client, one owner;
 //! - [`rollout`], [`events`]: what follows an issue.
 
+pub mod deliver;
 pub(crate) mod events;
 mod gather;
 mod issue;
@@ -100,9 +101,12 @@ async fn reconcile_at(
         decision = decide(ctx, &observation);
     }
     tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), decision = %decision.describe(), "decided");
-    let (outcome, action) = act(ctx, &observation, decision).await?;
+    let (mut outcome, action) = act(ctx, &observation, decision, &mut notes).await?;
     if matches!(&outcome, Outcome::Failed { failure, .. } if failure.fenced) {
         return Ok(action); // stopped by the fence: nothing happened, nothing to record
+    }
+    if let Outcome::Issued { deliveries, .. } = &mut outcome {
+        notes.deliveries.append(deliveries);
     }
     record(ctx, &observation, &outcome, &notes, action).await
 }
@@ -179,6 +183,7 @@ impl Decision {
             Self::Plan(Plan::Rewrite(reason), _) => format!("write again ({})", reason.as_str()),
             Self::Plan(Plan::Verify, _) => "probe the stored token".to_owned(),
             Self::Plan(Plan::Preflight, _) => "preflight".to_owned(),
+            Self::Plan(Plan::Deliver, _) => "deliver the stored token".to_owned(),
         }
     }
 
@@ -256,6 +261,7 @@ async fn act(
     ctx: &Context,
     observation: &Observation,
     decision: Decision,
+    notes: &mut Notes,
 ) -> Result<(Outcome, Action), Error> {
     let now = observation.now;
     if let Some(pending) = &observation.pending
@@ -310,6 +316,22 @@ async fn act(
         }
         Decision::Plan(Plan::Rewrite(reason), policy) => {
             rewrite::run(ctx, observation, &policy, reason).await?
+        }
+        Decision::Plan(Plan::Deliver, policy) => {
+            if let Some((values, revision)) = deliver::held_in_secret(ctx, observation).await {
+                notes.deliveries = deliver::deliver(ctx, observation, &values, revision).await;
+            }
+            let renewal_time = observation
+                .record()
+                .and_then(|r| planner::renewal_time(&policy, r, observation.jitter_seed));
+            (
+                Outcome::Waiting {
+                    renewal_time,
+                    held: None,
+                },
+                // The next decision reads what the deliveries recorded.
+                Action::requeue(Duration::from_secs(1)),
+            )
         }
         // Checks already ran in this reconcile; their next turn is planned by the next one.
         Decision::Plan(Plan::Verify | Plan::Preflight, _) => (
@@ -377,6 +399,14 @@ async fn record(
                 .as_deref()
                 .filter(|served| observation.rotate_request.as_deref() == Some(served)),
             scheduled_renewal: scheduled_renewal(observation),
+            delivery_names: observation
+                .cr
+                .spec
+                .deliveries
+                .iter()
+                .map(|d| d.name.clone())
+                .collect(),
+            jitter_seed: observation.jitter_seed,
             probe_fresh_token: matches!(outcome, Outcome::Issued { .. })
                 && observation.cr.spec.credential_type == CredentialType::AccessToken
                 && ctx.brokers.claim_trust_probe(&BrokerKey::of(
@@ -412,7 +442,7 @@ fn note_to_broker(ctx: &Context, observation: &Observation, outcome: &Outcome) {
     let uid = observation.uid();
     let key = BrokerKey::of(&observation.namespace(), &observation.cr.spec.broker_ref);
     match outcome {
-        Outcome::Failed { failure, .. } => {
+        Outcome::Failed { failure, .. } if !failure.reason.is_delivery() => {
             ctx.memo
                 .set_failure_broker_state(&uid, observation.broker_state.clone());
             let authentication = failure.reason == FailureReason::AuthenticationFailed;

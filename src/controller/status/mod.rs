@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod credential;
+pub mod delivery;
 pub mod due;
 pub mod notes;
 
