@@ -228,6 +228,11 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().flatten_event(true).init();
+        // The default report of a panic is plain text on stderr: in a JSON log it is one more
+        // JSON line (a contained reconcile panic is also logged where it is caught).
+        std::panic::set_hook(Box::new(|info| {
+            tracing::error!(panic = %info, "panicked");
+        }));
     } else {
         builder.init();
     }

@@ -16,13 +16,15 @@ pub enum ConditionStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Ready` or `Issuing`.
+    /// `Ready`, `Issuing` or `Preflight` (a broker has `Ready` only).
     #[serde(rename = "type")]
     pub type_: String,
+    /// `True`, `False`, or `Unknown` while a read the operator needs to tell fails.
     pub status: ConditionStatus,
-    /// A CamelCase word naming why the condition is what it is (see `reasons`).
+    /// A CamelCase word naming what happened (`CredentialCurrent`, `BrokerUnavailable`,
+    /// `SecretReadFailed`, ...; the README lists every reason).
     pub reason: String,
-    /// A human-readable explanation; never holds secret material.
+    /// What happened and what to do, in words; never holds secret material.
     #[serde(default)]
     pub message: String,
     /// When `status` last changed.
@@ -52,6 +54,10 @@ pub mod reasons {
     pub const EXPIRED: &str = "Expired";
     pub const THROTTLED: &str = "Throttled";
     pub const SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
+    /// Issuing=Unknown: the fresh read of the resource an issue is decided on failed.
+    pub const CREDENTIAL_READ_FAILED: &str = "CredentialReadFailed";
+    /// Event only: the status could not be written (so it cannot say so itself).
+    pub const STATUS_WRITE_FAILED: &str = "StatusWriteFailed";
     // Preflight=True
     pub const PREFLIGHT_PASSED: &str = "PreflightPassed";
     // Delivered=True
@@ -65,6 +71,7 @@ pub mod reasons {
     pub const EVENT_ROTATION_FAILED: &str = "RotationFailed";
     pub const EVENT_SECRET_REPAIRED: &str = "SecretRepaired";
     pub const EVENT_ROLLOUT_RESTARTED: &str = "RolloutRestarted";
+    pub const EVENT_ROLLOUT_RESTART_FAILED: &str = "RolloutRestartFailed";
     pub const EVENT_SECRET_NOT_OWNED: &str = "SecretNotOwned";
     pub const EVENT_SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
     pub const EVENT_TOKEN_REVOKED: &str = "TokenRevoked";

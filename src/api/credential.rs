@@ -112,12 +112,14 @@ pub struct SyncClientCredentialSpec {
     /// without issuing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<SecretKeys>,
-    /// Workloads in this namespace restarted when the Secret's data changes.
+    /// Workloads in this namespace restarted when the Secret's data changes (`RolloutRestarted`
+    /// event; a restart that fails is reported as `RolloutRestartFailed` and not retried).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub rollout_restart_targets: Vec<RolloutTarget>,
-    /// While true the operator makes no broker calls for this credential (a token it already
-    /// holds is still delivered: the one a delivery target holds is dead).
+    /// While true nothing is issued, so nothing is revoked (a token already held is still
+    /// delivered: the one a delivery target holds is dead). A credential created suspended gets
+    /// one preflight check (login, broker token, a read of the sync client), which mints nothing.
     #[serde(default)]
     pub suspend: bool,
     /// Where the token goes besides the Secret, after every rotation: checked before each mint

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 
 use super::caches::Caches;
 use super::failure::{Failure, FailureReason};
+use super::kube_error::{self, Call};
 use super::references::ReadError;
 use crate::api::{
     BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, SecretKeyRef, TokenClient,
@@ -75,10 +76,12 @@ pub enum ResolveError {
     },
     #[error("{broker} is misconfigured: {message}")]
     ConfigInvalid { broker: BrokerKey, message: String },
-    #[error("reading {what} for {broker}: {source}")]
+    #[error("reading {what} for {broker}: {detail}")]
     Kube {
         broker: BrokerKey,
         what: String,
+        /// The failure in words ([`kube_error::describe_call`]).
+        detail: String,
         #[source]
         source: Box<kube::Error>,
     },
@@ -431,8 +434,17 @@ where
         Err(source) => Err(ResolveError::Kube {
             broker: key.clone(),
             what: "the broker".into(),
+            detail: kube_error::describe_call(&source, broker_call(key)),
             source: Box::new(source),
         }),
+    }
+}
+
+/// Reading a broker resource, as RBAC names it.
+fn broker_call(key: &BrokerKey) -> Call<'_> {
+    match key.kind {
+        BrokerKind::IdentityBroker => Call::new("get", "identitybrokers", Some(&key.namespace)),
+        BrokerKind::ClusterIdentityBroker => Call::new("get", "clusteridentitybrokers", None),
     }
 }
 
@@ -454,9 +466,14 @@ fn read_error(broker: &BrokerKey, error: ReadError) -> ResolveError {
             broker: broker.clone(),
             message,
         },
-        ReadError::Kube { what, source } => ResolveError::Kube {
+        ReadError::Kube {
+            what,
+            detail,
+            source,
+        } => ResolveError::Kube {
             broker: broker.clone(),
             what,
+            detail,
             source: Box::new(source),
         },
     }

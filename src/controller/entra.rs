@@ -88,7 +88,10 @@ pub enum EntraResolveError {
         connection: EntraKey,
         message: String,
     },
-    #[error("reading {what} for {connection}: {source}")]
+    #[error(
+        "reading {what} for {connection}: {}",
+        super::kube_error::describe(source)
+    )]
     Kube {
         connection: EntraKey,
         what: String,
@@ -386,7 +389,7 @@ async fn read<const N: usize>(
 fn read_error(key: &EntraKey, error: ReadError) -> EntraResolveError {
     match error {
         ReadError::Invalid(message) => invalid(key, message),
-        ReadError::Kube { what, source } => EntraResolveError::Kube {
+        ReadError::Kube { what, source, .. } => EntraResolveError::Kube {
             connection: key.clone(),
             what,
             source: Box::new(source),

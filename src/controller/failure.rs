@@ -27,6 +27,9 @@ pub enum FailureReason {
     BrokerResponseInvalid,
     SecretWriteRejected,
     ReconcilePanicked,
+    BrokerReadFailed,
+    SecretDataMissing,
+    SecretWritesBacklogged,
     // Deliveries (Entra ID provisioning).
     EntraConnectionNotFound,
     EntraConnectionNotAllowed,
@@ -41,7 +44,7 @@ pub enum FailureReason {
 
 impl FailureReason {
     /// Every reason, for reading stored names back.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 27] = [
         Self::SpecInvalid,
         Self::BrokerNotFound,
         Self::BrokerNotAllowed,
@@ -57,6 +60,9 @@ impl FailureReason {
         Self::BrokerResponseInvalid,
         Self::SecretWriteRejected,
         Self::ReconcilePanicked,
+        Self::BrokerReadFailed,
+        Self::SecretDataMissing,
+        Self::SecretWritesBacklogged,
         Self::EntraConnectionNotFound,
         Self::EntraConnectionNotAllowed,
         Self::EntraConnectionInvalid,
@@ -86,6 +92,9 @@ impl FailureReason {
             Self::BrokerResponseInvalid => "BrokerResponseInvalid",
             Self::SecretWriteRejected => "SecretWriteRejected",
             Self::ReconcilePanicked => "ReconcilePanicked",
+            Self::BrokerReadFailed => "BrokerReadFailed",
+            Self::SecretDataMissing => "SecretDataMissing",
+            Self::SecretWritesBacklogged => "SecretWritesBacklogged",
             Self::EntraConnectionNotFound => "EntraConnectionNotFound",
             Self::EntraConnectionNotAllowed => "EntraConnectionNotAllowed",
             Self::EntraConnectionInvalid => "EntraConnectionInvalid",
@@ -126,6 +135,9 @@ impl FailureReason {
             | Self::BrokerResponseInvalid
             | Self::SecretWriteRejected
             | Self::ReconcilePanicked
+            | Self::BrokerReadFailed
+            | Self::SecretDataMissing
+            | Self::SecretWritesBacklogged
             | Self::EntraConnectionNotFound
             | Self::EntraConnectionNotAllowed
             | Self::EntraConnectionInvalid
@@ -162,9 +174,7 @@ impl FailureReason {
                 "the broker may have rotated without answering; a new credential is issued soon"
             }
             Self::SecretWriteFailed => "the Secret could not be written; it is retried",
-            Self::SecretReadFailed => {
-                "the Secret could not be read, or holds no credential where its record says; it is retried"
-            }
+            Self::SecretReadFailed => "the Secret could not be read; it is retried",
             Self::BrokerResponseInvalid => {
                 "the broker answered with an unusable credential lifetime; it is retried with backoff"
             }
@@ -172,6 +182,15 @@ impl FailureReason {
                 "the API server refuses the Secret (policy, quota or validation); nothing is issued until that changes"
             }
             Self::ReconcilePanicked => "an internal error; it is retried with backoff",
+            Self::BrokerReadFailed => {
+                "the operator could not read the broker resource, its Secrets or the credential's namespace (the message names which and why); it is retried"
+            }
+            Self::SecretDataMissing => {
+                "the Secret no longer holds the credential under the keys its record names (edited or deleted meanwhile); it is repaired"
+            }
+            Self::SecretWritesBacklogged => {
+                "many generated credentials still wait for their Secret writes, so nothing new is generated until they are stored; it is retried"
+            }
             Self::EntraConnectionNotFound => {
                 "create the EntraConnection or correct the delivery's connectionRef"
             }
@@ -221,7 +240,7 @@ impl FailureReason {
             ResolveError::NotFound { .. } => Self::BrokerNotFound,
             ResolveError::NotAllowed { .. } => Self::BrokerNotAllowed,
             ResolveError::ConfigInvalid { .. } => Self::BrokerConfigInvalid,
-            ResolveError::Kube { .. } => Self::BrokerUnavailable,
+            ResolveError::Kube { .. } => Self::BrokerReadFailed,
         }
     }
 }

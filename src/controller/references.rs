@@ -10,13 +10,20 @@ use kube::api::Api;
 use kube::core::{Selector, SelectorExt};
 use kube::{Client, ResourceExt};
 
+use super::kube_error::{self, Call};
+
 /// Why a referenced value could not be read.
 #[derive(Debug)]
 pub enum ReadError {
     /// The Secret or key is missing or unusable: the configuration must change.
     Invalid(String),
-    /// The API server could not be asked (`what` was being read).
-    Kube { what: String, source: kube::Error },
+    /// The API server could not be asked (`what` was being read; `detail` says why in words,
+    /// [`kube_error::describe_call`]).
+    Kube {
+        what: String,
+        detail: String,
+        source: kube::Error,
+    },
 }
 
 /// Reads keys of one Secret, as text, with one GET.
@@ -29,7 +36,11 @@ pub async fn secret_values<const N: usize>(
         .get_opt(name)
         .await
         .map_err(|source| ReadError::Kube {
-            what: format!("Secret {name}"),
+            what: format!("Secret {}/{name}", secrets.namespace().unwrap_or_default()),
+            detail: kube_error::describe_call(
+                &source,
+                Call::new("get", "secrets", secrets.namespace()),
+            ),
             source,
         })?
         .ok_or_else(|| ReadError::Invalid(format!("Secret {name} not found")))?;
@@ -62,6 +73,7 @@ pub async fn namespace_allowed(
         Err(source) => {
             return Err(ReadError::Kube {
                 what: format!("namespace {namespace}"),
+                detail: kube_error::describe_call(&source, Call::new("get", "namespaces", None)),
                 source,
             });
         }

@@ -4,8 +4,11 @@
 
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../shared/debug_text.rs"]
+mod debug_text;
 mod harness;
 mod kubectl;
+mod logs;
 
 mod broker_failures;
 mod chaos;
@@ -32,3 +35,4 @@ mod schema;
 mod shutdown;
 mod walkthrough;
 mod watches;
+mod words;

@@ -141,7 +141,7 @@ fn fenced(
 ) -> (Outcome, Action) {
     tracing::info!(
         namespace = %observation.namespace(), name = %observation.name(),
-        trigger = trigger.as_str(), reason = %failure.message,
+        trigger = trigger.as_str(), detail = %failure.message,
         "generate not sent: fenced"
     );
     let outcome = Outcome::Failed {
@@ -168,7 +168,7 @@ async fn failed(
     ctx.metrics.record_rotation(failure.reason.as_str());
     tracing::warn!(
         namespace = %observation.namespace(), name = %observation.name(),
-        reason = %failure.reason, trigger = trigger.as_str(), message = %failure.message,
+        reason = %failure.reason, trigger = trigger.as_str(), detail = %failure.message,
         "issuing failed"
     );
     events::issue_failed(ctx, observation, &failure).await;
@@ -252,7 +252,8 @@ async fn mint(
         super::deliver::check_before_mint(ctx, observation).await?;
     }
     if !ctx.pending.has_room() {
-        return Err(Failure::secret_write(
+        return Err(Failure::new(
+            FailureReason::SecretWritesBacklogged,
             "too many generated credentials wait to be stored; none is generated until they are",
         ));
     }
@@ -317,9 +318,11 @@ async fn prove_write(
     match write.dry_run(&desired).await {
         Ok(()) => Ok(()),
         Err(WriteError::Rejected(f) | WriteError::Failed(f) | WriteError::Foreign(f)) => Err(f),
-        Err(WriteError::Superseded(_)) => {
-            Err(Failure::secret_write("the Secret changed meanwhile"))
-        }
+        // Nothing was generated: the Secret is looked at again.
+        Err(WriteError::Superseded(_)) => Err(Failure::new(
+            FailureReason::SecretWriteFailed,
+            "the dry run found the Secret changed meanwhile",
+        )),
     }
 }
 

@@ -19,6 +19,7 @@ mod issue;
 mod ownership;
 pub mod pending;
 mod preflight;
+mod report;
 mod rewrite;
 mod rollout;
 mod verify;
@@ -57,7 +58,10 @@ const RENAMED_RETRY: Duration = Duration::from_secs(1);
 /// Reconcile entry point.
 pub async fn reconcile(cr: Arc<SyncClientCredential>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_at(cr, &ctx, ctx.clock.now()).await;
+    let result = reconcile_at(cr.clone(), &ctx, ctx.clock.now()).await;
+    if let Err(error) = &result {
+        report::error(&ctx, &cr, error).await;
+    }
     ctx.metrics.observe_reconcile(started.elapsed());
     result
 }
@@ -96,7 +100,7 @@ async fn reconcile_at(
         };
         decision = decide(ctx, &observation);
     }
-    tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), ?decision, "decided");
+    tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), decision = %decision.describe(), "decided");
     let (mut outcome, action) = act(ctx, &observation, decision, &mut notes).await?;
     if matches!(&outcome, Outcome::Failed { failure, .. } if failure.fenced) {
         return Ok(action); // stopped by the fence: nothing happened, nothing to record
@@ -142,6 +146,47 @@ enum Decision {
 }
 
 impl Decision {
+    /// The decision in words, for the debug log.
+    fn describe(&self) -> String {
+        let at = |until: Option<DateTime<Utc>>| {
+            until.map_or_else(|| "nothing scheduled".to_owned(), secret::rfc3339)
+        };
+        match self {
+            Self::SpecInvalid(error) => format!("report the invalid spec ({error})"),
+            Self::StorePending(pending) => format!(
+                "store the generated revision {} ({})",
+                pending.record.revision,
+                pending.trigger.as_str()
+            ),
+            Self::HoldPending { until, trigger } => format!(
+                "hold the generated credential ({}) until {}",
+                trigger.as_str(),
+                at(Some(*until))
+            ),
+            Self::Plan(Plan::Issue(trigger), _) => format!("issue ({})", trigger.as_str()),
+            Self::Plan(Plan::Wait { until, why }, _) => {
+                let why = match why {
+                    WaitReason::Scheduled => "scheduled".to_owned(),
+                    WaitReason::Backoff(trigger) => format!("backoff of {}", trigger.as_str()),
+                    WaitReason::Throttled(trigger) => format!("{} throttled", trigger.as_str()),
+                };
+                format!("wait until {} ({why})", at(*until))
+            }
+            Self::Plan(Plan::Blocked(reason), _) => format!(
+                "blocked ({})",
+                match reason {
+                    BlockReason::Suspended => "suspended",
+                    BlockReason::SecretNotOwned => "Secret not owned",
+                    BlockReason::SyncClientInUse => "sync client in use",
+                }
+            ),
+            Self::Plan(Plan::Rewrite(reason), _) => format!("write again ({})", reason.as_str()),
+            Self::Plan(Plan::Verify, _) => "probe the stored token".to_owned(),
+            Self::Plan(Plan::Preflight, _) => "preflight".to_owned(),
+            Self::Plan(Plan::Deliver, _) => "deliver the stored token".to_owned(),
+        }
+    }
+
     /// Issues, and holds of an issue, are decided on a fresh read: the cache may miss the issue
     /// this operator recorded a moment ago (and report a served request as due).
     fn needs_fresh_read(&self) -> bool {

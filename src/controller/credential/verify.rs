@@ -172,6 +172,7 @@ async fn stored_token(ctx: &Context, observation: &Observation) -> Result<Secret
         read = super::gather::read_secret(ctx, &observation.cr)
             .await
             .map_err(|e| Failure::new(FailureReason::SecretReadFailed, e.to_string()))?;
+        // Deleted or edited since this process wrote it: its watch event brings the repair.
         read.as_ref()
     };
     secret
@@ -179,7 +180,7 @@ async fn stored_token(ctx: &Context, observation: &Observation) -> Result<Secret
         .and_then(|data| data.get(&keys.access_token).map(SecretString::from))
         .ok_or_else(|| {
             Failure::new(
-                FailureReason::SecretReadFailed,
+                FailureReason::SecretDataMissing,
                 format!(
                     "Secret {} holds no access token under key {} to verify",
                     observation.secret_name, keys.access_token
