@@ -81,7 +81,21 @@ impl World {
             .map(|e| e.expect("entry").path())
             .collect();
         crds.sort();
-        assert_eq!(crds.len(), 3, "the operator has three CRDs: {crds:?}");
+        let names: Vec<String> = crds
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "clusterentraconnections.syncclient.io.yaml",
+                "clusteridentitybrokers.syncclient.io.yaml",
+                "entraconnections.syncclient.io.yaml",
+                "identitybrokers.syncclient.io.yaml",
+                "syncclientcredentials.syncclient.io.yaml",
+            ],
+            "the operator's CRDs"
+        );
         for crd in crds {
             world
                 .sim
