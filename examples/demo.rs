@@ -103,7 +103,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             token_ttl: 30,
         },
     );
-    let entra = start_entra(&broker).await?;
+    // The Entra ID app's client secret: random, never printed (the simulator checks it).
+    let entra_secret = sync_client_broker_sim::new_directory_id().replace('-', "");
+    let entra = start_entra(&broker, &entra_secret).await?;
     let kube = KubeSim::start().await?;
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))? {
         kube.apply_yaml(&std::fs::read_to_string(entry?.path())?)
@@ -190,7 +192,6 @@ spec:
         user = broker.username(),
         password = broker.password(),
         url = broker.url(),
-        entra_secret = entra_client_secret(),
         tenant = entra.tenant_id(),
         entra_url = entra.url(),
         entra_ca = entra.ca_pem().replace('\n', "\n      "),
@@ -363,23 +364,17 @@ spec:
     Ok(())
 }
 
-/// The client secret of the demo's Entra ID app (never printed: the simulator checks it).
-fn entra_client_secret() -> String {
-    format!("demo-{}", ENTRA_CLIENT_ID.replace('-', ""))
-}
-
 /// The Entra ID simulator: one app registration granted `Synchronization.ReadWrite.All`, one
 /// enterprise application with one provisioning job, whose validations and provisioning cycles
 /// call the broker simulator's SCIM endpoint with the token Entra ID holds.
-async fn start_entra(broker: &BrokerSim) -> std::io::Result<EntraSim> {
+async fn start_entra(broker: &BrokerSim, client_secret: &str) -> std::io::Result<EntraSim> {
     let entra = EntraSim::start(EntraSimConfig {
         scim_trusted_ca_pems: broker.ca_pem().into_iter().collect(),
         ..EntraSimConfig::default()
     })
     .await?;
     entra.register_app(
-        AppRegistration::new(ENTRA_CLIENT_ID)
-            .with_secret(ClientSecret::new(&entra_client_secret())),
+        AppRegistration::new(ENTRA_CLIENT_ID).with_secret(ClientSecret::new(client_secret)),
     );
     entra.grant(ENTRA_CLIENT_ID, Permission::SynchronizationReadWriteAll);
     entra.add_service_principal(ServicePrincipal::new(SERVICE_PRINCIPAL).with_job(JOB, "scim"));
