@@ -333,7 +333,7 @@ impl BrokerRegistry {
                 .await
                 .map_err(|e| match e {
                     ReadError::Invalid(why) => not_allowed(why),
-                    other => read_error(key, other),
+                    other @ ReadError::Kube { .. } => read_error(key, other),
                 })?;
         }
         let allowed = &broker.spec.allowed_directories;

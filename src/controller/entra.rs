@@ -214,7 +214,7 @@ impl EntraRegistry {
                         namespace: namespace.to_owned(),
                         why,
                     },
-                    other => read_error(key, other),
+                    other @ ReadError::Kube { .. } => read_error(key, other),
                 })?;
         }
         Ok((connection.spec.settings, connection.spec.secret_namespace))
@@ -292,10 +292,14 @@ impl EntraRegistry {
         let mut endpoints = Endpoints::for_cloud(cloud(settings.cloud));
         if let Some(overrides) = &settings.endpoints {
             if let Some(login) = &overrides.login {
-                endpoints.login_base = login.trim_end_matches('/').to_owned();
+                login
+                    .trim_end_matches('/')
+                    .clone_into(&mut endpoints.login_base);
             }
             if let Some(graph) = &overrides.graph {
-                endpoints.graph_base = graph.trim_end_matches('/').to_owned();
+                graph
+                    .trim_end_matches('/')
+                    .clone_into(&mut endpoints.graph_base);
             }
         }
         let mut config = GraphConfig::new(&settings.tenant_id, &settings.client_id, credential);
