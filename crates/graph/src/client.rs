@@ -166,7 +166,7 @@ impl GraphClient {
 
     /// `POST /jobs/{jobId}/validateCredentials` with `{"useSavedCredentials": true}`: Entra ID
     /// calls the SCIM endpoint with the saved base address and token. A refusal is
-    /// [`GraphErrorKind::ValidationFailed`].
+    /// [`GraphErrorKind::ValidationFailed`](crate::GraphErrorKind::ValidationFailed).
     pub async fn validate_saved_credentials(
         &self,
         service_principal_id: &str,

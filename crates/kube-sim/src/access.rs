@@ -74,8 +74,10 @@ impl KubeSim {
 
     /// [`KubeSim::kubeconfig_yaml`] with the user's token replaced by `token`: one client's
     /// identity, e.g. one of two operator replicas. With RBAC off any token is accepted and
-    /// still tells the client apart ([`Fault::for_token`], [`KubeSim::counts_for_token`],
-    /// [`RecordedRequest::client`]); with RBAC on it must be a token the simulator issued.
+    /// still tells the client apart ([`Fault::for_token`](crate::Fault::for_token),
+    /// [`KubeSim::counts_for_token`],
+    /// [`RecordedRequest::client`](crate::RecordedRequest::client)); with RBAC on it must be a
+    /// token the simulator issued.
     pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
         let ca = self.ca_pem.as_ref().map_or_else(String::new, |pem| {
             format!(
@@ -98,8 +100,9 @@ impl KubeSim {
         std::fs::write(path, self.kubeconfig_yaml_with_token(token))
     }
 
-    /// The fingerprint [`RecordedRequest::client`] records for requests with this bearer token:
-    /// `sha256:` and the first 16 hex digits of the token's SHA-256.
+    /// The fingerprint [`RecordedRequest::client`](crate::RecordedRequest::client) records for
+    /// requests with this bearer token: `sha256:` and the first 16 hex digits of the token's
+    /// SHA-256.
     pub fn token_fingerprint(token: &str) -> String {
         auth::token_fingerprint(token)
     }
