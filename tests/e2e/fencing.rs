@@ -312,6 +312,10 @@ async fn a_leader_whose_lease_writes_fail_mints_nothing_once_the_standby_holds_t
         first_new >= takeover + TimeDelta::seconds(5),
         "the new leader settled one issue deadline before its first generate"
     );
+    crate::reliability::record_mints(
+        "deposed-leader",
+        old_sends.iter().filter(|t| **t >= deposed).count(),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,6 +391,7 @@ async fn sigterm_during_a_slow_generate_chain_stores_the_credential_before_exiti
         waited > Duration::from_secs(45),
         "the chain outlasted the old fixed 45 s stop wait ({waited:?})"
     );
+    crate::reliability::record_mints("sigterm-slow-chain", env.broker.count(Endpoint::Generate));
 }
 
 // ---------------------------------------------------------------------------------------------

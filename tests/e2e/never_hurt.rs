@@ -10,7 +10,9 @@ use serde_json::json;
 use sync_client_broker_sim::{Endpoint, Fault, SyncClients};
 
 use crate::harness::{DIRECTORY, Env, WAIT, assert_no_secrets, secret_value, token_is_live};
+use crate::reliability::record_mints;
 
+/// Prints a scenario's generates and how long the status took to show it.
 fn report(scenario: &str, generates: usize, shown_after: Option<Duration>) {
     eprintln!(
         "never-hurt | {scenario} | generates {generates} | status after {}",
@@ -64,21 +66,25 @@ async fn edits_that_change_nothing_mint_nothing() {
         .await;
     let secret = env.wait_for_revision("app", 1).await;
     let token = secret_value(&secret, "access_token");
-    for (what, spec) in [
+    for (case, what, spec) in [
         (
+            "edit-ttl-spelling",
             "tokenTTL 720h written as 43200m",
             json!({"tokenTTL": "43200m"}),
         ),
         (
+            "edit-default-secret-name",
             "the default secretName written out",
             json!({"secretName": "app"}),
         ),
-        ("keys: {}", json!({"keys": {}})),
+        ("edit-empty-keys", "keys: {}", json!({"keys": {}})),
         (
+            "edit-directory-case",
             "the directory id in upper case",
             json!({"directoryId": DIRECTORY.to_uppercase()}),
         ),
         (
+            "edit-renew-before",
             "renewBeforePercentage",
             json!({"renewBeforePercentage": 40}),
         ),
@@ -89,6 +95,7 @@ async fn edits_that_change_nothing_mint_nothing() {
         let generates = env.broker.generate_count(DIRECTORY);
         report(what, generates - 1, None);
         assert_eq!(generates, 1, "{what} minted");
+        record_mints(case, generates - 1);
     }
     let secret = env.secret("app").await.expect("secret");
     assert_eq!(secret_value(&secret, "access_token"), token);
@@ -111,11 +118,8 @@ async fn a_new_secret_name_keys_or_template_move_the_credential_held_without_a_m
             env.secret("renamed").await
         })
         .await;
-    report(
-        "secretName changed",
-        env.broker.generate_count(DIRECTORY) - 1,
-        Some(started.elapsed()),
-    );
+    let moved_mints = env.broker.generate_count(DIRECTORY) - 1;
+    report("secretName changed", moved_mints, Some(started.elapsed()));
     assert_eq!(
         secret_value(&moved, "access_token"),
         token,
@@ -139,9 +143,10 @@ async fn a_new_secret_name_keys_or_template_move_the_credential_held_without_a_m
                 .then_some(secret)
         })
         .await;
+    let renamed_mints = env.broker.generate_count(DIRECTORY) - 1;
     report(
         "keys.accessToken renamed",
-        env.broker.generate_count(DIRECTORY) - 1,
+        renamed_mints,
         Some(started.elapsed()),
     );
     assert_eq!(secret_value(&renamed, "token"), token);
@@ -159,9 +164,10 @@ async fn a_new_secret_name_keys_or_template_move_the_credential_held_without_a_m
         (secret.labels().get("team").map(String::as_str) == Some("blue")).then_some(())
     })
     .await;
+    let template_mints = env.broker.generate_count(DIRECTORY) - 1;
     report(
         "secretTemplate changed",
-        env.broker.generate_count(DIRECTORY) - 1,
+        template_mints,
         Some(started.elapsed()),
     );
     assert_eq!(env.broker.generate_count(DIRECTORY), 1, "nothing minted");
@@ -172,6 +178,9 @@ async fn a_new_secret_name_keys_or_template_move_the_credential_held_without_a_m
     let cr = env.wait_for_reason("app", "CredentialCurrent").await;
     assert_eq!(cr.status.unwrap().secret_name.as_deref(), Some("renamed"));
     assert_no_secrets(&operator.output(), &[token]);
+    record_mints("secret-renamed", moved_mints);
+    record_mints("key-renamed", renamed_mints);
+    record_mints("template-changed", template_mints);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,6 +233,10 @@ async fn a_fingerprint_key_rotation_mints_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(env.broker.generate_count(DIRECTORY), 1, "nothing minted");
     assert_no_secrets(&second.output(), &[secret_value(&after, "access_token")]);
+    record_mints(
+        "fingerprint-key-rotated",
+        env.broker.generate_count(DIRECTORY) - 1,
+    );
 }
 
 /// A renewal refused once (403, then 404 for another directory) is retried on the slow backoff
@@ -339,6 +352,11 @@ async fn a_refused_renewal_is_retried_before_expiry_and_shows_meanwhile() {
     }
     assert_eq!(env.broker.generate_count(DENIED), 2);
     assert_eq!(env.broker.generate_count(MISSING), 2);
+    record_mints("renewal-refused-403", env.broker.generate_count(DENIED) - 1);
+    record_mints(
+        "renewal-refused-404",
+        env.broker.generate_count(MISSING) - 1,
+    );
 }
 
 async fn refused_and_retrying(
@@ -399,6 +417,10 @@ async fn ready_is_false_the_moment_the_stored_token_expires() {
     assert!(
         late <= chrono::TimeDelta::seconds(3),
         "Ready turned False {late} after the expiry"
+    );
+    record_mints(
+        "expired-while-failing",
+        env.broker.generate_count(DIRECTORY) - 1,
     );
 }
 
@@ -463,6 +485,7 @@ async fn a_generate_that_lands_late_is_found_and_replaced_within_the_window() {
         "first, late, retry, replacement"
     );
     assert_no_secrets(&operator.output(), &[stored, live]);
+    record_mints("late-generate", env.broker.generate_count(DIRECTORY) - 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,5 +535,9 @@ async fn a_probe_that_refuses_every_token_revokes_nothing() {
             .last_verify_result
             .unwrap()
             .contains("the probe itself may be at fault")
+    );
+    record_mints(
+        "probe-refuses-every-token",
+        env.broker.generate_count(DIRECTORY) - 1,
     );
 }
