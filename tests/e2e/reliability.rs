@@ -323,10 +323,10 @@ fn document(existing: &str) -> String {
         if let Some(line) = known {
             out.push_str(line);
         } else {
-            out.push_str(&format!(
-                "{} {what} | not run yet | {does} |",
-                row_prefix(id)
-            ));
+            out.push_str(&row_prefix(id));
+            for part in [" ", what, " | not run yet | ", does, " |"] {
+                out.push_str(part);
+            }
         }
         out.push('\n');
     }
