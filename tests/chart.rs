@@ -1833,6 +1833,10 @@ fn grafana_dashboard_config_map_carries_the_dashboard_for_the_sidecar() {
         "Failed rotations",
         "Broker requests",
         "Broker request latency (p95)",
+        "Deliveries by result",
+        "Graph requests",
+        "Provisioning jobs in quarantine",
+        "Renewals due and not done",
     ] {
         assert!(titles.contains(wanted), "no panel {wanted}: {titles:?}");
     }

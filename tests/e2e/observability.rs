@@ -4,11 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
+use sync_client_broker_sim::{Endpoint, Fault as BrokerFault, SyncClients};
 use sync_client_kube_sim::Fault;
 
 use crate::harness::{DIRECTORY, Env, WAIT};
 use crate::packaging::{ChartValues, chart_dir, helm_template, only};
+
+/// The directory of the credential whose renewal is kept due and failing.
+const DUE_DIRECTORY: &str = "7b3d0a9e-4c1f-4e2a-9b8d-0a1b2c3d4e60";
 
 /// Series Prometheus itself makes for each target: the rules may use them.
 const PROMETHEUS_SERIES: &[&str] = &["up"];
@@ -177,6 +182,31 @@ async fn alerts_and_dashboard_query_only_series_the_operator_exposes() {
     env.wait_for_revision("app", 1).await;
     env.wait_for_reason("app", "CredentialCurrent").await;
     crate::delivery::delivered(&env, &entra, "app", &service_principal, DIRECTORY).await;
+    // A renewal due and failing, so the renewal-due gauge has a series too: a second credential
+    // (its own directory) whose Secret is edited by hand while its broker refuses to generate.
+    env.broker.add_directory(
+        DUE_DIRECTORY,
+        SyncClients::One {
+            generate_token: true,
+            token_ttl: 600,
+        },
+    );
+    env.create_credential("due", json!({"directoryId": DUE_DIRECTORY}))
+        .await;
+    env.wait_for_revision("due", 1).await;
+    env.broker.inject(
+        BrokerFault::on(Endpoint::Generate)
+            .for_directory(DUE_DIRECTORY)
+            .status(503),
+    );
+    env.secrets()
+        .patch(
+            "due",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"access_token": "edited-by-hand"}})),
+        )
+        .await
+        .unwrap();
     let body = env
         .eventually("a scrape with every series", WAIT, || async {
             let (status, body) = operator.http_get("/metrics").await?;
@@ -184,6 +214,8 @@ async fn alerts_and_dashboard_query_only_series_the_operator_exposes() {
                 && body.contains("sync_client_credential_renewal_timestamp_seconds{")
                 && body.contains("sync_client_broker_ready_status{")
                 && body.contains("sync_client_deliveries_total{")
+                && body.contains("sync_client_credential_renewal_due_timestamp_seconds{")
+                && body.contains("sync_client_credential_delivery_job_quarantined{")
                 && (env.kube.is_none() || body.contains("sync_client_reconcile_errors_total{")))
             .then_some(body)
         })
@@ -233,6 +265,10 @@ async fn alerts_and_dashboard_query_only_series_the_operator_exposes() {
         "sync_client_reconcile_duration_seconds_bucket",
         "sync_client_reconcile_errors_total",
         "sync_client_broker_ready_status",
+        "sync_client_credential_renewal_due_timestamp_seconds",
+        "sync_client_credential_delivery_job_quarantined",
+        "sync_client_deliveries_total",
+        "sync_client_graph_requests_total",
     ] {
         assert!(used.contains(family), "{family} is not shown anywhere");
     }
