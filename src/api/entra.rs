@@ -5,13 +5,12 @@
 //! credentials there; a cluster connection names the namespace of its Secrets and limits which
 //! namespaces may use it, and alone may sign in with the operator's workload identity.
 
-use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{BrokerTls, Condition};
+use super::BrokerTls;
 
 /// Where Microsoft hosts the tenant: picks the login and Graph hosts.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,21 +130,9 @@ pub struct WorkloadIdentity {}
     version = "v1alpha1",
     kind = "EntraConnection",
     namespaced,
-    status = "EntraConnectionStatus",
     shortname = "ec",
     category = "syncclient",
     printcolumn(name = "Tenant", type_ = "string", json_path = ".spec.tenantId"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
-        priority = 1
-    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -164,21 +151,9 @@ pub struct EntraConnectionSpec {
     group = "syncclient.io",
     version = "v1alpha1",
     kind = "ClusterEntraConnection",
-    status = "EntraConnectionStatus",
     shortname = "cec",
     category = "syncclient",
     printcolumn(name = "Tenant", type_ = "string", json_path = ".spec.tenantId"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
-        priority = 1
-    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -197,15 +172,4 @@ pub struct ClusterEntraConnectionSpec {
     /// Namespaces whose credentials may deliver through this connection (absent: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
-}
-
-/// Observed state of a connection; never holds secret material.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct EntraConnectionStatus {
-    #[serde(default)]
-    pub conditions: Vec<Condition>,
-    pub observed_generation: Option<i64>,
-    /// Last time the operator signed in to Entra ID with this connection.
-    pub last_authentication_time: Option<DateTime<Utc>>,
 }

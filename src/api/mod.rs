@@ -26,7 +26,7 @@ pub use delivery::{
 };
 pub use entra::{
     ClusterEntraConnection, ClusterEntraConnectionSpec, EntraAuth, EntraCertificateRef, EntraCloud,
-    EntraConnection, EntraConnectionSpec, EntraConnectionStatus, EntraEndpoints, EntraSecretRef,
+    EntraConnection, EntraConnectionSpec, EntraEndpoints, EntraSecretRef,
     EntraSettings, WorkloadIdentity,
 };
 pub use policy::{
