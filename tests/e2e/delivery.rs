@@ -159,6 +159,18 @@ async fn the_first_issue_and_a_renewal_are_delivered_validated_and_the_job_stays
     );
     assert_eq!(delivery.job_state.as_deref(), Some("Active"));
 
+    // Settled: the first token's probe (2 s after its issue) is behind us.
+    env.eventually("the first token verified", WAIT, || async {
+        env.credential("app")
+            .await
+            .status?
+            .last_verify_time
+            .map(|_| ())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let kube = env.kube.as_ref().expect("the Kubernetes simulator");
+    kube.clear_requests();
     entra.sim.clear_requests();
     env.annotate("app", "syncclient.io/rotate-request", "renew-1")
         .await;
@@ -166,6 +178,28 @@ async fn the_first_issue_and_a_renewal_are_delivered_validated_and_the_job_stays
     let second = delivered(&env, &entra, "app", &sp, DIRECTORY).await;
     assert_ne!(first, second);
     eprintln!("delivery | a rotation | {}", entra.calls());
+    env.eventually("the delivery recorded", WAIT, || async {
+        let status = env.credential("app").await.status?;
+        let delivery = status.deliveries.first()?;
+        (delivery.delivered_revision == Some(2) && delivery.validation.as_deref() == Some("Passed"))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let calls = crate::harness::operator_calls(kube);
+    eprintln!(
+        "delivery | a rotation | kubernetes calls ({}): {calls:?}",
+        calls.len()
+    );
+    // The rotation's own (dry run, Secret write, status, event) and the delivery's status.
+    for (call, times) in [("update secrets (dry run)", 1), ("update secrets", 1)] {
+        assert_eq!(
+            calls.iter().filter(|c| *c == call).count(),
+            times,
+            "{call}: {calls:?}"
+        );
+    }
+    assert!(calls.len() <= 12, "kubernetes calls per delivered rotation: {calls:?}");
     assert_eq!(entra.sim.count(Call::PutSecrets), 1, "one PUT per rotation");
     assert_eq!(entra.sim.count(Call::ValidateCredentials), 1);
     assert_eq!(
