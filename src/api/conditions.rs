@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{Name, Text};
+
 /// `True`, `False` or `Unknown`, as in every Kubernetes condition.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionStatus {
@@ -18,13 +20,13 @@ pub enum ConditionStatus {
 pub struct Condition {
     /// `Ready` or `Issuing`.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: Name,
     pub status: ConditionStatus,
     /// A CamelCase word naming why the condition is what it is (see `reasons`).
-    pub reason: String,
+    pub reason: Name,
     /// A human-readable explanation; never holds secret material.
     #[serde(default)]
-    pub message: String,
+    pub message: Text,
     /// When `status` last changed.
     pub last_transition_time: DateTime<Utc>,
     /// The `metadata.generation` the condition was computed from.

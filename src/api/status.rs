@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Condition;
+use super::{Condition, History, Name, Text};
 
 /// Observed state. Mirrors the Secret's record for people; holds no secret material.
 ///
@@ -35,12 +35,12 @@ pub struct SyncClientCredentialStatus {
     pub failed_attempts: i32,
     pub last_failure_time: Option<DateTime<Utc>>,
     /// Category of the last failure: spec, auth, permission, not_found, conflict, transient.
-    pub last_failure_reason: Option<String>,
+    pub last_failure_reason: Option<Name>,
     /// The generation the last failure happened at; permanent failures wait for a new one.
     pub last_failure_generation: Option<i64>,
     pub next_retry_time: Option<DateTime<Utc>>,
     /// Bounded explanation of the last failure.
-    pub last_failure_message: Option<String>,
+    pub last_failure_message: Option<Text>,
     /// The last `syncclient.io/rotate-request` value served.
     pub observed_rotate_request: Option<String>,
     /// The last `syncclient.io/rotate-request` value attempted; after a failure its retries
@@ -60,7 +60,7 @@ pub struct SyncClientCredentialStatus {
     /// it cannot be shown to accept: the probe, not the token, may be at fault), or the reason
     /// it could not be made.
     #[serde(default)]
-    pub last_verify_result: Option<String>,
+    pub last_verify_result: Option<Text>,
     /// A check of the stored token owed at this time, whatever `verifyInterval` says: the end of
     /// the window in which a generate the operator gave up on may still land at the broker (and
     /// revoke the stored token), or just after a token replaced a revoked one.
@@ -68,7 +68,7 @@ pub struct SyncClientCredentialStatus {
     pub verify_due_time: Option<DateTime<Utc>>,
     /// The last issue attempts, newest first; never longer than [`MAX_HISTORY`].
     #[serde(default)]
-    pub history: Vec<RotationRecord>,
+    pub history: History,
 }
 
 /// Issue attempts kept in [`SyncClientCredentialStatus::history`].
@@ -83,9 +83,9 @@ pub struct RotationRecord {
     /// The revision written (or, for a failure, the one that was attempted).
     pub revision: i64,
     /// Why it was issued: `SecretMissing`, `RenewalDue`, `RotateRequested`, `RevokedExternally`, ...
-    pub trigger: String,
+    pub trigger: Name,
     /// `Issued`, or the failure reason (`BrokerUnavailable`, `PermissionDenied`, ...).
-    pub outcome: String,
+    pub outcome: Name,
     /// `sha256:` and the first 12 hex digits of the SHA-256 of the issued token (or client
     /// secret), so two people can tell whether they hold the same one; only on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]

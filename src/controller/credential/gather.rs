@@ -373,7 +373,10 @@ fn observe(
         .unwrap_or_else(|| cr.status.clone().unwrap_or_default());
     let verification = status.last_verify_time.map(|at| Verification {
         at,
-        revoked: status.last_verify_result.as_deref() == Some(VERIFY_REVOKED),
+        revoked: status
+            .last_verify_result
+            .as_ref()
+            .is_some_and(|result| *result == VERIFY_REVOKED),
     });
     let broker_state = broker_state(ctx, &cr);
     let broker_changed = ctx
