@@ -88,6 +88,10 @@ struct RunArgs {
     /// this has passed since the attempt (Go duration, 10s to 1h).
     #[arg(long, env = "UNKNOWN_OUTCOME_WINDOW", default_value = "5m", value_parser = outcome_window)]
     unknown_outcome_window: chrono::TimeDelta,
+    /// The projected ServiceAccount token (audience `api://AzureADTokenExchange`) a
+    /// ClusterEntraConnection with `workloadIdentity` signs in with.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE", default_value = sync_client_operator::controller::entra::DEFAULT_WORKLOAD_IDENTITY_TOKEN_FILE)]
+    workload_identity_token_file: PathBuf,
     /// Seconds a leader's claim is valid without renewal; a standby takes over after this.
     #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_duration_seconds: u64,
@@ -224,6 +228,11 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().flatten_event(true).init();
+        // The default report of a panic is plain text on stderr: in a JSON log it is one more
+        // JSON line (a contained reconcile panic is also logged where it is caught).
+        std::panic::set_hook(Box::new(|info| {
+            tracing::error!(panic = %info, "panicked");
+        }));
     } else {
         builder.init();
     }
@@ -252,6 +261,7 @@ async fn run(args: Box<RunArgs>) -> Result<(), Box<dyn std::error::Error>> {
         min_issue_interval: args.min_issue_interval,
         reconcile_concurrency: args.reconcile_concurrency,
         unknown_outcome_window: args.unknown_outcome_window,
+        workload_identity_token_file: args.workload_identity_token_file.clone(),
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = shutdown_signal().shared();

@@ -46,6 +46,12 @@ struct BrokerReadyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GraphRequestLabels {
+    call: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     category: String,
 }
@@ -63,6 +69,8 @@ pub struct Metrics {
     panics: Counter,
     verifications: Family<ResultLabels, Counter>,
     preflights: Family<ResultLabels, Counter>,
+    deliveries: Family<ResultLabels, Counter>,
+    graph_requests: Family<GraphRequestLabels, Counter>,
     ready_flag: AtomicBool,
 }
 
@@ -90,6 +98,8 @@ impl Metrics {
             panics: Counter::default(),
             verifications: Family::default(),
             preflights: Family::default(),
+            deliveries: Family::default(),
+            graph_requests: Family::default(),
             ready_flag: AtomicBool::new(false),
         };
         metrics.register_credential_metrics();
@@ -139,6 +149,16 @@ impl Metrics {
             self.broker_ready.clone(),
         );
         self.registry.register(
+            "deliveries",
+            "Deliveries of a token to a target (Entra ID provisioning) by outcome: delivered, or a failure reason",
+            self.deliveries.clone(),
+        );
+        self.registry.register(
+            "graph_requests",
+            "HTTP requests to Entra ID and Microsoft Graph by call and HTTP status (none: no answer)",
+            self.graph_requests.clone(),
+        );
+        self.registry.register(
             "reconcile_duration_seconds",
             "Duration of credential reconciles",
             self.reconcile_duration.clone(),
@@ -148,6 +168,27 @@ impl Metrics {
             "Reconciles that failed on a Kubernetes call, by step",
             self.reconcile_errors.clone(),
         );
+    }
+
+    /// Counts one delivery attempt by its outcome.
+    pub fn record_delivery(&self, result: &str) {
+        self.deliveries
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one request of a Graph client.
+    pub fn record_graph_request(&self, outcome: &sync_client_graph::GraphRequestOutcome) {
+        self.graph_requests
+            .get_or_create(&GraphRequestLabels {
+                call: outcome.call.as_str().to_owned(),
+                status: outcome
+                    .status
+                    .map_or_else(|| "none".to_owned(), |s| s.to_string()),
+            })
+            .inc();
     }
 
     /// The callback the broker clients report each HTTP request to.

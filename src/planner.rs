@@ -166,6 +166,9 @@ pub struct PlanInput<'a> {
     /// generate the operator gave up on may have landed at the broker until then, or the token
     /// replaced a revoked one and must be seen accepted.
     pub verify_after: Option<DateTime<Utc>>,
+    /// The earliest time a delivery of the stored credential that is not complete may be tried
+    /// (`None`: every delivery holds it, or there are none).
+    pub delivery_due: Option<DateTime<Utc>>,
     /// Stable per resource (derived from its uid); spreads renewals, probes and retries.
     pub jitter_seed: u64,
 }
@@ -262,6 +265,8 @@ pub enum Plan {
     Blocked(BlockReason),
     /// Write the Secret again from the credential already held: nothing is minted.
     Rewrite(RewriteReason),
+    /// Deliver the stored credential to the targets that do not hold it yet.
+    Deliver,
     /// Probe the stored token with the broker.
     Verify,
     /// Check login, broker token and sync client without minting.
@@ -279,6 +284,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     if *input.secret == SecretState::NotOwned {
         return Plan::Blocked(BlockReason::SecretNotOwned);
     }
+    // A target holding a dead token comes first; it mints nothing.
+    if delivery_due(input) {
+        return Plan::Deliver;
+    }
     if input.sync_client_taken {
         return Plan::Blocked(BlockReason::SyncClientInUse);
     }
@@ -286,7 +295,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     if let Some(trigger) = issue_trigger(input, manual) {
         return match issue_or_hold(input, trigger, manual) {
             Plan::Issue(trigger) if is_throttled(input) => Plan::Wait {
-                until: throttle_end(input),
+                until: throttle_end(input).map(|at| wake(input, at)),
                 why: WaitReason::Throttled(trigger),
             },
             decision => decision,
@@ -314,7 +323,7 @@ fn issue_or_hold(input: &PlanInput<'_>, trigger: IssueReason, manual: bool) -> P
     }
     match retry_time(input) {
         Some(at) if at > input.now => Plan::Wait {
-            until: Some(wake_before_expiry(input, at)),
+            until: Some(wake(input, at)),
             why: WaitReason::Backoff(trigger),
         },
         _ => Plan::Issue(trigger),
@@ -350,7 +359,7 @@ fn effective_record<'a>(input: &PlanInput<'a>) -> Option<&'a Record> {
 fn scheduled(input: &PlanInput<'_>) -> Plan {
     let Some(record) = effective_record(input) else {
         return Plan::Wait {
-            until: None,
+            until: input.delivery_due,
             why: WaitReason::Scheduled,
         };
     };
@@ -364,17 +373,30 @@ fn scheduled(input: &PlanInput<'_>) -> Plan {
         (a, b) => a.or(b),
     };
     Plan::Wait {
-        until: until.map(|at| wake_before_expiry(input, at)),
+        until: until.or(input.delivery_due).map(|at| wake(input, at)),
         why: WaitReason::Scheduled,
     }
 }
 
-/// `at`, or the expiry of the stored credential when that comes first (and is still ahead).
-fn wake_before_expiry(input: &PlanInput<'_>, at: DateTime<Utc>) -> DateTime<Utc> {
-    match effective_record(input).map(|r| &r.expiry) {
-        Some(Expiry::At(expires_at)) if *expires_at > input.now => at.min(*expires_at),
-        _ => at,
+/// `at`, or what comes first and is still ahead: the expiry of the stored credential (Ready
+/// turns False then) or the next delivery attempt.
+fn wake(input: &PlanInput<'_>, at: DateTime<Utc>) -> DateTime<Utc> {
+    let mut at = at;
+    if let Some(Expiry::At(expires_at)) = effective_record(input).map(|r| &r.expiry)
+        && *expires_at > input.now
+    {
+        at = at.min(*expires_at);
     }
+    if let Some(delivery) = input.delivery_due.filter(|due| *due > input.now) {
+        at = at.min(delivery);
+    }
+    at
+}
+
+/// A delivery of the intact stored credential is due now.
+fn delivery_due(input: &PlanInput<'_>) -> bool {
+    input.delivery_due.is_some_and(|at| at <= input.now)
+        && matches!(input.secret, SecretState::Owned(record) if record.data_intact)
 }
 
 fn is_new_rotate_request(input: &PlanInput<'_>) -> bool {
@@ -558,11 +580,7 @@ pub fn retry_time(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
         }
         _ => (BACKOFF_BASE, BACKOFF_CAP, MIN_RETRY_DELAY),
     };
-    let exponent = (attempts - 1).min(16);
-    let raw = (base * (1_i32 << exponent)).min(cap);
-    // Jitter in [75%, 100%] of the delay, so retries of many credentials spread out.
-    let fraction = 0.75 + 0.25 * unit_fraction(mix(input.jitter_seed, u64::from(attempts)));
-    let mut delay = scale(raw, fraction).max(floor);
+    let mut delay = jittered_backoff(base, cap, attempts, input.jitter_seed).max(floor);
     if let Some(Record {
         expiry: Expiry::At(expires_at),
         ..
@@ -577,6 +595,16 @@ pub fn retry_time(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
             .is_some_and(|latest| *at <= latest)
     });
     Some(asked.map_or(backoff, |asked| asked.max(backoff)))
+}
+
+/// `base` doubled per attempt after the first, capped, then jittered down to between 75% and
+/// 100%, so retries of many credentials spread out.
+pub fn jittered_backoff(base: TimeDelta, cap: TimeDelta, attempts: u32, seed: u64) -> TimeDelta {
+    let attempts = attempts.max(1);
+    let exponent = (attempts - 1).min(16);
+    let raw = base.checked_mul(1_i32 << exponent).unwrap_or(cap).min(cap);
+    let fraction = 0.75 + 0.25 * unit_fraction(mix(seed, u64::from(attempts)));
+    scale(raw, fraction)
 }
 
 fn scale(delta: TimeDelta, fraction: f64) -> TimeDelta {

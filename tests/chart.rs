@@ -45,6 +45,12 @@ const OPERATOR_RULES: &[(&str, &[&str], &[&str])] = &[
         &["identitybrokers", "clusteridentitybrokers"],
         &["list", "watch"],
     ),
+    // Entra ID connections are read when a delivery needs one (at most once a minute each).
+    (
+        "syncclient.io",
+        &["entraconnections", "clusterentraconnections"],
+        &["get"],
+    ),
     (
         "syncclient.io",
         &[
@@ -69,6 +75,7 @@ const OPERATOR_RULES: &[(&str, &[&str], &[&str])] = &[
 ];
 /// Cluster-scoped resources: a namespaced Role cannot grant them, so namespace mode leaves them out.
 const CLUSTER_SCOPED_RESOURCES: &[&str] = &[
+    "clusterentraconnections",
     "clusteridentitybrokers",
     "clusteridentitybrokers/status",
     "namespaces",
@@ -1033,8 +1040,20 @@ fn fingerprint_key_secret_is_mounted_and_passed_as_a_file() {
         "sync-client-operator-fingerprint-key"
     );
     let items = volume["secret"]["items"].as_array().expect("items");
-    assert_eq!(items.len(), 1, "only the key is projected: {items:?}");
+    assert_eq!(
+        items.len(),
+        2,
+        "only the key and the previous key are projected: {items:?}"
+    );
     assert_eq!(items[0]["key"], "hmac-key");
+    assert_eq!(
+        (&items[1]["key"], &items[1]["path"]),
+        (&Value::from("previous-hmac-key"), &Value::from("previous"))
+    );
+    let args = container["args"].as_array().expect("args");
+    assert!(args.contains(&Value::from(
+        "--fingerprint-previous-key-file=/etc/sync-client-operator/fingerprint-key/previous"
+    )));
     assert_eq!(volume["secret"]["defaultMode"], 0o444);
     assert_eq!(
         volume["secret"]["optional"],
@@ -1060,10 +1079,19 @@ fn fingerprint_key_secret_is_mounted_and_passed_as_a_file() {
         operator_args(&objects)
     );
 
+    // The workload identity token: projected for Entra ID, read-only, named by its flag.
+    assert_eq!(pod["volumes"][1]["name"], "azure-identity-token");
+    let token = &pod["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["audience"], "api://AzureADTokenExchange");
+    assert_eq!(container["volumeMounts"][1]["readOnly"], true);
+    assert!(operator_args(&objects).contains(
+        &"--workload-identity-token-file=/var/run/secrets/azure/tokens/azure-identity-token"
+    ));
+
     // extraVolumes and extraVolumeMounts come after the chart's own.
-    assert_eq!(pod["volumes"][1]["name"], "scratch");
-    assert_eq!(pod["volumes"][1]["emptyDir"]["sizeLimit"], "16Mi");
-    assert_eq!(container["volumeMounts"][1]["mountPath"], "/tmp");
+    assert_eq!(pod["volumes"][2]["name"], "scratch");
+    assert_eq!(pod["volumes"][2]["emptyDir"]["sizeLimit"], "16Mi");
+    assert_eq!(container["volumeMounts"][2]["mountPath"], "/tmp");
 
     let defaults = render(Configuration::Defaults);
     assert_eq!(
@@ -1550,42 +1578,32 @@ fn deploy_objects() -> Vec<Value> {
     )
 }
 
-/// The broker request timeout's default, from the generated IdentityBroker CRD's description of
-/// `limits.requestTimeout` ("... (default `30s`)").
-fn default_broker_request_timeout_seconds() -> u64 {
-    let crd = fs::read_to_string(repo_root().join("crds/identitybrokers.syncclient.io.yaml"))
-        .expect("read the IdentityBroker CRD");
-    let after = crd
-        .split_once("requestTimeout:")
-        .map(|(_, after)| after)
-        .expect("limits.requestTimeout in the CRD");
-    let default = after
-        .split_once("(default `")
-        .and_then(|(_, rest)| rest.split_once("s`"))
-        .map(|(seconds, _)| seconds)
-        .expect("the documented default of requestTimeout");
-    default.parse().expect("whole seconds")
-}
-
 #[test]
-fn termination_grace_period_outlasts_a_broker_request_in_flight() {
-    let timeout = default_broker_request_timeout_seconds();
-    assert_eq!(timeout, 30);
-    for objects in [
-        render(Configuration::Defaults),
-        render(Configuration::AllFeatures),
-        deploy_objects(),
-    ] {
-        let grace = only(&objects, "Deployment")["spec"]["template"]["spec"]
-            ["terminationGracePeriodSeconds"]
+fn termination_grace_period_outlasts_an_issue_in_flight() {
+    let grace = |objects: &[Value]| {
+        only(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
             .as_u64()
-            .expect("terminationGracePeriodSeconds");
-        // A reconcile waiting for a generate's answer must still store the new credential.
-        assert!(
-            grace >= 2 * timeout,
-            "grace period {grace}s leaves no margin over the {timeout}s broker request timeout"
-        );
-    }
+            .expect("terminationGracePeriodSeconds")
+    };
+    // The operator waits one issue deadline (default 60 s) plus 15 s at SIGTERM, then releases
+    // the lease: the pod gets the deadline plus 30 s.
+    assert_eq!(grace(&render(Configuration::Defaults)), 90);
+    assert_eq!(grace(&deploy_objects()), 90);
+    assert_eq!(
+        grace(&render(Configuration::AllFeatures)),
+        120,
+        "issueDeadlineSeconds 90"
+    );
+    let old_default = documents(&helm_template(
+        Configuration::Defaults,
+        &["terminationGracePeriodSeconds=60"],
+    ));
+    assert_eq!(grace(&old_default), 90, "0.1.0's 60 s is raised to fit");
+    let longer = documents(&helm_template(
+        Configuration::Defaults,
+        &["terminationGracePeriodSeconds=300"],
+    ));
+    assert_eq!(grace(&longer), 300, "a longer one is kept");
 }
 
 fn prometheus_rule(objects: &[Value]) -> &Value {
@@ -1610,12 +1628,14 @@ fn alerts(rule: &Value) -> Vec<&Value> {
         .collect()
 }
 
-const ALERTS: [&str; 6] = [
+const ALERTS: [&str; 8] = [
     "SyncClientCredentialRenewalOverdue",
     "SyncClientCredentialExpiringSoon",
     "SyncClientCredentialNotReady",
     "SyncClientRotationsFailing",
     "SyncClientBrokerAuthenticationFailing",
+    "SyncClientDeliveriesFailing",
+    "SyncClientProvisioningJobQuarantined",
     "SyncClientOperatorAbsent",
 ];
 

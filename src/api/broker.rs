@@ -219,8 +219,12 @@ pub struct ClusterIdentityBrokerSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerStatus {
+    /// `Ready`: whether the operator could log in with the broker's current settings and
+    /// Secrets (`Authenticated`, or the failure's reason: `AuthenticationFailed`,
+    /// `BrokerUnavailable`, `BrokerReadFailed`, `BrokerConfigInvalid`, ...).
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// The `metadata.generation` the last login attempt used.
     pub observed_generation: Option<i64>,
     /// Last time the operator authenticated to this broker successfully.
     pub last_authentication_time: Option<DateTime<Utc>>,

@@ -18,13 +18,15 @@ pub enum ConditionStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Ready` or `Issuing`.
+    /// `Ready`, `Issuing` or `Preflight` (a broker has `Ready` only).
     #[serde(rename = "type")]
     pub type_: Name,
+    /// `True`, `False`, or `Unknown` while a read the operator needs to tell fails.
     pub status: ConditionStatus,
-    /// A CamelCase word naming why the condition is what it is (see `reasons`).
+    /// A CamelCase word naming what happened (`CredentialCurrent`, `BrokerUnavailable`,
+    /// `SecretReadFailed`, ...; the README lists every reason).
     pub reason: Name,
-    /// A human-readable explanation; never holds secret material.
+    /// What happened and what to do, in words; never holds secret material.
     #[serde(default)]
     pub message: Text,
     /// When `status` last changed.
@@ -39,6 +41,8 @@ pub mod reasons {
     pub const READY: &str = "Ready";
     pub const ISSUING: &str = "Issuing";
     pub const PREFLIGHT: &str = "Preflight";
+    /// Every delivery in `spec.deliveries` holds the current revision, validated.
+    pub const DELIVERED: &str = "Delivered";
 
     // Ready=True
     pub const CREDENTIAL_CURRENT: &str = "CredentialCurrent";
@@ -52,8 +56,16 @@ pub mod reasons {
     pub const EXPIRED: &str = "Expired";
     pub const THROTTLED: &str = "Throttled";
     pub const SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
+    /// Issuing=Unknown: the fresh read of the resource an issue is decided on failed.
+    pub const CREDENTIAL_READ_FAILED: &str = "CredentialReadFailed";
+    /// Event only: the status could not be written (so it cannot say so itself).
+    pub const STATUS_WRITE_FAILED: &str = "StatusWriteFailed";
     // Preflight=True
     pub const PREFLIGHT_PASSED: &str = "PreflightPassed";
+    // Delivered=True
+    pub const DELIVERED_AND_VALIDATED: &str = "DeliveredAndValidated";
+    // Delivered=False while a delivery waits for its first attempt
+    pub const DELIVERY_PENDING: &str = "DeliveryPending";
 
     // Events
     pub const EVENT_ISSUED: &str = "Issued";
@@ -61,6 +73,7 @@ pub mod reasons {
     pub const EVENT_ROTATION_FAILED: &str = "RotationFailed";
     pub const EVENT_SECRET_REPAIRED: &str = "SecretRepaired";
     pub const EVENT_ROLLOUT_RESTARTED: &str = "RolloutRestarted";
+    pub const EVENT_ROLLOUT_RESTART_FAILED: &str = "RolloutRestartFailed";
     pub const EVENT_SECRET_NOT_OWNED: &str = "SecretNotOwned";
     pub const EVENT_SYNC_CLIENT_IN_USE: &str = "SyncClientInUse";
     pub const EVENT_TOKEN_REVOKED: &str = "TokenRevoked";
@@ -70,6 +83,10 @@ pub mod reasons {
     pub const EVENT_SECRET_MOVED: &str = "SecretMoved";
     pub const EVENT_SECRET_KEYS_RENAMED: &str = "SecretKeysRenamed";
     pub const EVENT_VERIFICATION_UNAVAILABLE: &str = "VerificationUnavailable";
+    pub const EVENT_DELIVERED: &str = "Delivered";
+    pub const EVENT_DELIVERY_VALIDATION_FAILED: &str = "DeliveryValidationFailed";
+    pub const EVENT_QUARANTINE_LIFTED: &str = "QuarantineLifted";
+    pub const EVENT_DELIVERY_FAILING: &str = "DeliveryFailing";
 }
 
 /// Sets a condition, keeping `lastTransitionTime` when the status did not change.

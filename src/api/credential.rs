@@ -56,6 +56,7 @@ const DNS_SUBDOMAIN_PATTERN: &str =
 )]
 #[x_kube(validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("renewBefore and renewBeforePercentage are mutually exclusive"))]
 #[x_kube(validation = Rule::new("self.credentialType == 'AccessToken' || (!has(self.renewBefore) && !has(self.renewBeforePercentage) && !has(self.tokenTTL))").message("renewBefore, renewBeforePercentage and tokenTTL apply only to credentialType AccessToken"))]
+#[x_kube(validation = Rule::new("self.credentialType == 'AccessToken' || !has(self.deliveries) || size(self.deliveries) == 0").message("deliveries carry an access token: they apply only to credentialType AccessToken"))]
 #[serde(rename_all = "camelCase")]
 pub struct SyncClientCredentialSpec {
     /// The broker that issues this credential.
@@ -111,13 +112,23 @@ pub struct SyncClientCredentialSpec {
     /// without issuing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<SecretKeys>,
-    /// Workloads in this namespace restarted when the Secret's data changes.
+    /// Workloads in this namespace restarted when the Secret's data changes (`RolloutRestarted`
+    /// event; a restart that fails is reported as `RolloutRestartFailed` and not retried).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub rollout_restart_targets: Vec<RolloutTarget>,
-    /// While true the operator makes no broker calls for this credential.
+    /// While true nothing is issued, so nothing is revoked (a token already held is still
+    /// delivered: the one a delivery target holds is dead). A credential created suspended gets
+    /// one preflight check (login, broker token, a read of the sync client), which mints nothing.
     #[serde(default)]
     pub suspend: bool,
+    /// Where the token goes besides the Secret, after every rotation: checked before each mint
+    /// (a target the token could not reach blocks the mint while the old token still works),
+    /// delivered after the Secret write, retried from the Secret until delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub deliveries: Vec<super::Delivery>,
 }
 
 /// Reference to an `IdentityBroker` in the same namespace or a `ClusterIdentityBroker`.

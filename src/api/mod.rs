@@ -4,6 +4,8 @@
 mod broker;
 mod conditions;
 mod credential;
+mod delivery;
+mod entra;
 mod policy;
 pub mod shape;
 mod status;
@@ -21,6 +23,14 @@ pub use credential::{
     BrokerKind, BrokerRef, CredentialType, LABEL_VALUE_PATTERN, MAX_TEMPLATE_ANNOTATION_VALUE,
     MAX_TEMPLATE_ENTRIES, RolloutKind, RolloutTarget, SecretKeys, SecretTemplate,
     SyncClientCredential, SyncClientCredentialSpec, UUID_PATTERN,
+};
+pub use delivery::{
+    Delivery, DeliveryStatus, EntraConnectionKind, EntraConnectionRef, EntraIdDelivery,
+};
+pub use entra::{
+    ClusterEntraConnection, ClusterEntraConnectionSpec, EntraAuth, EntraCertificateRef, EntraCloud,
+    EntraConnection, EntraConnectionSpec, EntraConnectionStatus, EntraEndpoints, EntraSecretRef,
+    EntraSettings, WorkloadIdentity,
 };
 pub use policy::{
     DEFAULT_VERIFY_INTERVAL, MAX_SPEC_DURATION, SpecError, legacy_spec_hash, secret_name,
@@ -45,7 +55,9 @@ pub fn crds()
 {
     use kube::CustomResourceExt;
     vec![
+        ClusterEntraConnection::crd(),
         ClusterIdentityBroker::crd(),
+        EntraConnection::crd(),
         IdentityBroker::crd(),
         SyncClientCredential::crd(),
     ]

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use futures::{StreamExt, future};
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, ResourceExt};
 
 use super::brokers::BrokerKey;
+use super::credential::events::publish_on;
 use super::failure::Failure;
 use super::status::broker::{AuthResult, compute, is_ready_at};
 use super::status::{self, Guard, HasStatus};
@@ -120,7 +122,7 @@ async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Resu
             Action::await_change()
         }
         AuthResult::Failed(failure) => {
-            tracing::warn!(broker = %key, reason = %failure.reason, message = %failure.message, "broker authentication failed");
+            tracing::warn!(broker = %key, reason = %failure.reason, detail = %failure.message, "broker authentication failed");
             // A permanent failure (e.g. a missing privilege) waits for a change of the broker,
             // or, while credentials fail through it, for a change of its Secrets; anything else
             // is retried with backoff.
@@ -140,7 +142,13 @@ async fn reconcile<K: BrokerResource>(broker: Arc<K>, ctx: Arc<Context>) -> Resu
     };
     ctx.metrics
         .record_broker(&kind, &key.namespace, &key.name, ready);
-    status::write(&ctx.client, broker.as_ref(), &status, Guard::Always).await?;
+    if let Err(error) = status::write(&ctx.client, broker.as_ref(), &status, Guard::Always).await {
+        // The status cannot say so itself: the broker's events do.
+        let note = format!("{error}; {}", error.hint());
+        let regarding = broker.object_ref(&());
+        publish_on(&ctx, &regarding, EventType::Warning, error.reason(), &note).await;
+        return Err(error);
+    }
     Ok(action)
 }
 

@@ -4,14 +4,13 @@
 //! one cached broker token) and one semaphore bounding concurrent rotations. A client is rebuilt
 //! when the broker's settings or the material in its Secrets change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::Api;
-use kube::core::{Selector, SelectorExt};
-use kube::{Client, ResourceExt};
 use sha2::{Digest, Sha256};
 use sync_client_broker::{
     BrokerAuth as ClientAuth, BrokerClient, BrokerConfig, RequestOutcome, SecretString, TlsConfig,
@@ -21,6 +20,8 @@ use tokio::sync::Semaphore;
 
 use super::caches::Caches;
 use super::failure::{Failure, FailureReason};
+use super::kube_error::{self, Call};
+use super::references::ReadError;
 use crate::api::{
     BrokerConnection, BrokerKind, BrokerRef, ClusterIdentityBroker, SecretKeyRef, TokenClient,
 };
@@ -75,10 +76,12 @@ pub enum ResolveError {
     },
     #[error("{broker} is misconfigured: {message}")]
     ConfigInvalid { broker: BrokerKey, message: String },
-    #[error("reading {what} for {broker}: {source}")]
+    #[error("reading {what} for {broker}: {detail}")]
     Kube {
         broker: BrokerKey,
         what: String,
+        /// The failure in words ([`kube_error::describe_call`]).
+        detail: String,
         #[source]
         source: Box<kube::Error>,
     },
@@ -326,7 +329,12 @@ impl BrokerRegistry {
             None => get_broker(&Api::all(client.clone()), key).await?,
         };
         if let Some(selector) = &broker.spec.namespace_selector {
-            check_namespace_allowed(client, key, request.namespace, selector).await?;
+            super::references::namespace_allowed(client, request.namespace, selector)
+                .await
+                .map_err(|e| match e {
+                    ReadError::Invalid(why) => not_allowed(why),
+                    other => read_error(key, other),
+                })?;
         }
         let allowed = &broker.spec.allowed_directories;
         if !allowed.is_empty()
@@ -426,76 +434,49 @@ where
         Err(source) => Err(ResolveError::Kube {
             broker: key.clone(),
             what: "the broker".into(),
+            detail: kube_error::describe_call(&source, broker_call(key)),
             source: Box::new(source),
         }),
     }
 }
 
-async fn check_namespace_allowed(
-    client: &Client,
-    key: &BrokerKey,
-    namespace: &str,
-    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-) -> Result<(), ResolveError> {
-    let not_allowed = |why: String| ResolveError::NotAllowed {
-        broker: key.clone(),
-        namespace: namespace.to_owned(),
-        why,
-    };
-    let selector = Selector::try_from(selector.clone())
-        .map_err(|e| not_allowed(format!("invalid namespaceSelector: {e}")))?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let labels: BTreeMap<String, String> = match namespaces.get_opt(namespace).await {
-        Ok(Some(ns)) => ns.labels().clone(),
-        Ok(None) => BTreeMap::new(),
-        Err(source) => {
-            return Err(ResolveError::Kube {
-                broker: key.clone(),
-                what: format!("namespace {namespace}"),
-                source: Box::new(source),
-            });
-        }
-    };
-    if selector.matches(&labels) {
-        Ok(())
-    } else {
-        Err(not_allowed(
-            "the namespace does not match its namespaceSelector".into(),
-        ))
+/// Reading a broker resource, as RBAC names it.
+fn broker_call(key: &BrokerKey) -> Call<'_> {
+    match key.kind {
+        BrokerKind::IdentityBroker => Call::new("get", "identitybrokers", Some(&key.namespace)),
+        BrokerKind::ClusterIdentityBroker => Call::new("get", "clusteridentitybrokers", None),
     }
 }
 
-/// Reads keys of one Secret in the broker's Secret namespace, as text, with one GET.
+/// Reads keys of one Secret in the broker's Secret namespace.
 async fn secret_values<const N: usize>(
     secrets: &Api<Secret>,
     broker: &BrokerKey,
     name: &str,
     keys: [&str; N],
 ) -> Result<[String; N], ResolveError> {
-    let invalid = |message: String| ResolveError::ConfigInvalid {
-        broker: broker.clone(),
-        message,
-    };
-    let secret = secrets
-        .get_opt(name)
+    super::references::secret_values(secrets, name, keys)
         .await
-        .map_err(|source| ResolveError::Kube {
+        .map_err(|e| read_error(broker, e))
+}
+
+fn read_error(broker: &BrokerKey, error: ReadError) -> ResolveError {
+    match error {
+        ReadError::Invalid(message) => ResolveError::ConfigInvalid {
             broker: broker.clone(),
-            what: format!("Secret {name}"),
+            message,
+        },
+        ReadError::Kube {
+            what,
+            detail,
+            source,
+        } => ResolveError::Kube {
+            broker: broker.clone(),
+            what,
+            detail,
             source: Box::new(source),
-        })?
-        .ok_or_else(|| invalid(format!("Secret {name} not found")))?;
-    let mut values: [String; N] = std::array::from_fn(|_| String::new());
-    for (value, key) in values.iter_mut().zip(keys) {
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .ok_or_else(|| invalid(format!("Secret {name} has no key {key}")))?;
-        *value = String::from_utf8(bytes.0.clone())
-            .map_err(|_| invalid(format!("key {key} of Secret {name} is not UTF-8")))?;
+        },
     }
-    Ok(values)
 }
 
 async fn load_config(

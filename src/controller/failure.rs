@@ -27,11 +27,24 @@ pub enum FailureReason {
     BrokerResponseInvalid,
     SecretWriteRejected,
     ReconcilePanicked,
+    BrokerReadFailed,
+    SecretDataMissing,
+    SecretWritesBacklogged,
+    // Deliveries (Entra ID provisioning).
+    EntraConnectionNotFound,
+    EntraConnectionNotAllowed,
+    EntraConnectionInvalid,
+    EntraAuthenticationFailed,
+    EntraPermissionDenied,
+    EntraJobNotFound,
+    EntraJobAmbiguous,
+    EntraUnavailable,
+    EntraValidationFailed,
 }
 
 impl FailureReason {
     /// Every reason, for reading stored names back.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 27] = [
         Self::SpecInvalid,
         Self::BrokerNotFound,
         Self::BrokerNotAllowed,
@@ -47,6 +60,18 @@ impl FailureReason {
         Self::BrokerResponseInvalid,
         Self::SecretWriteRejected,
         Self::ReconcilePanicked,
+        Self::BrokerReadFailed,
+        Self::SecretDataMissing,
+        Self::SecretWritesBacklogged,
+        Self::EntraConnectionNotFound,
+        Self::EntraConnectionNotAllowed,
+        Self::EntraConnectionInvalid,
+        Self::EntraAuthenticationFailed,
+        Self::EntraPermissionDenied,
+        Self::EntraJobNotFound,
+        Self::EntraJobAmbiguous,
+        Self::EntraUnavailable,
+        Self::EntraValidationFailed,
     ];
 
     /// The condition reason, as written into status and shown by `kubectl`.
@@ -67,6 +92,18 @@ impl FailureReason {
             Self::BrokerResponseInvalid => "BrokerResponseInvalid",
             Self::SecretWriteRejected => "SecretWriteRejected",
             Self::ReconcilePanicked => "ReconcilePanicked",
+            Self::BrokerReadFailed => "BrokerReadFailed",
+            Self::SecretDataMissing => "SecretDataMissing",
+            Self::SecretWritesBacklogged => "SecretWritesBacklogged",
+            Self::EntraConnectionNotFound => "EntraConnectionNotFound",
+            Self::EntraConnectionNotAllowed => "EntraConnectionNotAllowed",
+            Self::EntraConnectionInvalid => "EntraConnectionInvalid",
+            Self::EntraAuthenticationFailed => "EntraAuthenticationFailed",
+            Self::EntraPermissionDenied => "EntraPermissionDenied",
+            Self::EntraJobNotFound => "EntraJobNotFound",
+            Self::EntraJobAmbiguous => "EntraJobAmbiguous",
+            Self::EntraUnavailable => "EntraUnavailable",
+            Self::EntraValidationFailed => "EntraValidationFailed",
         }
     }
 
@@ -82,7 +119,11 @@ impl FailureReason {
             Self::SpecInvalid
             | Self::PermissionDenied
             | Self::SyncClientNotFound
-            | Self::SyncClientConflict => FailureCategory::Permanent,
+            | Self::SyncClientConflict
+            | Self::EntraAuthenticationFailed
+            | Self::EntraPermissionDenied
+            | Self::EntraJobNotFound
+            | Self::EntraJobAmbiguous => FailureCategory::Permanent,
             Self::BrokerNotFound
             | Self::BrokerNotAllowed
             | Self::BrokerConfigInvalid
@@ -93,7 +134,15 @@ impl FailureReason {
             | Self::SecretReadFailed
             | Self::BrokerResponseInvalid
             | Self::SecretWriteRejected
-            | Self::ReconcilePanicked => FailureCategory::Retryable,
+            | Self::ReconcilePanicked
+            | Self::BrokerReadFailed
+            | Self::SecretDataMissing
+            | Self::SecretWritesBacklogged
+            | Self::EntraConnectionNotFound
+            | Self::EntraConnectionNotAllowed
+            | Self::EntraConnectionInvalid
+            | Self::EntraUnavailable
+            | Self::EntraValidationFailed => FailureCategory::Retryable,
         }
     }
 
@@ -125,9 +174,7 @@ impl FailureReason {
                 "the broker may have rotated without answering; a new credential is issued soon"
             }
             Self::SecretWriteFailed => "the Secret could not be written; it is retried",
-            Self::SecretReadFailed => {
-                "the Secret could not be read, or holds no credential where its record says; it is retried"
-            }
+            Self::SecretReadFailed => "the Secret could not be read; it is retried",
             Self::BrokerResponseInvalid => {
                 "the broker answered with an unusable credential lifetime; it is retried with backoff"
             }
@@ -135,6 +182,42 @@ impl FailureReason {
                 "the API server refuses the Secret (policy, quota or validation); nothing is issued until that changes"
             }
             Self::ReconcilePanicked => "an internal error; it is retried with backoff",
+            Self::BrokerReadFailed => {
+                "the operator could not read the broker resource, its Secrets or the credential's namespace (the message names which and why); it is retried"
+            }
+            Self::SecretDataMissing => {
+                "the Secret no longer holds the credential under the keys its record names (edited or deleted meanwhile); it is repaired"
+            }
+            Self::SecretWritesBacklogged => {
+                "many generated credentials still wait for their Secret writes, so nothing new is generated until they are stored; it is retried"
+            }
+            Self::EntraConnectionNotFound => {
+                "create the EntraConnection or correct the delivery's connectionRef"
+            }
+            Self::EntraConnectionNotAllowed => {
+                "use a connection that allows this namespace, or change its namespaceSelector"
+            }
+            Self::EntraConnectionInvalid => {
+                "correct the Entra ID connection or the Secrets it names"
+            }
+            Self::EntraAuthenticationFailed => {
+                "Entra ID refused the app's sign-in: check the tenant and client ids and renew the client secret or certificate (or the federated credential)"
+            }
+            Self::EntraPermissionDenied => {
+                "grant the app Synchronization.ReadWrite.All (or Application.ReadWrite.OwnedBy and make it an owner of the service principal), with admin consent"
+            }
+            Self::EntraJobNotFound => {
+                "correct servicePrincipalId (the enterprise application's object id) or jobId, or set up provisioning for it"
+            }
+            Self::EntraJobAmbiguous => {
+                "the service principal has several provisioning jobs: set the delivery's jobId"
+            }
+            Self::EntraUnavailable => {
+                "Entra ID or Microsoft Graph is unreachable or throttling; it is retried"
+            }
+            Self::EntraValidationFailed => {
+                "Entra ID could not reach the SCIM endpoint with the saved token: check the delivery's baseAddress and that Entra ID can reach vCenter; it is validated again"
+            }
         }
     }
 
@@ -157,7 +240,40 @@ impl FailureReason {
             ResolveError::NotFound { .. } => Self::BrokerNotFound,
             ResolveError::NotAllowed { .. } => Self::BrokerNotAllowed,
             ResolveError::ConfigInvalid { .. } => Self::BrokerConfigInvalid,
-            ResolveError::Kube { .. } => Self::BrokerUnavailable,
+            ResolveError::Kube { .. } => Self::BrokerReadFailed,
+        }
+    }
+}
+
+impl FailureReason {
+    /// Whether the reason is about a delivery target, not the broker.
+    pub fn is_delivery(self) -> bool {
+        matches!(
+            self,
+            Self::EntraConnectionNotFound
+                | Self::EntraConnectionNotAllowed
+                | Self::EntraConnectionInvalid
+                | Self::EntraAuthenticationFailed
+                | Self::EntraPermissionDenied
+                | Self::EntraJobNotFound
+                | Self::EntraJobAmbiguous
+                | Self::EntraUnavailable
+                | Self::EntraValidationFailed
+        )
+    }
+
+    /// The reason for a Graph client error.
+    pub fn of_graph_error(error: &sync_client_graph::GraphError) -> Self {
+        use sync_client_graph::GraphErrorKind as Kind;
+        match error.kind() {
+            Kind::InvalidClient | Kind::Unauthorized => Self::EntraAuthenticationFailed,
+            Kind::Forbidden => Self::EntraPermissionDenied,
+            Kind::NotFound => Self::EntraJobNotFound,
+            Kind::ValidationFailed => Self::EntraValidationFailed,
+            Kind::Configuration => Self::EntraConnectionInvalid,
+            Kind::Conflict | Kind::Throttled | Kind::Transient | Kind::InvalidResponse => {
+                Self::EntraUnavailable
+            }
         }
     }
 }
@@ -212,6 +328,26 @@ impl Failure {
         Self::new(FailureReason::of_resolve_error(error), error.to_string())
     }
 
+    /// An Entra ID connection could not be used.
+    pub fn from_entra_resolve(error: &super::entra::EntraResolveError) -> Self {
+        use super::entra::EntraResolveError as E;
+        let reason = match error {
+            E::NotFound { .. } => FailureReason::EntraConnectionNotFound,
+            E::NotAllowed { .. } => FailureReason::EntraConnectionNotAllowed,
+            E::ConfigInvalid { .. } => FailureReason::EntraConnectionInvalid,
+            E::Kube { .. } => FailureReason::EntraUnavailable,
+        };
+        Self::new(reason, error.to_string())
+    }
+
+    /// A Graph call failed (its message names the step and holds no secret).
+    pub fn from_graph(error: &sync_client_graph::GraphError) -> Self {
+        Self {
+            retry_after: error.retry_after(),
+            ..Self::new(FailureReason::of_graph_error(error), error.to_string())
+        }
+    }
+
     pub fn from_spec(error: &SpecError) -> Self {
         Self::new(FailureReason::SpecInvalid, error.to_string())
     }
@@ -258,6 +394,10 @@ mod tests {
                 FailureReason::PermissionDenied,
                 FailureReason::SyncClientNotFound,
                 FailureReason::SyncClientConflict,
+                FailureReason::EntraAuthenticationFailed,
+                FailureReason::EntraPermissionDenied,
+                FailureReason::EntraJobNotFound,
+                FailureReason::EntraJobAmbiguous,
             ]
         );
     }

@@ -5,10 +5,13 @@ pub mod broker_status;
 pub mod brokers;
 pub mod caches;
 pub mod credential;
+pub mod entra;
 pub mod failure;
 pub mod fence;
+pub mod kube_error;
 pub mod memo;
 pub mod recorder;
+pub mod references;
 mod runner;
 pub mod status;
 pub mod triggers;
@@ -28,42 +31,62 @@ use brokers::BrokerRegistry;
 use caches::Caches;
 use credential::pending::PendingStore;
 use fence::Fence;
+use kube_error::{Call, describe_call};
 pub use runner::run;
 
 /// Name the operator reports as in events and field managers.
 pub const CONTROLLER_NAME: &str = "sync-client-operator";
 
-/// Errors of a reconcile that are not the broker's: failed Kubernetes calls, named by step.
+/// Errors of a reconcile that are not the broker's: failed Kubernetes calls, named by the object
+/// and the verb. Their words come from [`kube_error`], never kube's `Debug` text.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading SyncClientCredential {namespace}/{name}: {source}")]
+    #[error(
+        "reading SyncClientCredential {namespace}/{name}: {}",
+        describe_call(source, Call::new("get", "syncclientcredentials", Some(namespace)))
+    )]
     GetCredential {
         namespace: String,
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("reading Secret {namespace}/{name}: {source}")]
+    #[error(
+        "reading Secret {namespace}/{name}: {}",
+        describe_call(source, Call::new("get", "secrets", Some(namespace)))
+    )]
     GetSecret {
         namespace: String,
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("updating Secret {namespace}/{name}: {source}")]
+    #[error(
+        "patching the labels and annotations of Secret {namespace}/{name}: {}",
+        describe_call(source, Call::new("patch", "secrets", Some(namespace)))
+    )]
     WriteSecret {
         namespace: String,
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("writing the credential again into Secret {namespace}/{name}: {message}")]
+    #[error(
+        "writing the credential it holds again into Secret {namespace}/{name} ({why}) failed; it is kept where it is and the write retried: {message}"
+    )]
     RewriteSecret {
         namespace: String,
         name: String,
+        /// Why it was written again (`SecretRenamed`, `KeysRenamed`, ...).
+        why: &'static str,
+        /// [`FailureReason::SecretWriteFailed`] or [`FailureReason::SecretWriteRejected`].
+        reason: failure::FailureReason,
         message: String,
     },
-    #[error("writing status of {namespace}/{name}: {source}")]
+    #[error(
+        "writing the status of {namespace}/{name}: {}",
+        kube_error::describe(source)
+    )]
     WriteStatus {
         namespace: String,
         name: String,
@@ -89,6 +112,38 @@ impl Error {
             Self::Panicked { .. } => "panic",
         }
     }
+
+    /// The event (and condition) reason that says what failed.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::GetCredential { .. } => crate::api::reasons::CREDENTIAL_READ_FAILED,
+            Self::GetSecret { .. } => failure::FailureReason::SecretReadFailed.as_str(),
+            Self::WriteSecret { .. } => failure::FailureReason::SecretWriteFailed.as_str(),
+            Self::RewriteSecret { reason, .. } => reason.as_str(),
+            Self::WriteStatus { .. } => crate::api::reasons::STATUS_WRITE_FAILED,
+            Self::Panicked { .. } => failure::FailureReason::ReconcilePanicked.as_str(),
+        }
+    }
+
+    /// What happens next, or what a person can do.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::GetCredential { .. } => {
+                "an issue waits for this fresh read of the resource; it is retried with backoff"
+            }
+            Self::GetSecret { .. } => {
+                "nothing is decided about the credential until its Secret can be read; it is retried with backoff"
+            }
+            Self::WriteSecret { .. } => {
+                "the credential in the Secret is unchanged; the patch is retried with backoff"
+            }
+            Self::RewriteSecret { .. } => "it is retried with backoff; nothing is issued meanwhile",
+            Self::WriteStatus { .. } => {
+                "what happened is kept in memory and written with the next status; it is retried with backoff"
+            }
+            Self::Panicked { .. } => failure::FailureReason::ReconcilePanicked.hint(),
+        }
+    }
 }
 
 /// State shared by every reconcile.
@@ -96,6 +151,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: recorder::Recorder,
     pub brokers: BrokerRegistry,
+    /// The Graph clients of Entra ID connections, one per connection.
+    pub entra: entra::EntraRegistry,
     /// Signs and checks the Secrets' fingerprints (the current key and the previous ones).
     pub fingerprint_keys: FingerprintKeys,
     pub metrics: Arc<Metrics>,
@@ -136,6 +193,8 @@ pub struct Options {
     pub reconcile_concurrency: u16,
     /// How long a generate that went unanswered may still land at the broker.
     pub unknown_outcome_window: TimeDelta,
+    /// The operator's projected ServiceAccount token for Entra ID workload identity.
+    pub workload_identity_token_file: std::path::PathBuf,
 }
 
 /// Default of [`Options::unknown_outcome_window`]: longer than any request a broker or the
@@ -157,6 +216,7 @@ impl Options {
             min_issue_interval: DEFAULT_MIN_ISSUE_INTERVAL,
             reconcile_concurrency: DEFAULT_RECONCILE_CONCURRENCY,
             unknown_outcome_window: DEFAULT_UNKNOWN_OUTCOME_WINDOW,
+            workload_identity_token_file: entra::DEFAULT_WORKLOAD_IDENTITY_TOKEN_FILE.into(),
         }
     }
 }
@@ -173,6 +233,11 @@ impl Context {
                 Some(metrics.broker_observer()),
                 options.namespace.is_some(),
                 options.default_broker_concurrency,
+            ),
+            entra: entra::EntraRegistry::new(
+                Some(entra::observer(&metrics)),
+                options.namespace.is_some(),
+                options.workload_identity_token_file.clone(),
             ),
             client,
             fingerprint_keys: options.fingerprint_keys.clone(),

@@ -1,9 +1,12 @@
 //! Publishes Kubernetes events (`events.k8s.io/v1`), aggregating a repeat of the same event on the
-//! same object within a few minutes into the first one's series, as kube's recorder does. Unlike
-//! it, what is kept per event is small (its name and count) and bounded, and old entries are not
+//! same object within a few minutes into the first one's series, as kube's recorder does. The
+//! same event means the same reason, action, type and note (a hash of it): a different later
+//! failure is a new event with its own words, not a count on the first. Unlike kube's recorder,
+//! what is kept per event is small (its name and count) and bounded, and old entries are not
 //! scanned on every publish: thousands of credentials issuing at once cost neither memory nor time.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -27,6 +30,8 @@ struct Key {
     reason: String,
     type_: &'static str,
     action: String,
+    /// A hash of the note: the words are part of what makes an event the same.
+    note: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +77,7 @@ impl Recorder {
             reason: event.reason.clone(),
             type_: type_name(event.type_),
             action: event.action.clone(),
+            note: note_hash(event.note.as_deref()),
         };
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
         if let Some(series) = self.repeat(&key, now) {
@@ -163,6 +169,12 @@ impl Recorder {
     }
 }
 
+fn note_hash(note: Option<&str>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    note.hash(&mut hasher);
+    hasher.finish()
+}
+
 fn within_window(last: Timestamp, now: Timestamp) -> bool {
     last.checked_add(SERIES_WINDOW).is_ok_and(|end| end > now)
 }
@@ -171,5 +183,112 @@ fn type_name(type_: EventType) -> &'static str {
     match type_ {
         EventType::Normal => "Normal",
         EventType::Warning => "Warning",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+
+    use super::*;
+
+    /// What the fake API server received: method, path and body.
+    type Seen = Arc<Mutex<Vec<(Method, String, serde_json::Value)>>>;
+
+    /// A client whose API server answers every event create and patch with the event sent.
+    fn fake_api() -> (Client, Seen) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let seen = Seen::default();
+        tokio::spawn({
+            let seen = seen.clone();
+            async move {
+                while let Some((request, respond)) = handle.next_request().await {
+                    let (parts, body) = request.into_parts();
+                    let bytes = body.collect_bytes().await.unwrap_or_default();
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&bytes).unwrap_or_default();
+                    seen.lock().unwrap().push((
+                        parts.method.clone(),
+                        parts.uri.path().to_owned(),
+                        body.clone(),
+                    ));
+                    let code = if parts.method == Method::POST {
+                        201
+                    } else {
+                        200
+                    };
+                    let response = Response::builder()
+                        .status(code)
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap();
+                    respond.send_response(response);
+                }
+            }
+        });
+        (Client::new(service, "team"), seen)
+    }
+
+    fn warning(note: &str) -> Event {
+        Event {
+            type_: EventType::Warning,
+            reason: "RotationFailed".into(),
+            note: Some(note.into()),
+            action: "Issue".into(),
+            secondary: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeat_joins_the_series_and_a_different_failure_is_a_new_event() {
+        let (client, seen) = fake_api();
+        let recorder = Recorder::new(client, "sync-client-operator", Some("test"));
+        let regarding = ObjectReference {
+            kind: Some("SyncClientCredential".into()),
+            namespace: Some("team".into()),
+            name: Some("app".into()),
+            uid: Some("u-1".into()),
+            ..ObjectReference::default()
+        };
+        let first = "BrokerUnavailable: broker answered 503";
+        let second = "AuthenticationFailed: login refused";
+        for note in [first, first, second, first, second] {
+            recorder.publish(&warning(note), &regarding).await.unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        let methods: Vec<&Method> = seen.iter().map(|(method, _, _)| method).collect();
+        assert_eq!(
+            methods,
+            [
+                &Method::POST,
+                &Method::PATCH,
+                &Method::POST,
+                &Method::PATCH,
+                &Method::PATCH
+            ]
+        );
+        let created = |i: usize| seen[i].2["metadata"]["name"].as_str().unwrap().to_owned();
+        assert_eq!(seen[0].2["note"], first);
+        assert_eq!(
+            seen[2].2["note"], second,
+            "the new failure has its own words"
+        );
+        assert_ne!(created(0), created(2));
+        // Each repeat counts on the series of its own words.
+        assert!(
+            seen[3].1.ends_with(&format!("/{}", created(0))),
+            "{}",
+            seen[3].1
+        );
+        assert_eq!(seen[3].2["series"]["count"], 3);
+        assert!(
+            seen[4].1.ends_with(&format!("/{}", created(2))),
+            "{}",
+            seen[4].1
+        );
+        assert_eq!(seen[4].2["series"]["count"], 2);
     }
 }

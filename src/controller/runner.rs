@@ -20,7 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::brokers::BrokerKey;
 use super::caches::{Caches, DirectoryIndex};
 use super::fence::Fence;
-use super::{Context, Error, Options, broker_status, credential, status};
+use super::{Context, Error, Options, broker_status, credential, kube_error, status};
 use crate::api::{
     BrokerKind, ClusterIdentityBroker, IdentityBroker, SyncClientCredential, reasons, secret_name,
 };
@@ -398,7 +398,7 @@ async fn report_unreadable(ctx: &Context, meta: &kube::api::ObjectMeta, error: &
     let message = bounded(&format!(
         "the resource cannot be read by this operator version, so it is skipped; correct it: {error}"
     ));
-    tracing::warn!(%namespace, %name, %message, "skipping an unreadable SyncClientCredential");
+    tracing::warn!(%namespace, %name, detail = %message, "skipping an unreadable SyncClientCredential");
     ctx.metrics.record_reconcile_error("unreadable");
     let now = crate::secret::rfc3339(ctx.clock.now());
     let patch = serde_json::json!({"status": {
@@ -415,7 +415,7 @@ async fn report_unreadable(ctx: &Context, meta: &kube::api::ObjectMeta, error: &
         .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        tracing::warn!(%namespace, %name, error = %e, "could not report the unreadable resource");
+        tracing::warn!(%namespace, %name, error = %kube_error::describe(&e), "could not report the unreadable resource");
     }
 }
 

@@ -70,6 +70,26 @@ impl Collector for CredentialCollector {
             &|s| s.renewal_due_time,
         )?;
         let mut metric = encoder.encode_descriptor(
+            "credential_delivery_job_quarantined",
+            "1 while the provisioning job a delivery targets was quarantined when last read (0 otherwise)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (namespace, name, status) in &credentials {
+            for delivery in status.iter().flat_map(|s| &s.deliveries) {
+                let Some(state) = delivery.job_state.as_deref() else {
+                    continue;
+                };
+                let labels = [
+                    ("namespace", namespace.as_str()),
+                    ("name", name.as_str()),
+                    ("delivery", delivery.name.as_str()),
+                ];
+                ConstGauge::new(i64::from(state == "Quarantine"))
+                    .encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
             "credential_ready_status",
             "Ready condition of each credential (1 for the current condition value)",
             None,

@@ -141,6 +141,7 @@ struct World {
     held_elsewhere: Option<Record>,
     broker_changed: bool,
     verify_after: Option<DateTime<Utc>>,
+    delivery_due: Option<DateTime<Utc>>,
     seed: u64,
 }
 
@@ -170,6 +171,7 @@ fn any_world() -> impl Strategy<Value = World> {
             proptest::option::of(any_record()),
             any::<bool>(),
             proptest::option::of(any_time()),
+            proptest::option::of(any_time()),
         ),
     )
         .prop_map(
@@ -177,7 +179,7 @@ fn any_world() -> impl Strategy<Value = World> {
                 (now, policy, secret, failures),
                 (requests, preflight_ran, last_issued_at, last_verification),
                 (sync_client_taken, min_issue_interval, seed),
-                (held_elsewhere, broker_changed, verify_after),
+                (held_elsewhere, broker_changed, verify_after, delivery_due),
             )| World {
                 now,
                 policy,
@@ -192,6 +194,7 @@ fn any_world() -> impl Strategy<Value = World> {
                 held_elsewhere,
                 broker_changed,
                 verify_after,
+                delivery_due,
                 seed,
             },
         )
@@ -220,6 +223,7 @@ impl World {
             held_elsewhere: self.held_elsewhere.as_ref(),
             broker_changed: self.broker_changed,
             verify_after: self.verify_after,
+            delivery_due: self.delivery_due,
             jitter_seed: self.seed,
         }
     }
@@ -234,7 +238,7 @@ proptest! {
         match plan(&input) {
             Plan::Wait { until: Some(until), .. } => prop_assert!(until > input.now),
             Plan::Issue(_) | Plan::Wait { until: None, .. } | Plan::Blocked(_)
-            | Plan::Rewrite(_) | Plan::Verify | Plan::Preflight => {}
+            | Plan::Rewrite(_) | Plan::Deliver | Plan::Verify | Plan::Preflight => {}
         }
         let _ = retry_time(&input);
     }
@@ -251,7 +255,7 @@ proptest! {
         let representable = input.now.checked_add_signed(TimeDelta::days(3660)).is_some();
         if due && representable && !input.policy.suspend && !input.sync_client_taken {
             match plan(&input) {
-                Plan::Issue(_) | Plan::Wait { until: Some(_), .. } | Plan::Preflight => {}
+                Plan::Issue(_) | Plan::Wait { until: Some(_), .. } | Plan::Preflight | Plan::Deliver => {}
                 other => prop_assert!(false, "an expired credential waits for nothing: {other:?}"),
             }
         }

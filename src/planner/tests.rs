@@ -85,6 +85,7 @@ fn input<'a>(now: i64, policy: &'a Policy, secret: &'a SecretState, seed: u64) -
         held_elsewhere: None,
         broker_changed: false,
         verify_after: None,
+        delivery_due: None,
         jitter_seed: seed,
     }
 }

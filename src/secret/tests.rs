@@ -24,6 +24,7 @@ fn credential() -> SyncClientCredential {
             keys: None,
             rollout_restart_targets: vec![],
             suspend: false,
+            deliveries: vec![],
         },
     );
     cr.metadata.namespace = Some("team".into());

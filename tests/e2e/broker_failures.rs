@@ -41,9 +41,17 @@ async fn broker_404_and_409_block_without_retrying() {
     env.create_credential("app", json!({"directoryId": missing}))
         .await;
     assert_failure_without_retry_storm(&env, "SyncClientNotFound", Endpoint::Generate, 1).await;
+    // Retried, but slowly: a failure that needs a change waits minutes, not seconds, and never
+    // stops renewal for good.
     let cr = env.credential("app").await;
-    assert_eq!(cr.status.as_ref().unwrap().failed_attempts, 1);
-    assert!(cr.status.unwrap().next_retry_time.is_none());
+    let status = cr.status.unwrap();
+    assert_eq!(status.failed_attempts, 1);
+    let retry = status.next_retry_time.expect("a retry is scheduled");
+    let last = status.last_failure_time.expect("lastFailureTime");
+    assert!(
+        retry - last >= chrono::TimeDelta::minutes(1),
+        "slow retry: failed {last}, next {retry}"
+    );
 
     // A spec change is a new attempt; 409 blocks again.
     let patch = json!({"spec": {"directoryId": doubled}});

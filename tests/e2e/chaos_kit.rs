@@ -105,7 +105,7 @@ impl Identity {
             .arg("run")
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["--log-format", "text"])
+            .args(["--log-format", "json"])
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
             .args(["--instance", instance])
             .args(["--min-issue-interval", "1s"])

@@ -74,7 +74,8 @@ fn composed_command_line(
 }
 
 /// The operator container's volume mounts as the kubelet would provide them, as directories under
-/// `root`: a Secret volume with a made-up value in each key it projects, an emptyDir empty.
+/// `root`: a Secret volume with a made-up value in each key it projects, a projected token with a
+/// made-up token, an emptyDir empty.
 /// Returns each mount path with its directory here.
 fn mounted_volumes(objects: &[Value], root: &Path) -> Vec<(String, PathBuf)> {
     let pod = &only(objects, "Deployment")["spec"]["template"]["spec"];
@@ -99,6 +100,15 @@ fn mounted_volumes(objects: &[Value], root: &Path) -> Vec<(String, PathBuf)> {
                 let path = item["path"].as_str().expect("item path");
                 std::fs::write(dir.join(path), format!("test value of {}", item["key"]))
                     .expect("secret file");
+            }
+        } else if volume["projected"].is_object() {
+            // A projected ServiceAccount token: a made-up token in each path (the operator reads
+            // it only when it signs in to Entra ID).
+            for source in volume["projected"]["sources"].as_array().expect("sources") {
+                let path = source["serviceAccountToken"]["path"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("unsupported projected source {source}"));
+                std::fs::write(dir.join(path), "test projected token").expect("token file");
             }
         } else {
             assert!(

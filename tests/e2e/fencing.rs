@@ -27,8 +27,15 @@ const SENDING_GENERATE: &str = "the guard allows the request; sending it";
 /// What the reconciler logs when the fence refused the generate.
 const FENCED: &str = "generate not sent: fenced";
 
-/// The timestamp that starts a text log line (ANSI colour codes skipped).
+/// The timestamp of a log line: a JSON line's `timestamp`, or the time that starts a text line
+/// (ANSI colour codes skipped).
 fn line_time(line: &str) -> Option<DateTime<Utc>> {
+    if line.starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        return DateTime::parse_from_rfc3339(value["timestamp"].as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+    }
     let mut plain = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -71,7 +78,7 @@ async fn wait_for_exit(env: &Env, process: &mut Process, within: Duration) {
 // 1. A leader whose Lease writes fail
 
 /// What the operator needs besides the lease (the chart's cluster-wide rules).
-fn operator_rules() -> serde_json::Value {
+pub(crate) fn operator_rules() -> serde_json::Value {
     json!([
         {"apiGroups": ["syncclient.io"], "resources": ["syncclientcredentials"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["syncclient.io"], "resources": ["identitybrokers", "clusteridentitybrokers"], "verbs": ["list", "watch"]},
@@ -83,27 +90,51 @@ fn operator_rules() -> serde_json::Value {
     ])
 }
 
-/// Each account may do what the operator does; its permission on leases comes from a
-/// RoleBinding of its own (`leases-<account>`), which the test can take away.
-fn grant(kube: &KubeSim, accounts: &[&str]) {
+/// The API simulator with RBAC on, the CRDs and an IdentityBroker for the broker simulator.
+pub(crate) async fn rbac_cluster_with_broker() -> Env {
+    let env = crate::incluster::start_cluster().await;
+    let kube = env.kube.as_ref().expect("simulator");
+    for crd in crd_files() {
+        kube.apply_yaml(&std::fs::read_to_string(&crd).expect("crd"))
+            .expect("CRD");
+    }
+    env.create_broker(BROKER_NAME, json!({})).await;
+    env
+}
+
+/// A ClusterRole `name` with `rules`, bound to the ServiceAccounts `accounts` of `default`
+/// (applied again: its rules replaced).
+pub(crate) fn bind_cluster_role(
+    kube: &KubeSim,
+    name: &str,
+    accounts: &[&str],
+    rules: &serde_json::Value,
+) {
     let subjects: Vec<_> = accounts
         .iter()
         .map(|a| json!({"kind": "ServiceAccount", "name": a, "namespace": "default"}))
         .collect();
     let objects = [
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-               "metadata": {"name": "operator"}, "rules": operator_rules()}),
+               "metadata": {"name": name}, "rules": rules}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "operator"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "operator"},
+               "metadata": {"name": name},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
                "subjects": subjects}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-               "metadata": {"name": "leases", "namespace": "default"},
-               "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}]}),
     ];
     for object in objects {
         kube.apply_yaml(&object.to_string()).expect("RBAC object");
     }
+}
+
+/// Each account may do what the operator does; its permission on leases comes from a
+/// RoleBinding of its own (`leases-<account>`), which the test can take away.
+fn grant(kube: &KubeSim, accounts: &[&str]) {
+    bind_cluster_role(kube, "operator", accounts, &operator_rules());
+    let leases = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+           "metadata": {"name": "leases", "namespace": "default"},
+           "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}]});
+    kube.apply_yaml(&leases.to_string()).expect("RBAC object");
     for account in accounts {
         let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": format!("leases-{account}"), "namespace": "default"},
@@ -143,13 +174,8 @@ fn directory(i: usize) -> String {
 /// and the broker's request log are final when compared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_lease_writes_fail_mints_nothing_once_the_standby_holds_the_lease() {
-    let env = crate::incluster::start_cluster().await;
+    let env = rbac_cluster_with_broker().await;
     let kube = env.kube.as_ref().expect("simulator");
-    for crd in crd_files() {
-        kube.apply_yaml(&std::fs::read_to_string(&crd).expect("crd"))
-            .expect("CRD");
-    }
-    env.create_broker(BROKER_NAME, json!({})).await;
     let accounts = ["replica-a", "replica-b"];
     let ids = accounts.map(|account| Identity::new(&env, account));
     grant(kube, &accounts);

@@ -44,6 +44,62 @@ pub struct Env {
     pub kubeconfig: PathBuf,
 }
 
+impl Drop for Env {
+    /// What the operator wrote for people into the simulator holds no Rust `Debug` text (unless
+    /// the test already failed).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(kube) = &self.kube {
+            for (what, text) in words_for_people(kube) {
+                crate::debug_text::assert_no_debug_text(&what, &text);
+            }
+        }
+    }
+}
+
+/// Every text the operator wrote for people: event notes, and the messages of the conditions
+/// and failures in the status of credentials and brokers, each with where it was found.
+pub fn words_for_people(kube: &KubeSim) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let name = |object: &serde_json::Value| {
+        format!(
+            "{} {}/{}",
+            object["kind"].as_str().unwrap_or_default(),
+            object["metadata"]["namespace"].as_str().unwrap_or_default(),
+            object["metadata"]["name"].as_str().unwrap_or_default()
+        )
+    };
+    for event in kube.list("events.k8s.io/v1", "events", None) {
+        if let Some(note) = event["note"].as_str() {
+            words.push((format!("the note of {}", name(&event)), note.to_owned()));
+        }
+    }
+    let plurals = [
+        "syncclientcredentials",
+        "identitybrokers",
+        "clusteridentitybrokers",
+    ];
+    for plural in plurals {
+        for object in kube.list("syncclient.io/v1alpha1", plural, None) {
+            let status = &object["status"];
+            for condition in status["conditions"].as_array().into_iter().flatten() {
+                if let Some(message) = condition["message"].as_str() {
+                    let what = format!("condition {} of {}", condition["type"], name(&object));
+                    words.push((what, message.to_owned()));
+                }
+            }
+            for field in ["lastFailureMessage", "lastVerifyResult"] {
+                if let Some(text) = status[field].as_str() {
+                    words.push((format!("{field} of {}", name(&object)), text.to_owned()));
+                }
+            }
+        }
+    }
+    words
+}
+
 impl Env {
     /// Starts the simulators (or connects to `E2E_KUBECONFIG`), installs the CRDs, and creates an
     /// IdentityBroker pointing at the broker simulator over HTTPS with its CA.
@@ -275,14 +331,19 @@ pub fn operator_requests(kube: &KubeSim) -> Vec<sync_client_kube_sim::RecordedRe
         .collect()
 }
 
-/// The operator's calls other than watches, as `verb resource`.
+/// The operator's calls other than watches, as `verb resource`, with ` (dry run)` for a dry run.
 pub fn operator_calls(kube: &KubeSim) -> Vec<String> {
     operator_requests(kube)
         .into_iter()
         .filter(|r| r.verb.as_deref() != Some("watch"))
         .map(|r| {
+            let dry_run = if r.query.split('&').any(|q| q.starts_with("dryRun=")) {
+                " (dry run)"
+            } else {
+                ""
+            };
             format!(
-                "{} {}",
+                "{} {}{dry_run}",
                 r.verb.unwrap_or_default(),
                 r.resource.unwrap_or(r.path)
             )
@@ -316,7 +377,7 @@ impl Operator {
             .arg(&env.kubeconfig)
             .args([
                 "--log-format",
-                "text",
+                "json",
                 "--http-addr",
                 &format!("127.0.0.1:{http_port}"),
             ])
@@ -409,8 +470,13 @@ impl Operator {
 }
 
 impl Drop for Operator {
+    /// Kills the process, then checks its whole log as a log pipeline would read it (unless the
+    /// test already failed).
     fn drop(&mut self) {
         self.kill();
+        if !std::thread::panicking() {
+            crate::logs::check(&self.log.display().to_string(), &self.output());
+        }
     }
 }
 
@@ -480,19 +546,23 @@ pub async fn token_is_live(env: &Env, token: &str) -> bool {
         .expect("probe answered")
 }
 
-/// The operator's output holds none of the credentials it handled.
+/// The operator's output holds none of the credentials it handled: neither as written nor, in
+/// a JSON log, once its strings are decoded.
 pub fn assert_no_secrets(output: &str, secrets: &[String]) {
     assert!(!output.is_empty(), "the operator printed nothing");
-    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+    let decoded = crate::logs::decoded(output);
+    for text in [output, decoded.as_str()] {
+        for secret in secrets.iter().filter(|s| s.len() >= 8) {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a credential appeared in the operator's output"
+            );
+        }
         assert!(
-            !output.contains(secret.as_str()),
-            "a credential appeared in the operator's output"
+            !text.contains(VCENTER_PASSWORD),
+            "the vCenter password appeared in the operator's output"
         );
     }
-    assert!(
-        !output.contains(VCENTER_PASSWORD),
-        "the vCenter password appeared in the operator's output"
-    );
 }
 
 pub async fn event_reasons(env: &Env, name: &str) -> Vec<String> {

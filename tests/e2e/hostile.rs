@@ -551,7 +551,7 @@ fn start_operator(env: &Env) -> Operator {
         .arg("run")
         .arg("--kubeconfig")
         .arg(&env.kubeconfig)
-        .args(["--log-format", "text"])
+        .args(["--log-format", "json"])
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args(["--instance", "hostile"])
         .args(["--min-issue-interval", &format!("{MIN_ISSUE_INTERVAL}s")])

@@ -4,13 +4,17 @@
 
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../shared/debug_text.rs"]
+mod debug_text;
 mod harness;
 mod kubectl;
+mod logs;
 
 mod broker_failures;
 mod chaos;
 mod chaos_kit;
 mod cost;
+mod delivery;
 mod entrypoint;
 mod faults;
 mod fencing;
@@ -31,3 +35,4 @@ mod schema;
 mod shutdown;
 mod walkthrough;
 mod watches;
+mod words;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 use sync_client_kube_sim::Fault;
 
-use crate::harness::{Env, WAIT};
+use crate::harness::{DIRECTORY, Env, WAIT};
 use crate::packaging::{ChartValues, chart_dir, helm_template, only};
 
 /// Series Prometheus itself makes for each target: the rules may use them.
@@ -166,15 +166,24 @@ async fn alerts_and_dashboard_query_only_series_the_operator_exposes() {
         kube.inject(Fault::fail("patch", "syncclientcredentials/status"));
     }
     let operator = env.operator("op", &[]);
-    env.create_credential("app", json!({})).await;
+    // Delivered to Entra ID, so the delivery and Graph series exist too.
+    let entra = crate::delivery::Entra::start(&env).await;
+    let (service_principal, _) = entra.service_principal();
+    env.create_credential(
+        "app",
+        json!({"deliveries": crate::delivery::delivery(&service_principal)}),
+    )
+    .await;
     env.wait_for_revision("app", 1).await;
     env.wait_for_reason("app", "CredentialCurrent").await;
+    crate::delivery::delivered(&env, &entra, "app", &service_principal, DIRECTORY).await;
     let body = env
         .eventually("a scrape with every series", WAIT, || async {
             let (status, body) = operator.http_get("/metrics").await?;
             (status == 200
                 && body.contains("sync_client_credential_renewal_timestamp_seconds{")
                 && body.contains("sync_client_broker_ready_status{")
+                && body.contains("sync_client_deliveries_total{")
                 && (env.kube.is_none() || body.contains("sync_client_reconcile_errors_total{")))
             .then_some(body)
         })

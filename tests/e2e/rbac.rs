@@ -134,10 +134,40 @@ async fn chart_rbac_grants_exactly_the_calls_the_operator_makes() {
         .unwrap();
     env.broker
         .inject(Fault::on(Endpoint::Generate).times(2).status(500));
+    // Deliveries through both connection kinds: the operator reads them and their Secrets.
+    let entra = crate::delivery::Entra::start(&env).await;
+    let cluster_connection = json!({
+        "apiVersion": "syncclient.io/v1alpha1", "kind": "ClusterEntraConnection",
+        "metadata": {"name": "shared-entra"},
+        "spec": {
+            "tenantId": entra.sim.tenant_id(),
+            "clientId": entra.client_id,
+            "endpoints": {"login": entra.sim.url(), "graph": entra.sim.url()},
+            "tls": {"caBundle": entra.sim.ca_pem()},
+            "auth": {"clientSecret": {"name": "entra-app"}},
+            "secretNamespace": env.namespace,
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": env.namespace}},
+        }
+    });
+    let cluster_connections: Api<sync_client_operator::api::ClusterEntraConnection> =
+        Api::all(env.client.clone());
+    cluster_connections
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(cluster_connection).unwrap(),
+        )
+        .await
+        .unwrap();
+    let (app_principal, _) = entra.service_principal();
+    let (local_principal, _) = entra.service_principal();
     let _operator = env.operator("rbac", LEASE_ARGS);
     env.create_credential(
         "app",
         json!({
+            "deliveries": [{"name": "entra", "entraId": {
+                "connectionRef": {"kind": "ClusterEntraConnection", "name": "shared-entra"},
+                "servicePrincipalId": app_principal,
+            }}],
             "brokerRef": {"kind": "ClusterIdentityBroker", "name": "shared"},
             "rolloutRestartTargets": [
                 {"kind": "Deployment", "name": "pusher"}, {"kind": "StatefulSet", "name": "pusher"}, {"kind": "DaemonSet", "name": "pusher"}
@@ -156,9 +186,16 @@ async fn chart_rbac_grants_exactly_the_calls_the_operator_makes() {
             token_ttl: 30,
         },
     );
-    env.create_credential("local", json!({"directoryId": other_directory}))
-        .await;
+    env.create_credential(
+        "local",
+        json!({
+            "directoryId": other_directory,
+            "deliveries": crate::delivery::delivery(&local_principal),
+        }),
+    )
+    .await;
     env.wait_for_revision("local", 1).await;
+    crate::delivery::delivered(&env, &entra, "local", &local_principal, other_directory).await;
     let patch = json!({"spec": {"secretTemplate": {"labels": {"team": "blue"}}}});
     env.credentials()
         .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
@@ -174,6 +211,14 @@ async fn chart_rbac_grants_exactly_the_calls_the_operator_makes() {
     env.annotate("app", "syncclient.io/rotate-request", "1")
         .await;
     env.wait_for_revision("app", 2).await;
+    crate::delivery::delivered(
+        &env,
+        &entra,
+        "app",
+        &app_principal,
+        crate::harness::DIRECTORY,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let used = used_rules(kube);

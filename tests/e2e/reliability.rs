@@ -92,7 +92,7 @@ pub const CASES: &[(&str, &str)] = &[
     ),
     (
         "kube-409-every-secret-write",
-        "Kubernetes: every Secret write answers 409 Conflict while a requested rotation is stored, until cleared",
+        "Kubernetes: every real Secret write (not the dry run before the generate) answers 409 Conflict while a requested rotation is stored, until cleared",
     ),
     (
         "kube-500-secret-write",
@@ -140,7 +140,9 @@ with `UPDATE_RELIABILITY=1 cargo test --test e2e faults::`.
 - **Generate calls**: `generate_credentials` requests the broker received, faulted ones
   included (every one the broker handled revoked the live token).
 - **Broker calls**: every request the broker received (login, broker token, generate, reads,
-  probes). Counts are exact, taken after a 3 s quiet window at the end.
+  probes; the first token through a broker is probed once, 2 s after its issue, to learn whether
+  the broker's probe can be believed). Counts are exact, taken after a 3 s quiet window at the
+  end.
 - In every case no owned Secret was deleted or emptied: a watch on them runs through the whole
   test and the API server's request log holds no Secret deletion by the operator. Where the final
   reason is `CredentialCurrent`, the Secret holds the broker's current token, live by the SCIM

@@ -56,6 +56,8 @@ enum Kind {
     Credential,
     Broker,
     ClusterBroker,
+    Connection,
+    ClusterConnection,
 }
 
 impl Cases {
@@ -82,6 +84,17 @@ impl Cases {
                 // Cluster scoped: a name per test process, so runs never collide.
                 let name = format!("{name}-{}", std::process::id());
                 ("ClusterIdentityBroker", spec, json!({"name": name}))
+            }
+            Kind::Connection => (
+                "EntraConnection",
+                connection_spec(),
+                json!({"name": name, "namespace": self.namespace}),
+            ),
+            Kind::ClusterConnection => {
+                let mut spec = connection_spec();
+                spec["secretNamespace"] = json!("entra-secrets");
+                let name = format!("{name}-{}", std::process::id());
+                ("ClusterEntraConnection", spec, json!({"name": name}))
             }
         };
         merge(&mut spec, spec_patch);
@@ -119,6 +132,158 @@ impl Cases {
             refused_with: Some(parts.iter().map(|p| (*p).to_owned()).collect()),
         });
     }
+}
+
+fn connection_spec() -> Value {
+    json!({
+        "tenantId": uuid(1),
+        "clientId": uuid(2),
+        "auth": {"clientSecret": {"name": "entra-app"}},
+    })
+}
+
+const ENTRA_AUTH_MESSAGE: &str = "set exactly one of clientSecret, certificate or workloadIdentity";
+const WORKLOAD_IDENTITY_MESSAGE: &str =
+    "workloadIdentity signs in as the operator itself: only a ClusterEntraConnection may use it";
+const DELIVERY_KIND_MESSAGE: &str = "set the kind of delivery: entraId";
+const DELIVERY_TYPE_MESSAGE: &str =
+    "deliveries carry an access token: they apply only to credentialType AccessToken";
+
+/// Both Entra ID connection kinds: sign-in, hosts, timeout, trusted CAs.
+fn entra_connection(c: &mut Cases, kind: Kind) {
+    for (what, auth) in [
+        ("no sign-in", json!({})),
+        (
+            "clientSecret and certificate",
+            json!({"clientSecret": {"name": "a"}, "certificate": {"name": "b"}}),
+        ),
+        (
+            "clientSecret and workloadIdentity",
+            json!({"clientSecret": {"name": "a"}, "workloadIdentity": {}}),
+        ),
+    ] {
+        let mut manifest = c.object(kind, &json!({}));
+        manifest["spec"]["auth"] = auth;
+        c.refuse_object(
+            &format!("auth: {what}"),
+            manifest,
+            &["spec.auth", ENTRA_AUTH_MESSAGE],
+        );
+    }
+    c.accept(
+        kind,
+        "auth: certificate only",
+        json!({"auth": {"clientSecret": null, "certificate": {"name": "entra-cert"}}}),
+    );
+    for (what, patch) in [
+        (
+            "tenantId not a uuid",
+            json!({"tenantId": "contoso.onmicrosoft.com"}),
+        ),
+        ("clientId not a uuid", json!({"clientId": "app"})),
+    ] {
+        let field = if what.starts_with("tenant") {
+            "spec.tenantId"
+        } else {
+            "spec.clientId"
+        };
+        c.refuse(kind, what, patch, &[field, "should match"]);
+    }
+    c.refuse(
+        kind,
+        "requestTimeout 500ms",
+        json!({"requestTimeout": "500ms"}),
+        &[
+            "spec.requestTimeout",
+            "requestTimeout must be between 1s and 5m",
+        ],
+    );
+    c.refuse(
+        kind,
+        "requestTimeout 6m",
+        json!({"requestTimeout": "6m"}),
+        &[
+            "spec.requestTimeout",
+            "requestTimeout must be between 1s and 5m",
+        ],
+    );
+    c.accept(kind, "requestTimeout 5m", json!({"requestTimeout": "5m"}));
+    c.refuse(
+        kind,
+        "tls with caBundle and caSecretRef",
+        json!({"tls": {"caBundle": "x", "caSecretRef": {"name": "ca"}}}),
+        &["spec.tls", TLS_MESSAGE],
+    );
+    c.accept(
+        kind,
+        "tls with caSecretRef",
+        json!({"tls": {"caSecretRef": {"name": "ca"}}}),
+    );
+    c.accept(
+        kind,
+        "endpoints for a proxy",
+        json!({"endpoints": {"login": "https://login.proxy.example", "graph": "https://graph.proxy.example"}}),
+    );
+    let workload_identity = json!({"auth": {"clientSecret": null, "workloadIdentity": {}}});
+    if kind == Kind::Connection {
+        c.refuse(
+            kind,
+            "workloadIdentity in a namespace",
+            workload_identity,
+            &["spec", WORKLOAD_IDENTITY_MESSAGE],
+        );
+    } else {
+        c.accept(kind, "workloadIdentity for the cluster", workload_identity);
+    }
+}
+
+/// Deliveries on a credential.
+fn credential_deliveries(c: &mut Cases) {
+    use Kind::Credential as K;
+    let entra = |name: &str| {
+        json!({"name": name, "entraId": {
+            "connectionRef": {"name": "entra"},
+            "servicePrincipalId": uuid(3),
+        }})
+    };
+    c.accept(
+        K,
+        "one Entra ID delivery",
+        json!({"deliveries": [entra("entra")]}),
+    );
+    c.accept(
+        K,
+        "a delivery through a ClusterEntraConnection with a job id",
+        json!({"deliveries": [{"name": "entra", "entraId": {
+            "connectionRef": {"kind": "ClusterEntraConnection", "name": "shared"},
+            "servicePrincipalId": uuid(3),
+            "jobId": "scim.0123456789abcdef",
+        }}]}),
+    );
+    c.refuse(
+        K,
+        "a delivery of no kind",
+        json!({"deliveries": [{"name": "entra"}]}),
+        &["spec.deliveries[0]", DELIVERY_KIND_MESSAGE],
+    );
+    c.refuse(
+        K,
+        "deliveries of a client secret",
+        json!({"credentialType": "ClientSecret", "deliveries": [entra("entra")]}),
+        &["spec", DELIVERY_TYPE_MESSAGE],
+    );
+    c.accept(
+        K,
+        "no deliveries for a client secret",
+        json!({"credentialType": "ClientSecret", "deliveries": []}),
+    );
+    c.refuse(
+        K,
+        "a servicePrincipalId that is not an object id",
+        json!({"deliveries": [{"name": "entra", "entraId": {
+            "connectionRef": {"name": "entra"}, "servicePrincipalId": "my-app"}}]}),
+        &["servicePrincipalId", "should match"],
+    );
 }
 
 /// `count` entries `prefix0: value`, `prefix1: value`, ...
@@ -865,6 +1030,9 @@ fn all_cases(namespace: &str) -> Vec<Case> {
     broker_connection(&mut c, Kind::Broker);
     broker_connection(&mut c, Kind::ClusterBroker);
     cluster_broker(&mut c);
+    credential_deliveries(&mut c);
+    entra_connection(&mut c, Kind::Connection);
+    entra_connection(&mut c, Kind::ClusterConnection);
     c.cases
 }
 

@@ -116,8 +116,41 @@ fn the_demo_issues_and_rotates_and_exits_by_itself() {
     ] {
         assert!(stdout.contains(line), "{line:?} missing: {stdout}");
     }
-    // The final table: both credentials Ready, and the broker still accepts what each Secret holds.
-    for name in ["billing-scim", "orders-scim"] {
+    // Delivered to the Entra ID job; half-way the job is quarantined by a token generated out of
+    // band; a rotation delivers a new token and lifts the quarantine; the job works again.
+    let job = "scim.5f4e3d2c1b0a";
+    let story = [
+        format!(
+            "delivered entra-scim    revision 1   to Entra ID job {job}: saved, validated, job active"
+        ),
+        format!(
+            "Entra ID provisioning cycle of job {job} failed: job quarantined (EncounteredQuarantineException)"
+        ),
+        "requested a rotation of entra-scim".to_owned(),
+        format!(
+            "delivered entra-scim    revision 2   to Entra ID job {job}: saved, validated, job active"
+        ),
+        format!(
+            "lifted    the quarantine of Entra ID job {job} (restart with QuarantineState only)"
+        ),
+        format!(
+            "Entra ID provisioning cycle of job {job}: Succeeded: the job is Active again, holding the broker's current token of entra-scim: yes"
+        ),
+    ];
+    let mut at = 0;
+    for line in &story {
+        let found = stdout[at..]
+            .find(line.as_str())
+            .unwrap_or_else(|| panic!("{line:?} missing, or out of order: {stdout}"));
+        at += found + line.len();
+    }
+    // The final table: every credential Ready, the broker still accepts what each Secret holds,
+    // and the delivered one is delivered.
+    for (name, delivered) in [
+        ("billing-scim", "-"),
+        ("entra-scim", "1/1"),
+        ("orders-scim", "-"),
+    ] {
         let row = stdout
             .lines()
             .rev()
@@ -125,8 +158,14 @@ fn the_demo_issues_and_rotates_and_exits_by_itself() {
             .unwrap_or_else(|| panic!("no table row for {name}: {stdout}"));
         let columns: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(columns.get(1), Some(&"True"), "{row}");
+        assert_eq!(columns.get(5), Some(&delivered), "DELIVERED: {row}");
         assert_eq!(columns.last(), Some(&"yes"), "{row}");
     }
+    assert!(
+        stdout.lines().last().is_some_and(|l| l
+            == format!("Entra ID job {job}: Active, restarted with QuarantineState 1 time(s), holds the broker's current token of entra-scim: yes")),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 use sync_client_broker_sim::{Endpoint, SyncClients};
 use sync_client_operator::api::{
     ConditionStatus, CredentialType, ROTATE_REQUEST_ANNOTATION, RolloutKind, RolloutTarget,
-    SecretTemplate,
+    SecretTemplate, SyncClientCredential,
 };
 use sync_client_operator::controller::credential::{self, RESTARTED_AT_ANNOTATION};
 use sync_client_operator::secret::{
@@ -365,23 +365,29 @@ async fn client_secret_credential_is_stored_without_expiry_and_not_scheduled() {
     .await;
 }
 
+/// A credential that restarts the Deployment `deployment`, and the requests of its first issue,
+/// which come before the restart.
+fn first_issue_restarting(world: &World, api: &MockApi, deployment: &str) -> SyncClientCredential {
+    let mut cr = new_credential();
+    cr.spec.rollout_restart_targets = vec![RolloutTarget {
+        kind: RolloutKind::Deployment,
+        name: deployment.into(),
+    }];
+    api.expect_get_secret(NAME, None);
+    world.expect_broker_resolution(api, &cr);
+    api.expect_dry_run_create_secret(|_| {});
+    api.expect_create_secret(|_| {});
+    api.expect_event(EventType::Normal, "Issued");
+    cr
+}
+
 #[tokio::test]
 async fn issuing_restarts_the_listed_deployment_after_writing_the_secret() {
     within_time(async {
         let world = World::start(ONE_TOKEN_CLIENT).await;
         let (api, client) = MockApi::start(NAMESPACE);
         let ctx = world.context(client);
-        let mut cr = new_credential();
-        cr.spec.rollout_restart_targets = vec![RolloutTarget {
-            kind: RolloutKind::Deployment,
-            name: "web".into(),
-        }];
-
-        api.expect_get_secret(NAME, None);
-        world.expect_broker_resolution(&api, &cr);
-        api.expect_dry_run_create_secret(|_| {});
-        api.expect_create_secret(|_| {});
-        api.expect_event(EventType::Normal, "Issued");
+        let cr = first_issue_restarting(&world, &api, "web");
         api.expect(
             Method::PATCH,
             format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/web"),
@@ -412,6 +418,39 @@ async fn issuing_restarts_the_listed_deployment_after_writing_the_secret() {
             .await
             .expect("reconcile succeeds");
         api.checkpoint();
+    })
+    .await;
+}
+
+/// A restart target that does not exist: the credential is issued (and Ready), and the event
+/// is `RolloutRestartFailed`, naming the workload, that it was not found and what to do.
+#[tokio::test]
+async fn a_missing_restart_target_is_reported_as_a_failed_restart_that_says_what_to_do() {
+    within_time(async {
+        let world = World::start(ONE_TOKEN_CLIENT).await;
+        let (api, client) = MockApi::start(NAMESPACE);
+        let ctx = world.context(client);
+        let cr = first_issue_restarting(&world, &api, "scim-pusher");
+        api.expect(
+            Method::PATCH,
+            format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/scim-pusher"),
+            |_| Reply::not_found("deployments.apps \"scim-pusher\""),
+        );
+        api.expect_event(EventType::Warning, "RolloutRestartFailed");
+        api.expect_status_patch(&cr, |status| {
+            assert_condition(status, "Ready", ConditionStatus::True, "CredentialCurrent");
+        });
+        credential::reconcile(Arc::new(cr), ctx)
+            .await
+            .expect("reconcile succeeds");
+        api.checkpoint();
+        let note = api.events().pop().and_then(|e| e.note);
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "could not restart Deployment scim-pusher: not found (404): deployments.apps \"scim-pusher\" not found; create the Deployment or remove it from spec.rolloutRestartTargets; its pods read the new Secret data only when they restart"
+            )
+        );
     })
     .await;
 }

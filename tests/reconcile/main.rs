@@ -11,6 +11,8 @@
 #![allow(clippy::large_futures)]
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../shared/debug_text.rs"]
+mod debug_text;
 mod mock_api;
 mod scenarios;
 mod world;

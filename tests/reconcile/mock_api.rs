@@ -23,6 +23,10 @@ use serde::de::DeserializeOwned;
 use sync_client_operator::api::{IdentityBroker, SyncClientCredential, SyncClientCredentialStatus};
 use tokio::task::JoinHandle;
 
+use crate::debug_text::assert_no_debug_text;
+
+const JSON_PATCH: &str = "application/json-patch+json";
+
 /// One request as the mock API server received it.
 #[derive(Clone)]
 pub struct Captured {
@@ -148,8 +152,32 @@ pub struct MockApi {
 }
 
 impl Drop for MockApi {
+    /// Stops the server; then, unless the test already failed, checks that what the reconciler
+    /// wrote for people (event notes, status messages) holds no Rust `Debug` text.
     fn drop(&mut self) {
         self.server.abort();
+        if std::thread::panicking() {
+            return;
+        }
+        for event in self.events() {
+            let what = format!("the note of event {}", event.reason.unwrap_or_default());
+            assert_no_debug_text(&what, event.note.as_deref().unwrap_or_default());
+        }
+        for status in self.status_patches() {
+            for condition in &status.conditions {
+                let what = format!("the message of condition {}", condition.type_);
+                assert_no_debug_text(&what, &condition.message);
+            }
+            for (what, text) in [
+                ("lastFailureMessage", &status.last_failure_message),
+                ("lastVerifyResult", &status.last_verify_result),
+            ] {
+                assert_no_debug_text(what, text.as_deref().unwrap_or_default());
+            }
+        }
+        for patch in self.condition_patches() {
+            assert_no_debug_text("a condition patch", &patch.to_string());
+        }
     }
 }
 
@@ -353,6 +381,11 @@ impl MockApi {
 
     // ---- Secrets ----
 
+    /// `GET` of a Secret the API server refuses with `reply`.
+    pub fn expect_get_secret_failing(&self, name: &str, reply: Reply) {
+        self.expect(Method::GET, self.secret_path(name), move |_| reply);
+    }
+
     /// `GET` of a Secret, answered with `secret` or 404.
     pub fn expect_get_secret(&self, name: &str, secret: Option<Secret>) {
         let what = format!("Secret {name}");
@@ -551,18 +584,27 @@ impl MockApi {
         cr: &SyncClientCredential,
         check: impl FnOnce(&SyncClientCredentialStatus) + Send + 'static,
     ) {
+        self.expect_credential_status(cr, move |request, mut updated| {
+            let status = status_of_patch(request);
+            check(&status);
+            updated.status = Some(status);
+            updated
+        });
+    }
+
+    /// A patch of `cr`'s status subresource; `answer` checks it and returns the credential the
+    /// API server answers with.
+    fn expect_credential_status(
+        &self,
+        cr: &SyncClientCredential,
+        answer: impl FnOnce(&Captured, SyncClientCredential) -> SyncClientCredential + Send + 'static,
+    ) {
         let name = cr.meta().name.clone().unwrap_or_default();
         let cr = cr.clone();
         self.expect(
             Method::PATCH,
             self.credential_status_path(&name),
-            move |request| {
-                let status = status_of_patch(request);
-                check(&status);
-                let mut updated = cr;
-                updated.status = Some(status);
-                Reply::json(StatusCode::OK, &updated)
-            },
+            move |request| Reply::json(StatusCode::OK, &answer(request, cr)),
         );
     }
 
@@ -589,13 +631,44 @@ impl MockApi {
         );
     }
 
-    /// Every status the reconciler patched, in order.
-    pub fn status_patches(&self) -> Vec<SyncClientCredentialStatus> {
+    /// Every status patch served, JSON patches (of one condition) or not (the whole status).
+    fn status_requests(&self, json_patch: bool) -> Vec<Captured> {
         lock(&self.script)
             .served
             .iter()
             .filter(|c| c.method == Method::PATCH && c.path.ends_with("/status"))
+            .filter(|c| (c.content_type.as_deref() == Some(JSON_PATCH)) == json_patch)
+            .cloned()
+            .collect()
+    }
+
+    /// Every status the reconciler patched (merge patches of the whole status), in order.
+    pub fn status_patches(&self) -> Vec<SyncClientCredentialStatus> {
+        self.status_requests(false)
+            .iter()
             .map(status_of_patch)
+            .collect()
+    }
+
+    /// A JSON patch of one condition of `cr`'s status (what a reconcile error leaves unknown);
+    /// `check` inspects its operations.
+    pub fn expect_condition_patch(
+        &self,
+        cr: &SyncClientCredential,
+        check: impl FnOnce(&serde_json::Value) + Send + 'static,
+    ) {
+        self.expect_credential_status(cr, move |request, unchanged| {
+            assert_eq!(request.content_type.as_deref(), Some(JSON_PATCH));
+            check(&request.json::<serde_json::Value>());
+            unchanged
+        });
+    }
+
+    /// The JSON patches of single conditions, in order.
+    pub fn condition_patches(&self) -> Vec<serde_json::Value> {
+        self.status_requests(true)
+            .iter()
+            .map(Captured::json)
             .collect()
     }
 

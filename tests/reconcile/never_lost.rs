@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use http::StatusCode;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use sync_client_broker_sim::Endpoint;
+use sync_client_broker_sim::{Endpoint, Fault};
 use sync_client_operator::api::{ConditionStatus, SecretKeys, SyncClientCredential};
 use sync_client_operator::controller::credential;
 use sync_client_operator::secret::REVISION_ANNOTATION;
@@ -156,39 +156,73 @@ async fn a_secret_deleted_during_the_generate_is_created() {
     .await;
 }
 
+/// Another writer (a new leader) stored revision 4 while ours was being written. Exactly one of
+/// the two tokens is live at the broker: ours is probed before either is dropped.
+async fn conflicting_writer(world: &World, ours_live: bool) -> MockApi {
+    let (api, client) = MockApi::start(NAMESPACE);
+    let ctx = world.context(client);
+    let cr = new_credential();
+    let due = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 3);
+    let newer = world.owned_secret(&cr, world.ago(1), TimeDelta::hours(1), 4);
+    if !ours_live {
+        world
+            .sim
+            .inject(Fault::on(Endpoint::ScimProbe).times(1).status(401));
+    }
+    api.expect_get_secret(NAME, Some(due));
+    world.expect_broker_resolution(&api, &cr);
+    api.expect_dry_run_replace_secret(NAME, |_| {});
+    api.expect_replace_secret_failing(
+        NAME,
+        Reply::failure(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "the object has been modified",
+        ),
+    );
+    api.expect_get_secret(NAME, Some(newer));
+    // The probe of our token goes through the broker (read again: no caches here).
+    api.expect_get_identity_broker(&world.identity_broker());
+    if ours_live {
+        api.expect_replace_secret(NAME, |secret| assert_owned_record(secret, 5));
+        api.expect_event(EventType::Normal, "Rotated");
+    } else {
+        api.expect_event(EventType::Warning, "RotationFailed");
+    }
+    api.expect_status_patch(&cr, |_| {});
+    credential::reconcile(Arc::new(cr), ctx)
+        .await
+        .expect("reconcile succeeds");
+    api.checkpoint();
+    assert_eq!(world.sim.count(Endpoint::ScimProbe), 1, "ours was probed");
+    api
+}
+
 #[tokio::test]
-async fn a_newer_revision_found_on_conflict_is_never_overwritten() {
+async fn a_conflicting_writers_credential_is_kept_when_ours_was_revoked_by_it() {
     within_time(async {
         let world = World::start(ONE_TOKEN_CLIENT).await;
-        let (api, client) = MockApi::start(NAMESPACE);
-        let ctx = world.context(client);
-        let cr = new_credential();
-        let due = world.owned_secret(&cr, world.ago(50 * 60), TimeDelta::hours(1), 3);
-        // Another writer (a new leader) stored revision 4 meanwhile.
-        let newer = world.owned_secret(&cr, world.ago(1), TimeDelta::hours(1), 4);
-
-        api.expect_get_secret(NAME, Some(due));
-        world.expect_broker_resolution(&api, &cr);
-        api.expect_dry_run_replace_secret(NAME, |_| {});
-        api.expect_replace_secret_failing(
-            NAME,
-            Reply::failure(
-                StatusCode::CONFLICT,
-                "Conflict",
-                "the object has been modified",
-            ),
-        );
-        api.expect_get_secret(NAME, Some(newer));
-        api.expect_event(EventType::Warning, "RotationFailed");
-        api.expect_status_patch(&cr, |_| {});
-        credential::reconcile(Arc::new(cr), ctx)
-            .await
-            .expect("reconcile succeeds");
-        api.checkpoint();
+        let api = conflicting_writer(&world, false).await;
         assert_eq!(
             api.written_secrets().len(),
             1,
             "only the refused replace: revision 4 was kept"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ours_is_written_on_top_when_it_is_the_live_one() {
+    within_time(async {
+        let world = World::start(ONE_TOKEN_CLIENT).await;
+        let api = conflicting_writer(&world, true).await;
+        let written = api.written_secrets();
+        assert_eq!(written.len(), 2, "the refused replace, then ours on top");
+        assert_eq!(
+            Some(data_text(&written[1], "access_token")),
+            world.sim.current_token(DIRECTORY),
+            "the live token"
         );
     })
     .await;

@@ -259,6 +259,7 @@ pub(crate) fn new_credential() -> SyncClientCredential {
             keys: None,
             rollout_restart_targets: vec![],
             suspend: false,
+            deliveries: vec![],
         },
     );
     cr.metadata.namespace = Some(NAMESPACE.into());

@@ -169,6 +169,20 @@ must stay below when leaseDuration is not set. tests/chart.rs checks it against 
 {{- end }}
 
 {{/* Where the fingerprint key Secret is mounted, and the key's file in it. */}}
+{{- define "sync-client-operator.workloadIdentityDir" -}}/var/run/secrets/azure/tokens{{- end }}
+
+{{/* The termination grace period: at least the issue deadline (default 60 s) plus 30 s: the
+operator waits one issue deadline plus 15 s (storing the credential and its status) for issues in
+flight at SIGTERM, then releases the lease (at most 5 s), and the rest is margin for the exit. A
+shorter value (0.1.0's values files say 60) is raised to it: a generate answered after the kill
+would revoke the token stored. */}}
+{{- define "sync-client-operator.terminationGracePeriodSeconds" -}}
+{{- $needed := add (int (default 60 .Values.issueDeadlineSeconds)) 30 }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}{{ $needed }}
+{{- else }}{{ max (int .Values.terminationGracePeriodSeconds) $needed }}
+{{- end }}
+{{- end }}
+
 {{- define "sync-client-operator.fingerprintKeyDir" -}}/etc/sync-client-operator/fingerprint-key{{- end }}
 {{- define "sync-client-operator.fingerprintKeyFile" -}}{{ include "sync-client-operator.fingerprintKeyDir" . }}/key{{- end }}
 
@@ -195,10 +209,16 @@ Secrets have no delete: owned Secrets are garbage-collected with their SyncClien
 - apiGroups: ["syncclient.io"]
   resources: ["syncclientcredentials/status", "identitybrokers/status"]
   verbs: ["patch"]
+- apiGroups: ["syncclient.io"]
+  resources: ["entraconnections"]
+  verbs: ["get"]
 {{- if .clusterWide }}
 - apiGroups: ["syncclient.io"]
   resources: ["clusteridentitybrokers"]
   verbs: ["list", "watch"]
+- apiGroups: ["syncclient.io"]
+  resources: ["clusterentraconnections"]
+  verbs: ["get"]
 - apiGroups: ["syncclient.io"]
   resources: ["clusteridentitybrokers/status"]
   verbs: ["patch"]

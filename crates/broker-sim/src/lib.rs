@@ -53,6 +53,30 @@ use recording::Recorder;
 use server::{Shared, lock};
 use state::SimState;
 
+/// A credential the broker issued before (e.g. captured with a cluster's state), made live again
+/// with [`BrokerSim::restore`].
+#[derive(Clone)]
+pub enum Restored {
+    AccessToken {
+        token: String,
+        /// From now on.
+        lifetime: std::time::Duration,
+    },
+    ClientSecret {
+        client_id: String,
+        client_secret: String,
+    },
+}
+
+impl std::fmt::Debug for Restored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AccessToken { .. } => "Restored::AccessToken(<redacted>)",
+            Self::ClientSecret { .. } => "Restored::ClientSecret(<redacted>)",
+        })
+    }
+}
+
 /// A running simulator. The server task stops on [`BrokerSim::shutdown`] or when dropped.
 pub struct BrokerSim {
     shared: Arc<Shared>,
@@ -190,6 +214,13 @@ impl BrokerSim {
     /// Grants or revokes `VcIdentityProviders.Manage` (B answers 403 without it).
     pub fn set_privilege(&self, granted: bool) {
         lock(&self.shared.state).set_privilege(granted);
+    }
+
+    /// Makes a credential issued before (by another simulator run, captured with a cluster's
+    /// state) the directory's live one, without counting a generate. `false` for a directory
+    /// without exactly one sync client.
+    pub fn restore(&self, directory_id: &str, credential: Restored) -> bool {
+        lock(&self.shared.state).restore(directory_id, credential, Instant::now())
     }
 
     /// Lets generate and read answer 403 for every directory (`false`) or not (`true`).

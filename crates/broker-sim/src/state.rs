@@ -315,6 +315,43 @@ impl SimState {
         }
     }
 
+    /// Makes `token` the directory's live token for `lifetime` (or a client secret live), as a
+    /// broker restored from a backup holds what it issued before; no generate is counted.
+    pub(crate) fn restore(
+        &mut self,
+        directory_id: &str,
+        credential: crate::Restored,
+        now: Instant,
+    ) -> bool {
+        let Some(SyncClientSetup::One(client)) = self
+            .directories
+            .get_mut(directory_id)
+            .map(|directory| &mut directory.setup)
+        else {
+            return false;
+        };
+        match credential {
+            crate::Restored::AccessToken { token, lifetime } => {
+                client.generate_token = true;
+                client.token = Some(LiveToken {
+                    value: token,
+                    expires_at: now.checked_add(lifetime),
+                });
+                client.client_secret = None;
+            }
+            crate::Restored::ClientSecret {
+                client_id,
+                client_secret,
+            } => {
+                client.generate_token = false;
+                client.client_id = client_id;
+                client.client_secret = Some(client_secret);
+                client.token = None;
+            }
+        }
+        true
+    }
+
     /// The directory's live sync-client token, if one was issued and has not expired.
     pub(crate) fn current_token(&self, directory_id: &str, now: Instant) -> Option<String> {
         let token = self.sync_client(directory_id)?.token.as_ref()?;

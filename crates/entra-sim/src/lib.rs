@@ -224,6 +224,11 @@ impl EntraSim {
     }
 
     /// Ends the life of every access token issued so far (Graph answers `401` to them).
+    /// The access tokens issued and not yet forgotten (tests scan output for them).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        lock(&self.shared.state).access_tokens()
+    }
+
     pub fn expire_access_tokens(&self) {
         lock(&self.shared.state).expire_tokens(Instant::now());
     }

@@ -160,6 +160,11 @@ impl SimState {
         (token, self.token_lifetime)
     }
 
+    /// Every access token still remembered (live or expired), for tests that scan output.
+    pub(crate) fn access_tokens(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+
     pub(crate) fn token_status(&self, token: &str, now: Instant) -> TokenStatus {
         match self.tokens.get(token) {
             Some(issued) if issued.expires_at > now => TokenStatus::Live {

@@ -51,14 +51,16 @@ impl GlobalArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show credentials at a glance: readiness, expiry, next rotation, failures, broker.
+    /// Show credentials at a glance: readiness, expiry, next rotation, failures, deliveries,
+    /// broker; with a NAME, each of its deliveries in full.
     Status(StatusArgs),
     /// Rotate a credential now (revokes the live token; asks first).
     Rotate(RotateArgs),
     /// Check that a credential would rotate (vCenter login, broker token, sync-client read)
     /// without minting anything.
     Preflight(PreflightArgs),
-    /// Show the last issue attempts of a credential, newest first.
+    /// Show the last issue attempts of a credential, newest first, and where each of its
+    /// deliveries stands.
     History(HistoryArgs),
 }
 

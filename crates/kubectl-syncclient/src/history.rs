@@ -1,11 +1,13 @@
-//! `history NAME`: the last issue attempts the operator recorded, newest first.
+//! `history NAME`: the last issue attempts the operator recorded, newest first, and where each
+//! delivery stands: the revision it holds, when it was saved, its last attempt.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sync_client_operator::api::RotationRecord;
+use sync_client_operator::api::{DeliveryStatus, RotationRecord};
 
 use crate::cli::{DataFormat, HistoryArgs};
 use crate::cluster::Cluster;
+use crate::delivery::{self, DeliverySummary};
 use crate::error::PluginError;
 use crate::humanize::{ago, timestamp};
 use crate::{output, table};
@@ -19,34 +21,58 @@ pub const HEADERS: [&str; 6] = [
     "FINGERPRINT",
 ];
 
-/// `-o json|yaml`: the credential and its history as the status holds it.
+/// `-o json|yaml`: the credential, its history and its deliveries as the status holds them.
 #[derive(Serialize)]
 struct History<'a> {
     namespace: &'a str,
     name: &'a str,
     history: &'a [RotationRecord],
+    deliveries: &'a [DeliveryStatus],
 }
 
 pub async fn run(cluster: &Cluster, args: &HistoryArgs) -> Result<(), PluginError> {
     let credential = cluster.credential(&args.name).await?;
-    let history = credential.status.map(|s| s.history).unwrap_or_default();
+    let deliveries = delivery::summarize(&credential);
+    let status = credential.status.unwrap_or_default();
     let document = History {
         namespace: &cluster.namespace,
         name: &args.name,
-        history: &history,
+        history: &status.history,
+        deliveries: &status.deliveries,
     };
     match args.output {
         Some(DataFormat::Json) => output::print(&output::json(&document)?),
         Some(DataFormat::Yaml) => output::print(&output::yaml(&document)?),
-        None if history.is_empty() => {
-            eprintln!(
-                "No issue attempts recorded for {}/{} yet.",
-                cluster.namespace, args.name
-            );
-            Ok(())
+        None => {
+            if status.history.is_empty() {
+                eprintln!(
+                    "No issue attempts recorded for {}/{} yet.",
+                    cluster.namespace, args.name
+                );
+            }
+            output::print(&text(&status.history, &deliveries, Utc::now()))
         }
-        None => output::print(&table::render(&HEADERS, &rows(&history, Utc::now()))),
     }
+}
+
+/// The issue attempts (when there are any), then the deliveries (when the spec has any), one
+/// blank line apart.
+pub fn text(
+    history: &[RotationRecord],
+    deliveries: &[DeliverySummary],
+    now: DateTime<Utc>,
+) -> String {
+    let mut tables = Vec::new();
+    if !history.is_empty() {
+        tables.push(table::render(&HEADERS, &rows(history, now)));
+    }
+    if !deliveries.is_empty() {
+        tables.push(table::render(
+            &delivery::HISTORY_HEADERS,
+            &delivery::history_rows(deliveries, now),
+        ));
+    }
+    tables.join("\n")
 }
 
 /// One row per record, in the order given (the operator keeps them newest first).

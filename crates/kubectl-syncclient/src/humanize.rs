@@ -55,6 +55,16 @@ pub fn until(now: DateTime<Utc>, at: DateTime<Utc>, past: &str) -> String {
     }
 }
 
+/// When something planned happens: `in 40s`; `due` once less than a whole second is left (as
+/// [`until`] counts).
+pub fn due(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    if seconds_until(now, at) > 0 {
+        until(now, at, "due")
+    } else {
+        "due".to_owned()
+    }
+}
+
 /// A time as RFC 3339 in UTC with whole seconds, as `kubectl` prints timestamps.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -123,6 +133,14 @@ mod tests {
         let now = at("2026-03-10T12:00:00.900Z");
         assert_eq!(until(now, at("2026-03-10T12:01:00Z"), "expired"), "in 59s");
         assert_eq!(ago(now, at("2026-03-10T11:59:00Z")), "1m ago");
+    }
+
+    #[test]
+    fn planned_times_are_due_within_a_second() {
+        let now = at(NOW);
+        assert_eq!(due(now, at("2026-03-10T12:00:40Z")), "in 40s");
+        assert_eq!(due(now, at("2026-03-10T12:00:00.900Z")), "due");
+        assert_eq!(due(now, at("2026-03-10T11:00:00Z")), "due");
     }
 
     #[test]

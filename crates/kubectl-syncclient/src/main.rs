@@ -12,6 +12,7 @@
 mod cli;
 mod cluster;
 mod confirm;
+mod delivery;
 mod error;
 mod history;
 mod humanize;

@@ -1,4 +1,5 @@
-//! `status [NAME]`: credentials at a glance, with the Ready state of the broker each one names.
+//! `status [NAME]`: credentials at a glance, with the Ready state of the broker each one names;
+//! for one credential, its deliveries in full.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use sync_client_operator::api::{
 
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::cluster::{CREDENTIALS, Cluster, Request};
+use crate::delivery;
 use crate::error::{PluginError, chain};
 use crate::output;
 use crate::summary::{self, BrokerState, CredentialSummary};
@@ -60,10 +62,18 @@ pub async fn run(cluster: &Cluster, args: &StatusArgs) -> Result<(), PluginError
         .iter()
         .map(|s| summary::row(s, now, wide, args.all_namespaces))
         .collect();
-    output::print(&table::render(
-        &summary::headers(wide, args.all_namespaces),
-        &rows,
-    ))
+    let mut text = table::render(&summary::headers(wide, args.all_namespaces), &rows);
+    if let (Some(_), [one]) = (&args.name, summaries.as_slice())
+        && !one.deliveries.is_empty()
+    {
+        // One credential: each delivery in full below it.
+        text.push('\n');
+        text.push_str(&table::render(
+            &delivery::STATUS_HEADERS,
+            &delivery::status_rows(&one.deliveries, one.revision, now),
+        ));
+    }
+    output::print(&text)
 }
 
 /// The named credential, or every credential of the namespace (or all namespaces), sorted.

@@ -8,7 +8,8 @@ use sync_client_operator::api::{
     reasons,
 };
 
-use crate::humanize::{ago, until};
+use crate::delivery::{self, DeliverySummary};
+use crate::humanize::{ago, due, until};
 
 /// The condition the operator sets after a preflight check.
 pub const PREFLIGHT_CONDITION: &str = "Preflight";
@@ -76,6 +77,14 @@ pub struct PreflightSummary {
     pub time: Option<DateTime<Utc>>,
 }
 
+/// A condition's status, reason and message.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct ConditionSummary {
+    pub status: ConditionStatus,
+    pub reason: String,
+    pub message: String,
+}
+
 /// One credential at a glance; `-o json|yaml` prints these.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -100,6 +109,10 @@ pub struct CredentialSummary {
     pub last_verify_result: Option<String>,
     pub preflight: Option<PreflightSummary>,
     pub broker: BrokerSummary,
+    /// `spec.deliveries` with what the operator recorded of each (`status.deliveries`).
+    pub deliveries: Vec<DeliverySummary>,
+    /// The `Delivered` condition (absent without deliveries).
+    pub delivered: Option<ConditionSummary>,
 }
 
 /// The condition of a type, if set.
@@ -126,6 +139,11 @@ pub fn summarize(credential: &SyncClientCredential, broker: BrokerState) -> Cred
         reason: c.reason.to_string(),
         message: c.message.to_string(),
         time: status.last_preflight_time,
+    });
+    let delivered = condition(&status.conditions, reasons::DELIVERED).map(|c| ConditionSummary {
+        status: c.status,
+        reason: c.reason.to_string(),
+        message: c.message.to_string(),
     });
     let spec = &credential.spec;
     CredentialSummary {
@@ -156,6 +174,8 @@ pub fn summarize(credential: &SyncClientCredential, broker: BrokerState) -> Cred
             name: spec.broker_ref.name.clone(),
             state: broker,
         },
+        deliveries: delivery::summarize(credential),
+        delivered,
     }
 }
 
@@ -173,10 +193,18 @@ pub fn headers(wide: bool, all_namespaces: bool) -> Vec<&'static str> {
         "RENEWAL",
         "LAST ROTATION",
         "FAILURES",
+        "DELIVERED",
         "BROKER",
     ]);
     if wide {
-        headers.extend(["SECRET", "REVISION", "VERIFIED", "PREFLIGHT", "MESSAGE"]);
+        headers.extend([
+            "SECRET",
+            "REVISION",
+            "VERIFIED",
+            "PREFLIGHT",
+            "DELIVERIES",
+            "MESSAGE",
+        ]);
     }
     headers
 }
@@ -202,6 +230,7 @@ pub fn row(
             .last_rotation_time
             .map_or_else(|| "-".to_owned(), |at| ago(now, at)),
         failures_cell(summary, now),
+        delivery::delivered_cell(&summary.deliveries),
         broker_cell(&summary.broker),
     ]);
     if wide {
@@ -212,6 +241,7 @@ pub fn row(
                 .map_or_else(|| "-".to_owned(), |r| r.to_string()),
             verified_cell(summary, now),
             preflight_cell(summary, now),
+            delivery::details_cell(&summary.deliveries, now),
             one_line(summary.message.as_deref()),
         ]);
     }
@@ -223,7 +253,7 @@ fn or_dash(text: Option<&str>) -> String {
 }
 
 /// Messages may hold newlines; a table cell may not.
-fn one_line(text: Option<&str>) -> String {
+pub fn one_line(text: Option<&str>) -> String {
     or_dash(text)
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -257,11 +287,7 @@ fn failures_cell(summary: &CredentialSummary, now: DateTime<Utc>) -> String {
         return "0".to_owned();
     }
     match summary.next_retry_time {
-        // Whole seconds, as `until` counts them: less than one second left is due.
-        Some(at) if (at - now).num_seconds() > 0 => {
-            format!("{count} (retry {})", until(now, at, "due"))
-        }
-        Some(_) => format!("{count} (retry due)"),
+        Some(at) => format!("{count} (retry {})", due(now, at)),
         None => format!("{count} (no retry)"),
     }
 }

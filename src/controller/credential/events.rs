@@ -1,19 +1,31 @@
 //! Events on a credential. Publishing is best effort: a failure is logged, never fatal.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};
 
 use super::gather::Observation;
 use crate::api::{SyncClientCredential, reasons};
-use crate::controller::Context;
-use crate::controller::failure::Failure;
+use crate::controller::failure::{Failure, FailureReason};
 use crate::controller::status::bounded;
+use crate::controller::{Context, kube_error};
 use crate::planner::{IssueReason, Record, SecretState};
 
 /// Publishes an event on the credential.
 pub async fn publish(
     ctx: &Context,
     cr: &SyncClientCredential,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    publish_on(ctx, &cr.object_ref(&()), type_, reason, note).await;
+}
+
+/// Publishes an event on any object of the operator (a credential, a broker).
+pub async fn publish_on(
+    ctx: &Context,
+    regarding: &ObjectReference,
     type_: EventType,
     reason: &str,
     note: &str,
@@ -26,20 +38,34 @@ pub async fn publish(
         type_,
         reason: reason.to_owned(),
         note: Some(bounded(note)),
-        action: match reason {
-            reasons::EVENT_ROLLOUT_RESTARTED => "Restart".into(),
-            _ => "Issue".into(),
-        },
+        action: action(reason).into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "could not publish event");
+    if let Err(e) = ctx.recorder.publish(&event, regarding).await {
+        tracing::warn!(error = %kube_error::describe(&e), reason, "could not publish event");
+    }
+}
+
+/// What the operator was doing, for the event's `action`.
+fn action(reason: &str) -> &'static str {
+    let reconcile_errors = [
+        FailureReason::SecretReadFailed,
+        FailureReason::SecretWriteFailed,
+        FailureReason::SecretWriteRejected,
+        FailureReason::ReconcilePanicked,
+    ];
+    match reason {
+        reasons::EVENT_ROLLOUT_RESTARTED | reasons::EVENT_ROLLOUT_RESTART_FAILED => "Restart",
+        // A reconcile error: a read or write the reconcile needed failed.
+        reasons::CREDENTIAL_READ_FAILED | reasons::STATUS_WRITE_FAILED => "Reconcile",
+        _ if reconcile_errors.iter().any(|r| r.as_str() == reason) => "Reconcile",
+        _ => "Issue",
     }
 }
 
 /// A reconcile of this credential panicked; it was contained and is retried with backoff.
 pub async fn panicked(ctx: &Context, cr: &SyncClientCredential, error: &crate::controller::Error) {
-    let reason = crate::controller::failure::FailureReason::ReconcilePanicked;
+    let reason = FailureReason::ReconcilePanicked;
     let note = format!("{error}; {}", reason.hint());
     publish(ctx, cr, EventType::Warning, reason.as_str(), &note).await;
 }

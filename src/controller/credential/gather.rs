@@ -84,9 +84,8 @@ pub struct Observation {
     pub served_by_secret: Option<String>,
     /// The credential in the Secret the spec named before, when the one it names now is missing.
     pub held: Option<Held>,
-    /// The broker resource's generation and its client's epoch: a failure that needs a change
-    /// is retried at once when they differ from what they were at the failure.
-    pub broker_state: Option<String>,
+    /// Whether the broker resource's generation or its client's epoch differ from what they
+    /// were after the last failure that needs a change: then it is retried at once.
     pub broker_changed: bool,
     pub jitter_seed: u64,
 }
@@ -143,6 +142,29 @@ impl Observation {
         from_secret.max(self.status.last_rotation_time)
     }
 
+    /// When a delivery of the stored credential is next due (none: all hold it, or none wanted).
+    pub fn delivery_due(&self) -> Option<DateTime<Utc>> {
+        if !super::deliver::wanted(self) {
+            return None;
+        }
+        let SecretState::Owned(record) = &self.state else {
+            return None;
+        };
+        let names: Vec<String> = self
+            .cr
+            .spec
+            .deliveries
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        crate::controller::status::delivery::next_delivery(
+            &self.status,
+            &names,
+            record.revision,
+            self.now,
+        )
+    }
+
     /// The planner's input for this observation under `policy`.
     pub fn plan_input<'a>(
         &'a self,
@@ -179,6 +201,7 @@ impl Observation {
             },
             broker_changed: self.broker_changed,
             verify_after: self.status.verify_due_time,
+            delivery_due: self.delivery_due(),
             jitter_seed: self.jitter_seed,
         }
     }
@@ -385,11 +408,10 @@ fn observe(
             .as_ref()
             .is_some_and(|result| *result == VERIFY_REVOKED),
     });
-    let broker_state = broker_state(ctx, &cr);
     let broker_changed = ctx
         .memo
         .failure_broker_state(&uid)
-        .is_some_and(|at_failure| Some(at_failure) != broker_state);
+        .is_some_and(|at_failure| Some(at_failure) != broker_state(ctx, &cr));
     Observation {
         secret_name: secret_name(&cr),
         failures: failures_from_status(&status),
@@ -410,7 +432,6 @@ fn observe(
             _ => None,
         },
         held: None,
-        broker_state,
         broker_changed,
         jitter_seed: secret::jitter_seed(&uid),
         status,
@@ -426,7 +447,7 @@ fn observe(
 }
 
 /// The broker resource's generation (from the cache) and its client's epoch in the registry.
-fn broker_state(ctx: &Context, cr: &SyncClientCredential) -> Option<String> {
+pub(super) fn broker_state(ctx: &Context, cr: &SyncClientCredential) -> Option<String> {
     let caches = ctx.caches()?;
     let namespace = cr.namespace().unwrap_or_default();
     let generation = caches.broker_generation(&namespace, &cr.spec.broker_ref)?;

@@ -22,7 +22,7 @@ use crate::controller::brokers::ResolvedBroker;
 use crate::controller::failure::{Failure, FailureReason};
 use crate::controller::status::credential::Outcome;
 use crate::planner::{self, Expiry, IssueReason, Policy, Record};
-use crate::secret::{self, CredentialData, IssuedValues, KeyNames, RecordMeta};
+use crate::secret::{self, CredentialData, HeldValues, IssuedValues, KeyNames, RecordMeta};
 
 /// The longest lifetime a broker may report for a credential; longer ones are cut to it.
 pub const MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -47,7 +47,7 @@ pub async fn run(
     trigger: IssueReason,
 ) -> (Outcome, Action) {
     let revision = next_revision(observation);
-    let minted = match mint(ctx, observation, policy, revision).await {
+    let minted = match mint(ctx, observation, policy, (revision, trigger)).await {
         Ok(minted) => minted,
         Err(failure) if failure.fenced => return fenced(observation, trigger, failure, revision),
         Err(failure) => return failed(ctx, observation, policy, trigger, failure, revision).await,
@@ -108,12 +108,24 @@ pub(super) async fn issued(
     let renewal_time =
         policy.and_then(|p| planner::renewal_time(p, &pending.record, observation.jitter_seed));
     after_issue(ctx, observation, pending.trigger, &pending.record).await;
+    // The token in hand goes to the delivery targets at once: the one they hold is dead.
+    let deliveries = match HeldValues::read(
+        &pending.data,
+        &pending.meta.keys,
+        pending.meta.credential_type,
+    ) {
+        Some(values) if super::deliver::wanted(observation) => {
+            super::deliver::deliver(ctx, observation, &values, pending.record.revision).await
+        }
+        _ => Vec::new(),
+    };
     let outcome = Outcome::Issued {
         record: pending.record,
         renewal_time,
         rotate_request: pending.rotate_request,
         trigger: pending.trigger,
         fingerprint: pending.fingerprint,
+        deliveries,
     };
     (outcome, requeue_at(renewal_time, observation.now))
 }
@@ -129,7 +141,7 @@ fn fenced(
 ) -> (Outcome, Action) {
     tracing::info!(
         namespace = %observation.namespace(), name = %observation.name(),
-        trigger = trigger.as_str(), reason = %failure.message,
+        trigger = trigger.as_str(), detail = %failure.message,
         "generate not sent: fenced"
     );
     let outcome = Outcome::Failed {
@@ -156,7 +168,7 @@ async fn failed(
     ctx.metrics.record_rotation(failure.reason.as_str());
     tracing::warn!(
         namespace = %observation.namespace(), name = %observation.name(),
-        reason = %failure.reason, trigger = trigger.as_str(), message = %failure.message,
+        reason = %failure.reason, trigger = trigger.as_str(), detail = %failure.message,
         "issuing failed"
     );
     events::issue_failed(ctx, observation, &failure).await;
@@ -208,7 +220,7 @@ async fn mint(
     ctx: &Context,
     observation: &Observation,
     policy: &Policy,
-    revision: i64,
+    (revision, trigger): (i64, IssueReason),
 ) -> Result<Minted, Failure> {
     let cr = &observation.cr;
     let broker = gather::broker(ctx, observation).await?;
@@ -234,8 +246,14 @@ async fn mint(
         issue_id: issue_id.clone(),
     };
     prove_write(ctx, observation, &keys, &meta(None), &broker.scim_url).await?;
+    // The delivery targets hold a token that still works: a mint is allowed only when each
+    // could take the new one. (An expired or revoked token protects nothing.)
+    if protects_a_working_token(trigger) && super::deliver::wanted(observation) {
+        super::deliver::check_before_mint(ctx, observation).await?;
+    }
     if !ctx.pending.has_room() {
-        return Err(Failure::secret_write(
+        return Err(Failure::new(
+            FailureReason::SecretWritesBacklogged,
             "too many generated credentials wait to be stored; none is generated until they are",
         ));
     }
@@ -300,9 +318,11 @@ async fn prove_write(
     match write.dry_run(&desired).await {
         Ok(()) => Ok(()),
         Err(WriteError::Rejected(f) | WriteError::Failed(f) | WriteError::Foreign(f)) => Err(f),
-        Err(WriteError::Superseded(_)) => {
-            Err(Failure::secret_write("the Secret changed meanwhile"))
-        }
+        // Nothing was generated: the Secret is looked at again.
+        Err(WriteError::Superseded(_)) => Err(Failure::new(
+            FailureReason::SecretWriteFailed,
+            "the dry run found the Secret changed meanwhile",
+        )),
     }
 }
 
@@ -404,6 +424,15 @@ fn fingerprint(ctx: &Context, issued: &IssuedCredential) -> String {
         IssuedCredential::ClientSecret { client_secret, .. } => client_secret.expose(),
     };
     ctx.fingerprint_keys.short_mac(value)
+}
+
+/// Whether the credential the Secret (and the delivery targets) hold may still work before this
+/// issue: then a target that could not take the new one blocks the issue.
+fn protects_a_working_token(trigger: IssueReason) -> bool {
+    !matches!(
+        trigger,
+        IssueReason::Expired | IssueReason::RevokedExternally | IssueReason::OutcomeUnknown
+    )
 }
 
 /// The revision after the one in the Secret (or in status, when the Secret is gone).

@@ -12,12 +12,14 @@
 //! - [`ownership`]: one sync client, one owner;
 //! - [`rollout`], [`events`]: what follows an issue.
 
+pub mod deliver;
 pub(crate) mod events;
 mod gather;
 mod issue;
 mod ownership;
 pub mod pending;
 mod preflight;
+mod report;
 mod rewrite;
 mod rollout;
 mod verify;
@@ -56,7 +58,10 @@ const RENAMED_RETRY: Duration = Duration::from_secs(1);
 /// Reconcile entry point.
 pub async fn reconcile(cr: Arc<SyncClientCredential>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_at(cr, &ctx, ctx.clock.now()).await;
+    let result = reconcile_at(cr.clone(), &ctx, ctx.clock.now()).await;
+    if let Err(error) = &result {
+        report::error(&ctx, &cr, error).await;
+    }
     ctx.metrics.observe_reconcile(started.elapsed());
     result
 }
@@ -95,10 +100,13 @@ async fn reconcile_at(
         };
         decision = decide(ctx, &observation);
     }
-    tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), ?decision, "decided");
-    let (outcome, action) = act(ctx, &observation, decision).await?;
+    tracing::debug!(namespace = %observation.namespace(), name = %observation.name(), decision = %decision.describe(), "decided");
+    let (mut outcome, action) = act(ctx, &observation, decision, &mut notes).await?;
     if matches!(&outcome, Outcome::Failed { failure, .. } if failure.fenced) {
         return Ok(action); // stopped by the fence: nothing happened, nothing to record
+    }
+    if let Outcome::Issued { deliveries, .. } = &mut outcome {
+        notes.deliveries.append(deliveries);
     }
     record(ctx, &observation, &outcome, &notes, action).await
 }
@@ -142,6 +150,47 @@ enum Decision {
 }
 
 impl Decision {
+    /// The decision in words, for the debug log.
+    fn describe(&self) -> String {
+        let at = |until: Option<DateTime<Utc>>| {
+            until.map_or_else(|| "nothing scheduled".to_owned(), secret::rfc3339)
+        };
+        match self {
+            Self::SpecInvalid(error) => format!("report the invalid spec ({error})"),
+            Self::StorePending(pending) => format!(
+                "store the generated revision {} ({})",
+                pending.record.revision,
+                pending.trigger.as_str()
+            ),
+            Self::HoldPending { until, trigger } => format!(
+                "hold the generated credential ({}) until {}",
+                trigger.as_str(),
+                at(Some(*until))
+            ),
+            Self::Plan(Plan::Issue(trigger), _) => format!("issue ({})", trigger.as_str()),
+            Self::Plan(Plan::Wait { until, why }, _) => {
+                let why = match why {
+                    WaitReason::Scheduled => "scheduled".to_owned(),
+                    WaitReason::Backoff(trigger) => format!("backoff of {}", trigger.as_str()),
+                    WaitReason::Throttled(trigger) => format!("{} throttled", trigger.as_str()),
+                };
+                format!("wait until {} ({why})", at(*until))
+            }
+            Self::Plan(Plan::Blocked(reason), _) => format!(
+                "blocked ({})",
+                match reason {
+                    BlockReason::Suspended => "suspended",
+                    BlockReason::SecretNotOwned => "Secret not owned",
+                    BlockReason::SyncClientInUse => "sync client in use",
+                }
+            ),
+            Self::Plan(Plan::Rewrite(reason), _) => format!("write again ({})", reason.as_str()),
+            Self::Plan(Plan::Verify, _) => "probe the stored token".to_owned(),
+            Self::Plan(Plan::Preflight, _) => "preflight".to_owned(),
+            Self::Plan(Plan::Deliver, _) => "deliver the stored token".to_owned(),
+        }
+    }
+
     /// Issues, and holds of an issue, are decided on a fresh read: the cache may miss the issue
     /// this operator recorded a moment ago (and report a served request as due).
     fn needs_fresh_read(&self) -> bool {
@@ -216,6 +265,7 @@ async fn act(
     ctx: &Context,
     observation: &Observation,
     decision: Decision,
+    notes: &mut Notes,
 ) -> Result<(Outcome, Action), Error> {
     let now = observation.now;
     if let Some(pending) = &observation.pending
@@ -270,6 +320,22 @@ async fn act(
         }
         Decision::Plan(Plan::Rewrite(reason), policy) => {
             rewrite::run(ctx, observation, &policy, reason).await?
+        }
+        Decision::Plan(Plan::Deliver, policy) => {
+            if let Some((values, revision)) = deliver::held_in_secret(ctx, observation).await {
+                notes.deliveries = deliver::deliver(ctx, observation, &values, revision).await;
+            }
+            let renewal_time = observation
+                .record()
+                .and_then(|r| planner::renewal_time(&policy, r, observation.jitter_seed));
+            (
+                Outcome::Waiting {
+                    renewal_time,
+                    held: None,
+                },
+                // The next decision reads what the deliveries recorded.
+                Action::requeue(Duration::from_secs(1)),
+            )
         }
         // Checks already ran in this reconcile; their next turn is planned by the next one.
         Decision::Plan(Plan::Verify | Plan::Preflight, _) => (
@@ -369,6 +435,14 @@ fn status_input<'a>(
             .as_deref()
             .filter(|served| observation.rotate_request.as_deref() == Some(served)),
         scheduled_renewal: scheduled_renewal(observation),
+        delivery_names: observation
+            .cr
+            .spec
+            .deliveries
+            .iter()
+            .map(|d| d.name.clone())
+            .collect(),
+        jitter_seed: observation.jitter_seed,
         probe_fresh_token: matches!(outcome, Outcome::Issued { .. })
             && observation.cr.spec.credential_type == CredentialType::AccessToken
             && ctx.brokers.claim_trust_probe(&BrokerKey::of(
@@ -420,9 +494,10 @@ fn note_to_broker(ctx: &Context, observation: &Observation, outcome: &Outcome) {
     let uid = observation.uid();
     let key = BrokerKey::of(&observation.namespace(), &observation.cr.spec.broker_ref);
     match outcome {
-        Outcome::Failed { failure, .. } => {
+        Outcome::Failed { failure, .. } if !failure.reason.is_delivery() => {
+            // The state now, after the attempt: a client the attempt itself built is no change.
             ctx.memo
-                .set_failure_broker_state(&uid, observation.broker_state.clone());
+                .set_failure_broker_state(&uid, gather::broker_state(ctx, &observation.cr));
             let authentication = failure.reason == FailureReason::AuthenticationFailed;
             if authentication || failure.category() == FailureCategory::Permanent {
                 let newly = ctx.brokers.credentials_failing(&key).is_none();

@@ -148,6 +148,7 @@ mod tests {
                 keys: None,
                 rollout_restart_targets: vec![],
                 suspend: false,
+                deliveries: vec![],
             },
         );
         cr.metadata.namespace = Some(namespace.into());

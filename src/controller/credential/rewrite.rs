@@ -31,17 +31,16 @@ pub async fn run(
     policy: &Policy,
     reason: RewriteReason,
 ) -> Result<(Outcome, Action), Error> {
-    let unreadable = || Error::RewriteSecret {
-        namespace: observation.namespace(),
-        name: observation.secret_name.clone(),
-        message: "the Secret holding the credential is gone or incomplete; it is looked at again"
-            .into(),
+    let Some(source) = source(ctx, observation).await? else {
+        return Ok(gone(observation));
     };
-    let source = source(ctx, observation).await?.ok_or_else(unreadable)?;
     // `observe` counts a Secret whose values cannot be read under its recorded keys as
     // tampered with, so an intact one always has them.
-    let (meta, values) = secret::held_record(&source.secret, &observation.expected, &source.record)
-        .ok_or_else(unreadable)?;
+    let Some((meta, values)) =
+        secret::held_record(&source.secret, &observation.expected, &source.record)
+    else {
+        return Ok(gone(observation));
+    };
     let desired = secret::render(
         &observation.cr,
         &observation.secret_name,
@@ -61,23 +60,12 @@ pub async fn run(
             | WriteError::Failed(failure)
             | WriteError::Foreign(failure),
         ) => {
-            let note = format!(
-                "writing Secret {} again ({}) failed; the credential is kept where it is and the write retried: {}",
-                observation.secret_name,
-                reason.as_str(),
-                failure.message
-            );
-            events::publish(
-                ctx,
-                &observation.cr,
-                EventType::Warning,
-                failure.reason.as_str(),
-                &note,
-            )
-            .await;
+            // Reported (event, log, metric) with every reconcile error.
             return Err(Error::RewriteSecret {
                 namespace: observation.namespace(),
                 name: observation.secret_name.clone(),
+                why: reason.as_str(),
+                reason: failure.reason,
                 message: failure.message,
             });
         }
@@ -162,6 +150,17 @@ async fn announce(
     };
     events::publish(ctx, &observation.cr, EventType::Normal, event, &note).await;
     rollout::restart_targets(ctx, &observation.cr, observation.now).await;
+}
+
+/// The Secret holding the credential changed since it was observed (deleted, or its data
+/// edited): its watch event brings the next reconcile, which sees what it holds now.
+fn gone(observation: &Observation) -> (Outcome, Action) {
+    tracing::info!(
+        namespace = %observation.namespace(), name = %observation.name(),
+        secret = %observation.secret_name,
+        "the Secret holding the credential changed meanwhile; looking again"
+    );
+    waiting(observation)
 }
 
 fn waiting(observation: &Observation) -> (Outcome, Action) {

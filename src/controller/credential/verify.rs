@@ -3,8 +3,8 @@
 //! is called with the token. Nothing is minted.
 //!
 //! A refusal re-issues only when the operator is sure the token, not the probe, is at fault:
-//! a second probe a few seconds later must agree, and this broker's probe must have accepted a
-//! token before (and not have refused one minted a moment ago). Otherwise the credential reports
+//! a second probe a few seconds later must agree, and the probe must have accepted this very
+//! token before, or this broker's probe a token (and not have refused one minted a moment ago). Otherwise the credential reports
 //! that verification is unavailable and keeps its token: a proxy, or an account that may not
 //! read users, would otherwise revoke a working token at every probe. Any other failure is only
 //! reported.
@@ -103,6 +103,10 @@ async fn verdict(ctx: &Context, observation: &Observation) -> Result<Verdict, Fa
         ctx.brokers.probe_accepted(&broker.key);
         return Ok(Verdict::Valid);
     }
+    if probe_accepted_this_token(observation) {
+        // The same probe accepted this very token: it works, and the token no longer does.
+        return Ok(Verdict::Revoked);
+    }
     let fresh = observation
         .record()
         .is_some_and(|record| observation.now.signed_duration_since(record.issued_at) < FRESH);
@@ -120,6 +124,18 @@ async fn verdict(ctx: &Context, observation: &Observation) -> Result<Verdict, Fa
             "its probe has not been seen to accept a token since the operator started",
         ))
     }
+}
+
+/// Whether the last check of the stored token, made after it was issued, found it valid.
+fn probe_accepted_this_token(observation: &Observation) -> bool {
+    let Some(issued_at) = observation.record().map(|record| record.issued_at) else {
+        return false;
+    };
+    observation.status.last_verify_result.as_deref() == Some(VERIFY_VALID)
+        && observation
+            .status
+            .last_verify_time
+            .is_some_and(|verified| verified >= issued_at)
 }
 
 /// Whether a generate that went unanswered may have landed after the stored token was issued
@@ -156,6 +172,7 @@ async fn stored_token(ctx: &Context, observation: &Observation) -> Result<Secret
         read = super::gather::read_secret(ctx, &observation.cr)
             .await
             .map_err(|e| Failure::new(FailureReason::SecretReadFailed, e.to_string()))?;
+        // Deleted or edited since this process wrote it: its watch event brings the repair.
         read.as_ref()
     };
     secret
@@ -163,7 +180,7 @@ async fn stored_token(ctx: &Context, observation: &Observation) -> Result<Secret
         .and_then(|data| data.get(&keys.access_token).map(SecretString::from))
         .ok_or_else(|| {
             Failure::new(
-                FailureReason::SecretReadFailed,
+                FailureReason::SecretDataMissing,
                 format!(
                     "Secret {} holds no access token under key {} to verify",
                     observation.secret_name, keys.access_token

@@ -10,7 +10,8 @@ use kube::api::{Api, PostParams};
 
 use super::gather::Observation;
 use crate::controller::Context;
-use crate::controller::failure::Failure;
+use crate::controller::failure::{Failure, FailureReason};
+use crate::controller::kube_error::{self, Call};
 use crate::secret::{self, REVISION_ANNOTATION};
 
 /// Attempts to write the Secret when it changes underneath (409 Conflict).
@@ -35,7 +36,8 @@ pub enum WriteError {
 /// Why one create or replace did not happen.
 enum Attempt {
     Foreign,
-    Api(kube::Error),
+    /// The API server's answer to the `verb` (`create` or `update`) of the Secret.
+    Api(kube::Error, &'static str),
 }
 
 /// A write that was prepared from `observed` (the Secret read when deciding).
@@ -68,7 +70,7 @@ impl<'a> SecretWrite<'a> {
         match self.attempt(self.observed.as_ref(), desired, &params).await {
             Ok(_) => Ok(()),
             Err(Attempt::Foreign) => Err(self.foreign()),
-            Err(Attempt::Api(e)) => Err(classify(self.name, &e, true, desired)),
+            Err(Attempt::Api(e, verb)) => Err(self.classify(&e, verb, true, desired)),
         }
     }
 
@@ -84,13 +86,14 @@ impl<'a> SecretWrite<'a> {
                 Ok(version) => return Ok(version),
                 Err(Attempt::Foreign) => return Err(self.foreign()),
                 // Deleted or created meanwhile, or changed underneath: read it again.
-                Err(Attempt::Api(kube::Error::Api(status))) if matches!(status.code, 404 | 409) => {
-                    current = self.secrets.get_opt(self.name).await.map_err(|e| {
-                        WriteError::Failed(Failure::secret_write(format!(
-                            "re-reading Secret {}: {e}",
-                            self.name
-                        )))
-                    })?;
+                Err(Attempt::Api(kube::Error::Api(status), _))
+                    if matches!(status.code, 404 | 409) =>
+                {
+                    current = self
+                        .secrets
+                        .get_opt(self.name)
+                        .await
+                        .map_err(|e| WriteError::Failed(self.reread_failed(&e)))?;
                     if let Some(found) = current.as_ref().filter(|c| holds_this_issue(c, desired)) {
                         // An earlier attempt landed after all (its answer was lost).
                         return Ok(found.metadata.resource_version.clone());
@@ -100,7 +103,7 @@ impl<'a> SecretWrite<'a> {
                     }
                     last = Some(redacted(&status.message, desired));
                 }
-                Err(Attempt::Api(e)) => return Err(classify(self.name, &e, false, desired)),
+                Err(Attempt::Api(e, verb)) => return Err(self.classify(&e, verb, false, desired)),
             }
         }
         Err(WriteError::Failed(Failure::secret_write(format!(
@@ -108,6 +111,23 @@ impl<'a> SecretWrite<'a> {
             self.name,
             last.unwrap_or_default()
         ))))
+    }
+
+    /// Re-reading the Secret after a write met a conflict failed: the credential is not stored
+    /// (the Secret may hold a revoked one) and the write is retried.
+    fn reread_failed(&self, error: &kube::Error) -> Failure {
+        let namespace = self.secrets.namespace();
+        let detail = kube_error::describe_call(error, Call::new("get", "secrets", namespace));
+        Failure {
+            outcome_unknown: true,
+            ..Failure::new(
+                FailureReason::SecretReadFailed,
+                format!(
+                    "re-reading Secret {} after its write met a change: {detail}",
+                    self.name
+                ),
+            )
+        }
     }
 
     fn foreign(&self) -> WriteError {
@@ -133,19 +153,53 @@ impl<'a> SecretWrite<'a> {
         desired: &Secret,
         params: &PostParams,
     ) -> Result<Option<String>, Attempt> {
-        let result = match current {
-            None => self.secrets.create(params, desired).await,
+        let (result, verb) = match current {
+            None => (self.secrets.create(params, desired).await, "create"),
             Some(existing) if !secret::is_controlled_by(existing, &self.owner_uid) => {
                 return Err(Attempt::Foreign);
             }
             Some(existing) => {
                 let replacement = merged_for_replace(existing, desired);
-                self.secrets.replace(self.name, params, &replacement).await
+                let replaced = self.secrets.replace(self.name, params, &replacement).await;
+                (replaced, "update")
             }
         };
         result
             .map(|stored| stored.metadata.resource_version)
-            .map_err(Attempt::Api)
+            .map_err(|error| Attempt::Api(error, verb))
+    }
+
+    /// Sorts an API error of the `verb` into what can be retried and what cannot, in words.
+    fn classify(
+        &self,
+        error: &kube::Error,
+        verb: &str,
+        dry_run: bool,
+        desired: &Secret,
+    ) -> WriteError {
+        let name = self.name;
+        let doing = if dry_run {
+            "the dry run of writing"
+        } else {
+            "writing"
+        };
+        let call = Call::new(verb, "secrets", self.secrets.namespace());
+        let detail = redacted(&kube_error::describe_call(error, call), desired);
+        match error {
+            kube::Error::Api(status) if matches!(status.code, 400 | 403 | 413 | 422) => {
+                WriteError::Rejected(Failure::secret_rejected(format!(
+                    "the API server refused {doing} Secret {name}: {detail}"
+                )))
+            }
+            // A dry run stored nothing: nothing was generated, nothing is lost.
+            _ if dry_run => WriteError::Failed(Failure::new(
+                FailureReason::SecretWriteFailed,
+                format!("{doing} Secret {name}: {detail}"),
+            )),
+            _ => WriteError::Failed(Failure::secret_write(format!(
+                "{doing} Secret {name}: {detail}"
+            ))),
+        }
     }
 }
 
@@ -159,36 +213,6 @@ fn holds_this_issue(current: &Secret, desired: &Secret) -> bool {
             .cloned()
     };
     issue(current).is_some() && issue(current) == issue(desired) && current.data == desired.data
-}
-
-/// Sorts an API error into what can be retried and what cannot.
-fn classify(name: &str, error: &kube::Error, dry_run: bool, desired: &Secret) -> WriteError {
-    let doing = if dry_run {
-        "the dry run of writing"
-    } else {
-        "writing"
-    };
-    match error {
-        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 413 | 422) => {
-            WriteError::Rejected(Failure::secret_rejected(format!(
-                "the API server refused {doing} Secret {name} ({} {}): {}",
-                status.code,
-                status.reason,
-                redacted(&status.message, desired)
-            )))
-        }
-        _ if dry_run => WriteError::Failed(Failure::new(
-            crate::controller::failure::FailureReason::SecretWriteFailed,
-            format!(
-                "{doing} Secret {name}: {}",
-                redacted(&error.to_string(), desired)
-            ),
-        )),
-        _ => WriteError::Failed(Failure::secret_write(format!(
-            "{doing} Secret {name}: {}",
-            redacted(&error.to_string(), desired)
-        ))),
-    }
 }
 
 /// The API server's words without the values being written: an admission policy may quote the

@@ -79,7 +79,7 @@ impl LeaseStore for KubeLeases {
 fn store_error(error: kube::Error) -> StoreError {
     match error {
         kube::Error::Api(status) if status.code == 409 => StoreError::Conflict,
-        other => StoreError::Failed(other.to_string()),
+        other => StoreError::Failed(crate::controller::kube_error::describe(&other)),
     }
 }
 

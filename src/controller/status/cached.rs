@@ -3,8 +3,9 @@
 //!
 //! The cache holds one object per credential, so it keeps what decisions read and holds the
 //! rest, which only people read, as digests ([`elide`]): long texts (condition messages, the
-//! last failure message, a check's result) and the history, of which it keeps only the attempts
-//! whose outcome is unknown (a later probe asks whether one may explain a refusal).
+//! last failure message, a check's result; each delivery's validation and quarantine reason)
+//! and the history, of which it keeps only the attempts whose outcome is
+//! unknown (a later probe asks whether one may explain a refusal).
 //!
 //! The rule, for every part of a status held this way (a new part is elided here and needs
 //! nothing else):
@@ -39,6 +40,17 @@ pub fn elide(status: &mut SyncClientCredentialStatus) {
     status
         .history
         .elide(|attempt| attempt.outcome == FailureReason::RotationStateUnknown.as_str());
+    // A delivery's last failure message stays: the `Delivered` condition is built on it at every
+    // look while the delivery fails (eliding it would cost a fresh read each time), and only a
+    // failing delivery has one.
+    for delivery in &mut status.deliveries {
+        for text in [&mut delivery.validation, &mut delivery.quarantine_reason]
+            .into_iter()
+            .flatten()
+        {
+            text.elide();
+        }
+    }
 }
 
 /// Holds the conditions' long messages as digests.

@@ -12,6 +12,7 @@ use super::cached::{self, holds_digest, restore};
 use super::credential::{Outcome, StatusInput, compute};
 use super::notes::{Notes, PreflightNote, VerifyNote};
 use crate::api::{ELIDED, MAX_HISTORY, SyncClientCredentialStatus};
+use crate::controller::credential::deliver::{DeliveryNote, Validation};
 use crate::controller::failure::{Failure, FailureReason};
 use crate::planner::{BlockReason, Expiry, IssueReason, Record, RewriteReason, SecretState};
 
@@ -108,6 +109,7 @@ fn issued(revision: i64, trigger: IssueReason) -> Outcome {
         rotate_request: (trigger == IssueReason::RotateRequested).then(|| "r1".to_owned()),
         trigger,
         fingerprint: format!("sha256:{revision:012}"),
+        deliveries: Vec::new(),
     }
 }
 
@@ -147,6 +149,7 @@ fn life(preflight: bool) -> Vec<Step> {
                     result: "Valid".into(),
                 }),
                 preflight: None,
+                deliveries: Vec::new(),
             },
             ..step(
                 "a probe finds the token valid",
@@ -163,6 +166,7 @@ fn life(preflight: bool) -> Vec<Step> {
                     request: Some("p1".into()),
                     result: Ok("vCenter login, broker token and sync client read succeeded".into()),
                 }),
+                deliveries: Vec::new(),
             },
             ..step("a preflight passes", 300, owned(0, 0), waiting(2000))
         },
@@ -253,6 +257,7 @@ fn life(preflight: bool) -> Vec<Step> {
                 result: "Unavailable: the probe answered 502 from the broker's SCIM gateway".into(),
             }),
             preflight: None,
+            deliveries: Vec::new(),
         },
         ..step(
             "a probe that cannot tell",
@@ -274,7 +279,7 @@ fn life(preflight: bool) -> Vec<Step> {
     steps
 }
 
-fn input(step: &Step) -> StatusInput<'_> {
+fn input<'a>(step: &'a Step, delivery_names: &[&str]) -> StatusInput<'a> {
     StatusInput {
         now: t(step.now),
         generation: 1,
@@ -284,16 +289,26 @@ fn input(step: &Step) -> StatusInput<'_> {
         notes: &step.notes,
         served_rotate_request: None,
         scheduled_renewal: Some(t(2000)),
+        delivery_names: delivery_names.iter().map(|&n| n.to_owned()).collect(),
+        jitter_seed: 7,
         probe_fresh_token: false,
     }
 }
 
 /// Lives the steps both ways; returns the final status and what the writer did at each step.
 fn live(steps: &[Step]) -> (SyncClientCredentialStatus, Vec<(&'static str, Written)>) {
+    live_delivering(steps, &[])
+}
+
+/// [`live`] for a credential whose spec names the deliveries `delivery_names`.
+fn live_delivering(
+    steps: &[Step],
+    delivery_names: &[&str],
+) -> (SyncClientCredentialStatus, Vec<(&'static str, Written)>) {
     let mut server = SyncClientCredentialStatus::default();
     let mut written = Vec::new();
     for step in steps {
-        let input = input(step);
+        let input = input(step, delivery_names);
         let truth = compute(&server, &input);
         let (result, how) = via_cache(&server, &input);
         assert_eq!(
@@ -392,5 +407,129 @@ fn restore_takes_elided_parts_back_by_digest() {
     assert_eq!(
         back.revision, server.revision,
         "fields without digests are the view's"
+    );
+}
+
+/// A delivery attempt at `at` of revision 1 to `entra`: saved, then what validation and the job
+/// said, and the failure if one.
+fn delivery(
+    at: i64,
+    validation: Validation,
+    job: (&str, Option<&str>),
+    failure: Option<Failure>,
+) -> Notes {
+    Notes {
+        deliveries: vec![DeliveryNote {
+            name: "entra".into(),
+            at: t(at),
+            revision: 1,
+            job_id: Some("scim.6c3f8a521d2e4b7a9f102a4b6c8d0e1f.0f8c".into()),
+            saved: true,
+            saved_now: at == 10,
+            validation: Some(validation),
+            job: Some((job.0.into(), job.1.map(str::to_owned))),
+            quarantine_lifted: false,
+            failure,
+        }],
+        ..Notes::default()
+    }
+}
+
+/// A credential delivered to Entra ID whose delivery fails for a while: the same rule holds for
+/// the deliveries' texts (validation, quarantine reason).
+fn delivering_life() -> Vec<Step> {
+    let owned = SecretState::Owned(record(1, 0));
+    let failing = || {
+        delivery(
+            0,
+            Validation::Failed(
+                "Entra ID could not reach the SCIM endpoint with the saved token: 401 from vCenter"
+                    .into(),
+            ),
+            (
+                "Quarantine",
+                Some("EncounteredQuarantineException: the credentials are not valid"),
+            ),
+            Some(Failure::new(
+                FailureReason::EntraValidationFailed,
+                "validateCredentials refused the saved token (401 from vCenter's SCIM endpoint)",
+            )),
+        )
+    };
+    let step = |name, now, notes| Step {
+        name,
+        now,
+        secret: owned.clone(),
+        outcome: waiting(2000),
+        notes,
+    };
+    let mut first = failing();
+    first.deliveries[0].at = t(10);
+    let mut again = failing();
+    again.deliveries[0].at = t(40);
+    let mut passed = delivery(100, Validation::Passed, ("Active", None), None);
+    passed.deliveries[0].saved_now = false;
+    vec![
+        step("the first look", 0, Notes::default()),
+        step("the delivery fails", 10, first),
+        step(
+            "the next look at the failing delivery",
+            11,
+            Notes::default(),
+        ),
+        step("nothing due", 12, Notes::default()),
+        step("it fails again", 40, again),
+        step("the delivery completes", 100, passed),
+        step("nothing due", 101, Notes::default()),
+    ]
+}
+
+#[test]
+fn a_delivery_status_computed_from_the_cache_writes_what_the_full_status_would() {
+    let (server, written) = live_delivering(&delivering_life(), &["entra"]);
+    let how = |name: &str| written.iter().find(|(n, _)| *n == name).unwrap().1;
+    // An attempt writes its own messages; a look between attempts rebuilds the `Delivered`
+    // message on the failure's, which the cache keeps: nothing to read or write.
+    for (name, how) in &written {
+        let expected = match *name {
+            "the first look"
+            | "the delivery fails"
+            | "it fails again"
+            | "the delivery completes" => Written::Patched,
+            _ => Written::Nothing,
+        };
+        assert_eq!(*how, expected, "{name}");
+    }
+    assert_eq!(server.deliveries.len(), 1);
+    assert_eq!(server.deliveries[0].validation.as_deref(), Some("Passed"));
+    assert!(server.deliveries[0].last_failure_message.is_none());
+}
+
+#[test]
+fn the_cache_holds_delivery_messages_as_digests() {
+    let (server, _) = live_delivering(&delivering_life()[..3], &["entra"]);
+    let view = cached::view(&server);
+    assert_eq!(view, server, "the same content");
+    let delivery = &view.deliveries[0];
+    assert!(delivery.validation.as_ref().unwrap().is_elided());
+    assert!(delivery.quarantine_reason.as_ref().unwrap().is_elided());
+    // The failure message stays: `Delivered` is built on it at every look.
+    assert!(!delivery.last_failure_message.as_ref().unwrap().is_elided());
+    // What decisions read stays.
+    assert_eq!(delivery.job_state.as_deref(), Some("Quarantine"));
+    assert_eq!(
+        delivery.last_failure_reason.as_deref(),
+        Some("EntraValidationFailed")
+    );
+    assert!(!crate::controller::credential::deliver::complete_at(
+        delivery, 1
+    ));
+    let json = serde_json::to_value(&view).unwrap();
+    assert!(json["deliveries"][0]["validation"][ELIDED].is_u64());
+    // Restored from the full status, the view is the server's status again.
+    let back = restore(&view, &server).unwrap();
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&server).unwrap()
     );
 }

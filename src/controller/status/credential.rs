@@ -28,6 +28,8 @@ pub enum Outcome {
         trigger: IssueReason,
         /// Short fingerprint of the new credential, for the history.
         fingerprint: String,
+        /// What delivering it to the targets in `spec.deliveries` did.
+        deliveries: Vec<crate::controller::credential::deliver::DeliveryNote>,
     },
     /// The credential already held was written again (moved, keys renamed, fingerprinted anew).
     Rewritten {
@@ -79,6 +81,19 @@ pub struct StatusInput<'a> {
     /// A token issued now is probed soon after: its broker's probe has not yet been seen to
     /// accept a token, and only a probe known to accept tokens may prove one revoked.
     pub probe_fresh_token: bool,
+    /// The names of `spec.deliveries`, in order.
+    pub delivery_names: Vec<String>,
+    /// Stable per resource: spreads delivery retries.
+    pub jitter_seed: u64,
+}
+
+impl StatusInput<'_> {
+    /// The delivery attempts of this reconcile.
+    pub fn deliveries(
+        &self,
+    ) -> impl Iterator<Item = &crate::controller::credential::deliver::DeliveryNote> {
+        self.notes.deliveries.iter()
+    }
 }
 
 /// One condition's value.
@@ -142,6 +157,7 @@ pub fn compute(
     record_attempt(&mut status, input);
     let (ready, issuing) = verdicts(&mut status, old, input, record, current);
     set_conditions(&mut status, old, input, ready, issuing);
+    super::delivery::apply_deliveries(&mut status, input);
     status
 }
 
@@ -394,11 +410,27 @@ fn waiting_issuing(
                 rfc3339(at)
             )),
         ),
-        Some((WaitReason::Scheduled, _)) | None => Verdict::new(
-            ConditionStatus::False,
-            reasons::IDLE,
-            schedule_message(renewal_time),
-        ),
+        // The last attempt failed for a reason that needs a change (a rotate request refused,
+        // say): nothing is due now, but the reason stays in view until an issue succeeds.
+        Some((WaitReason::Scheduled, _)) | None => {
+            match stored_reason(status).filter(|r| r.category() == FailureCategory::Permanent) {
+                Some(reason) => Verdict::new(
+                    ConditionStatus::False,
+                    reason.as_str(),
+                    bounded(&format!(
+                        "the last attempt failed: {}; {}; {}",
+                        status.last_failure_message.as_deref().unwrap_or_default(),
+                        reason.hint(),
+                        schedule_message(renewal_time)
+                    )),
+                ),
+                None => Verdict::new(
+                    ConditionStatus::False,
+                    reasons::IDLE,
+                    schedule_message(renewal_time),
+                ),
+            }
+        }
     }
 }
 

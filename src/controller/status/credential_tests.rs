@@ -84,6 +84,8 @@ fn run(case: &Case) -> SyncClientCredentialStatus {
             served_rotate_request: None,
             scheduled_renewal: Some(t(2000)),
             probe_fresh_token: false,
+            delivery_names: Vec::new(),
+            jitter_seed: 7,
         },
     )
 }
@@ -109,6 +111,7 @@ fn status_follows_the_outcome_and_the_secret() {
                 rotate_request: None,
                 trigger: IssueReason::SecretMissing,
                 fingerprint: "sha256:abc".into(),
+                deliveries: Vec::new(),
             },
             check: |s| {
                 assert_eq!(s.revision, Some(1));
@@ -128,6 +131,7 @@ fn status_follows_the_outcome_and_the_secret() {
                 rotate_request: Some("r1".into()),
                 trigger: IssueReason::RotateRequested,
                 fingerprint: "sha256:abc".into(),
+                deliveries: Vec::new(),
             },
             check: |s| {
                 assert_eq!(s.failed_attempts, 0);

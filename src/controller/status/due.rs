@@ -8,9 +8,11 @@ use super::credential::{Outcome, StatusInput};
 use crate::api::SyncClientCredentialStatus;
 use crate::planner::{IssueReason, WaitReason};
 
-/// After a token replaced one revoked elsewhere, it is probed this soon: a probe that refuses a
-/// token minted a moment ago is at fault itself, and must not cause re-issues.
-pub const FRESH_TOKEN_PROBE_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+/// After a token replaced one revoked elsewhere (or is the first through a broker whose probe is
+/// not known yet), it is probed this soon: a probe that refuses a token minted a moment ago is at
+/// fault itself and must not cause re-issues, and one that accepts it has shown it works, for
+/// this token and its broker.
+pub const FRESH_TOKEN_PROBE_DELAY: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// Since when the credential in the Secret has been due for renewal without being renewed.
 pub fn renewal_due(

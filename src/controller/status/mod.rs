@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod cached;
 pub mod credential;
+pub mod delivery;
 pub mod due;
 pub mod notes;
 

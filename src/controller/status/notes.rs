@@ -16,6 +16,8 @@ use crate::controller::failure::Failure;
 pub struct Notes {
     pub verification: Option<VerifyNote>,
     pub preflight: Option<PreflightNote>,
+    /// Deliveries of the stored (or just issued) credential.
+    pub deliveries: Vec<crate::controller::credential::deliver::DeliveryNote>,
 }
 
 /// A probe of the stored token.

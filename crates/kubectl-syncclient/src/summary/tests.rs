@@ -82,6 +82,7 @@ fn a_current_credential_reads_as_times_from_now() {
             "in 2d",
             "2h ago",
             "0",
+            "-",
             "IdentityBroker/vcenter (Ready)",
         ])
     );
@@ -93,12 +94,13 @@ fn wide_rows_add_secret_revision_verification_preflight_and_message() {
     let cells = row(&summary, now(), true, true);
     assert_eq!(cells[0], "team-a");
     assert_eq!(
-        cells[9..],
+        cells[10..],
         strings(&[
             "okta-scim-token",
             "3",
             "Valid 20m ago",
             "PreflightPassed 3m ago",
+            "-",
             "Secret okta-scim holds revision 3",
         ])
     );
@@ -130,7 +132,7 @@ fn a_failing_credential_shows_expiry_past_due_renewal_and_next_retry() {
     );
     let cells = row(&summary, now(), true, false);
     assert_eq!(
-        cells[..8],
+        cells[..9],
         strings(&[
             "okta-scim",
             "False",
@@ -139,6 +141,7 @@ fn a_failing_credential_shows_expiry_past_due_renewal_and_next_retry() {
             "due 1h ago",
             "9d ago",
             "3 (retry in 40s)",
+            "-",
             "IdentityBroker/vcenter (NotReady: AuthenticationFailed)",
         ])
     );
@@ -184,8 +187,10 @@ fn a_new_credential_without_status_is_all_dashes() {
             "-",
             "-",
             "0",
+            "-",
             "IdentityBroker/vcenter (NotFound)",
             "fresh",
+            "-",
             "-",
             "-",
             "-",
@@ -211,8 +216,8 @@ fn client_secrets_never_expire_and_suspended_credentials_have_no_renewal() {
     let cells = row(&summary, now(), true, false);
     assert_eq!(cells[3], "never");
     assert_eq!(cells[4], "suspended");
-    assert_eq!(cells[7], "ClusterIdentityBroker/shared (Unreadable)");
-    assert_eq!(cells[8], "client-creds");
+    assert_eq!(cells[8], "ClusterIdentityBroker/shared (Unreadable)");
+    assert_eq!(cells[9], "client-creds");
 }
 
 #[test]
@@ -229,9 +234,9 @@ fn the_table_lines_up_under_its_headers() {
     let text = table::render(&headers(false, true), &rows);
     assert_eq!(
         text,
-        "NAMESPACE   NAME        READY   REASON              EXPIRES   RENEWAL   LAST ROTATION   FAILURES   BROKER\n\
-         team-a      okta-scim   True    CredentialCurrent   in 5d3h   in 2d     2h ago          0          IdentityBroker/vcenter (Ready)\n\
-         team-a      b           -       -                   -         -         -               0          IdentityBroker/vcenter (Unknown)\n"
+        "NAMESPACE   NAME        READY   REASON              EXPIRES   RENEWAL   LAST ROTATION   FAILURES   DELIVERED   BROKER\n\
+         team-a      okta-scim   True    CredentialCurrent   in 5d3h   in 2d     2h ago          0          -           IdentityBroker/vcenter (Ready)\n\
+         team-a      b           -       -                   -         -         -               0          -           IdentityBroker/vcenter (Unknown)\n"
     );
 }
 
@@ -274,4 +279,70 @@ fn summaries_serialize_with_absolute_times_and_the_broker_state() {
         value["broker"],
         json!({"kind": "IdentityBroker", "name": "vcenter", "state": "Ready", "reason": "Authenticated"})
     );
+}
+
+/// `current()` with one delivery holding revision 3 and one the app lost its permission for.
+fn delivering() -> SyncClientCredential {
+    let mut credential = current();
+    credential.spec.deliveries = serde_json::from_value(json!([
+        {"name": "entra", "entraId": {"connectionRef": {"name": "entra"},
+         "servicePrincipalId": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}},
+        {"name": "backup", "entraId": {"connectionRef": {"name": "entra"},
+         "servicePrincipalId": "1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}},
+    ]))
+    .unwrap();
+    let status = credential.status.as_mut().unwrap();
+    status.deliveries = serde_json::from_value(json!([
+        {"name": "entra", "jobId": "scim.0123", "deliveredRevision": 3, "validation": "Passed",
+         "jobState": "Active", "lastAttemptTime": "2026-03-10T10:00:00Z"},
+        {"name": "backup", "jobId": "scim.4567", "deliveredRevision": 2, "validation": "Passed",
+         "jobState": "Active", "lastFailureReason": "EntraPermissionDenied",
+         "failedAttempts": 1, "lastAttemptTime": "2026-03-10T11:59:00Z",
+         "nextAttemptTime": "2026-03-10T12:00:05Z"},
+    ]))
+    .unwrap();
+    status.conditions.push(
+        serde_json::from_value(json!({"type": "Delivered", "status": "False",
+            "reason": "EntraPermissionDenied", "message": "delivering revision 3 to backup: 403",
+            "lastTransitionTime": "2026-03-10T11:59:00Z"}))
+        .unwrap(),
+    );
+    credential
+}
+
+#[test]
+fn deliveries_show_as_a_count_and_in_wide_per_delivery() {
+    let summary = summarize(&delivering(), ready_broker());
+    let cells = row(&summary, now(), true, false);
+    let headers = headers(true, false);
+    let cell = |header: &str| cells[headers.iter().position(|h| *h == header).unwrap()].clone();
+    assert_eq!(cell("DELIVERED"), "1/2 EntraPermissionDenied");
+    assert_eq!(
+        cell("DELIVERIES"),
+        "entra: job Active, validation Passed; \
+         backup: job Active, validation Passed, next attempt in 5s"
+    );
+    assert_eq!(cells.len(), headers.len());
+}
+
+#[test]
+fn summaries_carry_the_deliveries_and_the_delivered_condition() {
+    let value = serde_json::to_value(summarize(&delivering(), ready_broker())).unwrap();
+    assert_eq!(
+        value["delivered"],
+        json!({"status": "False", "reason": "EntraPermissionDenied",
+               "message": "delivering revision 3 to backup: 403"})
+    );
+    let deliveries = value["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[0]["current"], true);
+    assert_eq!(deliveries[0]["status"]["jobId"], "scim.0123");
+    assert_eq!(deliveries[1]["current"], false);
+    assert_eq!(
+        deliveries[1]["status"]["nextAttemptTime"],
+        "2026-03-10T12:00:05Z"
+    );
+    let plain = serde_json::to_value(summarize(&current(), ready_broker())).unwrap();
+    assert_eq!(plain["deliveries"], json!([]));
+    assert_eq!(plain["delivered"], Value::Null);
 }

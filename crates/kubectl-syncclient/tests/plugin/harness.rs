@@ -81,7 +81,21 @@ impl World {
             .map(|e| e.expect("entry").path())
             .collect();
         crds.sort();
-        assert_eq!(crds.len(), 3, "the operator has three CRDs: {crds:?}");
+        let names: Vec<String> = crds
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "clusterentraconnections.syncclient.io.yaml",
+                "clusteridentitybrokers.syncclient.io.yaml",
+                "entraconnections.syncclient.io.yaml",
+                "identitybrokers.syncclient.io.yaml",
+                "syncclientcredentials.syncclient.io.yaml",
+            ],
+            "the operator's CRDs"
+        );
         for crd in crds {
             world
                 .sim
@@ -302,4 +316,54 @@ pub fn settled_status() -> Value {
         "failedAttempts": 0,
         "history": [history_entry(3, "RenewalDue", "Issued", TimeDelta::hours(2) + TimeDelta::seconds(30))],
     })
+}
+
+/// Object ids of the service principals the delivery fixtures name.
+pub const ENTRA_SP: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+pub const BACKUP_SP: &str = "1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+/// `spec.deliveries`: `entra` through EntraConnection `entra` (its job found by listing),
+/// `backup` through ClusterEntraConnection `shared` naming job `scim.backup`.
+pub fn deliveries_spec() -> Value {
+    json!([
+        {"name": "entra", "entraId": {"connectionRef": {"name": "entra"},
+                                      "servicePrincipalId": ENTRA_SP}},
+        {"name": "backup", "entraId": {
+            "connectionRef": {"kind": "ClusterEntraConnection", "name": "shared"},
+            "servicePrincipalId": BACKUP_SP, "jobId": "scim.backup"}},
+    ])
+}
+
+/// [`settled_status`] with its deliveries: `entra` holds revision 3, validated, its job active
+/// again after a quarantine lifted `20m` ago; `backup` still holds revision 2: Graph throttled
+/// the save, retried in `12m`, its job quarantined by the dead token.
+pub fn delivering_status() -> Value {
+    let mut status = settled_status();
+    // Ten minutes and more read in whole minutes: a slow run still prints the same.
+    let twenty_minutes_ago = time_from_now(-(TimeDelta::minutes(20) + TimeDelta::seconds(30)));
+    status["deliveries"] = json!([
+        {"name": "entra", "jobId": "scim.entra", "deliveredRevision": 3,
+         "deliveredTime": twenty_minutes_ago, "validation": "Passed", "jobState": "Active",
+         "quarantineLiftedTime": twenty_minutes_ago, "failedAttempts": 0,
+         "lastAttemptTime": twenty_minutes_ago},
+        {"name": "backup", "jobId": "scim.backup", "deliveredRevision": 2,
+         "deliveredTime": time_from_now(-(TimeDelta::days(3) + TimeDelta::minutes(30))),
+         "validation": "Passed", "jobState": "Quarantine",
+         "quarantineReason": "EncounteredQuarantineException",
+         "lastFailureReason": "EntraThrottled",
+         "lastFailureMessage": "Graph answered 429 Too Many Requests",
+         "failedAttempts": 2,
+         "lastAttemptTime": time_from_now(-(TimeDelta::minutes(15) + TimeDelta::seconds(30))),
+         "nextAttemptTime": time_from_now(TimeDelta::minutes(12) + TimeDelta::seconds(30))},
+    ]);
+    status["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .push(condition(
+            "Delivered",
+            "False",
+            "EntraThrottled",
+            "delivering revision 3 to backup: Graph answered 429 Too Many Requests",
+        ));
+    status
 }

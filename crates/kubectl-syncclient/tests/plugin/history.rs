@@ -3,7 +3,7 @@
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 
-use crate::harness::{World, history_entry, settled_status};
+use crate::harness::{World, deliveries_spec, delivering_status, history_entry, settled_status};
 use crate::status::lines;
 
 #[tokio::test]
@@ -97,6 +97,112 @@ async fn an_empty_history_says_so() {
     world.credential("team-a", "fresh", &json!({}), None);
     let run = world.run(&["history", "fresh", "-n", "team-a"]).await;
     assert_eq!(run.ok(), "");
+    assert!(
+        run.stderr
+            .contains("No issue attempts recorded for team-a/fresh yet."),
+        "{run:?}"
+    );
+}
+
+/// `2026-03-10T11:58:00Z (2m ago)`: a stored time as the table prints it.
+fn printed(stored: &Value, ago: &str) -> String {
+    let at = chrono::DateTime::parse_from_rfc3339(stored.as_str().unwrap()).unwrap();
+    format!(
+        "{} ({ago})",
+        at.to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+#[tokio::test]
+async fn history_shows_each_delivery_below_the_issue_attempts() {
+    let world = World::start().await;
+    world.credential(
+        "team-a",
+        "app",
+        &json!({"deliveries": deliveries_spec()}),
+        Some(delivering_status()),
+    );
+    let run = world.run(&["history", "app", "-n", "team-a"]).await;
+    let table = lines(run.ok());
+    let stored = world.get_credential("team-a", "app");
+    let recorded = &stored["status"]["deliveries"];
+    assert_eq!(table.len(), 6, "{run:?}");
+    assert_eq!(table[0][0], "TIME");
+    assert_eq!(
+        table[1][1..],
+        ["2h ago", "3", "RenewalDue", "Issued", "sha256:000000000003"]
+    );
+    assert!(
+        table[2].is_empty(),
+        "a blank line between the tables: {run:?}"
+    );
+    assert_eq!(
+        table[3..],
+        [
+            vec![
+                "DELIVERY".to_owned(),
+                "REVISION".into(),
+                "DELIVERED".into(),
+                "LAST ATTEMPT".into(),
+                "OUTCOME".into()
+            ],
+            vec![
+                "entra".to_owned(),
+                "3".into(),
+                printed(&recorded[0]["deliveredTime"], "20m ago"),
+                printed(&recorded[0]["lastAttemptTime"], "20m ago"),
+                "DeliveredAndValidated".into()
+            ],
+            vec![
+                "backup".to_owned(),
+                "2".into(),
+                printed(&recorded[1]["deliveredTime"], "3d ago"),
+                printed(&recorded[1]["lastAttemptTime"], "15m ago"),
+                "EntraThrottled".into()
+            ],
+        ]
+    );
+
+    let document: Value = serde_json::from_str(
+        world
+            .run(&["history", "app", "-n", "team-a", "-o", "json"])
+            .await
+            .ok(),
+    )
+    .unwrap();
+    let deliveries = document["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[1]["name"], "backup");
+    assert_eq!(deliveries[1]["deliveredRevision"], 2);
+    assert_eq!(deliveries[1]["failedAttempts"], 2);
+    assert_eq!(document["history"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn deliveries_not_yet_attempted_show_without_issue_attempts() {
+    let world = World::start().await;
+    world.credential(
+        "team-a",
+        "fresh",
+        &json!({"deliveries": deliveries_spec()}),
+        None,
+    );
+    let run = world.run(&["history", "fresh", "-n", "team-a"]).await;
+    assert_eq!(
+        lines(run.ok()),
+        [
+            vec![
+                "DELIVERY",
+                "REVISION",
+                "DELIVERED",
+                "LAST ATTEMPT",
+                "OUTCOME"
+            ],
+            vec!["entra", "-", "-", "-", "-"],
+            vec!["backup", "-", "-", "-", "-"],
+        ]
+    );
     assert!(
         run.stderr
             .contains("No issue attempts recorded for team-a/fresh yet."),

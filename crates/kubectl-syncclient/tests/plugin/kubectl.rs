@@ -56,6 +56,10 @@ async fn kubectl_runs_the_plugin_from_path() {
     let table = lines(run.ok());
     assert_eq!(table[0][..3], ["NAME", "READY", "REASON"]);
     assert_eq!(table[1][..3], ["okta-scim", "True", "CredentialCurrent"]);
+    assert_eq!(
+        (table[0][7].as_str(), table[1][7].as_str()),
+        ("DELIVERED", "-")
+    );
 
     let help = world
         .run_raw(&kubectl, &["syncclient", "--help"], &env)
