@@ -44,7 +44,7 @@ pub struct EntraIdDelivery {
     )]
     pub job_id: Option<String>,
     /// The SCIM endpoint URL Entra ID calls (the job's *Tenant URL*); absent: the broker's URL
-    /// + `/usergroup/t/{tenant}/scim/v2`. Set it when Entra ID reaches vCenter through a proxy or
+    /// followed by `/usergroup/t/{tenant}/scim/v2`. Set it when Entra ID reaches vCenter through a proxy or
     /// an application proxy that publishes another URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(

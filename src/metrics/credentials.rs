@@ -69,61 +69,85 @@ impl Collector for CredentialCollector {
             "Since when the credential has been due for renewal without being renewed; absent while nothing is due (Unix seconds)",
             &|s| s.renewal_due_time,
         )?;
-        let mut metric = encoder.encode_descriptor(
-            "credential_delivery_job_quarantined",
-            "1 while the provisioning job a delivery targets was quarantined when last read (0 otherwise)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (namespace, name, status) in &credentials {
-            for delivery in status.iter().flat_map(|s| &s.deliveries) {
-                let Some(state) = delivery.job_state.as_deref() else {
-                    continue;
-                };
-                let labels = [
-                    ("namespace", namespace.as_str()),
-                    ("name", name.as_str()),
-                    ("delivery", delivery.name.as_str()),
-                ];
-                ConstGauge::new(i64::from(state == "Quarantine"))
-                    .encode(metric.encode_family(&labels)?)?;
-            }
-        }
-        let mut metric = encoder.encode_descriptor(
-            "credential_ready_status",
-            "Ready condition of each credential (1 for the current condition value)",
-            None,
-            MetricType::Gauge,
-        )?;
-        let now = chrono::Utc::now();
-        for (namespace, name, status) in &credentials {
-            // A stored credential past its expiry is not ready, whatever the condition says
-            // (it is rewritten at the expiry; the scrape does not wait for that).
-            let expired = status
-                .and_then(|s| s.expires_at)
-                .is_some_and(|at| at <= now);
-            let current = status
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY))
-                .map_or(ConditionStatus::Unknown, |c| c.status);
-            let current = if expired {
-                ConditionStatus::False
-            } else {
-                current
-            };
-            for (value, label) in [
-                (ConditionStatus::True, "True"),
-                (ConditionStatus::False, "False"),
-                (ConditionStatus::Unknown, "Unknown"),
-            ] {
-                let labels = [
-                    ("namespace", namespace.as_str()),
-                    ("name", name.as_str()),
-                    ("condition", label),
-                ];
-                ConstGauge::new(i64::from(value == current))
-                    .encode(metric.encode_family(&labels)?)?;
-            }
-        }
+        quarantined(&mut encoder, &credentials)?;
+        ready_status(&mut encoder, &credentials)?;
         Ok(())
     }
+}
+
+/// A credential as the scrape sees it: namespace, name and status.
+type Seen<'a> = (
+    String,
+    String,
+    Option<&'a crate::api::SyncClientCredentialStatus>,
+);
+
+/// `credential_delivery_job_quarantined`: per delivery whose job state is known.
+fn quarantined(
+    encoder: &mut DescriptorEncoder,
+    credentials: &[Seen<'_>],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        "credential_delivery_job_quarantined",
+        "1 while the provisioning job a delivery targets was quarantined when last read (0 otherwise)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (namespace, name, status) in credentials {
+        for delivery in status.iter().flat_map(|s| &s.deliveries) {
+            let Some(state) = delivery.job_state.as_deref() else {
+                continue;
+            };
+            let labels = [
+                ("namespace", namespace.as_str()),
+                ("name", name.as_str()),
+                ("delivery", delivery.name.as_str()),
+            ];
+            ConstGauge::new(i64::from(state == "Quarantine"))
+                .encode(metric.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// `credential_ready_status`: the Ready condition, False once the stored credential expired.
+fn ready_status(
+    encoder: &mut DescriptorEncoder,
+    credentials: &[Seen<'_>],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        "credential_ready_status",
+        "Ready condition of each credential (1 for the current condition value)",
+        None,
+        MetricType::Gauge,
+    )?;
+    let now = chrono::Utc::now();
+    for (namespace, name, status) in credentials {
+        // A stored credential past its expiry is not ready, whatever the condition says
+        // (it is rewritten at the expiry; the scrape does not wait for that).
+        let expired = status
+            .and_then(|s| s.expires_at)
+            .is_some_and(|at| at <= now);
+        let current = status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY))
+            .map_or(ConditionStatus::Unknown, |c| c.status);
+        let current = if expired {
+            ConditionStatus::False
+        } else {
+            current
+        };
+        for (value, label) in [
+            (ConditionStatus::True, "True"),
+            (ConditionStatus::False, "False"),
+            (ConditionStatus::Unknown, "Unknown"),
+        ] {
+            let labels = [
+                ("namespace", namespace.as_str()),
+                ("name", name.as_str()),
+                ("condition", label),
+            ];
+            ConstGauge::new(i64::from(value == current)).encode(metric.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }

@@ -501,7 +501,7 @@ async fn credentials_sharing_one_app_registration_sign_in_once() {
     // Status and events hold none of them either.
     let objects = serde_json::to_string(
         &env.credentials()
-            .list(&Default::default())
+            .list(&kube::api::ListParams::default())
             .await
             .unwrap()
             .items,
@@ -512,7 +512,7 @@ async fn credentials_sharing_one_app_registration_sign_in_once() {
             env.client.clone(),
             &env.namespace,
         )
-        .list(&Default::default())
+        .list(&kube::api::ListParams::default())
         .await
         .unwrap()
         .items,

@@ -1,24 +1,28 @@
 //! [`BrokerClient`]: the public operations, built on the transport and the auth cache.
+//!
+//! This module keeps the client, its configuration checks, the SCIM probe and logout; the
+//! usergroup API calls and sending with the broker token have their own modules.
+
+mod authorized;
+mod usergroup;
+
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use percent_encoding::utf8_percent_encode;
-use reqwest::RequestBuilder;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use sync_client_http::{PATH_SEGMENT, SecretString, check_path_value, single_line};
+use reqwest::header::ACCEPT;
+use sync_client_http::{PATH_SEGMENT, SecretString, check_path_value};
 
 use crate::auth::{AuthState, LoginBlock, SESSION_HEADER, VCenterLogin, session_header};
 use crate::config::{AuthSummary, BrokerAuth, BrokerConfig, MAX_LOGIN_COOLDOWN};
-use crate::error::{BrokerError, ErrorKind};
-use crate::guard::{Deadline, RevokeGuard};
+use crate::error::BrokerError;
+use crate::guard::Deadline;
 use crate::outcome::Endpoint;
-use crate::transport::{Answer, Transport, malformed_answer, status_error};
-use crate::wire::{
-    GenerateBody, GenerateRequest, IssuedCredential, Malformed, SYNC_CLIENT_MEDIA_TYPE,
-    SyncClientConfig, SyncClientMedia, parse_sync_client_media,
-};
+use crate::transport::{Transport, status_error};
 
 /// A broker token is trusted for at most this long (24 h), whatever `expires_in` says: it is
 /// cached and reported for no longer.
@@ -101,109 +105,6 @@ impl BrokerClient {
         Ok(AuthStatus {
             broker_token_expires_in: token.expires_in,
         })
-    }
-
-    /// Issues a new access token or client secret for the sync client of `directory_id`.
-    ///
-    /// The broker revokes the previous credential at once. When the error says
-    /// [`outcome_unknown`](BrokerError::outcome_unknown), it may have done so without the new
-    /// credential reaching us.
-    ///
-    /// `guard` is asked right before each generate request is sent (the first, and the retry
-    /// after the broker refused the broker token); a refusal ends the call with
-    /// [`ErrorKind::GuardRefused`] and nothing revoked. Its deadline bounds the whole chain
-    /// (waiting for the shared login, the vCenter login, the broker token, the generate, a token
-    /// refresh and the retry); every request's timeout is cut to what remains. A deadline that
-    /// passes before the generate request is sent is a [`ErrorKind::Transient`] error with a
-    /// known outcome; one that passes while it is in flight leaves the outcome unknown.
-    pub async fn generate_credentials(
-        &self,
-        directory_id: &str,
-        request: &GenerateRequest,
-        guard: &RevokeGuard<'_>,
-    ) -> Result<IssuedCredential, BrokerError> {
-        let endpoint = Endpoint::GenerateCredentials;
-        let url = format!(
-            "{}?action=generate_credentials",
-            self.inner.sync_client_url(endpoint, directory_id)?
-        );
-        let body = serde_json::to_vec(&GenerateBody::from(request)).map_err(|error| {
-            BrokerError::call(
-                ErrorKind::Spec,
-                endpoint,
-                &format!("invalid request body: {error}"),
-            )
-        })?;
-        let kind = request.kind;
-        self.inner
-            .send_with_broker_token(
-                endpoint,
-                Some(guard),
-                |token| {
-                    self.inner
-                        .transport
-                        .http()
-                        .post(&url)
-                        .bearer_auth(token.expose())
-                        .header(CONTENT_TYPE, SYNC_CLIENT_MEDIA_TYPE)
-                        .header(ACCEPT, SYNC_CLIENT_MEDIA_TYPE)
-                        .body(body.clone())
-                },
-                |answer, token| {
-                    if !answer.is_success() {
-                        return Err(self.inner.sync_client_error(
-                            endpoint,
-                            &answer,
-                            directory_id,
-                            token,
-                        ));
-                    }
-                    // Every 200 rotates: an answer we cannot use leaves the new credential unknown.
-                    parse_usable(&answer)
-                        .and_then(|media| media.into_credential(kind))
-                        .map_err(|malformed| {
-                            malformed_answer(endpoint, &answer, &malformed.0)
-                                .with_outcome_unknown(true)
-                        })
-                },
-            )
-            .await
-    }
-
-    /// Reads the sync-client configuration of `directory_id` (without secrets).
-    pub async fn read_sync_client(
-        &self,
-        directory_id: &str,
-    ) -> Result<SyncClientConfig, BrokerError> {
-        let endpoint = Endpoint::ReadSyncClient;
-        let url = self.inner.sync_client_url(endpoint, directory_id)?;
-        self.inner
-            .send_with_broker_token(
-                endpoint,
-                None,
-                |token| {
-                    self.inner
-                        .transport
-                        .http()
-                        .get(&url)
-                        .bearer_auth(token.expose())
-                        .header(ACCEPT, SYNC_CLIENT_MEDIA_TYPE)
-                },
-                |answer, token| {
-                    if !answer.is_success() {
-                        return Err(self.inner.sync_client_error(
-                            endpoint,
-                            &answer,
-                            directory_id,
-                            token,
-                        ));
-                    }
-                    parse_usable(&answer)
-                        .map(SyncClientMedia::into_config)
-                        .map_err(|malformed| malformed_answer(endpoint, &answer, &malformed.0))
-                },
-            )
-            .await
     }
 
     /// Asks the tenant's SCIM API whether `access_token` still works: `Ok(true)` on 200,
@@ -290,20 +191,6 @@ impl Inner {
         format!("{}{path_and_query}", self.base_url)
     }
 
-    fn sync_client_url(
-        &self,
-        endpoint: Endpoint,
-        directory_id: &str,
-    ) -> Result<String, BrokerError> {
-        check_path_value("directory id", directory_id)
-            .map_err(|reason| BrokerError::call(ErrorKind::Spec, endpoint, &reason))?;
-        Ok(self.url(&format!(
-            "/usergroup/t/{}/broker/directories/{}/sync-client",
-            self.tenant_segment,
-            utf8_percent_encode(directory_id, PATH_SEGMENT)
-        )))
-    }
-
     pub(crate) fn vcenter_login(&self) -> Option<VCenterLogin<'_>> {
         match &self.auth {
             BrokerAuth::VCenter {
@@ -325,96 +212,6 @@ impl Inner {
             BrokerAuth::VCenter { password, .. } => vec![password.expose()],
             BrokerAuth::BearerToken(token) => vec![token.expose()],
         }
-    }
-
-    /// Sends a request authorized by a broker token. With vCenter login, a 401 makes it fetch a
-    /// new token once and retry once; a static bearer token is used as is. With a `guard`, its
-    /// deadline bounds the whole chain and its check runs right before each request is sent.
-    async fn send_with_broker_token<T>(
-        &self,
-        endpoint: Endpoint,
-        guard: Option<&RevokeGuard<'_>>,
-        request: impl Fn(&SecretString) -> RequestBuilder,
-        read: impl Fn(Answer, &SecretString) -> Result<T, BrokerError>,
-    ) -> Result<T, BrokerError> {
-        let send = |token| self.send_guarded(endpoint, guard, token, &request, &read);
-        let login = match &self.auth {
-            BrokerAuth::BearerToken(token) => return send(token).await,
-            BrokerAuth::VCenter {
-                username,
-                password,
-                token_client,
-            } => VCenterLogin {
-                username,
-                password,
-                token_client: *token_client,
-            },
-        };
-        let deadline = Deadline::of(guard);
-        let first = self.broker_token(login, deadline).await?;
-        match send(&first.token).await {
-            Err(error) if error.kind() == ErrorKind::Auth => {
-                tracing::debug!(
-                    endpoint = endpoint.as_str(),
-                    "broker token rejected; fetching a new one"
-                );
-                let second = self
-                    .replace_broker_token(login, &first.token, deadline)
-                    .await?;
-                send(&second.token).await
-            }
-            other => other,
-        }
-    }
-
-    /// Sends one request with `token`, if the guard (when there is one) allows it now.
-    async fn send_guarded<T>(
-        &self,
-        endpoint: Endpoint,
-        guard: Option<&RevokeGuard<'_>>,
-        token: &SecretString,
-        request: impl Fn(&SecretString) -> RequestBuilder,
-        read: impl Fn(Answer, &SecretString) -> Result<T, BrokerError>,
-    ) -> Result<T, BrokerError> {
-        if let Some(guard) = guard {
-            guard.allow(endpoint)?;
-            tracing::debug!(
-                endpoint = endpoint.as_str(),
-                "the guard allows the request; sending it"
-            );
-        }
-        self.transport
-            .call(endpoint, request(token), Deadline::of(guard), |answer| {
-                read(answer, token)
-            })
-            .await
-    }
-
-    fn sync_client_error(
-        &self,
-        endpoint: Endpoint,
-        answer: &Answer,
-        directory_id: &str,
-        token: &SecretString,
-    ) -> BrokerError {
-        let directory = single_line(directory_id, 64);
-        let hint = match answer.status.as_u16() {
-            400 => Some(format!("invalid parameters for directory {directory}")),
-            401 => Some("broker token rejected".to_owned()),
-            403 => Some(format!(
-                "forbidden to manage the sync client of directory {directory}"
-            )),
-            404 => Some(format!(
-                "no sync-client configuration for directory {directory}"
-            )),
-            409 => Some(format!(
-                "more than one sync-client configuration for directory {directory}"
-            )),
-            _ => None,
-        };
-        let mut secrets = self.config_secrets();
-        secrets.push(token.expose());
-        status_error(endpoint, answer, hint, &secrets)
     }
 }
 
@@ -440,14 +237,6 @@ impl fmt::Display for BrokerClient {
             AuthSummary(&self.inner.auth)
         )
     }
-}
-
-/// The body of a success answer, unless it was cut off for being too large.
-fn parse_usable(answer: &Answer) -> Result<SyncClientMedia, Malformed> {
-    if answer.truncated {
-        return Err(Malformed::new("the answer is too large"));
-    }
-    parse_sync_client_media(&answer.body)
 }
 
 /// The base URL without a trailing slash, if it is an absolute https URL (or http, when
@@ -485,45 +274,4 @@ fn normalize_base_url(raw: &str, allow_insecure_http: bool) -> Result<String, Br
         ));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_url_loses_trailing_slash_and_keeps_prefix() {
-        assert_eq!(
-            normalize_base_url("https://vc.example/", false).as_deref(),
-            Ok("https://vc.example")
-        );
-        assert_eq!(
-            normalize_base_url("https://vc.example:8443/proxy/", false).as_deref(),
-            Ok("https://vc.example:8443/proxy")
-        );
-    }
-
-    #[test]
-    fn base_url_with_credentials_is_refused_without_echoing_them() {
-        let error =
-            normalize_base_url("https://admin:hunter2@vc.example", false).expect_err("refused");
-        assert_eq!(error.kind(), ErrorKind::Spec);
-        assert!(!error.to_string().contains("hunter2"));
-        assert!(normalize_base_url("ftp://vc.example", true).is_err());
-        assert!(normalize_base_url("vc.example", true).is_err());
-        assert!(normalize_base_url("https://vc.example/?x=1", false).is_err());
-    }
-
-    #[test]
-    fn plain_http_needs_the_flag() {
-        let error = normalize_base_url("http://vc.example", false).expect_err("refused");
-        assert_eq!(error.kind(), ErrorKind::Spec);
-        assert!(error.to_string().contains("allowInsecureHttp"), "{error}");
-        assert_eq!(
-            normalize_base_url("http://vc.example/", true).as_deref(),
-            Ok("http://vc.example")
-        );
-        let error = normalize_base_url("ftp://vc.example", false).expect_err("refused");
-        assert!(error.to_string().contains("https://"), "{error}");
-    }
 }

@@ -1,10 +1,18 @@
 //! Provisioning jobs: their state machine (cycles, quarantine, restart, start) and their Graph
 //! JSON (`synchronizationJob`).
+//!
+//! This module keeps the job, its status types and its transitions; the `resetScope` flags and
+//! the Graph JSON have their own modules.
+
+mod json;
+mod reset;
+
+#[cfg(test)]
+mod tests;
 
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+pub use reset::{ResetFlag, ResetScope};
 
 /// `status.code` of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,84 +44,6 @@ pub enum QuarantineReason {
     TooManyDeletes,
     IngestionInterrupted,
     Unknown,
-}
-
-/// One flag of `restart`'s `resetScope` (documented members of
-/// `synchronizationJobRestartScope`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ResetFlag {
-    None,
-    ConnectorDataStore,
-    Escrows,
-    Watermark,
-    QuarantineState,
-    /// Includes `ConnectorDataStore`.
-    Full,
-    ForceDeletes,
-}
-
-const RESET_FLAGS: [ResetFlag; 7] = [
-    ResetFlag::None,
-    ResetFlag::ConnectorDataStore,
-    ResetFlag::Escrows,
-    ResetFlag::Watermark,
-    ResetFlag::QuarantineState,
-    ResetFlag::Full,
-    ResetFlag::ForceDeletes,
-];
-
-impl ResetFlag {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "None",
-            Self::ConnectorDataStore => "ConnectorDataStore",
-            Self::Escrows => "Escrows",
-            Self::Watermark => "Watermark",
-            Self::QuarantineState => "QuarantineState",
-            Self::Full => "Full",
-            Self::ForceDeletes => "ForceDeletes",
-        }
-    }
-}
-
-/// A parsed `resetScope`: the comma-separated flags string Graph uses for flags enums
-/// (`"Watermark, Escrows, QuarantineState"`). Names are case-sensitive; spaces around them are
-/// ignored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResetScope {
-    flags: Vec<ResetFlag>,
-}
-
-impl ResetScope {
-    /// `Err` names the first part that is not a flag.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut flags = Vec::new();
-        for part in text.split(',').map(str::trim) {
-            let flag = RESET_FLAGS
-                .into_iter()
-                .find(|flag| flag.name() == part)
-                .ok_or_else(|| part.to_owned())?;
-            if !flags.contains(&flag) {
-                flags.push(flag);
-            }
-        }
-        Ok(Self { flags })
-    }
-
-    /// Whether the string named `flag` itself.
-    pub fn names(&self, flag: ResetFlag) -> bool {
-        self.flags.contains(&flag)
-    }
-
-    /// Whether the restart resets what `flag` resets (`Full` resets everything but
-    /// `ForceDeletes`).
-    pub fn resets(&self, flag: ResetFlag) -> bool {
-        self.names(flag) || (self.names(ResetFlag::Full) && flag != ResetFlag::ForceDeletes)
-    }
-
-    pub fn flags(&self) -> &[ResetFlag] {
-        &self.flags
-    }
 }
 
 /// One `restart` call the job received.
@@ -353,203 +283,5 @@ impl JobSnapshot {
                 error: None,
             });
         }
-    }
-
-    /// The Graph `synchronizationJob` JSON.
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "templateId": self.template_id,
-            "schedule": {
-                "expiration": null,
-                "interval": "PT40M",
-                "state": format!("{:?}", self.schedule_state),
-            },
-            "status": {
-                "code": format!("{:?}", self.status_code),
-                "countSuccessiveCompleteFailures": self.successive_failures,
-                "escrowsPruned": false,
-                "lastExecution": self.last_execution.as_ref().map(execution_json),
-                "lastSuccessfulExecution": self.last_successful_execution.as_ref().map(execution_json),
-                "lastSuccessfulExecutionWithExports": null,
-                "progress": [],
-                "quarantine": self.quarantine.as_ref().map(quarantine_json),
-                "steadyStateFirstAchievedTime": NEVER,
-                "steadyStateLastAchievedTime": self.steady_state_last_achieved.map_or_else(|| NEVER.to_owned(), timestamp),
-                "synchronizedEntryCountByType": [],
-                "troubleshootingUrl": null,
-            },
-            "synchronizationJobSettings": [],
-        })
-    }
-}
-
-/// Graph's "never" timestamp.
-const NEVER: &str = "0001-01-01T00:00:00Z";
-
-/// An ISO 8601 UTC timestamp as Graph writes them.
-pub(crate) fn timestamp(time: SystemTime) -> String {
-    DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn error_json(error: &ExecutionError) -> Value {
-    json!({
-        "code": error.code,
-        "message": error.message,
-        "tenantActionable": error.tenant_actionable,
-    })
-}
-
-fn execution_json(execution: &Execution) -> Value {
-    json!({
-        "activityIdentifier": null,
-        "countEntitled": 0,
-        "countExported": 0,
-        "countImported": 0,
-        "state": format!("{:?}", execution.state),
-        "timeBegan": timestamp(execution.time_began),
-        "timeEnded": timestamp(execution.time_ended),
-        "error": execution.error.as_ref().map(error_json),
-    })
-}
-
-fn quarantine_json(quarantine: &Quarantine) -> Value {
-    json!({
-        "currentBegan": timestamp(quarantine.current_began),
-        "nextAttempt": timestamp(quarantine.next_attempt),
-        "reason": format!("{:?}", quarantine.reason),
-        "seriesBegan": timestamp(quarantine.series_began),
-        "seriesCount": quarantine.series_count,
-        "error": quarantine.error.as_ref().map(error_json),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn failure() -> ExecutionError {
-        ExecutionError {
-            code: "X".to_owned(),
-            message: "refused".to_owned(),
-            tenant_actionable: true,
-        }
-    }
-
-    #[test]
-    fn reset_scope_parses_flag_strings_case_sensitively() {
-        let scope = ResetScope::parse("Watermark, Escrows,QuarantineState").expect("flags");
-        assert_eq!(
-            scope.flags(),
-            [
-                ResetFlag::Watermark,
-                ResetFlag::Escrows,
-                ResetFlag::QuarantineState
-            ]
-        );
-        assert!(
-            ResetScope::parse("Full")
-                .expect("flag")
-                .resets(ResetFlag::ConnectorDataStore)
-        );
-        assert!(
-            !ResetScope::parse("Full")
-                .expect("flag")
-                .names(ResetFlag::ConnectorDataStore)
-        );
-        assert_eq!(
-            ResetScope::parse("quarantineState"),
-            Err("quarantineState".to_owned())
-        );
-        assert_eq!(ResetScope::parse(""), Err(String::new()));
-    }
-
-    #[test]
-    fn failures_quarantine_with_a_growing_series_and_success_lifts_it() {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut job = JobSnapshot::new("job", "scim");
-        job.record_failure(start, start, failure());
-        let quarantine = job.quarantine.clone().expect("quarantined");
-        assert_eq!(job.status_code, JobStatusCode::Quarantine);
-        assert_eq!(
-            quarantine.reason,
-            QuarantineReason::EncounteredQuarantineException
-        );
-        assert_eq!(quarantine.series_count, 1);
-        assert_eq!(
-            quarantine.next_attempt,
-            start + Duration::from_secs(6 * 3600)
-        );
-        let later = start + Duration::from_secs(6 * 3600);
-        job.record_failure(later, later, failure());
-        let quarantine = job.quarantine.clone().expect("quarantined");
-        assert_eq!(
-            (quarantine.series_count, quarantine.series_began),
-            (2, start)
-        );
-        assert_eq!(
-            quarantine.next_attempt,
-            later + Duration::from_secs(12 * 3600)
-        );
-        assert_eq!(job.successive_failures, 2);
-        let four_weeks = start + DISABLED_AFTER;
-        job.record_failure(four_weeks, four_weeks, failure());
-        assert_eq!(job.schedule_state, ScheduleState::Disabled);
-        job.record_success(four_weeks, four_weeks);
-        assert_eq!(job.status_code, JobStatusCode::Active);
-        assert!(job.quarantine.is_none());
-        assert_eq!(job.successive_failures, 0);
-    }
-
-    #[test]
-    fn only_quarantine_resetting_restarts_lift_a_quarantine() {
-        let now = SystemTime::now();
-        let mut job = JobSnapshot::new("job", "scim");
-        job.record_failure(now, now, failure());
-        job.restart(Some(ResetScope::parse("Watermark").expect("flag")), now);
-        job.restart(None, now);
-        assert_eq!(job.status_code, JobStatusCode::Quarantine);
-        job.restart(
-            Some(ResetScope::parse("QuarantineState").expect("flag")),
-            now,
-        );
-        assert_eq!(job.status_code, JobStatusCode::Active);
-        assert_eq!(job.restart_count(ResetFlag::QuarantineState), 1);
-        assert_eq!(
-            job.restarts
-                .iter()
-                .filter(|restart| restart.was_active)
-                .count(),
-            0
-        );
-        job.start(now);
-        assert_eq!(job.starts_on_active_job(), 1);
-    }
-
-    #[test]
-    fn job_json_has_the_documented_fields() {
-        let now = SystemTime::UNIX_EPOCH;
-        let mut job = JobSnapshot::new("job", "scim");
-        assert_eq!(
-            job.to_json()["status"]["steadyStateLastAchievedTime"],
-            NEVER
-        );
-        job.record_failure(now, now, failure());
-        let body = job.to_json();
-        assert_eq!(body["status"]["code"], "Quarantine");
-        assert_eq!(
-            body["status"]["quarantine"]["reason"],
-            "EncounteredQuarantineException"
-        );
-        assert_eq!(
-            body["status"]["quarantine"]["currentBegan"],
-            "1970-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            body["status"]["quarantine"]["error"]["tenantActionable"],
-            true
-        );
-        assert_eq!(body["status"]["lastExecution"]["state"], "Failed");
-        assert_eq!(body["schedule"]["state"], "Active");
     }
 }

@@ -129,10 +129,12 @@
 //!   carries paths and CRD schemas only), or `resourceVersionMatch=Exact` reads of old
 //!   versions. The `authorization.k8s.io` group is not listed in discovery.
 
+mod access;
 mod accounting;
 mod apply;
 mod auth;
 mod cel;
+mod control;
 mod discovery;
 mod error;
 mod events;
@@ -140,6 +142,7 @@ mod faults;
 mod gc;
 mod http;
 mod objectmeta;
+mod objects;
 mod patch;
 mod protobuf;
 mod resources;
@@ -147,6 +150,7 @@ mod restore;
 mod secret;
 mod selectors;
 mod server;
+mod shared;
 mod store;
 mod table;
 mod tls;
@@ -155,13 +159,10 @@ mod watch;
 mod yaml;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch as signal};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use accounting::{RecordedRequest, RequestCounts};
@@ -171,102 +172,7 @@ pub use patch::PatchKind;
 pub use validation::CelRuleRuns;
 
 use auth::Tokens;
-use faults::Faults;
-use store::{DeleteOptions, Store, Target, WriteOptions};
-use watch::Disconnect;
-
-/// State shared by the HTTP handlers, watch tasks and the test-facing handle.
-pub(crate) struct Shared {
-    store: Mutex<Store>,
-    /// The latest resource version; watchers wake on every change.
-    changes: signal::Sender<u64>,
-    /// Bumped to end every open watch.
-    disconnects: signal::Sender<(u64, Disconnect)>,
-    shutdown: signal::Sender<bool>,
-    faults: Mutex<Faults>,
-    requests: Mutex<Vec<RecordedRequest>>,
-    bookmark_interval: Mutex<Duration>,
-    address: String,
-    /// Require a valid token and authorize every request with RBAC.
-    rbac: bool,
-    tokens: Mutex<Tokens>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in another test thread must not hide this one's results.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    fn new(address: SocketAddr, rbac: bool, tokens: Tokens) -> Self {
-        Self {
-            store: Mutex::new(Store::new()),
-            changes: signal::Sender::new(0),
-            disconnects: signal::Sender::new((0, Disconnect::Close)),
-            shutdown: signal::Sender::new(false),
-            faults: Mutex::new(Faults::default()),
-            requests: Mutex::new(Vec::new()),
-            bookmark_interval: Mutex::new(Duration::from_secs(1)),
-            address: address.to_string(),
-            rbac,
-            tokens: Mutex::new(tokens),
-        }
-    }
-
-    pub(crate) fn tokens(&self) -> MutexGuard<'_, Tokens> {
-        lock(&self.tokens)
-    }
-
-    pub(crate) fn lock_store(&self) -> MutexGuard<'_, Store> {
-        lock(&self.store)
-    }
-
-    /// Runs a store operation and wakes watchers if it changed anything.
-    pub(crate) fn write<T>(
-        &self,
-        op: impl FnOnce(&mut Store) -> Result<T, SimError>,
-    ) -> Result<T, SimError> {
-        let (result, before, after) = {
-            let mut store = self.lock_store();
-            let before = store.current_rv();
-            let result = op(&mut store);
-            (result, before, store.current_rv())
-        };
-        if after != before {
-            self.changes.send_replace(after);
-        }
-        result
-    }
-
-    pub(crate) fn faults(&self) -> MutexGuard<'_, Faults> {
-        lock(&self.faults)
-    }
-
-    pub(crate) fn bookmark_interval(&self) -> Duration {
-        *lock(&self.bookmark_interval)
-    }
-
-    pub(crate) fn record_request(&self, request: RecordedRequest) -> usize {
-        let mut requests = lock(&self.requests);
-        requests.push(request);
-        requests.len() - 1
-    }
-
-    pub(crate) fn set_request_status(&self, index: usize, status: u16) {
-        if let Some(request) = lock(&self.requests).get_mut(index) {
-            request.status = status;
-        }
-    }
-
-    fn disconnect_watches(&self, how: Disconnect) {
-        self.disconnects.send_modify(|(epoch, mode)| {
-            *epoch += 1;
-            *mode = how;
-        });
-    }
-}
+pub(crate) use shared::Shared;
 
 /// How to start a simulator: [`KubeSim::start_with`].
 ///
@@ -297,25 +203,6 @@ pub struct KubeSim {
     ca_pem: Option<String>,
     commands: mpsc::UnboundedSender<server::Command>,
     server: Option<JoinHandle<()>>,
-}
-
-fn object_name(obj: &Value) -> String {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned()
-}
-
-fn split_api_version(api_version: &str) -> (&str, &str) {
-    api_version.rsplit_once('/').unwrap_or(("", api_version))
-}
-
-fn unknown_resource(api_version: &str, what: &str) -> SimError {
-    SimError::new(
-        404,
-        "NotFound",
-        format!("the server could not find the requested resource ({what} in {api_version})"),
-    )
 }
 
 impl KubeSim {
@@ -381,101 +268,6 @@ impl KubeSim {
         self.ca_pem.as_deref()
     }
 
-    /// The token of the user `admin` (groups `system:masters`, `system:authenticated`),
-    /// allowed everything.
-    pub fn admin_token(&self) -> String {
-        self.shared.tokens().admin().to_owned()
-    }
-
-    /// A new bearer token for the ServiceAccount `namespace/name` (user
-    /// `system:serviceaccount:<namespace>:<name>`). It is accepted only while that
-    /// ServiceAccount exists; if it exists now, only while it is the same object (same uid).
-    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
-        let uid = self
-            .get("v1", "serviceaccounts", Some(namespace), name)
-            .and_then(|sa| {
-                sa.pointer("/metadata/uid")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
-        self.shared.tokens().issue(namespace, name, uid)
-    }
-
-    /// Writes what a kubelet mounts at `/var/run/secrets/kubernetes.io/serviceaccount` for a
-    /// pod of this ServiceAccount into `dir` (created if needed): `token` (a new
-    /// [`KubeSim::service_account_token`]), `namespace` and, with TLS, `ca.crt`.
-    pub fn service_account_files(
-        &self,
-        namespace: &str,
-        name: &str,
-        dir: &Path,
-    ) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(
-            dir.join("token"),
-            self.service_account_token(namespace, name),
-        )?;
-        std::fs::write(dir.join("namespace"), namespace)?;
-        if let Some(ca) = &self.ca_pem {
-            std::fs::write(dir.join("ca.crt"), ca)?;
-        }
-        Ok(())
-    }
-
-    /// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` as a pod would see them, for
-    /// in-cluster clients (`kube::Config::incluster_env`).
-    pub fn in_cluster_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("KUBERNETES_SERVICE_HOST", self.address.ip().to_string()),
-            ("KUBERNETES_SERVICE_PORT", self.address.port().to_string()),
-        ]
-    }
-
-    /// A kubeconfig with cluster, user and context all named `sim`, default namespace
-    /// `default`. The user's token is `sim-token` (any token is accepted) unless TLS or RBAC
-    /// is on: then it is the [`KubeSim::admin_token`], and with TLS the cluster carries
-    /// `certificate-authority-data`.
-    pub fn kubeconfig_yaml(&self) -> String {
-        let token = if self.ca_pem.is_some() || self.shared.rbac {
-            self.admin_token()
-        } else {
-            "sim-token".to_owned()
-        };
-        self.kubeconfig_yaml_with_token(&token)
-    }
-
-    /// [`KubeSim::kubeconfig_yaml`] with the user's token replaced by `token`: one client's
-    /// identity, e.g. one of two operator replicas. With RBAC off any token is accepted and
-    /// still tells the client apart ([`Fault::for_token`], [`KubeSim::counts_for_token`],
-    /// [`RecordedRequest::client`]); with RBAC on it must be a token the simulator issued.
-    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
-        let ca = self.ca_pem.as_ref().map_or_else(String::new, |pem| {
-            format!(
-                "    certificate-authority-data: {}\n",
-                base64::engine::general_purpose::STANDARD.encode(pem)
-            )
-        });
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\n{ca}users:\n- name: sim\n  user:\n    token: {token}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\npreferences: {{}}\n",
-            self.url()
-        )
-    }
-
-    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::write(path, self.kubeconfig_yaml())
-    }
-
-    /// Writes [`KubeSim::kubeconfig_yaml_with_token`].
-    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
-        std::fs::write(path, self.kubeconfig_yaml_with_token(token))
-    }
-
-    /// The fingerprint [`RecordedRequest::client`] records for requests with this bearer token:
-    /// `sha256:` and the first 16 hex digits of the token's SHA-256.
-    pub fn token_fingerprint(token: &str) -> String {
-        auth::token_fingerprint(token)
-    }
-
     /// Makes the simulator unreachable (`true`): the listening socket closes, so new
     /// connections are refused, and every open connection (watches included) is dropped.
     /// `false` listens again on the same address. Returns once done; coming back fails if
@@ -495,370 +287,6 @@ impl KubeSim {
                 .map_err(|_| gone())?;
             finished.await.map_err(|_| gone())?
         }
-    }
-
-    fn resource(
-        &self,
-        api_version: &str,
-        plural: &str,
-    ) -> Result<Arc<resources::ResourceType>, SimError> {
-        let (group, version) = split_api_version(api_version);
-        self.shared
-            .lock_store()
-            .registry
-            .find(group, version, plural)
-            .ok_or_else(|| unknown_resource(api_version, plural))
-    }
-
-    fn resource_of(&self, obj: &Value) -> Result<(Arc<resources::ResourceType>, String), SimError> {
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-        let (group, version) = split_api_version(api_version);
-        let rt = self
-            .shared
-            .lock_store()
-            .registry
-            .find_kind(group, version, kind)
-            .ok_or_else(|| unknown_resource(api_version, kind))?;
-        Ok((rt, version.to_owned()))
-    }
-
-    fn namespace_of(rt: &resources::ResourceType, obj: &Value) -> Option<String> {
-        rt.namespaced.then(|| {
-            obj.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .filter(|ns| !ns.is_empty())
-                .unwrap_or("default")
-                .to_owned()
-        })
-    }
-
-    /// One object as a client of `api_version` would read it.
-    pub fn get(
-        &self,
-        api_version: &str,
-        plural: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<Value> {
-        let rt = self.resource(api_version, plural).ok()?;
-        let (_, version) = split_api_version(api_version);
-        self.shared
-            .lock_store()
-            .get(&rt, version, namespace, name)
-            .ok()
-    }
-
-    /// All objects of a type, in one namespace or (with `None`) all.
-    pub fn list(&self, api_version: &str, plural: &str, namespace: Option<&str>) -> Vec<Value> {
-        let Ok(rt) = self.resource(api_version, plural) else {
-            return Vec::new();
-        };
-        let (_, version) = split_api_version(api_version);
-        let store = self.shared.lock_store();
-        store
-            .snapshot(
-                &rt,
-                namespace,
-                &selectors::LabelSelector::default(),
-                &selectors::FieldSelector::default(),
-            )
-            .iter()
-            .map(|obj| store::output(&rt, version, obj))
-            .collect()
-    }
-
-    /// Creates an object (`apiVersion`, `kind` and `metadata.namespace`, default `default`,
-    /// from the object) as a POST would, including validation and defaulting.
-    pub fn create(&self, obj: Value) -> Result<Value, SimError> {
-        let (rt, version) = self.resource_of(&obj)?;
-        let ns = Self::namespace_of(&rt, &obj);
-        self.shared
-            .write(|store| {
-                store.create(&rt, &version, ns.as_deref(), obj, &WriteOptions::default())
-            })
-            .map(|o| o.object)
-    }
-
-    /// Replaces an object as a PUT would (a stale `metadata.resourceVersion` conflicts; an
-    /// absent one replaces unconditionally); when the type has a status subresource and the
-    /// object carries a status, the status is written too, so the stored object matches.
-    pub fn replace(&self, obj: Value) -> Result<Value, SimError> {
-        let (rt, version) = self.resource_of(&obj)?;
-        let ns = Self::namespace_of(&rt, &obj);
-        let name = object_name(&obj);
-        let status = obj.get("status").cloned();
-        let opts = WriteOptions::default();
-        let mut target = Target {
-            rt: &rt,
-            version: &version,
-            namespace: ns.as_deref(),
-            name: &name,
-            subresource: None,
-        };
-        self.shared.write(|store| {
-            let mut written = store.update(&target, obj, &opts)?.object;
-            if rt.status_subresource
-                && let Some(status) = status
-            {
-                let mut with_status = written.clone();
-                with_status["status"] = status;
-                target.subresource = Some("status");
-                written = store.update(&target, with_status, &opts)?.object;
-            }
-            Ok(written)
-        })
-    }
-
-    /// Replaces only the status (PUT `/status`).
-    pub fn replace_status(&self, obj: Value) -> Result<Value, SimError> {
-        let (rt, version) = self.resource_of(&obj)?;
-        let ns = Self::namespace_of(&rt, &obj);
-        let name = object_name(&obj);
-        let target = Target {
-            rt: &rt,
-            version: &version,
-            namespace: ns.as_deref(),
-            name: &name,
-            subresource: Some("status"),
-        };
-        self.shared
-            .write(|store| store.update(&target, obj, &WriteOptions::default()))
-            .map(|o| o.object)
-    }
-
-    /// Patches an object (or, with `subresource = Some("status")`, its status). Apply patches
-    /// are made by the field manager `kube-sim-test` with `force=true`.
-    #[allow(clippy::too_many_arguments)] // a stable public signature the operator's tests use
-    pub fn patch(
-        &self,
-        api_version: &str,
-        plural: &str,
-        namespace: Option<&str>,
-        name: &str,
-        kind: PatchKind,
-        patch: &Value,
-        subresource: Option<&str>,
-    ) -> Result<Value, SimError> {
-        let rt = self.resource(api_version, plural)?;
-        let (_, version) = split_api_version(api_version);
-        let opts = WriteOptions {
-            field_manager: Some("kube-sim-test".to_owned()),
-            force: true,
-            ..WriteOptions::default()
-        };
-        let target = Target {
-            rt: &rt,
-            version,
-            namespace,
-            name,
-            subresource,
-        };
-        self.shared
-            .write(|store| store.patch(&target, kind, patch, &opts))
-            .map(|o| o.object)
-    }
-
-    /// Create-or-replace every object of a (multi-document) YAML manifest, CRDs included;
-    /// statuses given in the manifest are written too.
-    pub fn apply_yaml(&self, yaml: &str) -> Result<(), SimError> {
-        for obj in yaml::parse_manifests(yaml)? {
-            let (rt, version) = self.resource_of(&obj)?;
-            let ns = Self::namespace_of(&rt, &obj);
-            let name = object_name(&obj);
-            if self
-                .shared
-                .lock_store()
-                .get(&rt, &version, ns.as_deref(), &name)
-                .is_ok()
-            {
-                let mut unconditional = obj;
-                if let Some(meta) = unconditional
-                    .get_mut("metadata")
-                    .and_then(Value::as_object_mut)
-                {
-                    meta.remove("resourceVersion");
-                }
-                self.replace(unconditional)?;
-            } else {
-                let status = obj.get("status").cloned();
-                let created = self.create(obj)?;
-                if let Some(status) = status.filter(|_| rt.status_subresource) {
-                    let mut with_status = created;
-                    with_status["status"] = status;
-                    self.replace_status(with_status)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Loads objects as a restored etcd holds them, e.g. a cluster's state captured by an older
-    /// release: `metadata.uid`, `creationTimestamp`, `generation`, labels, annotations, owner
-    /// references, finalizers, `managedFields` and `status` are kept as given (a missing uid,
-    /// creation time or generation is filled in as a create would); each object gets a new
-    /// resource version. Every object is validated as a create validates it (object metadata,
-    /// Secrets, custom resources against their CRD's schema and rules, status included), but
-    /// stored as given: no defaulting or pruning. Custom resources need their CRD, stored
-    /// before or in the same call; namespaced objects their namespace, likewise (CRDs, then
-    /// namespaces, are stored first). An object that already exists (same name, or same uid)
-    /// fails the call, and nothing is stored unless every object passes. Owner references
-    /// between restored objects hold (no garbage collection of a dependent whose owner is in
-    /// the same call); objects whose owners exist nowhere are collected afterwards, as usual
-    /// (see [`KubeSim::set_orphan_collection`]). Watches see each object as `ADDED`.
-    pub fn restore(&self, objects: Vec<Value>) -> Result<(), SimError> {
-        self.shared.write(|store| store.restore(objects))
-    }
-
-    /// [`KubeSim::restore`] of every object of a (multi-document) YAML file.
-    pub fn restore_yaml(&self, yaml: &str) -> Result<(), SimError> {
-        self.restore(yaml::parse_manifests(yaml)?)
-    }
-
-    /// Deletes as a DELETE would: finalizers are honoured, dependents are garbage collected.
-    pub fn delete(
-        &self,
-        api_version: &str,
-        plural: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<(), SimError> {
-        let rt = self.resource(api_version, plural)?;
-        let (_, version) = split_api_version(api_version);
-        self.shared
-            .write(|store| store.delete(&rt, version, namespace, name, &DeleteOptions::default()))
-            .map(|_| ())
-    }
-
-    /// Waits until the object exists and satisfies `predicate`, at most `timeout`.
-    pub async fn wait_for(
-        &self,
-        api_version: &str,
-        plural: &str,
-        namespace: Option<&str>,
-        name: &str,
-        timeout: Duration,
-        predicate: impl Fn(&Value) -> bool,
-    ) -> Result<Value, SimError> {
-        let mut last = None;
-        let met = self
-            .wait_until(timeout, |sim| {
-                last = sim.get(api_version, plural, namespace, name);
-                last.as_ref().is_some_and(&predicate)
-            })
-            .await;
-        match (met, last) {
-            (true, Some(obj)) => Ok(obj),
-            (_, last) => Err(SimError::new(
-                504,
-                "Timeout",
-                format!(
-                    "{plural} {}/{name} did not reach the expected state within {timeout:?}; last seen: {}",
-                    namespace.unwrap_or(""),
-                    last.map_or_else(|| "absent".to_owned(), |o| o.to_string())
-                ),
-            )),
-        }
-    }
-
-    /// Re-checks `condition` after every change until it holds; `false` after `timeout`.
-    pub async fn wait_until(
-        &self,
-        timeout: Duration,
-        mut condition: impl FnMut(&Self) -> bool,
-    ) -> bool {
-        let mut changes = self.shared.changes.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            changes.borrow_and_update();
-            if condition(self) {
-                return true;
-            }
-            let woke = tokio::time::timeout_at(deadline, changes.changed()).await;
-            if woke.is_err() {
-                return condition(self);
-            }
-        }
-    }
-
-    /// The current (latest) resource version.
-    pub fn resource_version(&self) -> u64 {
-        self.shared.lock_store().current_rv()
-    }
-
-    /// Every `x-kubernetes-validations` rule the simulator met since it started, per resource,
-    /// field and rule, with how often it held, refused, failed to evaluate, or was skipped as
-    /// outside the simulator's CEL subset (`unsupported`, also logged). A test can assert that
-    /// each rule of its CRDs was really evaluated, both ways.
-    pub fn cel_rule_runs(&self) -> Vec<CelRuleRuns> {
-        self.shared
-            .lock_store()
-            .cel_rules
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Counts by verb and resource of the requests since the last [`KubeSim::clear_requests`].
-    pub fn counts(&self) -> RequestCounts {
-        RequestCounts::from_requests(&lock(&self.shared.requests))
-    }
-
-    /// [`KubeSim::counts`] of the requests that carried this bearer token only.
-    pub fn counts_for_token(&self, token: &str) -> RequestCounts {
-        let client = auth::token_fingerprint(token);
-        let requests: Vec<RecordedRequest> = lock(&self.shared.requests)
-            .iter()
-            .filter(|r| r.client.as_deref() == Some(client.as_str()))
-            .cloned()
-            .collect();
-        RequestCounts::from_requests(&requests)
-    }
-
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
-    }
-
-    /// Forgets the request log (and with it the counts).
-    pub fn clear_requests(&self) {
-        lock(&self.shared.requests).clear();
-    }
-
-    pub fn inject(&self, fault: Fault) {
-        self.shared.faults().add(fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.shared.faults().clear();
-    }
-
-    /// Aborts every open watch connection mid-stream, like a network failure.
-    pub fn drop_watches(&self) {
-        self.shared.disconnect_watches(Disconnect::Abort);
-    }
-
-    /// Ends every open watch cleanly, like a server-side watch timeout.
-    pub fn close_watches(&self) {
-        self.shared.disconnect_watches(Disconnect::Close);
-    }
-
-    /// Forgets watch history: a watch from any resource version older than the current one
-    /// then gets 410 Gone.
-    pub fn expire_watch_history(&self) {
-        self.shared.lock_store().expire_history();
-        // Running watches re-check history on a change signal.
-        self.shared.changes.send_modify(|_| {});
-    }
-
-    /// How often watches with `allowWatchBookmarks=true` get a bookmark (default 1 s;
-    /// applies to watches started afterwards).
-    pub fn set_bookmark_interval(&self, interval: Duration) {
-        *lock(&self.shared.bookmark_interval) = interval.max(Duration::from_millis(10));
-    }
-
-    /// Whether objects whose owners all do not exist are deleted when written (default true).
-    pub fn set_orphan_collection(&self, enabled: bool) {
-        self.shared.lock_store().collect_orphans = enabled;
     }
 
     /// Stops the server: open watches end, then the listener closes (bounded wait).

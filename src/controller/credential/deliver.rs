@@ -339,15 +339,16 @@ async fn resolve<'a>(
     let key = EntraKey::of(&namespace, &spec.connection_ref);
     let job_id = match &spec.job_id {
         Some(job) => job.clone(),
-        None => match ctx.entra.known_job(&key, &spec.service_principal_id) {
-            Some(job) => job,
-            None => {
+        None => {
+            if let Some(job) = ctx.entra.known_job(&key, &spec.service_principal_id) {
+                job
+            } else {
                 let job = only_job(&client, &spec.service_principal_id).await?;
                 ctx.entra
                     .remember_job(&key, &spec.service_principal_id, &job);
                 job
             }
-        },
+        }
     };
     Ok(Target {
         spec,

@@ -24,15 +24,15 @@ pub fn apply_deliveries(status: &mut SyncClientCredentialStatus, input: &StatusI
         .deliveries
         .retain(|d| input.delivery_names.contains(&d.name));
     for note in input.deliveries() {
-        let index = match status.deliveries.iter().position(|d| d.name == note.name) {
-            Some(index) => index,
-            None => {
-                status.deliveries.push(DeliveryStatus {
-                    name: note.name.clone(),
-                    ..DeliveryStatus::default()
-                });
-                status.deliveries.len() - 1
-            }
+        let index = if let Some(index) = status.deliveries.iter().position(|d| d.name == note.name)
+        {
+            index
+        } else {
+            status.deliveries.push(DeliveryStatus {
+                name: note.name.clone(),
+                ..DeliveryStatus::default()
+            });
+            status.deliveries.len() - 1
         };
         record(&mut status.deliveries[index], note, input.jitter_seed);
     }

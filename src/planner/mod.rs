@@ -10,6 +10,17 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::api::CredentialType;
 
+mod input;
+mod schedule;
+
+pub use input::{
+    Expiry, FailureCategory, Failures, MAX_RETRY_AFTER, PlanInput, Policy, Record, RenewPolicy,
+    Requests, SecretState, Verification,
+};
+
+use schedule::next_verification;
+pub use schedule::{jittered_backoff, renewal_time, retry_time};
+
 /// Backoff after the first failure.
 pub const BACKOFF_BASE: TimeDelta = TimeDelta::seconds(5);
 /// Longest wait between two retries of a retryable failure.
@@ -29,149 +40,6 @@ pub const MAX_RENEWAL_JITTER: TimeDelta = TimeDelta::minutes(5);
 pub const UNKNOWN_EXPIRY_ROTATION: TimeDelta = TimeDelta::hours(24);
 /// Default of the operator's minimum interval between two issues of one credential.
 pub const DEFAULT_MIN_ISSUE_INTERVAL: TimeDelta = TimeDelta::seconds(30);
-
-/// When to renew before expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RenewPolicy {
-    /// One third of the issued lifetime before expiry.
-    Default,
-    Before(TimeDelta),
-    /// Percentage (1-99) of the issued lifetime remaining at renewal.
-    Percentage(i32),
-}
-
-/// The parts of the spec the planner needs, already parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    pub credential_type: CredentialType,
-    pub renew: RenewPolicy,
-    pub rotation_interval: Option<TimeDelta>,
-    pub suspend: bool,
-    /// How often the stored token is probed with the broker (`None`: never).
-    pub verify_interval: Option<TimeDelta>,
-    /// Hash of the identity the credential is issued for (broker, directory, type).
-    pub spec_hash: String,
-}
-
-/// What the Secret's annotations say about the credential it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expiry {
-    At(DateTime<Utc>),
-    /// The broker answered without `access_token_expire_in` (or for a client secret).
-    NotReported,
-    /// The annotation is absent or unreadable.
-    Missing,
-}
-
-/// The record the operator keeps in an owned Secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub issued_at: DateTime<Utc>,
-    pub expiry: Expiry,
-    pub revision: i64,
-    pub spec_hash: Option<String>,
-    /// The data and the record still match the fingerprint written with them.
-    pub data_intact: bool,
-    /// The data is stored under the keys the spec names now.
-    pub layout_current: bool,
-    /// The fingerprint was made with the current key, in the current format.
-    pub fingerprint_current: bool,
-}
-
-/// What the Secret with the configured name is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretState {
-    Missing,
-    /// Exists without this resource as its controller owner: never overwritten.
-    NotOwned,
-    /// Owned, but its record annotations are absent or unreadable.
-    Unreadable,
-    Owned(Record),
-}
-
-/// How a failure is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureCategory {
-    /// Needs a change (the spec, the broker or its Secrets, vCenter's privileges, the broker's
-    /// sync clients): retried on a slow backoff, and at once when the spec or the broker changes
-    /// or a new rotate request comes.
-    Permanent,
-    /// May heal by itself: broker down, timeouts, authentication, Kubernetes write errors.
-    Retryable,
-}
-
-/// The failures since the last success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Failures {
-    pub attempts: u32,
-    pub last_failure_time: Option<DateTime<Utc>>,
-    pub category: Option<FailureCategory>,
-    pub generation: Option<i64>,
-    /// The retry time recorded with the last failure: a broker's `Retry-After` may have pushed it
-    /// past the backoff, and it is kept (at most [`MAX_RETRY_AFTER`] after the failure).
-    pub not_before: Option<DateTime<Utc>>,
-}
-
-/// Longest wait a broker's `Retry-After` may impose.
-pub const MAX_RETRY_AFTER: TimeDelta = TimeDelta::hours(1);
-
-/// Values people set in annotations, and what status says was done with them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Requests<'a> {
-    /// `syncclient.io/rotate-request`.
-    pub rotate: Option<&'a str>,
-    /// The rotate request last served (issued, or failed for good).
-    pub rotate_served: Option<&'a str>,
-    /// The rotate request last attempted: its retries follow the backoff.
-    pub rotate_attempted: Option<&'a str>,
-    /// `syncclient.io/preflight-request`.
-    pub preflight: Option<&'a str>,
-    /// The preflight request last served.
-    pub preflight_served: Option<&'a str>,
-    /// Whether any preflight ever ran for this resource.
-    pub preflight_ran: bool,
-}
-
-/// The last probe of the stored token with the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verification {
-    pub at: DateTime<Utc>,
-    /// The broker refused the token: someone else revoked it.
-    pub revoked: bool,
-}
-
-/// Everything the planner decides from.
-#[derive(Debug, Clone)]
-pub struct PlanInput<'a> {
-    pub now: DateTime<Utc>,
-    pub generation: i64,
-    pub policy: &'a Policy,
-    pub secret: &'a SecretState,
-    pub failures: Failures,
-    pub requests: Requests<'a>,
-    /// When a credential was last issued for this resource (from the Secret or status).
-    pub last_issued_at: Option<DateTime<Utc>>,
-    pub last_verification: Option<Verification>,
-    /// An older credential rotates the same sync client: this one must never issue.
-    pub sync_client_taken: bool,
-    /// At most one issue per this interval, whatever asks for it.
-    pub min_issue_interval: TimeDelta,
-    /// The record of the credential held in the Secret the spec named before, when the Secret
-    /// it names now is missing: that credential is moved, not re-issued.
-    pub held_elsewhere: Option<&'a Record>,
-    /// The broker or its Secrets changed since the last failure: a failure that waits for a
-    /// change is retried at once.
-    pub broker_changed: bool,
-    /// A probe of the stored token is owed at this time, whatever `verifyInterval` says: a
-    /// generate the operator gave up on may have landed at the broker until then, or the token
-    /// replaced a revoked one and must be seen accepted.
-    pub verify_after: Option<DateTime<Utc>>,
-    /// The earliest time a delivery of the stored credential that is not complete may be tried
-    /// (`None`: every delivery holds it, or there are none).
-    pub delivery_due: Option<DateTime<Utc>>,
-    /// Stable per resource (derived from its uid); spreads renewals, probes and retries.
-    pub jitter_seed: u64,
-}
 
 /// Why a credential is issued now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -488,144 +356,6 @@ fn throttle_end(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
 
 fn last_trusted_issue(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
     input.last_issued_at.filter(|at| *at <= input.now)
-}
-
-/// When the credential in `record` should be renewed, jitter included; `None`: never scheduled.
-pub fn renewal_time(policy: &Policy, record: &Record, jitter_seed: u64) -> Option<DateTime<Utc>> {
-    let by_interval = policy
-        .rotation_interval
-        .and_then(|interval| record.issued_at.checked_add_signed(interval));
-    let by_expiry = match (policy.credential_type, &record.expiry) {
-        (CredentialType::AccessToken, Expiry::At(expires_at)) => {
-            let lifetime = expires_at
-                .signed_duration_since(record.issued_at)
-                .max(TimeDelta::zero());
-            let before = match policy.renew {
-                RenewPolicy::Before(before) if before > TimeDelta::zero() && before < lifetime => {
-                    Some(before)
-                }
-                // A renewBefore longer than the lifetime would renew at once, forever: fall back
-                // to the default, as cert-manager does.
-                RenewPolicy::Default | RenewPolicy::Before(_) => Some(lifetime / 3),
-                RenewPolicy::Percentage(percent) => lifetime
-                    .checked_mul(percent.clamp(1, 99))
-                    .map(|scaled| scaled / 100),
-            };
-            before.and_then(|before| expires_at.checked_sub_signed(before))
-        }
-        (CredentialType::AccessToken, Expiry::NotReported | Expiry::Missing) => {
-            record.issued_at.checked_add_signed(UNKNOWN_EXPIRY_ROTATION)
-        }
-        (CredentialType::ClientSecret, _) => None,
-    };
-    let renewal = match (by_interval, by_expiry) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b)?,
-    };
-    let window = renewal
-        .signed_duration_since(record.issued_at)
-        .max(TimeDelta::zero());
-    let bound = (window / 10).min(MAX_RENEWAL_JITTER);
-    let advance = scale(
-        bound,
-        unit_fraction(mix(jitter_seed, record.revision.unsigned_abs())),
-    );
-    renewal.checked_sub_signed(advance)
-}
-
-/// When the stored access token is next probed: a probe owed since a given time (a generate
-/// that may still have landed, a token that replaced a revoked one), else `verifyInterval` after
-/// the last probe of this credential (or its issue), advanced by up to a tenth so probes of many
-/// credentials spread.
-fn next_verification(input: &PlanInput<'_>, record: &Record) -> Option<DateTime<Utc>> {
-    if input.policy.credential_type != CredentialType::AccessToken || !record.data_intact {
-        return None;
-    }
-    let last = input
-        .last_verification
-        .map(|v| v.at)
-        .filter(|at| *at >= record.issued_at && *at <= input.now);
-    let owed = input
-        .verify_after
-        .filter(|at| last.is_none_or(|last| last < *at));
-    let interval = input.policy.verify_interval;
-    let regular = interval.and_then(|interval| {
-        let since = last.unwrap_or(record.issued_at);
-        let advance = scale(
-            interval / 10,
-            unit_fraction(mix(
-                input.jitter_seed ^ 0x5645_5249_4659,
-                since.timestamp().unsigned_abs(),
-            )),
-        );
-        since
-            .checked_add_signed(interval)
-            .and_then(|at| at.checked_sub_signed(advance))
-    });
-    match (owed, regular) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// When the next attempt after a failure may run: jittered exponential backoff, slow for a
-/// failure that needs a change, fast otherwise, and never later than halfway to the expiry of
-/// the credential in the Secret, so several attempts still happen while it works.
-pub fn retry_time(input: &PlanInput<'_>) -> Option<DateTime<Utc>> {
-    let last = input.failures.last_failure_time?;
-    let attempts = input.failures.attempts.max(1);
-    let (base, cap, floor) = match input.failures.category {
-        Some(FailureCategory::Permanent) => {
-            (SLOW_BACKOFF_BASE, SLOW_BACKOFF_CAP, SLOW_MIN_RETRY_DELAY)
-        }
-        _ => (BACKOFF_BASE, BACKOFF_CAP, MIN_RETRY_DELAY),
-    };
-    let mut delay = jittered_backoff(base, cap, attempts, input.jitter_seed).max(floor);
-    if let Some(Record {
-        expiry: Expiry::At(expires_at),
-        ..
-    }) = effective_record(input)
-        && *expires_at > last
-    {
-        delay = delay.min((expires_at.signed_duration_since(last) / 2).max(floor));
-    }
-    let backoff = last.checked_add_signed(delay)?;
-    let asked = input.failures.not_before.filter(|at| {
-        last.checked_add_signed(MAX_RETRY_AFTER)
-            .is_some_and(|latest| *at <= latest)
-    });
-    Some(asked.map_or(backoff, |asked| asked.max(backoff)))
-}
-
-/// `base` doubled per attempt after the first, capped, then jittered down to between 75% and
-/// 100%, so retries of many credentials spread out.
-pub fn jittered_backoff(base: TimeDelta, cap: TimeDelta, attempts: u32, seed: u64) -> TimeDelta {
-    let attempts = attempts.max(1);
-    let exponent = (attempts - 1).min(16);
-    let raw = base.checked_mul(1_i32 << exponent).unwrap_or(cap).min(cap);
-    let fraction = 0.75 + 0.25 * unit_fraction(mix(seed, u64::from(attempts)));
-    scale(raw, fraction)
-}
-
-fn scale(delta: TimeDelta, fraction: f64) -> TimeDelta {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    let ms = (delta.num_milliseconds() as f64 * fraction) as i64;
-    TimeDelta::try_milliseconds(ms).unwrap_or(delta)
-}
-
-/// splitmix64: a fixed, well-spread mix of the seed and a counter.
-fn mix(seed: u64, counter: u64) -> u64 {
-    let mut z = seed ^ counter.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Maps to [0, 1).
-fn unit_fraction(value: u64) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let fraction = (value >> 11) as f64 / (1_u64 << 53) as f64;
-    fraction
 }
 
 #[cfg(test)]
