@@ -487,7 +487,6 @@ fn delivering_life() -> Vec<Step> {
 #[test]
 fn a_delivery_status_computed_from_the_cache_writes_what_the_full_status_would() {
     let (server, written) = live_delivering(&delivering_life(), &["entra"]);
-    let how = |name: &str| written.iter().find(|(n, _)| *n == name).unwrap().1;
     // An attempt writes its own messages; a look between attempts rebuilds the `Delivered`
     // message on the failure's, which the cache keeps: nothing to read or write.
     for (name, how) in &written {
