@@ -249,12 +249,7 @@ fn memory_rows(
 ) {
     let at_reference = n >= REFERENCE_N;
     rows.info("operator RSS idle, no credentials", kib_text(baseline));
-    rows.target(
-        "operator RSS settled",
-        kib_text(settled),
-        "≤ 96 MiB at 10,000 (stretch 64)",
-        settled.filter(|_| at_reference).map(|k| mib(k) <= 96.0),
-    );
+    rss_target(rows, "operator RSS settled", settled, n);
     rows.info("operator peak RSS (VmHWM)", kib_text(peak));
     if let (Some(base), Some(now)) = (baseline, settled) {
         let each = kib_per(now.saturating_sub(base), n);
@@ -395,17 +390,14 @@ pub async fn idle(
         "0",
         Some(broker.total() == 0),
     );
-    let settled = operator.rss_kib();
-    rows.target(
-        format!(
+    rss_target(
+        rows,
+        &format!(
             "operator RSS settled with {} credentials",
             world.credentials
         ),
-        kib_text(settled),
-        "≤ 96 MiB at 10,000 (stretch 64)",
-        settled
-            .filter(|_| world.credentials >= REFERENCE_N)
-            .map(|k| mib(k) <= 96.0),
+        operator.rss_kib(),
+        world.credentials,
     );
     rows.info(
         "operator peak RSS so far (VmHWM)",
@@ -456,12 +448,11 @@ pub async fn full_history(
         "all",
         Some(full == n),
     );
-    let settled = operator.rss_kib();
-    rows.target(
+    rss_target(
+        rows,
         "operator RSS settled with every history full",
-        kib_text(settled),
-        "≤ 96 MiB at 10,000 (stretch 64)",
-        settled.filter(|_| n >= REFERENCE_N).map(|k| mib(k) <= 96.0),
+        operator.rss_kib(),
+        n,
     );
     rows.info(
         "operator peak RSS so far (VmHWM)",
@@ -530,12 +521,11 @@ pub async fn restart(
         "all",
         Some(still == n),
     );
-    let settled = operator.rss_kib();
-    rows.target(
+    rss_target(
+        rows,
         "restarted operator RSS settled",
-        kib_text(settled),
-        "≤ 96 MiB at 10,000 (stretch 64)",
-        settled.filter(|_| n >= REFERENCE_N).map(|k| mib(k) <= 96.0),
+        operator.rss_kib(),
+        n,
     );
     Ok(operator)
 }
@@ -721,4 +711,14 @@ pub async fn punctuality(
     );
     cpu.rows(operator, rows);
     Ok(())
+}
+
+/// A settled RSS against the memory target, judged at the reference size only.
+fn rss_target(rows: &mut Rows, figure: &str, settled: Option<u64>, n: usize) {
+    rows.target(
+        figure,
+        kib_text(settled),
+        "≤ 96 MiB at 10,000 (stretch 64)",
+        settled.filter(|_| n >= REFERENCE_N).map(|k| mib(k) <= 96.0),
+    );
 }
