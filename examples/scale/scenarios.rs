@@ -390,20 +390,11 @@ pub async fn idle(
         "0",
         Some(broker.total() == 0),
     );
-    rss_target(
-        rows,
-        &format!(
-            "operator RSS settled with {} credentials",
-            world.credentials
-        ),
-        operator.rss_kib(),
-        world.credentials,
+    let settled = format!(
+        "operator RSS settled with {} credentials",
+        world.credentials
     );
-    rows.info(
-        "operator peak RSS so far (VmHWM)",
-        kib_text(operator.hwm_kib()),
-    );
-    cpu.rows(operator, rows);
+    settled_rows(rows, &settled, operator, world.credentials, &cpu);
     Ok(())
 }
 
@@ -448,17 +439,13 @@ pub async fn full_history(
         "all",
         Some(full == n),
     );
-    rss_target(
+    settled_rows(
         rows,
         "operator RSS settled with every history full",
-        operator.rss_kib(),
+        operator,
         n,
+        &cpu,
     );
-    rows.info(
-        "operator peak RSS so far (VmHWM)",
-        kib_text(operator.hwm_kib()),
-    );
-    cpu.rows(operator, rows);
     Ok(())
 }
 
@@ -721,4 +708,15 @@ fn rss_target(rows: &mut Rows, figure: &str, settled: Option<u64>, n: usize) {
         "≤ 96 MiB at 10,000 (stretch 64)",
         settled.filter(|_| n >= REFERENCE_N).map(|k| mib(k) <= 96.0),
     );
+}
+
+/// The end of a scenario that leaves the operator running: its settled RSS against the target,
+/// its peak, and the CPU time spent since `cpu`.
+fn settled_rows(rows: &mut Rows, figure: &str, operator: &Operator, n: usize, cpu: &Cpu) {
+    rss_target(rows, figure, operator.rss_kib(), n);
+    rows.info(
+        "operator peak RSS so far (VmHWM)",
+        kib_text(operator.hwm_kib()),
+    );
+    cpu.rows(operator, rows);
 }
