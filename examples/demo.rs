@@ -404,7 +404,7 @@ fn delivery_seen_in(credential: &SyncClientCredential) -> DeliverySeen {
     DeliverySeen {
         complete_revision: status.revision.filter(|r| complete_at(delivery, *r)),
         lifted: delivery.quarantine_lifted_time,
-        failure: delivery.last_failure_reason.clone(),
+        failure: delivery.last_failure_reason.as_deref().map(str::to_owned),
     }
 }
 

@@ -12,11 +12,13 @@
 //! - `renew`: every credential renews once (rotate request): calls per renewal;
 //! - `idle`: nothing due for `--idle-seconds`: no calls expected;
 //! - `restart`: a new operator process takes over the N credentials: ready time, no writes;
+//! - `history`: every credential rotated `--history-rounds` (10) times, so every history is
+//!   full: the settled RSS, then again `restart` on that world;
 //! - `punctuality`: `--punctuality-credentials` with 60-second tokens for
 //!   `--punctuality-seconds`: lateness of each renewal, no expired token in any Secret.
 //!
-//! `renew`, `idle` and `restart` run on the world `issue` built, in that order, so asking for
-//! any of them runs `issue` too.
+//! `renew`, `idle`, `restart` and `history` run on the world `issue` built, in that order, so
+//! asking for any of them runs `issue` too.
 
 #![allow(clippy::too_many_lines, clippy::unwrap_used, clippy::expect_used)]
 
@@ -53,7 +55,7 @@ pub struct Args {
     /// uses a tenth).
     #[arg(long, default_value_t = 10_000)]
     credentials: usize,
-    /// Scenarios to run, comma separated: issue-small, issue, renew, idle, restart,
+    /// Scenarios to run, comma separated: issue-small, issue, renew, idle, restart, history,
     /// punctuality (default: all).
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<Scenario>,
@@ -89,6 +91,9 @@ pub struct Args {
     /// Rotate requests of the `renew` scenario go out in batches of this many.
     #[arg(long, default_value_t = 1000)]
     renew_batch_size: usize,
+    /// Rotations of every credential in the `history` scenario.
+    #[arg(long, default_value_t = 10)]
+    history_rounds: usize,
     /// Longest wait for `n` credentials in a scenario: 60 s plus this many ms per credential.
     #[arg(long, default_value_t = 30)]
     timeout_ms_per_credential: u64,
@@ -108,6 +113,7 @@ enum Scenario {
     Renew,
     Idle,
     Restart,
+    History,
     Punctuality,
 }
 
@@ -183,6 +189,7 @@ async fn main() -> ExitCode {
         Scenario::Renew,
         Scenario::Idle,
         Scenario::Restart,
+        Scenario::History,
     ];
     if big.iter().any(|s| bench.args.runs(*s)) {
         times.1 = big_world(&bench, &mut all, &mut failures).await;
@@ -314,6 +321,22 @@ async fn big_scenarios(
         let result = scenarios::restart(bench, world, operator, &mut rows).await;
         all.append(&mut rows.rows);
         *slot = Some(result.map_err(|e| format!("restart: {e}"))?);
+    }
+    if bench.args.runs(Scenario::History) {
+        eprintln!(
+            "[bench] history: {} rotations each",
+            bench.args.history_rounds
+        );
+        let operator = slot.as_mut().ok_or("no operator")?;
+        let mut rows = Rows::new(format!("history-{n}"));
+        let result = scenarios::full_history(bench, world, operator, &mut rows).await;
+        all.append(&mut rows.rows);
+        result.map_err(|e| format!("history: {e}"))?;
+        eprintln!("[bench] restart on full histories");
+        let mut rows = Rows::new(format!("history-restart-{n}"));
+        let result = scenarios::restart(bench, world, operator, &mut rows).await;
+        all.append(&mut rows.rows);
+        *slot = Some(result.map_err(|e| format!("restart on full histories: {e}"))?);
     }
     Ok(())
 }

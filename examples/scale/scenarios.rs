@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sync_client_broker_sim::Endpoint;
+use sync_client_operator::api::MAX_HISTORY;
 
 use crate::calls::{BrokerCalls, KubeCalls};
 use crate::process::{Operator, cpu_seconds_of};
@@ -248,12 +249,7 @@ fn memory_rows(
 ) {
     let at_reference = n >= REFERENCE_N;
     rows.info("operator RSS idle, no credentials", kib_text(baseline));
-    rows.target(
-        "operator RSS settled",
-        kib_text(settled),
-        "≤ 96 MiB at 10,000 (stretch 64)",
-        settled.filter(|_| at_reference).map(|k| mib(k) <= 96.0),
-    );
+    rss_target(rows, "operator RSS settled", settled, n);
     rows.info("operator peak RSS (VmHWM)", kib_text(peak));
     if let (Some(base), Some(now)) = (baseline, settled) {
         let each = kib_per(now.saturating_sub(base), n);
@@ -310,6 +306,35 @@ fn per_issue_rows(
     rows.info("broker calls", broker.breakdown());
 }
 
+/// Asks every credential to rotate (rotate request `value`), `batch` at a time, each batch
+/// served before the next.
+async fn rotate_all(
+    bench: &Bench,
+    world: &World,
+    operator: &Operator,
+    value: &str,
+    batch: usize,
+) -> Result<(), Failure> {
+    let n = world.credentials;
+    let batch = batch.clamp(1, n.max(1));
+    let mut asked = 0;
+    while asked < n {
+        let next = (asked + batch).min(n);
+        world.request_rotation(value, asked..next).await?;
+        asked = next;
+        world
+            .wait_for(
+                "credentials renewed for the rotate request",
+                bench.timeout(batch),
+                |s| s.count_current(2, Some(value)),
+                asked,
+            )
+            .await
+            .map_err(|e| operator.died(&e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Every credential renews once (a new rotate-request value on each).
 pub async fn renew(
     bench: &Bench,
@@ -322,21 +347,7 @@ pub async fn renew(
     let cpu = Cpu::mark(operator);
     let started = Instant::now();
     let batch = bench.args.renew_batch_size.clamp(1, n.max(1));
-    let mut asked = 0;
-    while asked < n {
-        let next = (asked + batch).min(n);
-        world.request_rotation("bench-renew", asked..next).await?;
-        asked = next;
-        world
-            .wait_for(
-                "credentials renewed for the rotate request",
-                bench.timeout(batch),
-                |s| s.count_current(2, Some("bench-renew")),
-                asked,
-            )
-            .await
-            .map_err(|e| operator.died(&e.to_string()))?;
-    }
+    rotate_all(bench, world, operator, "bench-renew", batch).await?;
     let elapsed = started.elapsed().as_secs_f64();
     world.quiesce(QUIET, Duration::from_secs(60)).await;
     let calls = KubeCalls::of(&world.operator_requests());
@@ -379,23 +390,62 @@ pub async fn idle(
         "0",
         Some(broker.total() == 0),
     );
-    let settled = operator.rss_kib();
-    rows.target(
-        format!(
-            "operator RSS settled with {} credentials",
-            world.credentials
-        ),
-        kib_text(settled),
-        "≤ 96 MiB at 10,000 (stretch 64)",
-        settled
-            .filter(|_| world.credentials >= REFERENCE_N)
-            .map(|k| mib(k) <= 96.0),
+    let settled = format!(
+        "operator RSS settled with {} credentials",
+        world.credentials
     );
+    settled_rows(rows, &settled, operator, world.credentials, &cpu);
+    Ok(())
+}
+
+/// Every credential rotated `--history-rounds` times (each round asks all of them at once), so
+/// that every history holds its most attempts; then the operator's RSS, settled.
+pub async fn full_history(
+    bench: &Bench,
+    world: &World,
+    operator: &Operator,
+    rows: &mut Rows,
+) -> Result<(), Failure> {
+    let n = world.credentials;
+    let rounds = bench.args.history_rounds;
+    let cpu = Cpu::mark(operator);
+    let started = Instant::now();
+    for round in 1..=rounds {
+        rotate_all(bench, world, operator, &format!("bench-history-{round}"), n).await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    world.quiesce(QUIET, Duration::from_secs(60)).await;
     rows.info(
-        "operator peak RSS so far (VmHWM)",
-        kib_text(operator.hwm_kib()),
+        format!("time until every credential rotated {rounds} times (all at once each time)"),
+        secs(elapsed),
     );
-    cpu.rows(operator, rows);
+    let full = world
+        .kube
+        .list(
+            "syncclient.io/v1alpha1",
+            "syncclientcredentials",
+            Some(NAMESPACE),
+        )
+        .iter()
+        .filter(|cr| {
+            cr.pointer("/status/history")
+                .and_then(|h| h.as_array())
+                .is_some_and(|h| h.len() == MAX_HISTORY)
+        })
+        .count();
+    rows.target(
+        format!("credentials whose history holds {MAX_HISTORY} attempts"),
+        format!("{full}/{n}"),
+        "all",
+        Some(full == n),
+    );
+    settled_rows(
+        rows,
+        "operator RSS settled with every history full",
+        operator,
+        n,
+        &cpu,
+    );
     Ok(())
 }
 
@@ -458,9 +508,11 @@ pub async fn restart(
         "all",
         Some(still == n),
     );
-    rows.info(
+    rss_target(
+        rows,
         "restarted operator RSS settled",
-        kib_text(operator.rss_kib()),
+        operator.rss_kib(),
+        n,
     );
     Ok(operator)
 }
@@ -646,4 +698,25 @@ pub async fn punctuality(
     );
     cpu.rows(operator, rows);
     Ok(())
+}
+
+/// A settled RSS against the memory target, judged at the reference size only.
+fn rss_target(rows: &mut Rows, figure: &str, settled: Option<u64>, n: usize) {
+    rows.target(
+        figure,
+        kib_text(settled),
+        "≤ 96 MiB at 10,000 (stretch 64)",
+        settled.filter(|_| n >= REFERENCE_N).map(|k| mib(k) <= 96.0),
+    );
+}
+
+/// The end of a scenario that leaves the operator running: its settled RSS against the target,
+/// its peak, and the CPU time spent since `cpu`.
+fn settled_rows(rows: &mut Rows, figure: &str, operator: &Operator, n: usize, cpu: &Cpu) {
+    rss_target(rows, figure, operator.rss_kib(), n);
+    rows.info(
+        "operator peak RSS so far (VmHWM)",
+        kib_text(operator.hwm_kib()),
+    );
+    cpu.rows(operator, rows);
 }

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{Name, Text};
+
 /// `True`, `False` or `Unknown`, as in every Kubernetes condition.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionStatus {
@@ -18,15 +20,15 @@ pub enum ConditionStatus {
 pub struct Condition {
     /// `Ready`, `Issuing` or `Preflight` (a broker has `Ready` only).
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: Name,
     /// `True`, `False`, or `Unknown` while a read the operator needs to tell fails.
     pub status: ConditionStatus,
     /// A CamelCase word naming what happened (`CredentialCurrent`, `BrokerUnavailable`,
     /// `SecretReadFailed`, ...; the README lists every reason).
-    pub reason: String,
+    pub reason: Name,
     /// What happened and what to do, in words; never holds secret material.
     #[serde(default)]
-    pub message: String,
+    pub message: Text,
     /// When `status` last changed.
     pub last_transition_time: DateTime<Utc>,
     /// The `metadata.generation` the condition was computed from.

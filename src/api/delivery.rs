@@ -8,6 +8,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{Name, Text};
+
 /// One place the token is delivered to; exactly one kind.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("has(self.entraId)").message("set the kind of delivery: entraId"))]
@@ -85,23 +87,23 @@ pub struct DeliveryStatus {
     /// `Passed` (Entra ID reached the SCIM endpoint with the saved token), `Failed: ...`, or
     /// absent before the first validation of the delivered revision.
     #[serde(default)]
-    pub validation: Option<String>,
+    pub validation: Option<Text>,
     /// The job's `status.code` when last read: `Active`, `Quarantine`, `Paused`, ...
     #[serde(default)]
-    pub job_state: Option<String>,
+    pub job_state: Option<Name>,
     /// Why Entra ID quarantined the job, while it is quarantined.
     #[serde(default)]
-    pub quarantine_reason: Option<String>,
+    pub quarantine_reason: Option<Text>,
     /// When the operator last lifted a quarantine of this job.
     #[serde(default)]
     pub quarantine_lifted_time: Option<DateTime<Utc>>,
     /// The reason of the last failure (one of the credential's failure reasons), cleared when a
     /// delivery completes.
     #[serde(default)]
-    pub last_failure_reason: Option<String>,
+    pub last_failure_reason: Option<Name>,
     /// What failed, bounded and without secrets.
     #[serde(default)]
-    pub last_failure_message: Option<String>,
+    pub last_failure_message: Option<Text>,
     /// Failed attempts since the last complete delivery.
     #[serde(default)]
     pub failed_attempts: i32,

@@ -9,6 +9,9 @@ mod entra;
 mod policy;
 pub mod shape;
 mod status;
+mod text;
+#[cfg(test)]
+mod text_tests;
 
 pub use broker::{
     BearerTokenAuth, BrokerAuth, BrokerConnection, BrokerLimits, BrokerStatus, BrokerTls,
@@ -34,6 +37,7 @@ pub use policy::{
     spec_hash, token_ttl_minutes,
 };
 pub use status::{MAX_HISTORY, RotationRecord, SyncClientCredentialStatus};
+pub use text::{ELIDED, History, Name, SHORT_TEXT, Text, digest_of};
 
 /// API group of every resource of the operator.
 pub const GROUP: &str = "syncclient.io";

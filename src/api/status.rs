@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Condition;
+use super::{Condition, History, Name, Text};
 
 /// Observed state. Mirrors the Secret's record for people; holds no secret material.
 ///
@@ -47,7 +47,7 @@ pub struct SyncClientCredentialStatus {
     /// The reason of the last failed issue attempt, as the conditions name it
     /// (`BrokerUnavailable`, `PermissionDenied`, `SecretWriteFailed`, ...); the README says which
     /// are retried on their own and which wait for a change.
-    pub last_failure_reason: Option<String>,
+    pub last_failure_reason: Option<Name>,
     /// The generation the last failure happened at: a failure that needs a change is retried at
     /// once on a new one.
     pub last_failure_generation: Option<i64>,
@@ -55,7 +55,7 @@ pub struct SyncClientCredentialStatus {
     /// change, after a slow one (and at once when the spec, the broker or its Secrets change).
     pub next_retry_time: Option<DateTime<Utc>>,
     /// What failed, in words: at most 300 characters, never secret material.
-    pub last_failure_message: Option<String>,
+    pub last_failure_message: Option<Text>,
     /// The last `syncclient.io/rotate-request` value served: issued, or failed for a reason a
     /// retry cannot fix (a new value asks again).
     pub observed_rotate_request: Option<String>,
@@ -77,7 +77,7 @@ pub struct SyncClientCredentialStatus {
     /// could not be made, the reason and what failed (`BrokerUnavailable: ...`,
     /// `SecretReadFailed: ...`).
     #[serde(default)]
-    pub last_verify_result: Option<String>,
+    pub last_verify_result: Option<Text>,
     /// A check of the stored token owed at this time, whatever `verifyInterval` says: the end of
     /// the window in which a generate the operator gave up on may still land at the broker (and
     /// revoke the stored token), or just after a token replaced a revoked one.
@@ -85,7 +85,7 @@ pub struct SyncClientCredentialStatus {
     pub verify_due_time: Option<DateTime<Utc>>,
     /// The last issue attempts, newest first; never longer than [`MAX_HISTORY`].
     #[serde(default)]
-    pub history: Vec<RotationRecord>,
+    pub history: History,
     /// What became of each delivery in `spec.deliveries`, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<super::DeliveryStatus>,
@@ -105,9 +105,9 @@ pub struct RotationRecord {
     /// Why it was issued: `SecretMissing`, `SecretUnreadable`, `DataTampered`, `SpecChanged`,
     /// `ExpiryUnknown`, `RevokedExternally`, `RotateRequested`, `Expired`, `RenewalDue` or
     /// `OutcomeUnknown`.
-    pub trigger: String,
+    pub trigger: Name,
     /// `Issued`, or the failure reason (`BrokerUnavailable`, `PermissionDenied`, ...).
-    pub outcome: String,
+    pub outcome: Name,
     /// `hmac-sha256:` and 12 hex digits of an HMAC of the issued token (or client secret), keyed
     /// with the operator's fingerprint key: two people with access to the records can tell
     /// whether they hold the same one, nobody can check a guess. Only on success.

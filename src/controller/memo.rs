@@ -21,8 +21,9 @@ struct Entry {
     secret_written: Option<Instant>,
     status: Option<(u64, Instant)>,
     /// A status computed and not written (the write failed or was stale): failures, history
-    /// and served requests in it are the start of the next decision.
-    unwritten_status: Option<SyncClientCredentialStatus>,
+    /// and served requests in it are the start of the next decision. Boxed: an entry is held
+    /// for every credential, and this is rarely there.
+    unwritten_status: Option<Box<SyncClientCredentialStatus>>,
     /// The broker's state when the last failure happened.
     failure_broker_state: Option<String>,
 }
@@ -87,12 +88,12 @@ impl Memo {
 
     /// A status computed but not written (the write failed or was stale).
     pub fn keep_unwritten_status(&self, uid: &str, status: SyncClientCredentialStatus) {
-        self.with(uid, |entry| entry.unwritten_status = Some(status));
+        self.with(uid, |entry| entry.unwritten_status = Some(Box::new(status)));
     }
 
     /// The status still to be written, if any.
     pub fn unwritten_status(&self, uid: &str) -> Option<SyncClientCredentialStatus> {
-        self.read(uid, |entry| entry.unwritten_status.clone())
+        self.read(uid, |entry| entry.unwritten_status.as_deref().cloned())
     }
 
     /// The broker's state at a failure (`None`: the last attempt did not fail).
@@ -147,5 +148,13 @@ mod tests {
         assert_eq!(memo.secret_version("u").as_deref(), Some("7"));
         memo.forget("u");
         assert!(memo.is_empty());
+    }
+
+    #[test]
+    fn an_entry_stays_small() {
+        // One entry is held for every credential: a status (hundreds of bytes) inline in each
+        // would cost megabytes at 10,000 credentials.
+        let size = std::mem::size_of::<Entry>();
+        assert!(size <= 128, "{size} bytes");
     }
 }

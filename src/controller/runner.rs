@@ -20,7 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::brokers::BrokerKey;
 use super::caches::{Caches, DirectoryIndex};
 use super::fence::Fence;
-use super::{Context, Error, Options, broker_status, credential, kube_error};
+use super::{Context, Error, Options, broker_status, credential, kube_error, status};
 use crate::api::{
     BrokerKind, ClusterIdentityBroker, IdentityBroker, SyncClientCredential, reasons, secret_name,
 };
@@ -114,8 +114,9 @@ pub async fn run(
     }
 }
 
-/// The credential watch, kept in its cache and the directory index. A deleted credential's
-/// generated but unstored credential has nowhere to go and is dropped.
+/// The credential watch, kept in its cache and the directory index. The cache holds each status
+/// without the parts only people read ([`status::cached`]). A deleted credential's generated but
+/// unstored credential has nowhere to go and is dropped.
 fn credential_events(
     api: Api<Guarded<SyncClientCredential>>,
     writer: reflector::store::Writer<Guarded<SyncClientCredential>>,
@@ -124,6 +125,13 @@ fn credential_events(
 ) -> impl Stream<Item = Result<Guarded<SyncClientCredential>, watcher::Error>> + Send + 'static {
     let ctx = ctx.clone();
     watcher(api, watcher::Config::default())
+        .modify(|guard: &mut Guarded<SyncClientCredential>| {
+            if let Ok(cr) = &mut guard.0
+                && let Some(status) = &mut cr.status
+            {
+                status::cached::elide(status);
+            }
+        })
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(event) = event {

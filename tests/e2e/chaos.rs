@@ -501,8 +501,8 @@ async fn pause_the_leader() -> Option<Paused> {
     Some(Paused {
         old_requests,
         late_generates,
-        history_before,
-        history_after,
+        history_before: history_before.to_vec(),
+        history_after: history_after.to_vec(),
     })
 }
 
@@ -661,7 +661,7 @@ async fn revoke_elsewhere() -> Revoked {
     Revoked {
         generates: env.broker.generate_count(DIRECTORY),
         generate_calls: env.broker.count(Endpoint::Generate),
-        history: cr.status.map(|s| s.history).unwrap_or_default(),
+        history: cr.status.map(|s| s.history.to_vec()).unwrap_or_default(),
     }
 }
 

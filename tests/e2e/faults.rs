@@ -35,7 +35,7 @@ pub fn ready(cr: &SyncClientCredential) -> Option<(String, String)> {
         .conditions
         .iter()
         .find(|c| c.type_ == "Ready")
-        .map(|c| (c.reason.clone(), c.message.clone()))
+        .map(|c| (c.reason.to_string(), c.message.to_string()))
 }
 
 /// What a case must end with.

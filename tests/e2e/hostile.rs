@@ -1022,8 +1022,8 @@ async fn hostile_resources_neither_crash_stall_loop_nor_mislead_the_operator() {
             ));
         }
         rows.push(Row {
-            ready_message: ready.map(|c| c.message.clone()).unwrap_or_default(),
-            issuing_message: issuing.map(|c| c.message.clone()).unwrap_or_default(),
+            ready_message: ready.map(|c| c.message.to_string()).unwrap_or_default(),
+            issuing_message: issuing.map(|c| c.message.to_string()).unwrap_or_default(),
             history: cr
                 .status
                 .history

@@ -55,7 +55,7 @@ fn condition(
         .conditions
         .iter()
         .find(|c| c.type_ == type_)?;
-    Some((format!("{:?}", c.status), c.reason.clone()))
+    Some((format!("{:?}", c.status), c.reason.to_string()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

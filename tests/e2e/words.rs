@@ -108,7 +108,7 @@ async fn ready_once(env: &Env, status: ConditionStatus, reason: &str) -> String 
             .conditions
             .into_iter()
             .find(|c| c.type_ == "Ready")?;
-        (ready.status == status && ready.reason == reason).then_some(ready.message)
+        (ready.status == status && ready.reason == reason).then(|| ready.message.to_string())
     })
     .await
 }

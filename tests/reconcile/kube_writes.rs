@@ -157,7 +157,7 @@ async fn refused_status_patch_is_returned_as_a_write_status_error() {
 
 /// The conditions of a credential that issued before.
 fn with_conditions(mut cr: SyncClientCredential, world: &World) -> SyncClientCredential {
-    let condition = |type_: &str, status, reason: &str| Condition {
+    let condition = |type_: &'static str, status, reason: &'static str| Condition {
         type_: type_.into(),
         status,
         reason: reason.into(),

@@ -18,6 +18,7 @@ mod scenarios;
 mod world;
 
 mod broker_failures;
+mod cached_view;
 mod fencing;
 mod issuing;
 mod kube_writes;

@@ -205,7 +205,7 @@ fn last_failure(status: &DeliveryStatus) -> String {
         (Some(reason), Some(message)) if !message.is_empty() => {
             format!("{reason}: {}", one_line(Some(message)))
         }
-        (Some(reason), _) => reason.clone(),
+        (Some(reason), _) => reason.to_string(),
         (None, _) => "-".to_owned(),
     }
 }

@@ -84,8 +84,8 @@ pub fn rows(history: &[RotationRecord], now: DateTime<Utc>) -> Vec<Vec<String>> 
                 timestamp(r.time),
                 ago(now, r.time),
                 r.revision.to_string(),
-                r.trigger.clone(),
-                r.outcome.clone(),
+                r.trigger.to_string(),
+                r.outcome.to_string(),
                 r.fingerprint.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })

@@ -42,7 +42,7 @@ pub struct Baseline {
 impl Baseline {
     pub fn of(status: Option<&SyncClientCredentialStatus>) -> Self {
         status.map_or_else(Self::default, |s| Self {
-            history: s.history.clone(),
+            history: s.history.to_vec(),
             last_failure_time: s.last_failure_time,
         })
     }
@@ -83,7 +83,7 @@ pub fn rotate_outcome(
             record: Some(record.clone()),
         }),
         Some(record) => Some(RotateOutcome::Failed {
-            reason: record.outcome.clone(),
+            reason: record.outcome.to_string(),
             record: Some(record.clone()),
             served,
         }),
@@ -94,8 +94,8 @@ pub fn rotate_outcome(
                 RotateOutcome::Failed {
                     reason: status
                         .last_failure_reason
-                        .clone()
-                        .unwrap_or_else(|| "Failed".to_owned()),
+                        .as_ref()
+                        .map_or_else(|| "Failed".to_owned(), ToString::to_string),
                     record: None,
                     served,
                 }

@@ -35,11 +35,11 @@ impl BrokerState {
         let ready = status.and_then(|s| condition(&s.conditions, reasons::READY));
         match ready {
             Some(c) if c.status == ConditionStatus::True => Self::Ready {
-                reason: c.reason.clone(),
+                reason: c.reason.to_string(),
             },
             Some(c) if c.status == ConditionStatus::False => Self::NotReady {
-                reason: c.reason.clone(),
-                message: c.message.clone(),
+                reason: c.reason.to_string(),
+                message: c.message.to_string(),
             },
             _ => Self::Unknown,
         }
@@ -136,14 +136,14 @@ pub fn summarize(credential: &SyncClientCredential, broker: BrokerState) -> Cred
     let ready = condition(&status.conditions, reasons::READY);
     let preflight = condition(&status.conditions, PREFLIGHT_CONDITION).map(|c| PreflightSummary {
         status: c.status,
-        reason: c.reason.clone(),
-        message: c.message.clone(),
+        reason: c.reason.to_string(),
+        message: c.message.to_string(),
         time: status.last_preflight_time,
     });
     let delivered = condition(&status.conditions, reasons::DELIVERED).map(|c| ConditionSummary {
         status: c.status,
-        reason: c.reason.clone(),
-        message: c.message.clone(),
+        reason: c.reason.to_string(),
+        message: c.message.to_string(),
     });
     let spec = &credential.spec;
     CredentialSummary {
@@ -155,8 +155,8 @@ pub fn summarize(credential: &SyncClientCredential, broker: BrokerState) -> Cred
             .unwrap_or_else(|| name.clone()),
         name,
         ready: ready.map(|c| c.status),
-        reason: ready.map(|c| c.reason.clone()),
-        message: ready.map(|c| c.message.clone()),
+        reason: ready.map(|c| c.reason.to_string()),
+        message: ready.map(|c| c.message.to_string()),
         credential_type: spec.credential_type,
         suspended: spec.suspend,
         revision: status.revision,
@@ -164,10 +164,10 @@ pub fn summarize(credential: &SyncClientCredential, broker: BrokerState) -> Cred
         renewal_time: status.renewal_time,
         last_rotation_time: status.last_rotation_time,
         failed_attempts: status.failed_attempts,
-        last_failure_reason: status.last_failure_reason,
+        last_failure_reason: status.last_failure_reason.map(|r| r.to_string()),
         next_retry_time: status.next_retry_time,
         last_verify_time: status.last_verify_time,
-        last_verify_result: status.last_verify_result,
+        last_verify_result: status.last_verify_result.map(|r| r.to_string()),
         preflight,
         broker: BrokerSummary {
             kind: spec.broker_ref.kind,

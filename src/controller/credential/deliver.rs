@@ -179,8 +179,8 @@ pub async fn held_in_secret(ctx: &Context, observation: &Observation) -> Option<
 /// Whether a delivery's status says it holds `revision`, validated, the job not quarantined.
 pub fn complete_at(status: &DeliveryStatus, revision: i64) -> bool {
     status.delivered_revision == Some(revision)
-        && status.validation.as_deref() == Some("Passed")
-        && status.job_state.as_deref() != Some("Quarantine")
+        && status.validation.as_ref().is_some_and(|v| *v == "Passed")
+        && status.job_state.as_ref().is_none_or(|j| *j != "Quarantine")
         && status.last_failure_reason.is_none()
 }
 

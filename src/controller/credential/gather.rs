@@ -18,6 +18,7 @@ use crate::api::{
 };
 use crate::controller::brokers::{BrokerRequest, ResolvedBroker};
 use crate::controller::failure::Failure;
+use crate::controller::status;
 use crate::controller::status::credential::failures_from_status;
 use crate::controller::{Context, Error};
 use crate::planner::{Failures, PlanInput, Policy, Record, Requests, SecretState, Verification};
@@ -390,13 +391,22 @@ fn observe(
         Err(_) => SecretState::Missing,
     };
     // A status this process computed and could not write is newer than what the cache holds.
-    let status = ctx
-        .memo
-        .unwritten_status(&uid)
-        .unwrap_or_else(|| cr.status.clone().unwrap_or_default());
+    // Computed from the cache, it gets the parts the cache holds as digests back from a fresh
+    // read.
+    let read = cr.status.clone().unwrap_or_default();
+    let status = match ctx.memo.unwritten_status(&uid) {
+        Some(unwritten) if source == Source::Fresh => {
+            status::cached::restore(&unwritten, &read).unwrap_or(read)
+        }
+        Some(unwritten) => unwritten,
+        None => read,
+    };
     let verification = status.last_verify_time.map(|at| Verification {
         at,
-        revoked: status.last_verify_result.as_deref() == Some(VERIFY_REVOKED),
+        revoked: status
+            .last_verify_result
+            .as_ref()
+            .is_some_and(|result| *result == VERIFY_REVOKED),
     });
     let broker_changed = ctx
         .memo

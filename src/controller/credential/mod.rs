@@ -41,9 +41,9 @@ use super::brokers::BrokerKey;
 use super::failure::FailureReason;
 use super::status::credential::{Outcome, StatusInput, compute};
 use super::status::notes::Notes;
-use super::status::{self, Guard, StatusWrite};
+use super::status::{self, Guard, StatusWrite, cached};
 use super::{Context, Error};
-use crate::api::{CredentialType, SpecError, SyncClientCredential};
+use crate::api::{CredentialType, SpecError, SyncClientCredential, SyncClientCredentialStatus};
 use crate::planner::{self, BlockReason, FailureCategory, Plan, Policy, SecretState, WaitReason};
 use crate::secret;
 use pending::Pending;
@@ -117,7 +117,11 @@ fn caches_lag(ctx: &Context, cr: &SyncClientCredential) -> bool {
     let Some(uid) = &cr.metadata.uid else {
         return false;
     };
-    if ctx.memo.cache_lags(uid, &cr.status) {
+    // Compared as the cache holds statuses (the memo keeps the hash of the view it wrote).
+    if ctx
+        .memo
+        .cache_lags(uid, &cr.status.as_ref().map(cached::view))
+    {
         return true;
     }
     let Some(caches) = ctx.caches() else {
@@ -385,53 +389,101 @@ async fn record(
     }
     let uid = observation.uid();
     note_to_broker(ctx, observation, outcome);
-    let new = compute(
-        &observation.old_status(),
-        &StatusInput {
-            now: observation.now,
-            generation: observation.generation(),
-            secret_name: &observation.secret_name,
-            secret: &observation.state,
-            outcome,
-            notes,
-            served_rotate_request: observation
-                .served_by_secret
-                .as_deref()
-                .filter(|served| observation.rotate_request.as_deref() == Some(served)),
-            scheduled_renewal: scheduled_renewal(observation),
-            delivery_names: observation
-                .cr
-                .spec
-                .deliveries
-                .iter()
-                .map(|d| d.name.clone())
-                .collect(),
-            jitter_seed: observation.jitter_seed,
-            probe_fresh_token: matches!(outcome, Outcome::Issued { .. })
-                && observation.cr.spec.credential_type == CredentialType::AccessToken
-                && ctx.brokers.claim_trust_probe(&BrokerKey::of(
-                    &observation.namespace(),
-                    &observation.cr.spec.broker_ref,
-                )),
-        },
-    );
+    let input = status_input(ctx, observation, outcome, notes);
+    let new = compute(&observation.old_status(), &input);
     let guard = match observation.source {
         Source::Cache => Guard::IfUnchanged,
         Source::Fresh => Guard::Always,
     };
-    match status::write(&ctx.client, observation.cr.as_ref(), &new, guard).await {
-        Ok(StatusWrite::Done) => {
-            ctx.memo.status_written(&uid, &Some(&new));
+    let written = match status::write(&ctx.client, observation.cr.as_ref(), &new, guard).await {
+        Ok(StatusWrite::Elided) => recompute_fresh(ctx, observation, &input).await,
+        Ok(written) => Ok((written, new)),
+        Err(error) => Err((error, new)),
+    };
+    match written {
+        Ok((StatusWrite::Done, new)) => {
+            ctx.memo.status_written(&uid, &Some(cached::view(&new)));
             Ok(action)
         }
-        Ok(StatusWrite::Stale) => {
+        Ok((StatusWrite::Stale | StatusWrite::Elided, new)) => {
             ctx.memo.keep_unwritten_status(&uid, new);
             Ok(Action::requeue(STALE_RETRY))
         }
-        Err(error) => {
+        Err((error, new)) => {
             ctx.memo.keep_unwritten_status(&uid, new);
             Err(error)
         }
+    }
+}
+
+/// Everything the status is computed from.
+fn status_input<'a>(
+    ctx: &Context,
+    observation: &'a Observation,
+    outcome: &'a Outcome,
+    notes: &'a Notes,
+) -> StatusInput<'a> {
+    StatusInput {
+        now: observation.now,
+        generation: observation.generation(),
+        secret_name: &observation.secret_name,
+        secret: &observation.state,
+        outcome,
+        notes,
+        served_rotate_request: observation
+            .served_by_secret
+            .as_deref()
+            .filter(|served| observation.rotate_request.as_deref() == Some(served)),
+        scheduled_renewal: scheduled_renewal(observation),
+        delivery_names: observation
+            .cr
+            .spec
+            .deliveries
+            .iter()
+            .map(|d| d.name.clone())
+            .collect(),
+        jitter_seed: observation.jitter_seed,
+        probe_fresh_token: matches!(outcome, Outcome::Issued { .. })
+            && observation.cr.spec.credential_type == CredentialType::AccessToken
+            && ctx.brokers.claim_trust_probe(&BrokerKey::of(
+                &observation.namespace(),
+                &observation.cr.spec.broker_ref,
+            )),
+    }
+}
+
+/// The status computed from the cache needs a part the cache holds only as a digest (a message
+/// it keeps, a text it builds on): it is computed again from a fresh read of the same version,
+/// and written under that version. A resource changed meanwhile is decided again (`Stale`).
+async fn recompute_fresh(
+    ctx: &Context,
+    observation: &Observation,
+    input: &StatusInput<'_>,
+) -> Result<(StatusWrite, SyncClientCredentialStatus), (Error, SyncClientCredentialStatus)> {
+    let from_cache = || compute(&observation.old_status(), input);
+    let api: Api<SyncClientCredential> =
+        Api::namespaced(ctx.client.clone(), &observation.namespace());
+    let latest = match api.get_opt(&observation.name()).await {
+        Ok(Some(latest)) => latest,
+        Ok(None) => return Ok((StatusWrite::Done, from_cache())),
+        Err(source) => {
+            let error = Error::GetCredential {
+                namespace: observation.namespace(),
+                name: observation.name(),
+                source,
+            };
+            return Err((error, from_cache()));
+        }
+    };
+    if latest.metadata.resource_version != observation.cr.metadata.resource_version {
+        return Ok((StatusWrite::Stale, from_cache()));
+    }
+    let full = latest.status.clone().unwrap_or_default();
+    let old = cached::restore(&observation.status, &full).unwrap_or(full);
+    let new = compute(&old, input);
+    match status::write(&ctx.client, &latest, &new, Guard::IfUnchanged).await {
+        Ok(written) => Ok((written, new)),
+        Err(error) => Err((error, new)),
     }
 }
 

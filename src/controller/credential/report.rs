@@ -118,7 +118,12 @@ mod tests {
         cr
     }
 
-    fn condition(type_: &str, status: ConditionStatus, reason: &str, at: i64) -> Condition {
+    fn condition(
+        type_: &'static str,
+        status: ConditionStatus,
+        reason: &'static str,
+        at: i64,
+    ) -> Condition {
         Condition {
             type_: type_.into(),
             status,

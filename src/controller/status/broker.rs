@@ -52,7 +52,7 @@ pub fn compute(
             type_: reasons::READY.into(),
             status: condition_status,
             reason: reason.into(),
-            message,
+            message: message.into(),
             last_transition_time: now,
             observed_generation: generation,
         },

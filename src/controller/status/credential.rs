@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use super::bounded;
 use super::due::{renewal_due, verify_due};
 use super::notes::{Notes, apply_notes, record_attempt};
-use crate::api::{Condition, ConditionStatus, SyncClientCredentialStatus, reasons, set_condition};
+use crate::api::{
+    Condition, ConditionStatus, Name, SyncClientCredentialStatus, Text, reasons, set_condition,
+};
 use crate::controller::failure::{Failure, FailureReason};
 use crate::planner::{
     BlockReason, Expiry, FailureCategory, Failures, IssueReason, Record, RewriteReason,
@@ -99,11 +101,11 @@ impl StatusInput<'_> {
 pub struct Verdict {
     pub status: ConditionStatus,
     pub reason: &'static str,
-    pub message: String,
+    pub message: Text,
 }
 
 impl Verdict {
-    fn new(status: ConditionStatus, reason: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: ConditionStatus, reason: &'static str, message: impl Into<Text>) -> Self {
         Self {
             status,
             reason,
@@ -311,9 +313,9 @@ fn failed(
     } = *attempt;
     status.failed_attempts = status.failed_attempts.saturating_add(1);
     status.last_failure_time = Some(input.now);
-    status.last_failure_reason = Some(failure.reason.as_str().to_owned());
+    status.last_failure_reason = Some(failure.reason.as_str().into());
     status.last_failure_generation = Some(input.generation);
-    status.last_failure_message = Some(bounded(&failure.message));
+    status.last_failure_message = Some(bounded(&failure.message).into());
     status.next_retry_time = next_retry;
     if let Some(request) = rotate_request {
         match failure.category() {
@@ -485,14 +487,20 @@ fn ready_from_record(
             current_message(secret_name, record),
         ),
         // Not current, and a failure is being retried: say why it is not replaced yet.
+        // (Built on the last failure's message: unknown while the cache holds only its digest,
+        // so the status is then computed again from a fresh read.)
         Some(_) => match stored_reason(old) {
             Some(reason) => Verdict::new(
                 ConditionStatus::False,
                 reason.as_str(),
-                bounded(&format!(
-                    "the credential in the Secret is not valid; {}",
-                    old.last_failure_message.as_deref().unwrap_or_default()
-                )),
+                old.last_failure_message
+                    .clone()
+                    .unwrap_or_default()
+                    .map(|last| {
+                        bounded(&format!(
+                            "the credential in the Secret is not valid; {last}"
+                        ))
+                    }),
             ),
             None => Verdict::new(
                 ConditionStatus::False,
@@ -505,7 +513,7 @@ fn ready_from_record(
             stored_reason(old).map_or(reasons::PENDING, FailureReason::as_str),
             old.last_failure_message
                 .clone()
-                .unwrap_or_else(|| "no credential issued yet".to_owned()),
+                .unwrap_or_else(|| "no credential issued yet".into()),
         ),
     }
 }
@@ -537,9 +545,9 @@ fn set_conditions(
         set_condition(
             &mut status.conditions,
             Condition {
-                type_: type_.to_owned(),
+                type_: Name::new(type_),
                 status: verdict.status,
-                reason: verdict.reason.to_owned(),
+                reason: Name::new(verdict.reason),
                 message: verdict.message,
                 last_transition_time: input.now,
                 observed_generation: Some(input.generation),

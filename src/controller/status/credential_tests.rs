@@ -35,7 +35,7 @@ fn failed_before(reason: &str) -> SyncClientCredentialStatus {
     SyncClientCredentialStatus {
         failed_attempts: 2,
         last_failure_time: Some(t(50)),
-        last_failure_reason: Some(reason.into()),
+        last_failure_reason: Some(crate::api::Name::intern(reason)),
         last_failure_generation: Some(1),
         last_failure_message: Some("earlier failure".into()),
         ..SyncClientCredentialStatus::default()
@@ -96,7 +96,7 @@ fn condition(status: &SyncClientCredentialStatus, type_: &str) -> (ConditionStat
         .iter()
         .find(|c| c.type_ == type_)
         .unwrap_or_else(|| panic!("no {type_} condition"));
-    (c.status, c.reason.clone())
+    (c.status, c.reason.to_string())
 }
 
 #[test]

@@ -6,7 +6,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::bounded;
 use super::credential::StatusInput;
 use crate::api::{
-    Condition, ConditionStatus, DeliveryStatus, SyncClientCredentialStatus, reasons, set_condition,
+    Condition, ConditionStatus, DeliveryStatus, Name, SyncClientCredentialStatus, Text, reasons,
+    set_condition,
 };
 use crate::controller::credential::deliver::{DeliveryNote, Validation, complete_at};
 use crate::planner::{MAX_RETRY_AFTER, jittered_backoff};
@@ -58,20 +59,23 @@ fn record(status: &mut DeliveryStatus, note: &DeliveryNote, seed: u64) {
     match &note.validation {
         Some(Validation::Passed) => status.validation = Some("Passed".into()),
         Some(Validation::Pending(message)) => {
-            status.validation = Some(bounded(&format!("Pending: {message}")));
+            status.validation = Some(bounded(&format!("Pending: {message}")).into());
         }
         Some(Validation::Failed(message)) => {
-            status.validation = Some(bounded(&format!("Failed: {message}")));
+            status.validation = Some(bounded(&format!("Failed: {message}")).into());
         }
         None => {}
     }
     if let Some((state, reason)) = &note.job {
         status.job_state = Some(if note.quarantine_lifted {
-            "Active".to_owned()
+            "Active".into()
         } else {
-            state.clone()
+            Name::intern(state)
         });
-        status.quarantine_reason = reason.clone().filter(|_| !note.quarantine_lifted);
+        status.quarantine_reason = reason
+            .as_deref()
+            .filter(|_| !note.quarantine_lifted)
+            .map(Text::from);
     }
     if note.quarantine_lifted {
         status.quarantine_lifted_time = Some(note.at);
@@ -79,8 +83,8 @@ fn record(status: &mut DeliveryStatus, note: &DeliveryNote, seed: u64) {
     match &note.failure {
         Some(failure) => {
             status.failed_attempts = status.failed_attempts.saturating_add(1);
-            status.last_failure_reason = Some(failure.reason.as_str().to_owned());
-            status.last_failure_message = Some(bounded(&failure.message));
+            status.last_failure_reason = Some(failure.reason.as_str().into());
+            status.last_failure_message = Some(bounded(&failure.message).into());
             let attempts = u32::try_from(status.failed_attempts).unwrap_or(1);
             let backoff = jittered_backoff(RETRY_BASE, RETRY_CAP, attempts, seed);
             let asked = failure
@@ -123,37 +127,51 @@ fn delivered_condition(status: &mut SyncClientCredentialStatus, input: &StatusIn
         .deliveries
         .iter()
         .find(|d| d.last_failure_reason.is_some());
+    // A failure's message is built on the delivery's last failure message: unknown while the
+    // cache holds only its digest, so the status is then computed again from a fresh read.
     let (state, reason, message) = match failing {
         _ if done => (
             ConditionStatus::True,
-            reasons::DELIVERED_AND_VALIDATED.to_owned(),
-            format!("revision {revision} delivered to {targets} and validated"),
+            Name::new(reasons::DELIVERED_AND_VALIDATED),
+            Text::from(bounded(&format!(
+                "revision {revision} delivered to {targets} and validated"
+            ))),
         ),
         Some(delivery) => (
             ConditionStatus::False,
-            delivery.last_failure_reason.clone().unwrap_or_default(),
-            format!(
-                "delivering revision {revision} to {}: {}; retried at {}",
-                delivery.name,
-                delivery.last_failure_message.as_deref().unwrap_or_default(),
-                delivery
-                    .next_attempt_time
-                    .map_or_else(|| "-".to_owned(), crate::secret::rfc3339)
-            ),
+            delivery
+                .last_failure_reason
+                .clone()
+                .unwrap_or_else(|| Name::new("")),
+            delivery
+                .last_failure_message
+                .clone()
+                .unwrap_or_default()
+                .map(|last| {
+                    bounded(&format!(
+                        "delivering revision {revision} to {}: {last}; retried at {}",
+                        delivery.name,
+                        delivery
+                            .next_attempt_time
+                            .map_or_else(|| "-".to_owned(), crate::secret::rfc3339)
+                    ))
+                }),
         ),
         None => (
             ConditionStatus::False,
-            reasons::DELIVERY_PENDING.to_owned(),
-            format!("revision {revision} is being delivered to {targets}"),
+            Name::new(reasons::DELIVERY_PENDING),
+            Text::from(bounded(&format!(
+                "revision {revision} is being delivered to {targets}"
+            ))),
         ),
     };
     set_condition(
         &mut status.conditions,
         Condition {
-            type_: reasons::DELIVERED.to_owned(),
+            type_: Name::new(reasons::DELIVERED),
             status: state,
             reason,
-            message: bounded(&message),
+            message,
             last_transition_time: input.now,
             observed_generation: Some(input.generation),
         },

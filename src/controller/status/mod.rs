@@ -2,6 +2,7 @@
 //! ([`credential`], [`broker`]), and one guarded writer that patches it only when it changed.
 
 pub mod broker;
+pub mod cached;
 pub mod credential;
 pub mod delivery;
 pub mod due;
@@ -9,6 +10,8 @@ pub mod notes;
 
 #[cfg(test)]
 mod broker_tests;
+#[cfg(test)]
+mod cached_tests;
 #[cfg(test)]
 mod credential_tests;
 
@@ -107,9 +110,13 @@ pub enum StatusWrite {
     Done,
     /// The resource changed since it was read; a later reconcile sees the newer version.
     Stale,
+    /// Not written: the patch would carry a part the watch cache holds only as a digest
+    /// ([`cached`]); the status is to be computed again from a fresh read.
+    Elided,
 }
 
-/// Patches the status subresource of `obj` to `new`, unless it already holds exactly that.
+/// Patches the status subresource of `obj` to `new`, unless it already holds exactly that. The
+/// patch leaves out what `obj` holds only as a digest and `new` did not change ([`cached`]).
 pub async fn write<K: HasStatus>(
     client: &Client,
     obj: &K,
@@ -120,8 +127,16 @@ pub async fn write<K: HasStatus>(
         return Ok(StatusWrite::Done);
     }
     let namespace = obj.namespace();
+    let status = cached::patch(obj.current_status(), new).map_err(|e| Error::WriteStatus {
+        namespace: namespace.clone().unwrap_or_default(),
+        name: obj.name_any(),
+        source: kube::Error::SerdeError(e),
+    })?;
+    if cached::holds_digest(&status) {
+        return Ok(StatusWrite::Elided);
+    }
     let api = K::api(client.clone(), namespace.as_deref());
-    let mut patch = serde_json::json!({ "status": new });
+    let mut patch = serde_json::json!({ "status": status });
     if guard == Guard::IfUnchanged
         && let Some(version) = &obj.meta().resource_version
     {

@@ -41,7 +41,7 @@ pub struct PreflightNote {
 pub fn apply_notes(status: &mut SyncClientCredentialStatus, input: &StatusInput<'_>) {
     if let Some(verification) = &input.notes.verification {
         status.last_verify_time = Some(verification.at);
-        status.last_verify_result = Some(bounded(&verification.result));
+        status.last_verify_result = Some(bounded(&verification.result).into());
     }
     if let Some(preflight) = &input.notes.preflight {
         status.last_preflight_time = Some(preflight.at);
@@ -65,10 +65,10 @@ pub fn apply_notes(status: &mut SyncClientCredentialStatus, input: &StatusInput<
         set_condition(
             &mut status.conditions,
             Condition {
-                type_: reasons::PREFLIGHT.to_owned(),
+                type_: reasons::PREFLIGHT.into(),
                 status: state,
-                reason: reason.to_owned(),
-                message,
+                reason: reason.into(),
+                message: message.into(),
                 last_transition_time: preflight.at,
                 observed_generation: Some(input.generation),
             },
@@ -87,8 +87,8 @@ pub fn record_attempt(status: &mut SyncClientCredentialStatus, input: &StatusInp
         } => RotationRecord {
             time: input.now,
             revision: record.revision,
-            trigger: trigger.as_str().to_owned(),
-            outcome: "Issued".to_owned(),
+            trigger: trigger.as_str().into(),
+            outcome: "Issued".into(),
             fingerprint: Some(fingerprint.clone()),
         },
         Outcome::Failed {
@@ -100,12 +100,11 @@ pub fn record_attempt(status: &mut SyncClientCredentialStatus, input: &StatusInp
         } => RotationRecord {
             time: input.now,
             revision: *revision,
-            trigger: trigger.as_str().to_owned(),
-            outcome: failure.reason.as_str().to_owned(),
+            trigger: trigger.as_str().into(),
+            outcome: failure.reason.as_str().into(),
             fingerprint: stored.as_ref().map(|(_, fingerprint)| fingerprint.clone()),
         },
         _ => return,
     };
-    status.history.insert(0, entry);
-    status.history.truncate(MAX_HISTORY);
+    status.history.record(entry, MAX_HISTORY);
 }
