@@ -29,8 +29,8 @@ pub use delivery::{
 };
 pub use entra::{
     ClusterEntraConnection, ClusterEntraConnectionSpec, EntraAuth, EntraCertificateRef, EntraCloud,
-    EntraConnection, EntraConnectionSpec, EntraEndpoints, EntraSecretRef,
-    EntraSettings, WorkloadIdentity,
+    EntraConnection, EntraConnectionSpec, EntraEndpoints, EntraSecretRef, EntraSettings,
+    WorkloadIdentity,
 };
 pub use policy::{
     DEFAULT_VERIFY_INTERVAL, MAX_SPEC_DURATION, SpecError, legacy_spec_hash, secret_name,

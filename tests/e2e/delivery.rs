@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::PostParams;
 use serde_json::json;
 use sync_client_broker_sim::{SyncClients, new_directory_id};
@@ -121,12 +122,25 @@ pub(crate) async fn delivered(
     env.eventually(&format!("{name} delivered"), WAIT, || async {
         let live = env.broker.current_token(directory)?;
         let cr = env.credential(name).await;
-        let delivered = cr
-            .status
-            .as_ref()?
+        let status = cr.status.as_ref()?;
+        // Delivered (saved, validated, job not in quarantine) at the revision the Secret holds:
+        // until the status records the new revision, the condition of the one before reads True.
+        let revision: i64 = env
+            .secret(name)
+            .await?
+            .annotations()
+            .get("syncclient.io/revision")?
+            .parse()
+            .ok()?;
+        let delivered = status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Delivered" && format!("{:?}", c.status) == "True");
+            .any(|c| c.type_ == "Delivered" && format!("{:?}", c.status) == "True")
+            && status.revision == Some(revision)
+            && status
+                .deliveries
+                .iter()
+                .all(|d| d.delivered_revision == Some(revision));
         (delivered && entra.sim.held_secret_token(sp).as_deref() == Some(live.as_str()))
             .then_some(live)
     })
@@ -199,7 +213,10 @@ async fn the_first_issue_and_a_renewal_are_delivered_validated_and_the_job_stays
             "{call}: {calls:?}"
         );
     }
-    assert!(calls.len() <= 12, "kubernetes calls per delivered rotation: {calls:?}");
+    assert!(
+        calls.len() <= 12,
+        "kubernetes calls per delivered rotation: {calls:?}"
+    );
     assert_eq!(entra.sim.count(Call::PutSecrets), 1, "one PUT per rotation");
     assert_eq!(entra.sim.count(Call::ValidateCredentials), 1);
     assert_eq!(
@@ -271,7 +288,11 @@ async fn a_job_quarantined_by_the_dead_token_is_put_back_to_work() {
     );
     assert_eq!(snapshot.starts_on_active_job(), 0);
     let status = env.credential("app").await.status.unwrap();
-    assert!(status.deliveries[0].quarantine_lifted_time.is_some());
+    assert!(
+        status.deliveries[0].quarantine_lifted_time.is_some(),
+        "{:?}",
+        status.deliveries
+    );
     crate::harness::wait_for_event(&env, "app", "QuarantineLifted").await;
     assert_eq!(
         entra.sim.run_provisioning_cycle(&sp, &job).await,
