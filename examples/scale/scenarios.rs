@@ -274,6 +274,9 @@ fn per_issue_rows(
     exact: bool,
 ) {
     let each = per(calls.for_issues(), n);
+    // The first token through the broker is probed once; recording that probe costs a status
+    // patch and a read, once per broker rather than per credential.
+    let met = per(calls.for_issues().saturating_sub(2), n) <= target;
     rows.target(
         format!("Kubernetes calls per {unit}"),
         format!(
@@ -281,15 +284,18 @@ fn per_issue_rows(
             calls.for_issues(),
             calls.dry_runs()
         ),
-        format!("≤ {target:.0} (events and dry runs included)"),
-        Some(each <= target),
+        format!("≤ {target:.0} (events and dry runs included; + 2 per broker for its first probe)"),
+        Some(met),
     );
     calls.breakdown(rows, unit, n);
     let generates = broker.get(Endpoint::Generate);
     let each = per(broker.credential_calls(), n);
     // Over a time window (not a set of credentials) an issue may straddle its start or end.
+    // The first token through a broker is probed once, to learn whether its probe can be
+    // believed: one probe per broker (the world has one), not per credential.
+    let probes = broker.get(Endpoint::ScimProbe);
     let met = if exact {
-        broker.credential_calls() == n && generates == n
+        generates == n && probes <= 1 && broker.credential_calls() == n + probes
     } else {
         (each - 1.0).abs() <= 0.01 && broker.credential_calls() == generates
     };
@@ -297,7 +303,7 @@ fn per_issue_rows(
         format!("broker calls per {unit} (generate, read, probe)"),
         format!("{each:.3}"),
         if exact {
-            "exactly 1"
+            "1 generate each; 1 probe per broker"
         } else {
             "1 (±1% at the window's edges)"
         },
@@ -356,7 +362,9 @@ pub async fn renew(
         format!("time until all renewed (rotate requests in batches of {batch})"),
         secs(elapsed),
     );
-    per_issue_rows(rows, &calls, &broker, n, "renewal", 5.0, true);
+    // One dry run of the Secret write before each generate (a refused write is found before
+    // the mint revokes the working token): 6 calls, one more than a renewal without it.
+    per_issue_rows(rows, &calls, &broker, n, "renewal", 6.0, true);
     rows.info("operator RSS after renewal", kib_text(operator.rss_kib()));
     cpu.rows(operator, rows);
     Ok(())
