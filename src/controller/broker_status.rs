@@ -12,7 +12,8 @@ use futures::{StreamExt, future};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
+
 use kube::{Client, ResourceExt};
 
 use super::brokers::BrokerKey;
@@ -169,14 +170,23 @@ fn controller_loop<K: BrokerResource>(
 where
     K::DynamicType: Unpin,
 {
-    Controller::new(
+    let (reader, writer) = reflector::store();
+    // Only a new generation (a created broker, a changed spec) starts a reconcile from the watch:
+    // the reconcile's own status write must not log in again (a refused login would be asked
+    // twice for every change). Credential failures and Secret reloads come as triggers.
+    let changed = watcher(
         K::api(client, options.namespace.as_deref()),
         watcher::Config::default(),
     )
-    .reconcile_on(triggers)
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile::<K>, error_policy::<K>, ctx)
-    .for_each(|_| future::ready(()))
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, PredicateConfig::default());
+    Controller::for_stream(changed, reader)
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|_| future::ready(()))
 }
 
 /// Runs the status reconcilers of both broker kinds (cluster brokers only in cluster scope).
