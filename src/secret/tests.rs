@@ -1,8 +1,13 @@
 //! The Secret record: round trip, tamper detection, ownership, key rotation, 0.1.0's records and
 //! redaction.
 
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+
 use super::*;
-use crate::api::{BrokerRef, SecretKeys, SyncClientCredentialSpec};
+use crate::api::{BrokerRef, SecretKeys, SyncClientCredential, SyncClientCredentialSpec};
+use crate::planner::{Expiry, Record, SecretState};
 
 fn credential() -> SyncClientCredential {
     let mut cr = SyncClientCredential::new(
