@@ -16,6 +16,11 @@ use sync_client_operator::metrics::Metrics;
 use sync_client_operator::secret::{FingerprintKey, FingerprintKeys};
 use sync_client_operator::{api, http};
 
+/// jemalloc, built with background purging (`.cargo/config.toml`): the memory of a rotation
+/// burst goes back to the system within seconds, where glibc's malloc kept it resident.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -420,5 +425,20 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    /// The memory figures of docs/benchmarks.md depend on the allocator's build configuration
+    /// (`.cargo/config.toml`): a build without it keeps every burst resident again.
+    #[test]
+    fn the_allocator_returns_freed_memory_in_the_background() {
+        let conf = tikv_jemalloc_ctl::config::malloc_conf::read().expect("jemalloc answers");
+        for option in [
+            "background_thread:true",
+            "dirty_decay_ms:1000",
+            "muzzy_decay_ms:0",
+        ] {
+            assert!(conf.contains(option), "{option} missing from {conf:?}");
+        }
+        assert!(tikv_jemalloc_ctl::opt::background_thread::read().expect("jemalloc answers"));
     }
 }
