@@ -4,7 +4,6 @@
 use std::fmt;
 use std::ops::Deref;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{digest_of, serialize_marker};
@@ -123,14 +122,4 @@ impl<'de> Deserialize<'de> for History {
     }
 }
 
-impl JsonSchema for History {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        Vec::<RotationRecord>::schema_name()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        Vec::<RotationRecord>::json_schema(generator)
-    }
-}
+super::schema_as!(History, Vec<RotationRecord>);

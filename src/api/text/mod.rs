@@ -10,6 +10,24 @@
 //! This module owns [`Text`] and the digests; [`name`] owns [`Name`], [`history`] owns
 //! [`History`].
 
+/// The schema of a type that is serialized as `$as` (inlined, as the type it stands for).
+macro_rules! schema_as {
+    ($type:ty, $as:ty) => {
+        impl schemars::JsonSchema for $type {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <$as as schemars::JsonSchema>::schema_name()
+            }
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <$as as schemars::JsonSchema>::json_schema(generator)
+            }
+        }
+    };
+}
+use schema_as;
+
 mod history;
 mod name;
 
@@ -17,7 +35,6 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Deref;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use history::History;
@@ -195,14 +212,4 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-impl JsonSchema for Text {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        String::schema_name()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        String::json_schema(generator)
-    }
-}
+schema_as!(Text, String);
