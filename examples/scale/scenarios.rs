@@ -277,9 +277,8 @@ fn per_issue_rows(
     // The first token through the broker is probed once; recording that probe costs a status
     // patch and a read, once per broker rather than per credential. Over a time window, a
     // renewal at each edge is counted in part (its reads in, its writes out, or the reverse).
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let edges = if exact { 0 } else { 2 * target.ceil() as usize };
-    let met = per(calls.for_issues().saturating_sub(2 + edges), n) <= target;
+    let edge_renewals = if exact { 0 } else { 2 };
+    let met = per(calls.for_issues().saturating_sub(2), n + edge_renewals) <= target;
     let allowance = if exact {
         "+ 2 per broker for its first probe"
     } else {

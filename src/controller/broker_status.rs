@@ -13,7 +13,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
-
 use kube::{Client, ResourceExt};
 
 use super::brokers::BrokerKey;

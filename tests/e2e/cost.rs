@@ -16,14 +16,7 @@ pub(crate) async fn settled_credential(
     env.wait_for_reason("app", "CredentialCurrent").await;
     // The first token through a broker is probed once, moments after its issue, to learn whether
     // the broker's probe can be believed (once per broker, not per credential).
-    env.eventually("the first token verified", WAIT, || async {
-        env.credential("app")
-            .await
-            .status?
-            .last_verify_time
-            .map(|_| ())
-    })
-    .await;
+    env.wait_for_first_probe("app").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     kube.clear_requests();
     operator

@@ -174,14 +174,7 @@ async fn the_first_issue_and_a_renewal_are_delivered_validated_and_the_job_stays
     assert_eq!(delivery.job_state.as_deref(), Some("Active"));
 
     // Settled: the first token's probe (2 s after its issue) is behind us.
-    env.eventually("the first token verified", WAIT, || async {
-        env.credential("app")
-            .await
-            .status?
-            .last_verify_time
-            .map(|_| ())
-    })
-    .await;
+    env.wait_for_first_probe("app").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let kube = env.kube.as_ref().expect("the Kubernetes simulator");
     kube.clear_requests();

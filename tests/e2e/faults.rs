@@ -620,18 +620,7 @@ async fn rotation_after_watch_fault(case: &'static str, expire_history: bool) {
     scenario.issued().await;
     // The first token through the broker is probed 2 s after its issue: let that happen first,
     // so the count does not depend on whether the rotation came before it.
-    scenario
-        .env
-        .eventually("the first token verified", WAIT, || async {
-            scenario
-                .env
-                .credential(APP)
-                .await
-                .status?
-                .last_verify_time
-                .map(|_| ())
-        })
-        .await;
+    scenario.env.wait_for_first_probe(APP).await;
     let kube = scenario.env.kube.as_ref().unwrap();
     if expire_history {
         kube.expire_watch_history();

@@ -317,6 +317,20 @@ impl Env {
         .await
     }
 
+    /// Waits until the credential's stored token has been checked once: the first token through
+    /// a broker is probed about 2 s after its issue (to learn whether the broker's probe can be
+    /// believed), and tests that count calls let that happen first.
+    pub async fn wait_for_first_probe(&self, name: &str) {
+        self.eventually(&format!("{name}'s token verified"), WAIT, || async {
+            self.credential(name)
+                .await
+                .status?
+                .last_verify_time
+                .map(|_| ())
+        })
+        .await;
+    }
+
     /// Starts the operator binary against this world.
     pub fn operator(&self, name: &str, extra_args: &[&str]) -> Operator {
         Operator::spawn(self, name, extra_args)

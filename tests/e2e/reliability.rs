@@ -306,31 +306,26 @@ static FILE: Mutex<()> = Mutex::new(());
 fn document(existing: &str) -> String {
     let mut out = PRELUDE.to_owned();
     for (id, fault) in CASES {
-        let known = existing.lines().find(|l| l.starts_with(&row_prefix(id)));
-        if let Some(line) = known {
-            out.push_str(line);
-        } else {
-            out.push_str(&row_prefix(id));
-            out.push(' ');
-            out.push_str(fault);
-            out.push_str(" | not run yet | | | |");
-        }
-        out.push('\n');
+        push_row(&mut out, existing, id, || {
+            format!("{} {fault} | not run yet | | | |", row_prefix(id))
+        });
     }
     out.push_str(NEVER_HURT_PRELUDE);
     for (id, what, does) in NEVER_HURT {
-        let known = existing.lines().find(|l| l.starts_with(&row_prefix(id)));
-        if let Some(line) = known {
-            out.push_str(line);
-        } else {
-            out.push_str(&row_prefix(id));
-            for part in [" ", what, " | not run yet | ", does, " |"] {
-                out.push_str(part);
-            }
-        }
-        out.push('\n');
+        push_row(&mut out, existing, id, || {
+            format!("{} {what} | not run yet | {does} |", row_prefix(id))
+        });
     }
     out
+}
+
+/// Appends the row of `id` kept in `existing`, or `placeholder` for a case not run yet.
+fn push_row(out: &mut String, existing: &str, id: &str, placeholder: impl FnOnce() -> String) {
+    match existing.lines().find(|l| l.starts_with(&row_prefix(id))) {
+        Some(line) => out.push_str(line),
+        None => out.push_str(&placeholder()),
+    }
+    out.push('\n');
 }
 
 /// Compares the measured row with the committed one (or writes it with `UPDATE_RELIABILITY=1`).
